@@ -1,0 +1,1 @@
+"""hardway's headless engine. Never imports Textual (tests/unit/test_import_hygiene.py)."""

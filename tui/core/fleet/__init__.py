@@ -1,0 +1,1 @@
+"""asyncssh fleet: connections, exec streams, host-key policy, atomic SFTP."""
