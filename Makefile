@@ -1,0 +1,41 @@
+# hardway: every target creates .venv itself on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-deps lint bench clean help
+
+help:
+	@echo "make demo   open hardway on the embedded 3-controller lab"
+	@echo "make test   install test dependencies, lint, run the whole test suite"
+	@echo "make bench  benchmarks against parallel-ssh, clush and tmux (minutes)"
+	@echo "make lint   ruff + mypy"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[lab,test,bench]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hardway demo
+
+# System packages the real-component tests need (OpenSSH sshd, BIND, openssl, tmux).
+# Installed when we can (root); elsewhere those tests skip locally and fail under CI=true.
+test-deps:
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/install-test-deps.sh; \
+	else echo "make test: not root, skipping system packages (see scripts/install-test-deps.sh)"; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check tui screens tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) test-deps lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP) test-deps
+	$(BIN)/python bench/fanout.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,69 @@
+"""`hardway [-i INVENTORY]` opens the app; `hardway demo` opens it on the embedded lab."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+DEMO_HELP = """\
+Start the embedded lab (in-process SSH hosts on loopback, each with its own root
+directory, no VMs needed) and open hardway on it. Everything is removed on exit
+unless --dir is given.
+
+examples:
+  hardway demo
+  hardway demo --controllers 5 --workers 2
+"""
+
+
+def register(sub: Any, parser: argparse.ArgumentParser) -> None:
+    """Add the top-level app options and the `demo` subcommand."""
+    parser.add_argument("-i", "--inventory", metavar="FILE",
+                        help="inventory TOML (default: ./hardway.toml, then "
+                             "$XDG_CONFIG_HOME/hardway/inventory.toml)")
+    parser.add_argument("--accept-new", action="store_true",
+                        help="record unknown SSH host keys after showing their fingerprint "
+                             "(a changed key is always refused)")
+    demo = sub.add_parser("demo", help="open hardway on the embedded lab",
+                          description=DEMO_HELP,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("--controllers", type=int, default=3, metavar="N",
+                      help="number of lab controllers (default 3)")
+    demo.add_argument("--workers", type=int, default=0, metavar="N",
+                      help="number of lab workers (default 0)")
+    demo.add_argument("--dir", metavar="DIR",
+                      help="keep the lab's files in DIR instead of a temporary directory")
+    demo.set_defaults(handler=run_demo)
+
+
+def _launch(inventory_path: Path, *, accept_new: bool) -> int:
+    from tui.app import create_app
+    from tui.core.inventory.load import load_inventory
+
+    inventory = load_inventory(inventory_path)
+    app = create_app(inventory, accept_new=accept_new)
+    result = app.run()
+    return int(result or 0)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Open the app on the inventory given with -i (or found by default)."""
+    from tui.core.inventory.locate import locate_inventory
+
+    return _launch(locate_inventory(args.inventory), accept_new=args.accept_new)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start the lab in a background thread, then open the app on its inventory."""
+    from tui.lab.lab import LabRunner
+
+    if args.controllers < 1:
+        print("hardway demo: --controllers must be at least 1", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="hardway-demo-") as tmp:
+        directory = Path(args.dir) if args.dir else Path(tmp) / "lab"
+        with LabRunner(directory, controllers=args.controllers, workers=args.workers) as runner:
+            return _launch(runner.lab.inventory_path, accept_new=False)
