@@ -15,6 +15,15 @@ from tui.core.inventory.model import (
 )
 
 __all__ = [
-    "Api", "Dns", "Finding", "Host", "Hypervisor", "Inventory", "Networks", "Paths",
-    "San", "SSHOptions", "Versions",
+    "Api",
+    "Dns",
+    "Finding",
+    "Host",
+    "Hypervisor",
+    "Inventory",
+    "Networks",
+    "Paths",
+    "SSHOptions",
+    "San",
+    "Versions",
 ]
