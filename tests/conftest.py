@@ -1,0 +1,47 @@
+"""Shared pytest fixtures.  Keep each fixture small and documented; add yours below.
+
+Fixtures:
+    lab_runner: one embedded lab (3 controllers) for the whole test session, running on
+        its own thread and event loop.  ``lab_runner.lab`` gives the paths
+        (``inventory_path``, ``ssh_config_path``, ``known_hosts_path``,
+        ``client_key_path``, ``host_root(name)``) and ``pids(name)``;
+        ``lab_runner.call(lab_runner.lab.stop_host, "controller-1")`` runs lab
+        coroutines.  A test that stops a host must start it again before it ends.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tui.lab.lab import LabRunner
+from tui.lab.server import LabAddressInUse
+
+
+def lab_network(attempt: int = 0) -> str:
+    """A loopback /24 for a test lab: 127.0.(100 + (pid + attempt) % 100).
+
+    Different pytest processes (several engineers, CI) then rarely collide, and never
+    with a demo lab on the default 127.0.10.
+    """
+    return f"127.0.{100 + (os.getpid() + attempt) % 100}"
+
+
+@pytest.fixture(scope="session")
+def lab_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """A running 3-controller lab shared by the session (see the module docstring)."""
+    directory = tmp_path_factory.mktemp("lab")
+    for attempt in range(5):
+        runner = LabRunner(directory, controllers=3, network=lab_network(attempt))
+        try:
+            runner.start()
+        except LabAddressInUse:
+            continue  # another test session holds this network: try the next one
+        try:
+            yield runner
+        finally:
+            runner.stop()
+        return
+    pytest.fail("no free loopback network for the test lab after 5 attempts")

@@ -1,0 +1,145 @@
+"""`hardway lab up`: run the embedded lab in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+LAB_HELP = """\
+The embedded lab: Kubernetes-the-hard-way hosts without VMs. Each lab host is an
+SSH server inside this process, on its own loopback address (controllers at
+NETWORK.10, .11, ...; workers at NETWORK.20, ...; port 2222), running real commands
+with /bin/sh in its own root directory DIR/hosts/NAME (HOME is DIR/hosts/NAME/root;
+`hostname` answers the lab host's name). The lab writes an inventory, a client key,
+a known_hosts file and an OpenSSH client config into DIR, and nothing outside it.
+"""
+
+UP_HELP = LAB_HELP + """
+`lab up` starts the lab and keeps it running in the foreground; Ctrl-C (or SIGTERM)
+stops every host and every process started on them.
+
+examples:
+  hardway lab up
+  hardway lab up --controllers 5 --workers 2 --dir /tmp/lab
+  hardway lab up --network 127.0.11     # a second lab beside the default one
+
+then, in another terminal:
+  ssh -F DIR/ssh_config controller-0
+  hardway run -i DIR/inventory.toml -b -- 'echo $ETCD_NAME; uname -s'
+"""
+
+
+def default_lab_dir() -> Path:
+    """``$XDG_RUNTIME_DIR/hardway-lab``, else ``/tmp/hardway-lab-$USER``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        return Path(runtime) / "hardway-lab"
+    try:
+        import pwd
+
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        user = os.environ.get("USER") or str(os.getuid())
+    return Path("/tmp") / f"hardway-lab-{user}"
+
+
+def register(sub: Any, parser: argparse.ArgumentParser) -> None:
+    """Add the ``lab`` subcommand and its ``up`` action."""
+    lab = sub.add_parser("lab", help="run the embedded lab (SSH hosts on loopback)",
+                         description=LAB_HELP,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = lab.add_subparsers(dest="lab_command", metavar="ACTION")
+    up = actions.add_parser("up", help="start the lab in the foreground (Ctrl-C stops it)",
+                            description=UP_HELP,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("--controllers", type=int, default=3, metavar="N",
+                    help="number of controllers, at NETWORK.10+i (default 3)")
+    up.add_argument("--workers", type=int, default=0, metavar="N",
+                    help="number of workers, at NETWORK.20+i (default 0)")
+    up.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                    help="lab directory: keys, configs, inventory and host roots (default "
+                         f"{default_lab_dir()}); reused, with the same keys, next time")
+    up.add_argument("--network", default="127.0.10", metavar="A.B.C",
+                    help="first three octets of the loopback /24 the hosts live in "
+                         "(default 127.0.10)")
+    up.add_argument("--port", type=int, default=2222,
+                    help="SSH port of every lab host (default 2222)")
+    up.set_defaults(handler=lab_up)
+    lab.set_defaults(handler=lambda _args: _usage(lab))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def lab_up(args: argparse.Namespace) -> int:
+    """Start the lab, print how to use it, wait for Ctrl-C or SIGTERM, stop it."""
+    from tui.lab.lab import Lab
+
+    directory = args.dir if args.dir is not None else default_lab_dir()
+    lab = Lab(directory, controllers=args.controllers, workers=args.workers,
+              network=args.network, port=args.port)
+    return asyncio.run(_serve(lab, sys.stdout))
+
+
+async def _serve(lab: Any, out: TextIO) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await lab.start()
+        try:
+            print(describe(lab), file=out, flush=True)
+            await stop.wait()
+        finally:
+            await lab.stop()
+        print("hardway lab: stopped; every lab process has ended.", file=out, flush=True)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+def describe(lab: Any) -> str:
+    """What the lab started and how to use it (printed by ``lab up``)."""
+    directory = lab.directory
+    q = shlex.quote
+    hosts = lab.hosts
+    controllers = sum(1 for h in hosts if h.role == "controller")
+    workers = len(hosts) - controllers
+    counted = f"{controllers} controller{'s' * (controllers != 1)}"
+    if workers:
+        counted += f" and {workers} worker{'s' * (workers != 1)}"
+    width = max(len(h.name) for h in hosts)
+    lines = [f"hardway lab: {counted} running in {directory}", ""]
+    for host in hosts:
+        endpoint = f"{host.listen}:{host.port}"
+        lines.append(f"  {host.name:<{width}}  {endpoint:<20} root {host.root}")
+    lines += [f"  note: {note}" for note in lab.notes]
+    files = [
+        (lab.inventory_path, "the inventory for every hardway command"),
+        (lab.ssh_config_path, "OpenSSH client config (strict host key checking)"),
+        (lab.known_hosts_path, "the lab hosts' keys"),
+        (lab.client_key_path, "the client key the lab accepts"),
+    ]
+    path_width = max(len(str(path)) for path, _ in files)
+    lines += ["", "Files:"]
+    lines += [f"  {path!s:<{path_width}}  {what}" for path, what in files]
+    lines += [
+        "",
+        "Use it from another terminal:",
+        f"  ssh -F {q(str(lab.ssh_config_path))} {hosts[0].name}",
+        f"  hardway run -i {q(str(lab.inventory_path))} -b -- 'echo $ETCD_NAME; uname -s'",
+        f"  hardway -i {q(str(lab.inventory_path))}",
+        "",
+        "Ctrl-C stops the lab and every process started on it.",
+    ]
+    return "\n".join(lines)

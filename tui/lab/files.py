@@ -1,0 +1,180 @@
+"""The files a lab writes: keys, known_hosts, an OpenSSH config, the inventory, shims.
+
+Everything is rendered from the lab's host specs so the product reads the lab like
+any other cluster: ``inventory.toml`` in the agreed TOML format, ``ssh_config`` for the
+system's ``ssh -F``, and a ``known_hosts`` that keeps strict host key checking on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncssh
+
+from tui.lab.server import LabHostSpec
+
+CLUSTER_NAME = "lab"
+DOMAIN = "lab.home.arpa"
+PODS = "10.200.0.0/16"
+SERVICES = "10.32.0.0/24"
+
+HOSTNAME_SHIM = """\
+#!/bin/sh
+# hardway lab shim: answers as the lab host, not as the machine running the lab.
+case "${{1:-}}" in
+  "") echo {name} ;;
+  -s|--short) echo {name} ;;
+  -f|--fqdn|--long|-A|--all-fqdns) echo {name}.{domain} ;;
+  -d|--domain) echo {domain} ;;
+  -i|--ip-address|-I|--all-ip-addresses) echo {address} ;;
+  *) echo "hostname: the lab host {name} does not support '$1'" >&2; exit 1 ;;
+esac
+"""
+
+SUDO_SHIM = """\
+#!/bin/sh
+# hardway lab shim: a lab host has one user, so sudo runs the command as that user.
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --) shift; break ;;
+    -u|-g|-p|-C|-D|-U|-r|-t|-T) shift 2 ;;
+    -*) shift ;;
+    *) break ;;
+  esac
+done
+[ $# -gt 0 ] || exec "${SHELL:-/bin/sh}"
+exec "$@"
+"""
+
+
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` atomically with permission ``mode``."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def load_or_create_key(path: Path, comment: str) -> asyncssh.SSHKey:
+    """Read the ed25519 key at ``path``, or create it (0600, with a ``.pub`` beside it)."""
+    if path.exists():
+        return asyncssh.read_private_key(str(path))
+    key = asyncssh.generate_private_key("ssh-ed25519", comment=comment)
+    write_file(path, key.export_private_key("openssh").decode(), 0o600)
+    write_file(path.with_name(path.name + ".pub"), key.export_public_key("openssh").decode())
+    return key
+
+
+def public_line(key: asyncssh.SSHKey) -> str:
+    """``ssh-ed25519 AAAA...`` without a comment."""
+    algorithm, blob = key.export_public_key("openssh").decode().split()[:2]
+    return f"{algorithm} {blob}"
+
+
+def render_known_hosts(hosts: Sequence[tuple[LabHostSpec, asyncssh.SSHKey]]) -> str:
+    """One line per host: ``[ADDRESS]:PORT,[NAME]:PORT ssh-ed25519 ...``."""
+    lines = ["# hardway lab host keys (regenerated only when DIR/hostkeys is removed)"]
+    for spec, key in hosts:
+        lines.append(f"[{spec.listen}]:{spec.port},[{spec.name}]:{spec.port} {public_line(key)}")
+    return "\n".join(lines) + "\n"
+
+
+def _config_value(path: Path) -> str:
+    text = str(path).replace("%", "%%")  # OpenSSH expands %-tokens in file options
+    return f'"{text}"' if any(c.isspace() for c in text) else text
+
+
+def render_ssh_config(specs: Sequence[LabHostSpec], user: str, identity: Path,
+                      known_hosts: Path) -> str:
+    """An OpenSSH client config with one ``Host`` block per lab host."""
+    out = [
+        "# hardway lab: use with `ssh -F THIS_FILE controller-0` (strict host key checking)",
+    ]
+    for spec in specs:
+        out += [
+            "",
+            f"Host {spec.name}",
+            f"  HostName {spec.listen}",
+            f"  Port {spec.port}",
+            f"  User {user}",
+            f"  IdentityFile {_config_value(identity)}",
+            "  IdentitiesOnly yes",
+            f"  UserKnownHostsFile {_config_value(known_hosts)}",
+            "  GlobalKnownHostsFile /dev/null",
+            "  StrictHostKeyChecking yes",
+            "  PasswordAuthentication no",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def _toml(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def control_plane_block(network: str) -> str:
+    """The control-plane services /24 for node network ``127.A.B``: ``127.A.(B±40).0/24``.
+
+    The default lab (127.0.10) gets 127.0.50.0/24; labs on other networks get blocks of
+    their own, never the node block and never 127.0.0.0/24.
+    """
+    prefix, _, third = network.rpartition(".")
+    octet = int(third) + 40 if int(third) + 40 <= 255 else int(third) - 40
+    return f"{prefix}.{octet}.0/24"
+
+
+def render_inventory(specs: Sequence[LabHostSpec], *, network: str, port: int, user: str,
+                     identity: Path, known_hosts: Path, ssh_config: Path) -> str:
+    """The lab's inventory in the agreed TOML format (absolute paths throughout)."""
+    block = control_plane_block(network)
+    vip = block.replace(".0/24", ".1")
+    out = [
+        "# hardway lab inventory: written by `hardway lab up`; every path is inside the lab",
+        "# directory and every remote path is mapped under the host's `root`.",
+        "",
+        "[cluster]",
+        f"name = {_toml(CLUSTER_NAME)}",
+        f"domain = {_toml(DOMAIN)}",
+        "",
+        "[networks]",
+        f"nodes = {_toml(network + '.0/24')}",
+        f"control_plane_services = {_toml(block)}",
+        f"pods = {_toml(PODS)}",
+        f"services = {_toml(SERVICES)}",
+        "",
+        "[api]",
+        f"vip = {_toml(vip)}",
+        f"hostname = {_toml('kubernetes.' + DOMAIN)}",
+        "port = 6443",
+        "",
+        "[ssh]",
+        f"user = {_toml(user)}",
+        f"port = {port}",
+        f"identity = {_toml(str(identity))}",
+        f"known_hosts = {_toml(str(known_hosts))}",
+        f"config = {_toml(str(ssh_config))}",
+    ]
+    for spec in specs:
+        table = "controllers" if spec.role == "controller" else "workers"
+        out += ["", f"[[{table}]]", f"name = {_toml(spec.name)}",
+                f"address = {_toml(spec.address)}", f"root = {_toml(str(spec.root))}"]
+        if spec.listen != spec.address or spec.port != port:
+            out.append(f"ssh = {{ host = {_toml(spec.listen)}, port = {spec.port} }}")
+    return "\n".join(out) + "\n"
+
+
+def prepare_root(spec: LabHostSpec) -> None:
+    """Create the host's directory tree (kept when it exists) and (re)write its shims."""
+    root = spec.root
+    for sub in ("etc", "var/lib", "var/run", "usr/local/bin", "root", "lab-bin", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    os.chmod(root / "root", 0o700)
+    os.chmod(root / "tmp", 0o1777)
+    write_file(root / "etc" / "hostname", spec.name + "\n")
+    shim = HOSTNAME_SHIM.format(name=spec.name, domain=DOMAIN, address=spec.address)
+    write_file(root / "lab-bin" / "hostname", shim, 0o755)
+    write_file(root / "lab-bin" / "sudo", SUDO_SHIM, 0o755)

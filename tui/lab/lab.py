@@ -1,0 +1,360 @@
+"""The embedded lab: N controllers and M workers as asyncssh servers on loopback.
+
+``Lab`` runs on the caller's event loop; ``LabRunner`` runs one on a background thread
+with its own loop (tests, ``hardway demo``)::
+
+    with LabRunner(Path("/tmp/lab"), controllers=3) as runner:
+        inv = load_inventory(runner.lab.inventory_path)
+        ...                                   # connect with the Fleet like any cluster
+        runner.call(runner.lab.stop_host, "controller-1")
+
+Layout of DIR (mode 0700; nothing is written outside it)::
+
+    id_ed25519, id_ed25519.pub   the client key the lab hosts accept
+    hostkeys/NAME                each host's ed25519 key (reused across restarts)
+    known_hosts                  [127.0.10.10]:2222 ssh-ed25519 ...
+    ssh_config                   Host blocks for `ssh -F DIR/ssh_config controller-0`
+    inventory.toml               the cluster description for every hardway command
+    hosts/NAME/                  the host's root: etc/ var/lib/ var/run/ usr/local/bin/
+                                 root/ (HOME) tmp/ lab-bin/ (shims such as `hostname`)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import errno
+import fcntl
+import getpass
+import ipaddress
+import os
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+from tui.core.errors import UserError
+from tui.lab import files, processes
+from tui.lab.server import LabHost, LabHostSpec
+
+T = TypeVar("T")
+
+MAX_CONTROLLERS = 10
+MAX_WORKERS = 100
+
+
+def _current_user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return getpass.getuser()
+
+
+def _check_network(network: str) -> str:
+    parts = network.split(".")
+    ok = len(parts) == 3 and all(p.isdigit() and int(p) <= 255 for p in parts)
+    if not ok or parts[0] != "127":
+        raise UserError(
+            f"The lab network {network!r} is not usable: give the first three octets of a "
+            "loopback /24, such as 127.0.10 (hosts then get 127.0.10.10, 127.0.10.11, ...)."
+        )
+    return ".".join(str(int(p)) for p in parts)
+
+
+class Lab:
+    """A running set of lab hosts, each with its own sshd, root and host key.
+
+    Args:
+        directory: where everything lives (created 0700).
+        controllers: number of controllers, at NETWORK.10+i.
+        workers: number of workers, at NETWORK.20+i.
+        network: first three octets of a loopback /24.
+        port: the sshd port of every host.
+        shared_address: listen on 127.0.0.1 with ports ``port+i`` instead of one address
+            per host (chosen automatically where 127.0.x.y cannot be bound).
+    """
+
+    def __init__(self, directory: Path, controllers: int = 3, workers: int = 0, *,
+                 network: str = "127.0.10", port: int = 2222,
+                 shared_address: bool = False) -> None:
+        if not 1 <= controllers <= MAX_CONTROLLERS:
+            raise UserError(f"The lab needs 1 to {MAX_CONTROLLERS} controllers "
+                            f"(--controllers), not {controllers}.")
+        if not 0 <= workers <= MAX_WORKERS:
+            raise UserError(f"The lab takes 0 to {MAX_WORKERS} workers (--workers), "
+                            f"not {workers}.")
+        if not 1 <= port <= 65535 - controllers - workers:
+            raise UserError(f"The lab port (--port) must be a TCP port, not {port}.")
+        self.directory = Path(directory).absolute()
+        self.network = _check_network(network)
+        self.port = port
+        self.user = _current_user()
+        self.shared_address = shared_address
+        self.notes: list[str] = []
+        self._counts = (controllers, workers)
+        self._hosts: dict[str, LabHost] = {}
+        self._lock: IO[str] | None = None
+
+    # -- paths --------------------------------------------------------------------------
+
+    @property
+    def inventory_path(self) -> Path:
+        """DIR/inventory.toml."""
+        return self.directory / "inventory.toml"
+
+    @property
+    def ssh_config_path(self) -> Path:
+        """DIR/ssh_config (OpenSSH client config)."""
+        return self.directory / "ssh_config"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        """DIR/known_hosts (every lab host key)."""
+        return self.directory / "known_hosts"
+
+    @property
+    def client_key_path(self) -> Path:
+        """DIR/id_ed25519 (the private key the lab accepts)."""
+        return self.directory / "id_ed25519"
+
+    def host_root(self, name: str) -> Path:
+        """The root directory of lab host ``name``."""
+        return self.directory / "hosts" / name
+
+    @property
+    def names(self) -> list[str]:
+        """Host names, controllers first."""
+        return [spec.name for spec in self.specs()]
+
+    @property
+    def hosts(self) -> list[LabHostSpec]:
+        """Where each host lives and listens (valid after :meth:`start`)."""
+        return [host.spec for host in self._hosts.values()]
+
+    def specs(self) -> list[LabHostSpec]:
+        """The host specs this lab would start (or has started)."""
+        if self._hosts:
+            return self.hosts
+        return self._plan(self.shared_address)
+
+    def _plan(self, shared: bool) -> list[LabHostSpec]:
+        controllers, workers = self._counts
+        named = [(f"controller-{i}", "controller", 10 + i) for i in range(controllers)]
+        named += [(f"worker-{i}", "worker", 20 + i) for i in range(workers)]
+        specs = []
+        for index, (name, role, octet) in enumerate(named):
+            address = f"{self.network}.{octet}"
+            specs.append(LabHostSpec(
+                name=name, role=role, address=address,
+                listen="127.0.0.1" if shared else address,
+                port=self.port + index if shared else self.port,
+                root=self.host_root(name)))
+        return specs
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create the directory and files, then start every host's sshd."""
+        if self._hosts:
+            return
+        self._prepare_directory()
+        try:
+            client_key = files.load_or_create_key(self.client_key_path, "hardway-lab-client")
+            specs = self._plan(self.shared_address)
+            if not self.shared_address and not _can_bind(specs[0].listen):
+                self.shared_address = True
+                specs = self._plan(True)
+                self.notes.append(
+                    f"This system cannot bind {specs[0].address}: every lab host listens on "
+                    f"127.0.0.1 with its own port ({self.port}..{specs[-1].port}) instead.")
+            (self.directory / "hostkeys").mkdir(mode=0o700, exist_ok=True)
+            for spec in specs:
+                files.prepare_root(spec)
+                await processes.kill_marked(spec.root)  # leftovers of a killed lab
+                key = files.load_or_create_key(self.directory / "hostkeys" / spec.name,
+                                               f"hardway-lab {spec.name}")
+                self._hosts[spec.name] = LabHost(spec, key, client_key, self.user)
+            self._write_client_files(specs)
+            for host in self._hosts.values():
+                await host.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """Stop every host and kill every process the lab started."""
+        await asyncio.gather(*(host.stop() for host in self._hosts.values()))
+        self._hosts.clear()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def stop_host(self, name: str) -> None:
+        """Simulate host ``name`` dying: connections drop, its port refuses, processes end."""
+        await self._host(name).stop()
+
+    async def start_host(self, name: str) -> None:
+        """Bring host ``name`` back (same address, port and host key)."""
+        await self._host(name).start()
+
+    def pids(self, name: str) -> list[int]:
+        """Live processes started for host ``name`` (children of every session)."""
+        if name in self._hosts:
+            return self._hosts[name].pids()
+        self._check_name(name)
+        return processes.marked_pids(self.host_root(name))
+
+    def running(self, name: str) -> bool:
+        """True while host ``name`` accepts connections."""
+        return name in self._hosts and self._hosts[name].running
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _host(self, name: str) -> LabHost:
+        self._check_name(name)
+        if name not in self._hosts:
+            raise UserError(f"The lab is not running, so host {name} cannot be changed.")
+        return self._hosts[name]
+
+    def _check_name(self, name: str) -> None:
+        if name not in self.names:
+            raise UserError(f"The lab has no host called {name!r}; it has "
+                            f"{', '.join(self.names)}.")
+
+    def _prepare_directory(self) -> None:
+        directory = self.directory
+        if directory.exists() and not directory.is_dir():
+            raise UserError(f"The lab directory {directory} exists and is not a directory.")
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = directory.stat()
+        if info.st_uid != os.getuid():
+            raise UserError(f"The lab directory {directory} belongs to another user "
+                            f"(uid {info.st_uid}); pick one of your own with --dir.")
+        os.chmod(directory, 0o700)
+        lock = open(directory / "lab.lock", "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            lock.seek(0)
+            owner = lock.read().strip() or "unknown"
+            lock.close()
+            raise UserError(f"Another lab is running in {directory} (pid {owner}); stop it "
+                            "first or give this one another --dir.") from exc
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        self._lock = lock
+
+    def _write_client_files(self, specs: list[LabHostSpec]) -> None:
+        hosts = [(spec, self._hosts[spec.name].host_key) for spec in specs]
+        files.write_file(self.known_hosts_path, files.render_known_hosts(hosts))
+        files.write_file(self.ssh_config_path, files.render_ssh_config(
+            specs, self.user, self.client_key_path, self.known_hosts_path), 0o600)
+        files.write_file(self.inventory_path, files.render_inventory(
+            specs, network=self.network, port=self.port, user=self.user,
+            identity=self.client_key_path, known_hosts=self.known_hosts_path,
+            ssh_config=self.ssh_config_path))
+
+
+def _can_bind(address: str) -> bool:
+    """True when a TCP socket can bind ``address`` (any free port)."""
+    import socket
+
+    if ipaddress.ip_address(address) == ipaddress.ip_address("127.0.0.1"):
+        return True
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError as exc:
+            return exc.errno != errno.EADDRNOTAVAIL
+    return True
+
+
+class LabRunner:
+    """A :class:`Lab` on a background thread with its own event loop.
+
+    Use it as a context manager (or :meth:`start` / :meth:`stop`).  ``call`` runs a
+    coroutine function on the lab's loop and returns its result, e.g.
+    ``runner.call(runner.lab.stop_host, "controller-1")``.  This is what ``hardway
+    demo`` uses: the app's own loop stays free of the lab's work.
+
+    Args:
+        directory: the lab directory.
+        **kwargs: passed to :class:`Lab` (controllers, workers, network, port, ...).
+    """
+
+    def __init__(self, directory: Path, **kwargs: Any) -> None:
+        self.lab = Lab(directory, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LabRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 60.0) -> Lab:
+        """Start the loop thread and the lab; returns the lab once every host listens."""
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run_loop, args=(loop,),
+                                        name="hardway-lab", daemon=True)
+        self._thread.start()
+        try:
+            self.call(self.lab.start, timeout=timeout)
+        except BaseException:
+            self._shutdown_loop()
+            raise
+        return self.lab
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the lab (killing every process it started) and the loop thread."""
+        if self._loop is None:
+            return
+        try:
+            self.call(self.lab.stop, timeout=timeout)
+        finally:
+            self._shutdown_loop()
+
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = 60.0) -> T:
+        """Run ``await fn(*args)`` on the lab's loop and return the result (blocking)."""
+        return self.submit(fn, *args).result(timeout)
+
+    def submit(self, fn: Callable[..., Awaitable[T]], *args: Any) -> concurrent.futures.Future[T]:
+        """Start ``fn(*args)`` on the lab's loop; from async code
+        ``await asyncio.wrap_future(runner.submit(lab.stop_host, "controller-1"))``."""
+        if self._loop is None:
+            raise RuntimeError("the lab runner is not started")
+
+        async def invoke() -> T:
+            return await fn(*args)
+
+        return asyncio.run_coroutine_threadsafe(invoke(), self._loop)
+
+    @staticmethod
+    def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_forever()
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+    def _shutdown_loop(self) -> None:
+        loop, thread = self._loop, self._thread
+        self._loop = self._thread = None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout=30.0)
+
+
+__all__ = ["Lab", "LabHostSpec", "LabRunner"]

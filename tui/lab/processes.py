@@ -1,0 +1,139 @@
+"""Processes the lab starts: finding them again and ending them for good.
+
+Every process a lab session starts carries ``HARDWAY_LAB_HOST=<host root>`` in its
+environment.  On Linux the lab finds all of them through ``/proc`` -- including
+grandchildren that left their session with ``setsid`` -- so stopping a host or the
+lab leaves nothing behind.  Elsewhere it falls back to the process groups it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Iterable
+from pathlib import Path
+
+MARKER = "HARDWAY_LAB_HOST"
+"""Environment variable naming the lab host root a process belongs to."""
+
+HANGUP_GRACE = 0.5
+"""Seconds between SIGHUP and SIGKILL when a session or host goes away."""
+
+_PROC = Path("/proc")
+
+
+def has_proc() -> bool:
+    """True where ``/proc/<pid>/environ`` and ``stat`` can be read (Linux)."""
+    return (_PROC / "self" / "environ").exists()
+
+
+def marked_pids(root: Path) -> list[int]:
+    """Live processes whose environment marks them as started for host ``root``.
+
+    Zombies are not listed (their environment is empty).  Returns ``[]`` where
+    ``/proc`` is missing.
+    """
+    if not has_proc():
+        return []
+    needle = f"{MARKER}={root}".encode() + b"\0"
+    me = os.getpid()
+    found: list[int] = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        if environ.startswith(needle) or (b"\0" + needle) in environ:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def session_members(sid: int) -> list[tuple[int, int]]:
+    """``(pid, pgid)`` of every live process in session ``sid`` (Linux only)."""
+    if not has_proc():
+        return []
+    members: list[tuple[int, int]] = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parens.
+        fields = stat.rpartition(")")[2].split()
+        if len(fields) < 4 or fields[0] == "Z":
+            continue
+        if int(fields[3]) == sid:
+            members.append((int(entry.name), int(fields[2])))
+    return members
+
+
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send ``signum`` to process group ``pgid``; False when the group is gone."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def signal_pids(pids: Iterable[int], signum: int) -> None:
+    """Send ``signum`` to each pid, ignoring processes that already ended."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+
+
+def signal_session(sid: int, signum: int) -> None:
+    """Send ``signum`` to every process group of session ``sid`` (and the leader's group)."""
+    groups = {pgid for _pid, pgid in session_members(sid)}
+    groups.add(sid)
+    for pgid in groups:
+        signal_group(pgid, signum)
+
+
+async def hang_up_session(sid: int, grace: float = HANGUP_GRACE) -> None:
+    """SIGHUP every process of session ``sid``, then SIGKILL what is left after ``grace``."""
+    signal_session(sid, signal.SIGHUP)
+    signal_session(sid, signal.SIGCONT)  # stopped jobs must see the hangup too
+    deadline = asyncio.get_running_loop().time() + grace
+    while asyncio.get_running_loop().time() < deadline:
+        if not _session_alive(sid):
+            return
+        await asyncio.sleep(0.05)
+    signal_session(sid, signal.SIGKILL)
+    if has_proc():
+        signal_pids((pid for pid, _pgid in session_members(sid)), signal.SIGKILL)
+
+
+async def kill_marked(root: Path, grace: float = HANGUP_GRACE) -> list[int]:
+    """End every process marked for host ``root``: SIGHUP, then SIGKILL after ``grace``.
+
+    Returns the pids that were still alive when it started.
+    """
+    pids = marked_pids(root)
+    if not pids:
+        return []
+    signal_pids(pids, signal.SIGHUP)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline and marked_pids(root):
+        await asyncio.sleep(0.05)
+    for _attempt in range(40):
+        left = marked_pids(root)
+        if not left:
+            break
+        signal_pids(left, signal.SIGKILL)
+        await asyncio.sleep(0.05)
+    return pids
+
+
+def _session_alive(sid: int) -> bool:
+    if has_proc():
+        return bool(session_members(sid))
+    return signal_group(sid, 0)

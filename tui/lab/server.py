@@ -1,0 +1,169 @@
+"""One lab host: an asyncssh server on a loopback address with its own root.
+
+The server accepts one login -- the user running the lab, with the lab's client key --
+and hands every session channel to :class:`tui.lab.session.LabSession`.  A host can be
+stopped (listener closed, connections dropped, every process it started killed) and
+started again with the same host key, which is how the lab simulates a host dying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncssh
+
+from tui.core.errors import UserError
+from tui.lab import processes
+from tui.lab.session import HostContext, LabSession
+
+LOGIN_TIMEOUT = 30.0
+
+
+class LabAddressInUse(UserError):
+    """The address and port a lab host wants are taken (another lab, or an sshd)."""
+
+
+@dataclass
+class LabHostSpec:
+    """Where a lab host lives and listens.
+
+    Attributes:
+        name: host name (``controller-0``), also the inventory name.
+        role: ``controller`` or ``worker``.
+        address: the host's internal address in the inventory (``127.0.10.10``).
+        listen: the address its sshd binds (the same, or 127.0.0.1 in shared mode).
+        port: the TCP port its sshd binds.
+        root: the host's root directory.
+    """
+
+    name: str
+    role: str
+    address: str
+    listen: str
+    port: int
+    root: Path
+
+
+class _LabSSHServer(asyncssh.SSHServer):
+    """Per-connection server object: public-key login for one user and one key."""
+
+    def __init__(self, host: LabHost) -> None:
+        self._host = host
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._host.connections.add(conn)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._host.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def kbdint_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return (username == self._host.user
+                and key.public_data == self._host.client_key.public_data)
+
+    def session_requested(self) -> LabSession:
+        return LabSession(self._host.context)
+
+
+@dataclass(eq=False)
+class LabHost:
+    """A lab host's running state: its listener, connections and sessions.
+
+    Attributes:
+        spec: where it lives and listens.
+        host_key: its ed25519 host key (kept across restarts).
+        client_key: the one public key allowed to log in.
+        user: the one user name allowed to log in.
+    """
+
+    spec: LabHostSpec
+    host_key: asyncssh.SSHKey
+    client_key: asyncssh.SSHKey
+    user: str
+    connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
+    sessions: set[LabSession] = field(default_factory=set)
+    _acceptor: asyncssh.SSHAcceptor | None = None
+
+    def __post_init__(self) -> None:
+        self.context = HostContext(name=self.spec.name, root=self.spec.root, user=self.user,
+                                   on_open=self.sessions.add, on_close=self.sessions.discard)
+
+    @property
+    def running(self) -> bool:
+        """True while the host accepts connections."""
+        return self._acceptor is not None
+
+    async def start(self) -> None:
+        """Listen on the host's address and port (raises UserError when impossible)."""
+        if self._acceptor is not None:
+            return
+        spec = self.spec
+        try:
+            self._acceptor = await asyncssh.listen(
+                spec.listen, spec.port,
+                server_factory=lambda: _LabSSHServer(self),
+                server_host_keys=[self.host_key],
+                encoding=None,
+                line_editor=False,
+                allow_pty=True,
+                agent_forwarding=False,
+                x11_forwarding=False,
+                login_timeout=LOGIN_TIMEOUT,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            where = f"{spec.listen}:{spec.port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise LabAddressInUse(
+                    f"The lab cannot listen on {where} for {spec.name}: the address is "
+                    "already in use (another lab, or an sshd, is there). Stop it, or start "
+                    "this lab on another network (--network 127.0.11) or port (--port 2223)."
+                ) from exc
+            raise UserError(
+                f"The lab cannot listen on {where} for {spec.name}: {exc.strerror or exc}. "
+                "Lab hosts need a free loopback address and port."
+            ) from exc
+
+    async def stop(self) -> None:
+        """Die like a host: stop listening, drop connections, kill every process."""
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+            self._acceptor = None
+        for conn in list(self.connections):
+            conn.abort()
+        sessions = list(self.sessions)
+        for session in sessions:
+            if session.pid is not None:
+                processes.signal_session(session.pid, signal.SIGHUP)  # SIGKILL follows
+        await processes.kill_marked(self.spec.root)
+        if sessions:
+            await asyncio.wait([asyncio.ensure_future(s.wait_finished()) for s in sessions],
+                               timeout=5.0)
+        self.connections.clear()
+        self.sessions.clear()
+
+    def pids(self) -> list[int]:
+        """Live processes started for this host (all sessions and their children)."""
+        if processes.has_proc():
+            return processes.marked_pids(self.spec.root)
+        return sorted(s.pid for s in self.sessions if s.pid is not None
+                      and processes.signal_group(s.pid, 0))
