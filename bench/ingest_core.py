@@ -1,0 +1,132 @@
+"""Micro-benchmark: Terminal ingest and TerminalView rendering (no SSH, no lab).
+
+Three panes each receive ``seq 1 1000000`` as a PTY delivers it (CR LF line ends)
+in 64 KiB chunks cut at arbitrary points.  Prints aggregate lines/s for the core
+Terminal, for TerminalView.feed inside a headless Textual app, peak memory, and the
+time to render the visible region afterwards.  Run: ``.venv/bin/python bench/ingest_core.py``
+(``--lines N`` for a shorter run).  Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tui.core.term import Terminal  # noqa: E402
+
+PANES = 3
+CHUNK = 65536
+COLUMNS, ROWS = 80, 50
+
+
+def chunks(text: str) -> list[str]:
+    return [text[i:i + CHUNK] for i in range(0, len(text), CHUNK)]
+
+
+def seq(lines: int, ending: str = "\r\n") -> str:
+    return ending.join(map(str, range(1, lines + 1))) + ending
+
+
+def ingest(pieces: list[str], lines: int, label: str, scrollback: int = 10_000) -> list[Terminal]:
+    """Feed every pane all pieces; print aggregate lines/s."""
+    gc.collect()
+    terminals = [Terminal(COLUMNS, ROWS, scrollback) for _ in range(PANES)]
+    start = time.perf_counter()
+    for term in terminals:
+        for piece in pieces:
+            term.feed(piece)
+    elapsed = time.perf_counter() - start
+    rate = PANES * lines / elapsed
+    print(f"{label:<38} {PANES} x {lines:>9,} lines in {elapsed:6.3f} s = {rate / 1e6:6.2f} M lines/s")
+    return terminals
+
+
+def peak_memory(pieces: list[str]) -> None:
+    """Peak traced allocation while three panes ingest (the input text excluded)."""
+    gc.collect()
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    terminals = [Terminal(COLUMNS, ROWS, 10_000) for _ in range(PANES)]
+    for term in terminals:
+        for piece in pieces:
+            term.feed(piece)
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"{'memory (tracemalloc, 3 panes)':<38} retained {(current - base) / 2**20:6.1f} MiB,"
+          f" peak {(peak - base) / 2**20:6.1f} MiB (scrollback cap 10,000 lines per pane)")
+
+
+async def render_in_app(pieces: list[str], lines: int) -> None:
+    """Feed through TerminalView.feed in a headless app, then time visible-region renders."""
+    from textual.app import App, ComposeResult
+    from textual.containers import Horizontal
+
+    from tui.widgets.terminal_view import TerminalView
+
+    class Panes(App[None]):
+        def compose(self) -> ComposeResult:
+            with Horizontal():
+                for _ in range(PANES):
+                    yield TerminalView()
+
+    app = Panes()
+    async with app.run_test(size=(3 * (COLUMNS + 1), ROWS)) as pilot:
+        views = list(app.query(TerminalView))
+        await pilot.pause()
+        start = time.perf_counter()
+        for view in views:
+            for piece in pieces:
+                view.feed(piece)
+        fed = time.perf_counter() - start
+        await pilot.pause(0.1)
+        total = time.perf_counter() - start - 0.1
+        print(f"{'TerminalView.feed (headless app)':<38} {PANES} x {lines:>9,} lines in {fed:6.3f} s"
+              f" = {PANES * lines / fed / 1e6:6.2f} M lines/s"
+              f" ({PANES * lines / total / 1e6:.2f} M/s incl. first repaint)")
+        height = views[0].scrollable_content_region.height
+        for label, clear in (("cold cache", True), ("warm cache", False)):
+            rounds = 20
+            start = time.perf_counter()
+            for _ in range(rounds):
+                for view in views:
+                    if clear:
+                        view._strips.clear()  # noqa: SLF001 - measuring the cache itself
+                    for y in range(height):
+                        view.render_line(y)
+            per_frame = (time.perf_counter() - start) / rounds
+            print(f"render visible region, {label:<15} {PANES} panes x {height} rows:"
+                  f" {per_frame * 1e3:7.3f} ms per frame")
+        tail = views[0].visible_text()[-2:]
+        print(f"last rows of pane 0: {tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    args = parser.parse_args()
+    lines = args.lines
+
+    pty_text = chunks(seq(lines))
+    terminals = ingest(pty_text, lines, "seq, CR LF (PTY), 64 KiB chunks")
+    assert terminals[0].line_text(terminals[0].lines_total - 2) == str(lines)
+    ingest(chunks(seq(lines, "\n")), lines, "seq, LF (exec stream), 64 KiB chunks")
+    coloured = chunks("".join(f"\x1b[32m{i}\x1b[0m ok\r\n" for i in range(1, lines // 5 + 1)))
+    ingest(coloured, lines // 5, "coloured lines (SGR per line)")
+    bars = chunks("".join(f"\r{i % 101:3d}% [{'#' * (i % 101 // 5):<20}]" for i in range(lines // 5)))
+    ingest(bars, lines // 5, "CR progress-bar updates")
+    peak_memory(pty_text)
+    asyncio.run(render_in_app(pty_text, lines))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{'process peak RSS (ru_maxrss)':<38} {rss:6.1f} MiB (includes the input text)")
+
+
+if __name__ == "__main__":
+    main()
