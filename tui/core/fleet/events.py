@@ -6,11 +6,11 @@ Views (the CLI printer, Textual widgets) consume these; nothing here does I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 
-class ConnState(str, Enum):
+class ConnState(StrEnum):
     """Connection state of one host."""
 
     IDLE = "idle"
