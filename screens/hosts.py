@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class HostsScreen(Screen[None]):
     """Every host of the inventory and whether hardway holds a session to it."""
 
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "reconnect", "Reconnect", id="reconnect",
                 tooltip="Reconnect the selected host (or every failed host)"),
     ]

@@ -8,9 +8,10 @@ test-suite use.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 from screens.hosts import HostsScreen
 from tui.core.fleet.events import ConnState, Event, StateChanged
@@ -25,7 +26,7 @@ class HardwayApp(App[int]):
 
     CSS_PATH = "hardway.tcss"
     TITLE = "hardway"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="quit", tooltip="Close every session and leave"),
     ]
 

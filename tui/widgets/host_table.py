@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import getpass
+
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -16,6 +18,13 @@ STATE_STYLE: dict[ConnState, tuple[str, str]] = {
     ConnState.FAILED: ("✖", "bold red"),
     ConnState.CLOSED: ("○", "dim"),
 }
+
+
+def ssh_target(user: str | None, dial: str, port: int) -> str:
+    """``user@host:port`` as OpenSSH users read it; the user is omitted when it is the
+    local login (what ssh would use anyway)."""
+    shown = user if user and user != getpass.getuser() else ""
+    return f"{shown + '@' if shown else ''}{dial}:{port}"
 
 
 class HostTable(DataTable[Text | str]):
@@ -34,8 +43,7 @@ class HostTable(DataTable[Text | str]):
         for column in self.COLUMNS:
             self.add_column(column, key=column)
         for host in self.inventory.hosts:
-            user = host.ssh.user or ""
-            target = f"{user + '@' if user else ''}{host.dial}:{host.ssh.port}"
+            target = ssh_target(host.ssh.user, host.dial, host.ssh.port)
             if host.ssh.jump:
                 target += f" via {host.ssh.jump}"
             self.add_row(host.name, host.role, str(host.address), target,

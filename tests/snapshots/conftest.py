@@ -1,0 +1,19 @@
+"""Fixtures for snapshot tests: a lab on a fixed loopback network (deterministic text)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tui.lab.lab import LabRunner
+
+SNAPSHOT_NETWORK = "127.0.77"
+
+
+@pytest.fixture(scope="module")
+def snapshot_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """A 3-controller lab on 127.0.77.x so addresses in snapshots never change."""
+    with LabRunner(tmp_path_factory.mktemp("snaplab"), controllers=3,
+                   network=SNAPSHOT_NETWORK) as runner:
+        yield runner

@@ -1,0 +1,38 @@
+"""Snapshots of the first app screen: hosts and their live connection state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from tui.app import create_app
+from tui.core.inventory.load import load_inventory
+from tui.lab.lab import LabRunner
+
+SIZE = (110, 14)
+
+
+def _app(runner: LabRunner, tmp_path: Any) -> Any:
+    inventory = load_inventory(runner.lab.inventory_path)
+    return create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+
+
+async def _connected(pilot: Pilot[Any]) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_all_hosts_connected(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Any) -> None:
+    app = _app(snapshot_lab, tmp_path)
+    assert snap_compare(app, terminal_size=SIZE, run_before=_connected)
+
+
+def test_one_host_down(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Any) -> None:
+    lab = snapshot_lab.lab
+    snapshot_lab.call(lab.stop_host, "controller-1")
+    try:
+        app = _app(snapshot_lab, tmp_path)
+        assert snap_compare(app, terminal_size=SIZE, run_before=_connected)
+    finally:
+        snapshot_lab.call(lab.start_host, "controller-1")
