@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tui.core.term import Terminal  # noqa: E402
+from tui.core.term import Terminal
 
 PANES = 3
 CHUNK = 65536
@@ -45,7 +45,8 @@ def ingest(pieces: list[str], lines: int, label: str, scrollback: int = 10_000) 
             term.feed(piece)
     elapsed = time.perf_counter() - start
     rate = PANES * lines / elapsed
-    print(f"{label:<38} {PANES} x {lines:>9,} lines in {elapsed:6.3f} s = {rate / 1e6:6.2f} M lines/s")
+    print(f"{label:<38} {PANES} x {lines:>9,} lines in {elapsed:6.3f} s"
+          f" = {rate / 1e6:6.2f} M lines/s")
     return terminals
 
 
@@ -88,19 +89,21 @@ async def render_in_app(pieces: list[str], lines: int) -> None:
         fed = time.perf_counter() - start
         await pilot.pause(0.1)
         total = time.perf_counter() - start - 0.1
-        print(f"{'TerminalView.feed (headless app)':<38} {PANES} x {lines:>9,} lines in {fed:6.3f} s"
+        print(f"{'TerminalView.feed (headless app)':<38} {PANES} x {lines:>9,} lines in"
+              f" {fed:6.3f} s"
               f" = {PANES * lines / fed / 1e6:6.2f} M lines/s"
               f" ({PANES * lines / total / 1e6:.2f} M/s incl. first repaint)")
-        height = views[0].scrollable_content_region.height
+        region = views[0].size.region
+        height = region.height
         for label, clear in (("cold cache", True), ("warm cache", False)):
             rounds = 20
             start = time.perf_counter()
             for _ in range(rounds):
                 for view in views:
                     if clear:
-                        view._strips.clear()  # noqa: SLF001 - measuring the cache itself
-                    for y in range(height):
-                        view.render_line(y)
+                        view._strips.clear()
+                    view._styles_cache.clear()
+                    view.render_lines(region)
             per_frame = (time.perf_counter() - start) / rounds
             print(f"render visible region, {label:<15} {PANES} panes x {height} rows:"
                   f" {per_frame * 1e3:7.3f} ms per frame")
@@ -120,7 +123,8 @@ def main() -> None:
     ingest(chunks(seq(lines, "\n")), lines, "seq, LF (exec stream), 64 KiB chunks")
     coloured = chunks("".join(f"\x1b[32m{i}\x1b[0m ok\r\n" for i in range(1, lines // 5 + 1)))
     ingest(coloured, lines // 5, "coloured lines (SGR per line)")
-    bars = chunks("".join(f"\r{i % 101:3d}% [{'#' * (i % 101 // 5):<20}]" for i in range(lines // 5)))
+    bars = chunks("".join(f"\r{i % 101:3d}% [{'#' * (i % 101 // 5):<20}]"
+                          for i in range(lines // 5)))
     ingest(bars, lines // 5, "CR progress-bar updates")
     peak_memory(pty_text)
     asyncio.run(render_in_app(pty_text, lines))

@@ -1,0 +1,292 @@
+"""The alternate screen of full-screen programs (vim, top, less), emulated by pyte.
+
+pyte implements the grid a full-screen program draws on: absolute cursor
+addressing, scroll regions, insert/delete lines and characters, DEC line-drawing
+characters.  This wrapper adds per-row change counters so views can cache rows.
+"""
+
+from __future__ import annotations
+
+from copy import copy
+from itertools import count
+
+import pyte
+from pyte.modes import DECAWM, DECOM
+from rich.style import Style
+from wcwidth import wcwidth
+
+from tui.core.term.sgr import pyte_style
+
+Run = tuple[str, Style | None]
+
+_generations = count(1)
+
+
+def _blank_is_invisible(style: Style | None) -> bool:
+    """Would a space in ``style`` look like nothing (no background, no line, no inverse)?"""
+    return style is None or not (style.bgcolor or style.reverse or style.underline
+                                 or style.strike or style.overline)
+
+
+class Grid(pyte.Screen):
+    """pyte's Screen with insert/delete lines fixed for never-written (sparse) rows.
+
+    pyte 0.8.2 leaves a row's old text in place when the row that should move into
+    it was never drawn; vim and less scroll with exactly these sequences.
+    """
+
+    def _unwrap(self) -> None:
+        """Leave xterm's pending-wrap position (one past the last column) before an edit,
+        as xterm does; pyte would otherwise edit nothing."""
+        if self.cursor.x >= self.columns:
+            self.cursor.x = self.columns - 1
+
+    def erase_in_line(self, how: int = 0, private: bool = False) -> None:
+        """CSI K, starting from the last column when a wrap is pending."""
+        self._unwrap()
+        super().erase_in_line(how, private=private)
+
+    def erase_characters(self, count: int | None = None) -> None:
+        """CSI X, starting from the last column when a wrap is pending."""
+        self._unwrap()
+        super().erase_characters(count)
+
+    def insert_characters(self, count: int | None = None) -> None:
+        """CSI @, starting from the last column when a wrap is pending.
+
+        pyte keeps the character pushed past the right margin in a hidden cell that a
+        later CSI P would pull back into view; it is dropped here, as in xterm.
+        """
+        self._unwrap()
+        super().insert_characters(count)
+        line = self.buffer[self.cursor.y]
+        for x in [x for x in line if x >= self.columns]:
+            del line[x]
+
+    def delete_characters(self, count: int | None = None) -> None:
+        """CSI P, starting from the last column when a wrap is pending."""
+        self._unwrap()
+        super().delete_characters(count)
+
+    def backspace(self) -> None:
+        """BS from the pending-wrap position lands on the last-but-one column (xterm)."""
+        self._unwrap()
+        super().backspace()
+
+    def cursor_up(self, count: int | None = None) -> None:
+        """CUU stops at the top margin only from inside the region, and ends a pending
+        wrap, as in xterm (pyte would pull a cursor above the region into it)."""
+        self._unwrap()
+        margins, cursor = self.margins, self.cursor
+        top = margins.top if margins is not None and cursor.y >= margins.top else 0
+        cursor.y = max(top, cursor.y - (count or 1))
+
+    def cursor_down(self, count: int | None = None) -> None:
+        """CUD stops at the bottom margin only from inside the region (see cursor_up)."""
+        self._unwrap()
+        margins, cursor = self.margins, self.cursor
+        bottom = (margins.bottom if margins is not None and cursor.y <= margins.bottom
+                  else self.lines - 1)
+        cursor.y = min(bottom, cursor.y + (count or 1))
+
+    def cursor_to_line(self, line: int | None = None) -> None:
+        """VPA ends a pending wrap, as in xterm."""
+        self._unwrap()
+        super().cursor_to_line(line)
+
+    def index(self) -> None:
+        """IND/LF end a pending wrap, as in xterm."""
+        self._unwrap()
+        super().index()
+
+    def reverse_index(self) -> None:
+        """RI ends a pending wrap, as in xterm."""
+        self._unwrap()
+        super().reverse_index()
+
+    def draw(self, data: str) -> None:
+        """Draw text; a wide character that does not fit in the last column wraps first,
+        as in xterm (pyte would put half of it past the margin)."""
+        if data.isascii():
+            super().draw(data)
+            return
+        start = 0
+        for i, char in enumerate(data):
+            if wcwidth(char) == 2:
+                if i > start:
+                    super().draw(data[start:i])
+                if self.cursor.x == self.columns - 1 and DECAWM in self.mode:
+                    self.cursor.x = self.columns
+                super().draw(char)
+                start = i + 1
+        if start < len(data):
+            super().draw(data[start:])
+
+    def next_line(self) -> None:
+        """NEL (ESC E): carriage return and line feed (pyte only feeds the line)."""
+        self.carriage_return()
+        self.index()
+
+    def set_margins(self, top: int | None = None, bottom: int | None = None) -> None:
+        """DECSTBM; resetting the margins also homes the cursor, as in xterm."""
+        super().set_margins(top, bottom)
+        if not top and bottom is None:
+            self.cursor_position()
+
+    def restore_cursor(self) -> None:
+        """DECRC without forgetting the saved cursor (xterm lets it be restored again)."""
+        if not self.savepoints:
+            super().restore_cursor()
+            return
+        saved = self.savepoints[-1]
+        self.savepoints.append(saved._replace(cursor=copy(saved.cursor)))
+        row = saved.cursor.y
+        super().restore_cursor()
+        if DECOM not in self.mode:  # pyte clamps into the scroll region; xterm does not
+            self.cursor.y = min(row, self.lines - 1)
+
+    def insert_lines(self, count: int | None = None) -> None:
+        """CSI L: blank rows at the cursor; rows below move down within the margins."""
+        count = count or 1
+        top, bottom = self.margins or (0, self.lines - 1)
+        row = self.cursor.y
+        if top <= row <= bottom:
+            self.dirty.update(range(row, self.lines))
+            buffer = self.buffer
+            for y in range(bottom, row - 1, -1):
+                source = y - count
+                if source >= row and source in buffer:
+                    buffer[y] = buffer[source]
+                else:
+                    buffer.pop(y, None)
+            self.carriage_return()
+
+    def delete_lines(self, count: int | None = None) -> None:
+        """CSI M: remove rows at the cursor; rows below move up within the margins."""
+        count = count or 1
+        top, bottom = self.margins or (0, self.lines - 1)
+        row = self.cursor.y
+        if top <= row <= bottom:
+            self.dirty.update(range(row, self.lines))
+            buffer = self.buffer
+            for y in range(row, bottom + 1):
+                source = y + count
+                if source <= bottom and source in buffer:
+                    buffer[y] = buffer[source]
+                else:
+                    buffer.pop(y, None)
+            self.carriage_return()
+
+
+class GridStream(pyte.Stream):
+    """pyte's Stream with ESC E dispatched to :meth:`Grid.next_line`."""
+
+    escape = {**pyte.Stream.escape, "E": "next_line"}  # noqa: RUF012 - pyte's own table
+
+
+class AltScreen:
+    """A ``columns`` x ``rows`` grid fed with complete escape sequences.
+
+    Args:
+        columns: grid width.
+        rows: grid height.
+        cursor: initial (row, column), the main screen's cursor.
+    """
+
+    def __init__(self, columns: int, rows: int, cursor: tuple[int, int] = (0, 0)) -> None:
+        self.screen = Grid(max(1, columns), max(1, rows))
+        self.stream = GridStream(self.screen)
+        self.screen.cursor.y = max(0, min(rows - 1, cursor[0]))
+        self.screen.cursor.x = max(0, min(columns - 1, cursor[1]))
+        self.generation = next(_generations)
+        self._versions = [0] * self.screen.lines
+
+    @property
+    def rows(self) -> int:
+        """Grid height."""
+        return int(self.screen.lines)
+
+    @property
+    def columns(self) -> int:
+        """Grid width."""
+        return int(self.screen.columns)
+
+    def feed(self, pieces: list[str]) -> None:
+        """Interpret text pieces and complete escape sequences, in order.
+
+        pyte raises on a few malformed sequences (and resets its parser); such a piece
+        is skipped instead of losing the rest of the output or reaching the user.
+        """
+        feed = self.stream.feed
+        for piece in pieces:
+            try:
+                feed(piece)
+            except Exception:
+                continue
+
+    def sync(self, stamp: int) -> None:
+        """Record ``stamp`` as the version of every row changed since the last sync."""
+        screen = self.screen
+        for row in screen.dirty:
+            if 0 <= row < len(self._versions):
+                self._versions[row] = stamp
+        screen.dirty.clear()
+
+    def version_of(self, row: int) -> int:
+        """Change counter of one row."""
+        return self._versions[row] if 0 <= row < len(self._versions) else -1
+
+    def cursor(self) -> tuple[int, int]:
+        """Cursor (row, column)."""
+        cursor = self.screen.cursor
+        return min(cursor.y, self.rows - 1), min(cursor.x, self.columns - 1)
+
+    def line(self, row: int) -> tuple[Run, ...]:
+        """One grid row as styled runs; trailing unstyled blanks are dropped."""
+        if not 0 <= row < self.rows:
+            return ()
+        cells = self.screen.buffer[row]
+        columns = self.columns
+        runs: list[Run] = []
+        chars: list[str] = []
+        current: Style | None = None
+        wide = False  # the previous cell held the left half of a wide character
+        for x in range(columns):
+            char = cells[x]
+            data = char.data
+            if not data.isascii() or not data:
+                # Keep every cell one cell wide: a stub without its wide character, or a
+                # wide character whose right half was overwritten, shows as a blank.
+                if data == "":
+                    if wide:
+                        wide = False
+                        continue
+                    data = " "
+                elif wcwidth(data[0]) == 2:
+                    wide = x + 1 < columns and cells[x + 1].data == ""
+                    if not wide:
+                        data = " "
+            style = pyte_style(char.fg, char.bg, char.bold, char.italics, char.underscore,
+                               char.strikethrough, char.reverse, char.blink)
+            if style is not current and style != current:
+                if chars:
+                    runs.append(("".join(chars), current))
+                chars = []
+                current = style
+            chars.append(data)
+        if chars:
+            runs.append(("".join(chars), current))
+        while runs and _blank_is_invisible(runs[-1][1]):
+            text, style = runs[-1]
+            stripped = text.rstrip(" ")
+            if stripped:
+                runs[-1] = (stripped, style)
+                break
+            runs.pop()
+        return tuple(runs)
+
+    def resize(self, columns: int, rows: int) -> None:
+        """Resize the grid (pyte keeps the top-left content)."""
+        self.screen.resize(lines=max(1, rows), columns=max(1, columns))
+        self.screen.dirty.update(range(self.screen.lines))
+        self._versions = [0] * self.screen.lines

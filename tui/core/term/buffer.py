@@ -1,0 +1,327 @@
+"""The main screen's storage: a capped deque of lines, a cursor, and fast appends.
+
+The screen is the bottom ``rows`` rows starting at the absolute line ``top``;
+everything above it is scrollback.  Plain output (the common case: command output
+with no escape sequences) is appended with ``str.split`` and ``deque.extend``, and
+text with only SGR colour changes is built line by line without per-cell work.
+Anything that edits a line in place (``\\r``, ``\\b``, erase, cursor movement) goes
+through a per-cell copy of the cursor's line, the "hot" line, which is written back
+once per feed.
+
+Positions: *absolute* line numbers count every line ever stored (evicted ones
+included), so they stay stable while old lines drop off the top; ``dropped`` is how
+many were evicted.  Views use ``(absolute number, version)`` as a cache key.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from rich.style import Style
+from wcwidth import wcwidth
+
+from tui.core.term.cells import (
+    Line,
+    Run,
+    cell_width,
+    compact,
+    concat,
+    line_cells,
+    wrap_text,
+)
+from tui.core.term.sgr import DEFAULT_PEN, Pen, apply_sgr, pen_style
+
+
+class LineBuffer:
+    """Stored lines, the cursor and the fast append paths of the main screen.
+
+    Args:
+        columns: screen width in cells.
+        rows: screen height in rows.
+        scrollback: lines kept above the screen.
+    """
+
+    def __init__(self, columns: int, rows: int, scrollback: int) -> None:
+        self.columns = max(1, columns)
+        self.rows = max(1, rows)
+        self.scrollback = max(0, scrollback)
+        self.lines: deque[Line] = deque(maxlen=self.scrollback + self.rows)
+        self.dropped = 0
+        self.top = 0
+        self.cy = 0
+        self.cx = 0
+        self.pen: Pen = DEFAULT_PEN
+        self.style: Style | None = None
+        self.autowrap = True
+        self.margin_top = 0
+        self.margin_bottom = self.rows - 1
+        self.charset: dict[int, str] | None = None
+        self.saved: tuple[int, int, Pen] | None = None
+        self.stamp = 0
+        self._versions: dict[int, int] = {}
+        self._floor_abs = 0
+        self._floor = 0
+        self._high = 0
+        self._hot_row = -1
+        self._hot_chars: list[str] = []
+        self._hot_styles: list[Style | None] = []
+        self._hot_dirty = False
+        self._tail: tuple[int, int] | None = None  # (absolute last line, its cells)
+
+    # ----------------------------------------------------------------- reading
+    @property
+    def end(self) -> int:
+        """Absolute number one past the last stored line."""
+        return self.dropped + len(self.lines)
+
+    @property
+    def lines_total(self) -> int:
+        """Lines a view shows: stored scrollback plus the whole screen."""
+        return max(len(self.lines), self.top + self.rows - self.dropped)
+
+    def line(self, index: int) -> Line:
+        """The line at view index ``index`` (0 = oldest kept line)."""
+        if 0 <= index < len(self.lines):
+            return self.lines[index]
+        return ""
+
+    def version_of(self, absolute: int) -> int:
+        """Change counter of one absolute line (-1 while it is a blank screen row)."""
+        if absolute >= self.end:
+            return -1
+        version = self._versions.get(absolute)
+        if version is None:
+            return self._floor if absolute < self._floor_abs else 0
+        return version
+
+    def cursor(self) -> tuple[int, int]:
+        """Cursor as (view index, column), the column clamped to the screen."""
+        return self.top + self.cy - self.dropped, min(self.cx, self.columns - 1)
+
+    # ------------------------------------------------------------- bookkeeping
+    def _touch(self, absolute: int) -> None:
+        self._versions[absolute] = self.stamp
+
+    def sync(self) -> None:
+        """Write the hot line back and bound the version table (end of a feed)."""
+        self._store_hot()
+        if len(self._versions) > 8 * self.rows + 256:
+            self._floor, self._floor_abs = self.stamp, self.top
+            self._versions = {a: v for a, v in self._versions.items() if a >= self.top}
+
+    def _append(self, line: Line) -> None:
+        if len(self.lines) == self.lines.maxlen:
+            self.dropped += 1
+        self.lines.append(line)
+        absolute = self.end - 1
+        if absolute < self._high:
+            self._touch(absolute)
+        else:
+            self._high = absolute + 1
+
+    def _extend_to(self, absolute: int) -> None:
+        """Make sure line ``absolute`` is stored (blank lines fill the gap)."""
+        while self.end <= absolute:
+            self._append("")
+
+    def _store_hot(self) -> None:
+        if not self._hot_dirty:
+            return
+        self._hot_dirty = False
+        self._tail = None
+        row = self._hot_row
+        self._extend_to(row)
+        if row >= self.dropped:
+            self.lines[row - self.dropped] = compact(self._hot_chars, self._hot_styles)
+            self._touch(row)
+
+    def _drop_hot(self) -> None:
+        """Store and forget the hot line (before lines move around)."""
+        self._store_hot()
+        self._hot_row = -1
+
+    def _load_hot(self) -> tuple[list[str], list[Style | None]]:
+        row = self.top + self.cy
+        if row == self._hot_row:
+            return self._hot_chars, self._hot_styles
+        self._store_hot()
+        self._hot_row = row
+        chars: list[str] = []
+        styles: list[Style | None] = []
+        if self.dropped <= row < self.end:
+            line = self.lines[row - self.dropped]
+            runs = ((line, None),) if isinstance(line, str) else line
+            for text, style in runs:
+                if text.isascii():
+                    chars.extend(text)
+                    styles.extend([style] * len(text))
+                    continue
+                for ch in text:
+                    width = wcwidth(ch)
+                    if width <= 0 and chars:
+                        chars[-1] += ch
+                        continue
+                    chars.append(ch)
+                    styles.append(style)
+                    if width == 2:
+                        chars.append("")
+                        styles.append(style)
+        self._hot_chars, self._hot_styles = chars, styles
+        return chars, styles
+
+    # --------------------------------------------------------------- fast path
+    def plain_ready(self, first: str) -> bool:
+        """Can text starting with ``first`` be appended at the end of the buffer without
+        per-cell work?  True when the cursor sits at the end of the last line (or the
+        text starts a new line from it)."""
+        if (self.charset is not None or not self.autowrap
+                or self.margin_top != 0 or self.margin_bottom != self.rows - 1):
+            return False
+        row = self.top + self.cy
+        end = self.dropped + len(self.lines)
+        if self._hot_dirty and self._hot_row >= end:
+            end = self._hot_row + 1  # an edited row below the stored ones
+        if row < end - 1:
+            return False
+        if first == "\n":
+            return True
+        if row == self._hot_row:
+            return self.cx == len(self._hot_chars)
+        if row >= end:
+            return self.cx == 0
+        tail = self._tail
+        if tail is not None and tail[0] == row:
+            return self.cx == tail[1]
+        return self.cx == line_cells(self.lines[-1])
+
+    def _prepare_append(self) -> None:
+        if self._hot_row >= 0:
+            self._drop_hot()
+        row = self.top + self.cy
+        if row >= self.dropped + len(self.lines):
+            self._extend_to(row)
+
+    def append_plain(self, data: str) -> None:
+        """Append text containing no control characters other than ``\\n`` in the
+        current style.
+
+        Call only when :meth:`plain_ready` says so.  Lines wider than the screen are
+        wrapped into several stored lines, as the terminal's autowrap would.
+        """
+        self._prepare_append()
+        parts = data.split("\n")
+        columns = self.columns
+        cx = self.cx if parts[0] else 0
+        ascii_only = data.isascii()
+        if len(data) > columns - cx or not ascii_only:
+            longest = max(map(len, parts))
+            if longest > columns - cx if ascii_only else longest * 2 > columns - cx:
+                parts = self._wrapped(parts, cx)
+        tail = parts[-1]
+        cells = (cx + cell_width(tail)) if len(parts) == 1 else cell_width(tail)
+        style = self.style
+        if style is None:
+            self._commit(parts[0], parts[1:], cells)
+        else:
+            first: Line = ((parts[0], style),) if parts[0] else ""
+            self._commit(first, [((part, style),) if part else "" for part in parts[1:]],
+                         cells)
+
+    def append_styled(self, tokens: list[str]) -> bool:
+        """Append text interleaved with SGR parameters (``re.split`` output: even
+        items are text without control characters other than ``\\n``, odd items are
+        SGR parameter strings).
+
+        Call only when :meth:`plain_ready` says so.  Returns False, changing nothing,
+        when a line would need wrapping (the caller then takes the general path).
+        """
+        columns = self.columns
+        pen, style = self.pen, self.style
+        cells = 0 if tokens[0][:1] == "\n" else self.cx
+        built: list[Line] = []
+        runs: list[Run] = []
+        styled = False  # some run of the line being built has a style
+        for i, token in enumerate(tokens):
+            if i & 1:
+                pen = apply_sgr(pen, token)
+                style = pen_style(pen)
+                continue
+            if not token:
+                continue
+            ascii_only = token.isascii()
+            pieces = token.split("\n")
+            last = len(pieces) - 1
+            for j in (0, last) if last else (0,):
+                if j:
+                    built.append(tuple(runs) if styled else "".join(t for t, _ in runs))
+                    runs = []
+                    styled = False
+                    cells = 0
+                    middle = pieces[1:last]
+                    if middle:  # whole lines in one style: no per-line work
+                        if (max(map(len, middle)) > columns if ascii_only
+                                else max(map(cell_width, middle)) > columns):
+                            return False
+                        built.extend(middle if style is None
+                                     else [((p, style),) if p else "" for p in middle])
+                piece = pieces[j]
+                if piece:
+                    cells += len(piece) if ascii_only else cell_width(piece)
+                    if cells > columns:
+                        return False
+                    if runs and (runs[-1][1] is style or runs[-1][1] == style):
+                        runs[-1] = (runs[-1][0] + piece, style)
+                    else:
+                        runs.append((piece, style))
+                        styled = styled or style is not None
+        built.append(tuple(runs) if styled else "".join(t for t, _ in runs))
+        self._prepare_append()
+        self.pen, self.style = pen, style
+        self._commit(built[0], built[1:], cells)
+        return True
+
+    def _commit(self, first: Line, rest: Sequence[Line], cells: int) -> None:
+        """Append ``first`` to the last line and ``rest`` as new lines; the cursor ends
+        ``cells`` into the last of them."""
+        lines = self.lines
+        if first:
+            lines[-1] = concat(lines[-1], first)
+            self._touch(self.dropped + len(lines) - 1)
+        count = len(rest)
+        if count:
+            start = self.dropped + len(lines)
+            overflow = len(lines) + count - (lines.maxlen or 0)
+            if overflow > 0:
+                self.dropped += overflow
+            if count == 1:
+                lines.append(rest[0])
+            else:
+                lines.extend(rest)
+            end = self.dropped + len(lines)
+            if start < self._high:
+                for absolute in range(start, min(self._high, end)):
+                    self._touch(absolute)
+            if end > self._high:
+                self._high = end
+        end = self.dropped + len(lines)
+        if end - self.rows > self.top:
+            self.top = end - self.rows
+        self.cy = end - 1 - self.top
+        self.cx = cells
+        self._tail = (end - 1, cells)
+
+    def _wrapped(self, parts: list[str], cx: int) -> list[str]:
+        """Re-split ``parts`` so no line is wider than the screen."""
+        columns = self.columns
+        out: list[str] = []
+        for i, part in enumerate(parts):
+            room = columns - cx if i == 0 else columns
+            if cell_width(part) <= room:
+                out.append(part)
+                continue
+            pieces = wrap_text(part, room, columns)
+            if i != 0 and not pieces[0]:
+                pieces = pieces[1:]
+            out.extend(pieces)
+        return out

@@ -1,0 +1,377 @@
+"""Line-mode emulation of a terminal's main screen: drawing, editing, movement.
+
+:class:`LineScreen` adds what a shell and ordinary programs send (carriage
+returns, backspaces, tabs, erase, cursor movement, insert/delete, scroll regions,
+save/restore) to the storage and fast paths of :class:`LineBuffer`.  Semantics
+follow xterm, including the pending wrap at the right margin that readline relies on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from rich.style import Style
+from wcwidth import wcwidth
+
+from tui.core.term.buffer import LineBuffer
+from tui.core.term.cells import Line, repair_wide
+from tui.core.term.sgr import DEFAULT_PEN, Pen, pen_style
+
+TAB_WIDTH = 8
+
+
+class LineScreen(LineBuffer):
+    """Line-mode emulation of a terminal's main screen with bounded scrollback.
+
+    Args:
+        columns: screen width in cells.
+        rows: screen height in rows.
+        scrollback: lines kept above the screen.
+    """
+
+    # ---------------------------------------------------------------- writing
+    def write(self, text: str) -> None:
+        """Draw printable ``text`` (no control characters) at the cursor."""
+        if self.charset is not None:
+            text = text.translate(self.charset)
+        columns = self.columns
+        style = self.style
+        while text:
+            if self.cx >= columns:
+                if self.autowrap:
+                    self.cx = 0
+                    self.index()
+                else:
+                    self.cx = columns - 1
+            chars, styles = self._load_hot()
+            self._hot_dirty = True
+            cx = self.cx
+            if len(chars) < cx:
+                pad = cx - len(chars)
+                chars.extend(" " * pad)
+                styles.extend([None] * pad)
+            if not text.isascii():
+                text = self._write_wide(text, chars, styles)
+                continue
+            piece, text = text[:columns - cx], text[columns - cx:]
+            end = cx + len(piece)
+            if cx < len(chars) and chars[cx] == "" and cx > 0:
+                chars[cx - 1] = " "
+            chars[cx:end] = piece
+            styles[cx:end] = [style] * len(piece)
+            if end < len(chars) and chars[end] == "":
+                chars[end] = " "
+            self.cx = end
+
+    def _write_wide(self, text: str, chars: list[str], styles: list[Style | None]) -> str:
+        """Draw characters one at a time until the line is full; return the rest."""
+        columns = self.columns
+        style = self.style
+        for i, ch in enumerate(text):
+            width = wcwidth(ch)
+            cx = self.cx
+            if width <= 0:
+                if width == 0 and cx > 0 and cx <= len(chars):
+                    at = cx - 2 if chars[cx - 1] == "" and cx > 1 else cx - 1
+                    chars[at] += ch
+                continue
+            if cx + width > columns:
+                if width > columns:
+                    continue
+                if self.autowrap:
+                    self.cx = columns  # wrap before drawing, as xterm does
+                    return text[i:]
+                cx = self.cx = columns - width
+            while len(chars) < cx + width:
+                chars.append(" ")
+                styles.append(None)
+            if chars[cx] == "" and cx > 0:
+                chars[cx - 1] = " "
+            if cx + width < len(chars) and chars[cx + width] == "":
+                chars[cx + width] = " "
+            chars[cx] = ch
+            styles[cx] = style
+            if width == 2:
+                chars[cx + 1] = ""
+                styles[cx + 1] = style
+            self.cx = cx + width
+        return ""
+
+    # ---------------------------------------------------------- line control
+    def carriage_return(self) -> None:
+        """Move to column 0."""
+        self.cx = 0
+
+    def backspace(self) -> None:
+        """Move one column left (from the pending-wrap position, to the last-but-one)."""
+        if self.cx >= self.columns:
+            self.cx = self.columns - 1
+        self.cx = max(0, self.cx - 1)
+
+    def tab(self) -> None:
+        """Move to the next tab stop (every 8 columns)."""
+        self.cx = min(self.columns - 1, (self.cx // TAB_WIDTH + 1) * TAB_WIDTH)
+
+    def newline(self) -> None:
+        """Line feed with carriage return (line mode treats LF as CR LF)."""
+        self.cx = 0
+        self.index()
+
+    def index(self) -> None:
+        """Move down one row, scrolling at the bottom margin; ends a pending wrap."""
+        self.cx = min(self.cx, self.columns - 1)
+        if self.cy == self.margin_bottom:
+            self.scroll_up(1)
+        elif self.cy < self.rows - 1:
+            self.cy += 1
+
+    def reverse_index(self) -> None:
+        """Move up one row, scrolling down at the top margin; ends a pending wrap."""
+        self.cx = min(self.cx, self.columns - 1)
+        if self.cy == self.margin_top:
+            self.scroll_down(1)
+        elif self.cy > 0:
+            self.cy -= 1
+
+    def set_pen(self, pen: Pen) -> None:
+        """Set the drawing attributes."""
+        self.pen = pen
+        self.style = pen_style(pen)
+
+    # --------------------------------------------------------- screen editing
+    def _screen(self) -> list[Line]:
+        """The screen rows as a list (blank rows included), hot line stored first."""
+        self._drop_hot()
+        rows: list[Line] = []
+        for absolute in range(self.top, self.top + self.rows):
+            rows.append(self.lines[absolute - self.dropped]
+                        if self.dropped <= absolute < self.end else "")
+        return rows
+
+    def _set_screen(self, rows: list[Line]) -> None:
+        """Write edited screen rows back, keeping trailing blank rows virtual."""
+        self._tail = None
+        last = len(rows) - 1
+        while last >= 0 and rows[last] == "" and self.top + last >= self.end:
+            last -= 1
+        for i in range(last + 1):
+            absolute = self.top + i
+            if absolute < self.end:
+                index = absolute - self.dropped
+                if self.lines[index] is not rows[i]:
+                    self.lines[index] = rows[i]
+                    self._touch(absolute)
+            else:
+                self._append(rows[i])
+        keep = self.top + self.cy
+        while self.end - 1 > keep and self.lines[-1] == "":
+            self.lines.pop()
+
+    def _full_region(self) -> bool:
+        return self.margin_top == 0 and self.margin_bottom == self.rows - 1
+
+    def scroll_up(self, count: int = 1) -> None:
+        """Scroll the region up; rows leaving the top of the screen join the scrollback."""
+        count = max(1, count)
+        if self._full_region():
+            self.top += count
+            return
+        top, bottom = self.margin_top, self.margin_bottom
+        count = min(count, bottom - top + 1)
+        rows = self._screen()
+        region = [*rows[top + count:bottom + 1], *[""] * count]
+        if top == 0:
+            # Like xterm: rows scrolled off a region that starts at the top are kept.
+            self._extend_to(self.top + count - 1)
+            self.top += count
+            self._set_screen([*region, *rows[bottom + 1:]])
+        else:
+            self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
+
+    def scroll_down(self, count: int = 1) -> None:
+        """Scroll the region down, inserting blank rows at its top."""
+        top, bottom = self.margin_top, self.margin_bottom
+        count = min(max(1, count), bottom - top + 1)
+        rows = self._screen()
+        region = [*[""] * count, *rows[top:bottom + 1 - count]]
+        self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
+
+    def insert_lines(self, count: int = 1) -> None:
+        """Insert blank rows at the cursor, pushing rows below down within the region."""
+        if not self.margin_top <= self.cy <= self.margin_bottom:
+            return
+        saved_top = self.margin_top
+        self.margin_top = self.cy
+        self.scroll_down(count)
+        self.margin_top = saved_top
+        self.cx = 0
+
+    def delete_lines(self, count: int = 1) -> None:
+        """Delete rows at the cursor, pulling rows below up within the region."""
+        if not self.margin_top <= self.cy <= self.margin_bottom:
+            return
+        top, bottom = self.cy, self.margin_bottom
+        count = min(max(1, count), bottom - top + 1)
+        rows = self._screen()
+        region = [*rows[top + count:bottom + 1], *[""] * count]
+        self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
+        self.cx = 0
+
+    def erase_in_line(self, how: int = 0) -> None:
+        """CSI K: 0 = cursor to end, 1 = start to cursor, 2 = whole line."""
+        chars, styles = self._load_hot()
+        self._hot_dirty = True
+        cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
+        fill = self.style if self.pen[1] is not None else None
+        if how == 0:
+            wide = "" in chars
+            del chars[cx:]
+            del styles[cx:]
+            if wide:
+                repair_wide(chars)
+            if fill is not None:
+                chars.extend(" " * (self.columns - cx))
+                styles.extend([fill] * (self.columns - cx))
+        elif how == 1:
+            upto = min(cx + 1, self.columns)
+            chars[:upto] = " " * upto
+            styles[:upto] = [fill] * upto
+            if upto < len(chars) and chars[upto] == "":
+                chars[upto] = " "
+        elif how == 2:
+            chars.clear()
+            styles.clear()
+            if fill is not None:
+                chars.extend(" " * self.columns)
+                styles.extend([fill] * self.columns)
+
+    def erase_in_display(self, how: int = 0) -> None:
+        """CSI J: 0 = below, 1 = above, 2 = whole screen (kept in scrollback)."""
+        if how == 0:
+            self.erase_in_line(0)
+            rows = self._screen()
+            self._set_screen([*rows[:self.cy + 1], *[""] * (self.rows - self.cy - 1)])
+        elif how == 1:
+            self.erase_in_line(1)
+            rows = self._screen()
+            self._set_screen([*[""] * self.cy, *rows[self.cy:]])
+        elif how == 2:
+            self._drop_hot()
+            # Like tmux: the cleared screen moves into the scrollback.
+            self.top = max(self.top, self.end)
+
+    def insert_characters(self, count: int = 1) -> None:
+        """CSI @: insert blanks at the cursor, shifting the rest right."""
+        chars, styles = self._load_hot()
+        self._hot_dirty = True
+        cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
+        if cx > len(chars):
+            return
+        wide = "" in chars
+        chars[cx:cx] = " " * count
+        styles[cx:cx] = [None] * count
+        del chars[self.columns:]
+        del styles[self.columns:]
+        if wide:
+            repair_wide(chars)
+
+    def delete_characters(self, count: int = 1) -> None:
+        """CSI P: delete characters at the cursor, shifting the rest left."""
+        chars, styles = self._load_hot()
+        self._hot_dirty = True
+        cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
+        wide = "" in chars
+        del chars[cx:cx + count]
+        del styles[cx:cx + count]
+        if wide:
+            repair_wide(chars)
+
+    def erase_characters(self, count: int = 1) -> None:
+        """CSI X: blank characters from the cursor on, without shifting."""
+        chars, styles = self._load_hot()
+        self._hot_dirty = True
+        cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
+        end = min(cx + count, len(chars))
+        if end > cx:
+            wide = "" in chars
+            chars[cx:end] = " " * (end - cx)
+            styles[cx:end] = [None] * (end - cx)
+            if wide:
+                repair_wide(chars)
+
+    # -------------------------------------------------------- cursor movement
+    def move_to(self, row: int | None = None, column: int | None = None) -> None:
+        """Absolute cursor position on the screen (0-based), clamped; ends a pending wrap."""
+        self.cx = min(self.cx, self.columns - 1)
+        if row is not None:
+            self.cy = max(0, min(self.rows - 1, row))
+        if column is not None:
+            self.cx = max(0, min(self.columns - 1, column))
+
+    def move_by(self, rows: int = 0, columns: int = 0) -> None:
+        """Relative cursor movement; vertical moves stop at the scroll margins.
+
+        Like xterm, any movement ends a pending wrap (the cursor stays on the last column).
+        """
+        self.cx = min(self.cx, self.columns - 1)
+        if rows < 0:
+            floor = self.margin_top if self.cy >= self.margin_top else 0
+            self.cy = max(floor, self.cy + rows)
+        elif rows > 0:
+            ceiling = self.margin_bottom if self.cy <= self.margin_bottom else self.rows - 1
+            self.cy = min(ceiling, self.cy + rows)
+        if columns:
+            self.cx = max(0, min(self.columns - 1, min(self.cx, self.columns - 1) + columns))
+
+    def set_margins(self, top: int, bottom: int) -> None:
+        """DECSTBM with 1-based rows (0 = default); homes the cursor."""
+        first = max(1, top) - 1
+        last = (bottom or self.rows) - 1
+        last = min(last, self.rows - 1)
+        if first < last:
+            self.margin_top, self.margin_bottom = first, last
+            self.move_to(0, 0)
+
+    def save_cursor(self) -> None:
+        """DECSC: remember position and pen."""
+        self.saved = (self.cy, self.cx, self.pen)
+
+    def restore_cursor(self) -> None:
+        """DECRC: return to the saved position and pen (home if nothing was saved)."""
+        cy, cx, pen = self.saved if self.saved is not None else (0, 0, DEFAULT_PEN)
+        self.cy, self.cx = min(cy, self.rows - 1), min(cx, self.columns - 1)
+        self.set_pen(pen)
+
+    # ----------------------------------------------------------------- sizing
+    def resize(self, columns: int, rows: int) -> None:
+        """Change the screen size; stored lines are not reflowed (like xterm)."""
+        self._drop_hot()
+        self._tail = None
+        columns, rows = max(1, columns), max(1, rows)
+        cursor = self.top + self.cy
+        if rows != self.rows:
+            if rows < self.rows:
+                self.top = max(self.top, self.end - rows, cursor - rows + 1)
+            elif self.end >= self.top + self.rows:
+                # The screen was full: growing reveals scrollback above, as in VTE/tmux.
+                self.top = max(self.dropped, self.end - rows)
+            self.cy = max(0, min(rows - 1, cursor - self.top))
+            before = len(self.lines)
+            self.lines = deque(self.lines, maxlen=self.scrollback + rows)
+            self.dropped += before - len(self.lines)
+            self.top = max(self.top, self.dropped)
+            self.rows = rows
+        self.columns = columns
+        self.cx = min(self.cx, columns)
+        self.margin_top, self.margin_bottom = 0, self.rows - 1
+        self._floor, self._floor_abs = self.stamp, self.end
+        self._versions.clear()
+
+    def reset(self) -> None:
+        """RIS: clear the screen into the scrollback and reset modes."""
+        self.erase_in_display(2)
+        self.cy = self.cx = 0
+        self.set_pen(DEFAULT_PEN)
+        self.autowrap = True
+        self.charset = None
+        self.margin_top, self.margin_bottom = 0, self.rows - 1

@@ -1,0 +1,496 @@
+"""Terminal: turns a host's decoded output into the lines a console pane shows.
+
+Two screens, as in xterm: the main screen (:class:`LineScreen`, a line buffer with
+scrollback, fast for ordinary command output) and, while a full-screen program
+runs, the alternate screen (:class:`AltScreen`, a pyte grid).  ``feed`` accepts
+text in arbitrary pieces: an escape sequence split across two feeds is held back
+until it is complete.
+
+Views read ``lines_total`` / ``line(i)`` / ``line_key(i)`` / ``cursor`` and
+repaint only when ``version`` moved.  Answers the terminal owes the program
+(cursor position reports, device attributes) collect in :meth:`take_replies`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+
+from pyte.charsets import VT100_MAP
+
+from tui.core.term.altscreen import AltScreen
+from tui.core.term.cells import Run, line_text
+from tui.core.term.lines import LineScreen
+from tui.core.term.sgr import apply_sgr
+
+# Control characters that need interpretation (everything in C0 except LF, plus DEL
+# and C1).  Output without any of them takes the plain fast path.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_CSI = re.compile(r"\x1b\[([0-?]*)([ -/]*)([@-~])")
+_CSI_PARTIAL = re.compile(r"\x1b\[[0-?]*[ -/]*\Z")
+_OSC = re.compile(r"\x1b\]([^\x07\x1b]*)(?:\x07|\x1b\\)")
+_STRING = re.compile(r"\x1b[P_^X][^\x07\x1b]*(?:\x07|\x1b\\)")
+_STRING_PARTIAL = re.compile(r"\x1b[\]P_^X][^\x07\x1b]*\x1b?\Z")
+_STYLED_SPAN = re.compile("(?:[^\x00-\x09\x0b-\x1f\x7f-\x9f]+|\x1b\\[[0-9;:]*m)+")
+_SGR_SPLIT = re.compile("\x1b\\[([0-9;:]*)m")
+_ESC = re.compile(r"\x1b([ -/]*)([0-~])")
+_ESC_PARTIAL = re.compile(r"\x1b[ -/]*\Z")
+_ALT_TOGGLE = re.compile(r"\x1b\[\?(?:[0-9;]*;)?(?:1049|1047|47)(?:;[0-9;]*)?[hl]")
+
+MAX_PENDING = 65536
+"""An unterminated escape sequence longer than this is dropped, not buffered."""
+
+_ALT_MODES = (1049, 1047, 47)
+_LINE_DRAWING = {i: c for i, c in enumerate(VT100_MAP) if ord(c) != i}
+
+
+class Terminal:
+    """A terminal emulator sized ``columns`` x ``rows`` with ``scrollback`` lines.
+
+    Attributes:
+        title: last window title set with OSC 0/2.
+        cursor_visible: DECTCEM (``CSI ?25 h/l``).
+        app_cursor_keys: DECCKM (``CSI ?1 h``): arrows send ``ESC O A`` instead of ``ESC [ A``.
+        bracketed_paste: ``CSI ?2004 h`` is on: pastes should be wrapped.
+        bells: number of BEL characters received.
+    """
+
+    def __init__(self, columns: int = 80, rows: int = 24, scrollback: int = 10_000) -> None:
+        self._main = LineScreen(columns, rows, scrollback)
+        self._alt: AltScreen | None = None
+        self._alt_batch: list[str] = []
+        self._pending = ""
+        self._version = 0
+        self._replies: list[str] = []
+        self._g0: dict[int, str] | None = None
+        self._g1: dict[int, str] | None = None
+        self._shifted = False
+        self.title = ""
+        self.cursor_visible = True
+        self.app_cursor_keys = False
+        self.bracketed_paste = False
+        self.bells = 0
+
+    # ------------------------------------------------------------ properties
+    @property
+    def columns(self) -> int:
+        """Screen width in cells."""
+        return self._main.columns
+
+    @property
+    def rows(self) -> int:
+        """Screen height in rows."""
+        return self._main.rows
+
+    @property
+    def version(self) -> int:
+        """Bumped by every feed and resize; views skip repaints while it is unchanged."""
+        return self._version
+
+    @property
+    def alt_screen(self) -> bool:
+        """A full-screen program is using the alternate screen."""
+        return self._alt is not None
+
+    @property
+    def lines_total(self) -> int:
+        """Number of lines a view can show (scrollback + screen, or the grid)."""
+        return self._alt.rows if self._alt is not None else self._main.lines_total
+
+    @property
+    def first_line(self) -> int:
+        """How many lines have dropped off the top of the scrollback so far.
+
+        A view that is scrolled back subtracts the growth of this number from its
+        offset to keep showing the same text.
+        """
+        return self._main.dropped
+
+    @property
+    def cursor(self) -> tuple[int, int] | None:
+        """Cursor as (line index, column), or ``None`` when the program hid it."""
+        if not self.cursor_visible:
+            return None
+        if self._alt is not None:
+            return self._alt.cursor()
+        return self._main.cursor()
+
+    # --------------------------------------------------------------- reading
+    def line(self, index: int) -> list[Run]:
+        """Line ``index`` (0 = oldest shown) as ``(text, style)`` runs; blank if out of range."""
+        if self._alt is not None:
+            return list(self._alt.line(index))
+        stored = self._main.line(index)
+        if isinstance(stored, str):
+            return [(stored, None)] if stored else []
+        return list(stored)
+
+    def line_text(self, index: int) -> str:
+        """Line ``index`` without styles."""
+        if self._alt is not None:
+            return "".join(text for text, _ in self._alt.line(index))
+        return line_text(self._main.line(index))
+
+    def line_key(self, index: int) -> Hashable:
+        """A key that changes whenever line ``index`` changes (for render caches)."""
+        if self._alt is not None:
+            return ("alt", self._alt.generation, index, self._alt.version_of(index))
+        absolute = self._main.dropped + index
+        return (absolute, self._main.version_of(absolute))
+
+    def text(self) -> str:
+        """Everything shown, one line per row (tests and copying)."""
+        lines = [self.line_text(i) for i in range(self.lines_total)]
+        while lines and not lines[-1]:
+            lines.pop()
+        return "\n".join(lines)
+
+    def search(self, pattern: str | re.Pattern[str], *, ignore_case: bool = False) -> list[int]:
+        """Indexes of the lines that contain ``pattern`` (a literal string or a regex)."""
+        if isinstance(pattern, str):
+            if not pattern:
+                return []
+            if ignore_case:
+                pattern = re.compile(re.escape(pattern), re.IGNORECASE)
+        hits: list[int] = []
+        if isinstance(pattern, str):
+            for i in range(self.lines_total):
+                if pattern in self.line_text(i):
+                    hits.append(i)
+        else:
+            finder = pattern.search
+            for i in range(self.lines_total):
+                if finder(self.line_text(i)):
+                    hits.append(i)
+        return hits
+
+    def take_replies(self) -> str:
+        """Answers owed to the program (cursor position, device attributes); cleared."""
+        replies, self._replies = "".join(self._replies), []
+        return replies
+
+    # --------------------------------------------------------------- writing
+    def feed(self, data: str) -> None:
+        """Interpret a piece of output; incomplete escape sequences wait for the next piece."""
+        if not data:
+            return
+        self._version += 1
+        self._main.stamp = self._version
+        if self._pending:
+            data = self._pending + data
+            self._pending = ""
+        if (self._alt is None and "\r\n" in data
+                and ("\x1b" not in data or not _ALT_TOGGLE.search(data))):
+            # Line mode treats LF as CR LF, so a PTY's CR LF is one newline.
+            data = data.replace("\r\n", "\n")
+        main = self._main
+        if self._alt is None and not _CONTROL.search(data) and main.plain_ready(data[0]):
+            main.append_plain(data)
+        else:
+            self._interpret(data)
+        main.sync()
+        if self._alt is not None:
+            self._alt.sync(self._version)
+
+    def resize(self, columns: int, rows: int) -> None:
+        """Change the size; the alternate screen, if active, is resized too."""
+        columns, rows = max(1, columns), max(1, rows)
+        if (columns, rows) == (self.columns, self.rows):
+            return
+        self._version += 1
+        self._main.stamp = self._version
+        self._main.resize(columns, rows)
+        if self._alt is not None:
+            self._alt.resize(columns, rows)
+            self._alt.sync(self._version)
+
+    # ------------------------------------------------------------ the parser
+    def _interpret(self, data: str) -> None:
+        pos, size = 0, len(data)
+        while pos < size:
+            if self._alt is not None:
+                pos = self._interpret_alt(data, pos)
+                continue
+            if self._main.plain_ready(data[pos]):
+                span = _STYLED_SPAN.match(data, pos)
+                if (span is not None and "\x1b" in span.group()
+                        and self._main.append_styled(_SGR_SPLIT.split(span.group()))):
+                    pos = span.end()
+                    continue
+            match = _CONTROL.search(data, pos)
+            start = size if match is None else match.start()
+            if start > pos:
+                self._text(data[pos:start])
+            if match is None:
+                return
+            char = data[start]
+            if char != "\x1b":
+                self._control(char)
+                pos = start + 1
+                continue
+            pos = self._escape(data, start)
+            if pos < 0:
+                return
+
+    def _interpret_alt(self, data: str, pos: int) -> int:
+        """Forward to pyte until the program leaves the alternate screen."""
+        batch = self._alt_batch
+        size = len(data)
+        while pos < size and self._alt is not None:
+            start = data.find("\x1b", pos)
+            if start < 0:
+                batch.append(data[pos:])
+                pos = size
+                break
+            if start > pos:
+                batch.append(data[pos:start])
+            pos = self._escape(data, start)
+            if pos < 0:
+                pos = size
+        self._flush_alt()
+        return pos
+
+    def _flush_alt(self) -> None:
+        if self._alt is not None and self._alt_batch:
+            self._alt.feed(self._alt_batch)
+        self._alt_batch.clear()
+
+    def _escape(self, data: str, start: int) -> int:
+        """Handle the escape sequence at ``start``; return the position after it.
+
+        Returns -1 when the sequence is incomplete (kept for the next feed).
+        """
+        if start + 1 >= len(data):
+            return self._hold(data, start)
+        kind = data[start + 1]
+        if kind == "[":
+            match = _CSI.match(data, start)
+            if match is None:
+                if _CSI_PARTIAL.match(data, start):
+                    return self._hold(data, start)
+                return start + 1  # malformed: drop the ESC, show the rest as text
+            self._csi(match.group(1), match.group(2), match.group(3), match.group(0))
+            return match.end()
+        if kind == "]":
+            match = _OSC.match(data, start)
+            if match is None:
+                return self._hold(data, start) if _STRING_PARTIAL.match(data, start) \
+                    else start + 1
+            self._osc(match.group(1))
+            return match.end()
+        if kind in "P_^X":
+            match = _STRING.match(data, start)
+            if match is None:
+                return self._hold(data, start) if _STRING_PARTIAL.match(data, start) \
+                    else start + 1
+            return match.end()
+        match = _ESC.match(data, start)
+        if match is None:
+            return self._hold(data, start) if _ESC_PARTIAL.match(data, start) else start + 1
+        self._esc(match.group(1), match.group(2), match.group(0))
+        return match.end()
+
+    def _hold(self, data: str, start: int) -> int:
+        if len(data) - start <= MAX_PENDING:
+            self._pending = data[start:]
+        return -1
+
+    # ------------------------------------------------------------- main screen
+    def _text(self, text: str) -> None:
+        main = self._main
+        if self._alt is not None:
+            self._alt_batch.append(text)
+            return
+        if main.plain_ready(text[0]):
+            main.append_plain(text)
+            return
+        lines = text.split("\n")
+        if lines[0]:
+            main.write(lines[0])
+        for line in lines[1:]:
+            main.newline()
+            if line:
+                main.write(line)
+
+    def _control(self, char: str) -> None:
+        main = self._main
+        if char == "\r":
+            main.carriage_return()
+        elif char == "\b":
+            main.backspace()
+        elif char == "\t":
+            main.tab()
+        elif char in "\x0b\x0c":
+            main.newline()
+        elif char == "\x07":
+            self.bells += 1
+        elif char == "\x0e":
+            self._shifted = True
+            main.charset = self._g1
+        elif char == "\x0f":
+            self._shifted = False
+            main.charset = self._g0
+
+    def _esc(self, intermediate: str, final: str, raw: str) -> None:
+        if intermediate in ("(", ")"):
+            table = _LINE_DRAWING if final == "0" else None
+            if intermediate == "(":
+                self._g0 = table
+            else:
+                self._g1 = table
+            if self._alt is None:
+                self._main.charset = self._g1 if self._shifted else self._g0
+            else:
+                self._alt_batch.append(raw)
+            return
+        if final == "c" and not intermediate:
+            self._reset()
+            return
+        if self._alt is not None:
+            self._alt_batch.append(raw)
+            return
+        main = self._main
+        if intermediate:
+            return
+        if final == "7":
+            main.save_cursor()
+        elif final == "8":
+            main.restore_cursor()
+        elif final == "D":
+            main.index()
+        elif final == "E":
+            main.newline()
+        elif final == "M":
+            main.reverse_index()
+
+    def _osc(self, body: str) -> None:
+        code, _, text = body.partition(";")
+        if code in ("0", "2"):
+            self.title = text
+
+    def _csi(self, params: str, intermediate: str, final: str, raw: str) -> None:
+        private = params[:1] if params[:1] in "?<=>" else ""
+        if private:
+            params = params[1:]
+        if final in "hl" and private == "?":
+            self._private_modes(params, final == "h", raw)
+            return
+        if final == "n" and not private:
+            self._report(params)
+            return
+        if final == "c" and private in ("", ">"):
+            self._replies.append("\x1b[>0;10;1c" if private == ">" else "\x1b[?1;2c")
+            return
+        if private or intermediate:
+            # pyte misreads most of these (``CSI > 4;1 m`` would underline): drop them.
+            if self._alt is not None and private == "?" and final in "JK" and not intermediate:
+                self._alt_batch.append(raw)
+            return
+        if self._alt is not None:
+            self._alt_batch.append(raw)
+            return
+        self._main_csi(params, final)
+
+    def _main_csi(self, params: str, final: str) -> None:
+        main = self._main
+        if final == "m":
+            main.set_pen(apply_sgr(main.pen, params))
+            return
+        args = [int(p) if p.isdigit() else 0 for p in params.split(";")] if params else []
+        first = args[0] if args else 0
+        count = max(1, first)
+        if final == "K":
+            main.erase_in_line(first)
+        elif final == "J":
+            main.erase_in_display(first)
+        elif final == "A":
+            main.move_by(rows=-count)
+        elif final in "Be":
+            main.move_by(rows=count)
+        elif final in "Ca":
+            main.move_by(columns=count)
+        elif final == "D":
+            main.move_by(columns=-count)
+        elif final in "G`":
+            main.move_to(column=count - 1)
+        elif final in "Hf":
+            column = args[1] if len(args) > 1 else 0
+            main.move_to(count - 1, max(1, column) - 1)
+        elif final == "d":
+            main.move_to(row=count - 1)
+        elif final == "E":
+            main.move_by(rows=count)
+            main.carriage_return()
+        elif final == "F":
+            main.move_by(rows=-count)
+            main.carriage_return()
+        elif final == "L":
+            main.insert_lines(count)
+        elif final == "M":
+            main.delete_lines(count)
+        elif final == "@":
+            main.insert_characters(count)
+        elif final == "P":
+            main.delete_characters(count)
+        elif final == "X":
+            main.erase_characters(count)
+        elif final == "S":
+            main.scroll_up(count)
+        elif final == "T":
+            main.scroll_down(count)
+        elif final == "r":
+            main.set_margins(first, args[1] if len(args) > 1 else 0)
+        elif final == "s":
+            main.save_cursor()
+        elif final == "u":
+            main.restore_cursor()
+
+    def _private_modes(self, params: str, on: bool, raw: str) -> None:
+        modes = [int(p) for p in params.split(";") if p.isdigit()]
+        for mode in modes:
+            if mode == 1:
+                self.app_cursor_keys = on
+            elif mode == 25:
+                self.cursor_visible = on
+            elif mode == 2004:
+                self.bracketed_paste = on
+            elif mode == 7 and self._alt is None:
+                self._main.autowrap = on
+        alt_modes = [m for m in modes if m in _ALT_MODES]
+        if alt_modes and on and self._alt is None:
+            self._enter_alt()
+        elif alt_modes and not on and self._alt is not None:
+            self._leave_alt()
+        elif self._alt is not None:
+            self._alt_batch.append(raw)
+
+    def _report(self, params: str) -> None:
+        if params == "5":
+            self._replies.append("\x1b[0n")
+        elif params == "6":
+            self._flush_alt()
+            if self._alt is not None:
+                row, column = self._alt.cursor()
+            else:
+                row, column = self._main.cy, min(self._main.cx, self.columns - 1)
+            self._replies.append(f"\x1b[{row + 1};{column + 1}R")
+
+    def _enter_alt(self) -> None:
+        main = self._main
+        main.sync()
+        self._alt = AltScreen(main.columns, main.rows, (main.cy, min(main.cx, main.columns - 1)))
+        self._alt_batch.clear()
+
+    def _leave_alt(self) -> None:
+        self._flush_alt()
+        self._alt = None
+
+    def _reset(self) -> None:
+        if self._alt is not None:
+            self._leave_alt()
+        self._g0 = self._g1 = None
+        self._shifted = False
+        self._main.reset()
+        self.cursor_visible = True
+        self.app_cursor_keys = False
+        self.bracketed_paste = False
