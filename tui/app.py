@@ -7,18 +7,22 @@ test-suite use.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.screen import Screen
 
+from screens.console import ConsoleScreen
 from screens.hosts import HostsScreen
 from tui.core.fleet.events import ConnState, Event, StateChanged
 from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.hostkeys import HostKeyPolicy
+from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
 from tui.core.inventory.model import Inventory
 from tui.theme import HARDWAY_THEME
+from tui.widgets.host_key_modal import HostKeyModal
 
 
 class HardwayApp(App[int]):
@@ -27,8 +31,15 @@ class HardwayApp(App[int]):
     CSS_PATH = "hardway.tcss"
     TITLE = "hardway"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="quit", tooltip="Close every session and leave"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
+                tooltip="Close every session and leave"),
+        Binding("ctrl+o", "switch_screen_mode", "Hosts/Console", id="switch-mode",
+                priority=True, tooltip="Switch between the console and the hosts table"),
     ]
+    MODES: ClassVar[dict[str, type[Screen[None]]]] = {  # type: ignore[assignment]
+        "console": ConsoleScreen,
+        "hosts": HostsScreen,
+    }
 
     def __init__(self, inventory: Inventory, fleet: Fleet, *, connect: bool = True) -> None:
         """Build the app around an inventory and its fleet.
@@ -41,7 +52,7 @@ class HardwayApp(App[int]):
         super().__init__()
         self.inventory = inventory
         self.fleet = fleet
-        self._connect_on_start = connect
+        self.connect_on_start = connect
         self._unsubscribe = fleet.subscribe(self._on_fleet_event)
 
     def on_mount(self) -> None:
@@ -50,9 +61,7 @@ class HardwayApp(App[int]):
         self.theme = "hardway"
         self.title = f"hardway — {self.inventory.name}"
         self._update_summary()
-        self.push_screen(HostsScreen())
-        if self._connect_on_start:
-            self.run_worker(self.fleet.connect(), name="connect", group="fleet", exclusive=True)
+        self.switch_mode("console")
 
     def _on_fleet_event(self, event: Event) -> None:
         """Fleet callback (runs on the app's loop): refresh the connection summary."""
@@ -68,6 +77,18 @@ class HardwayApp(App[int]):
         if failed:
             text += f", {failed} failed"
         self.sub_title = text
+
+    def action_switch_screen_mode(self) -> None:
+        """Console <-> hosts table."""
+        self.switch_mode("hosts" if self.current_mode == "console" else "console")
+
+    async def ask_host_key(self, prompt: HostKeyPrompt) -> Decision:
+        """HostKeyPolicy.confirm: show the modal and wait for the user's choice."""
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.push_screen(HostKeyModal(prompt),
+                         callback=lambda choice: answer.set_result(choice or "refuse"))
+        decision = await answer
+        return decision if decision in ("once", "record") else "refuse"  # type: ignore[return-value]
 
     async def action_quit(self) -> None:
         """Close every SSH session, then exit."""
@@ -93,7 +114,12 @@ def create_app(
     """
     from tui.core.audit import AuditLog
 
-    policy = HostKeyPolicy(mode="accept-new" if accept_new else "strict")
+    # In the app an unknown key is always a question for the user (the modal); a changed
+    # key is refused by the policy without asking.  --accept-new records without asking.
+    policy = HostKeyPolicy(mode="accept-new")
     audit = AuditLog(audit_path or AuditLog.default_path())
     fleet = Fleet.from_inventory(inventory, host_keys=policy, audit=audit)
-    return HardwayApp(inventory, fleet, connect=connect)
+    app = HardwayApp(inventory, fleet, connect=connect)
+    if not accept_new:
+        policy.confirm = app.ask_host_key
+    return app

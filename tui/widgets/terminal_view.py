@@ -102,12 +102,14 @@ class TerminalView(ScrollView, can_focus=True):
         replies = terminal.take_replies()
         if replies:
             self.post_message(self.Input(self, replies))
-        if self._timer is None and self.is_mounted:
-            self._timer = self.set_timer(self.REFRESH_INTERVAL, self._tick)
 
-    def _tick(self) -> None:
-        self._timer = None
-        self.sync()
+    def on_mount(self) -> None:
+        """Repaint at most every REFRESH_INTERVAL while output arrives.
+
+        A repeating interval (rather than a one-shot timer armed by ``feed``) cannot be
+        lost: an idle tick costs one version comparison in :meth:`sync`.
+        """
+        self._timer = self.set_interval(self.REFRESH_INTERVAL, self.sync)
 
     def sync(self) -> None:
         """Show everything fed so far now (scroll size, tail following, repaint)."""
@@ -256,7 +258,7 @@ class TerminalView(ScrollView, can_focus=True):
         self.sync()
 
     def on_unmount(self) -> None:
-        """Stop the pending repaint timer."""
+        """Stop the repaint interval."""
         if self._timer is not None:
             self._timer.stop()
             self._timer = None

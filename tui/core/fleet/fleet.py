@@ -33,6 +33,7 @@ from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, Stat
 from tui.core.fleet.execute import ExecOptions, run_on_host
 from tui.core.fleet.hostkeys import HostKeyPolicy
 from tui.core.fleet.sftp import PutResult, get_file, put_file
+from tui.core.fleet.shell import READY_TIMEOUT, Shell, open_shell
 from tui.core.fleet.sshconfig import OptionsFactory, Target
 from tui.core.inventory.model import Host, Hypervisor, Inventory
 
@@ -339,6 +340,18 @@ class Fleet:
                     finals[event.host] = event
         return {name: _result(name, "".join(out[name]), "".join(err[name]), finals.get(name))
                 for name in stream.names}
+
+    # -- shells ---------------------------------------------------------------------------
+
+    async def open_shell(self, name: str, *, columns: int = 80, rows: int = 24,
+                         term: str = "xterm-256color",
+                         ready_timeout: float = READY_TIMEOUT) -> Shell:
+        """A persistent interactive login shell on ``name`` (PTY, variables exported,
+        OSC 133 integration; see :mod:`tui.core.fleet.shell`).  Never raises for remote
+        problems: check ``shell.state`` and ``shell.reason``."""
+        return await open_shell(self._connection(name), self.host(name), columns=columns,
+                                rows=rows, term=term, ready_timeout=ready_timeout,
+                                audit=self.audit)
 
     # -- files ----------------------------------------------------------------------------
 

@@ -1,0 +1,360 @@
+"""Console screen: the tmux replacement.
+
+One pane per host (a persistent PTY shell), tiled automatically, and a broadcast bar
+that types into every host of the broadcast set.  The screen is a thin view over
+:class:`tui.core.console.Console`; function keys are the console's own, everything else
+typed into a pane goes to that host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+
+from tui.core.console import Console
+from tui.core.console.events import ConsoleChanged
+from tui.core.console.history import History
+from tui.core.console.history import default_path as history_path
+from tui.core.errors import UserError
+from tui.core.fleet.shell import ShellOutput
+from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
+from tui.widgets.gather_view import GatherScreen
+from tui.widgets.host_pane import HostPane, PaneStatus
+from tui.widgets.terminal_view import TerminalView
+from tui.widgets.tiling import tile
+
+if TYPE_CHECKING:
+    from tui.app import HardwayApp
+
+
+class ConsoleScreen(Screen[None]):
+    """Every host's shell side by side, and one line to type into all of them."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "focus_bar", "Bar", id="focus-bar", priority=True,
+                tooltip="Type into the broadcast bar"),
+        Binding("f2", "next_pane", "Pane", id="next-pane", priority=True,
+                tooltip="Focus the next host's pane (keys then go to that host only)"),
+        Binding("f3", "gather", "Gather", id="gather", priority=True,
+                tooltip="Exit codes and outputs of the last broadcast, grouped and diffed"),
+        Binding("f4", "type_through", "Type-through", id="type-through", priority=True,
+                tooltip="Send every keystroke to every host in the set"),
+        Binding("f5", "reconnect", "Reconnect", id="reconnect", priority=True,
+                tooltip="Reconnect the focused host, or every disconnected host"),
+        Binding("f6", "zoom", "Zoom", id="zoom", priority=True,
+                tooltip="Show only the focused pane (again to tile)"),
+        Binding("f7", "attach", "Attach", id="attach", priority=True,
+                tooltip="Hand the real terminal to OpenSSH for the focused host "
+                        "(full-screen programs); exit to return"),
+        Binding("f8", "transcripts", "Record", id="transcripts", priority=True,
+                tooltip="Write per-host transcripts to disk (secrets redacted)"),
+        Binding("f9", "toggle_host", "In/out", id="toggle-host", priority=True,
+                tooltip="Add or remove the focused host from the broadcast set"),
+        Binding("ctrl+c", "interrupt", "^C set", id="interrupt", priority=True,
+                tooltip="Interrupt the foreground command on every host in the set "
+                        "(in a pane: that host only)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._model: Console | None = None
+        self._outputs: dict[str, tuple[object, Callable[[], None]]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def hardway(self) -> HardwayApp:
+        """The app, typed."""
+        from tui.app import HardwayApp
+
+        assert isinstance(self.app, HardwayApp)
+        return self.app
+
+    @property
+    def console(self) -> Console:
+        """The console model (created on mount)."""
+        assert self._model is not None
+        return self._model
+
+    # -- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Header, the pane grid, the broadcast bar, footer."""
+        inventory = self.hardway.inventory
+        scrollback = int(str(inventory.settings.get("console.scrollback", 10_000)))
+        yield Header(icon="⎈")
+        with Grid(id="panes"):
+            for host in inventory.hosts:
+                yield HostPane(host, scrollback=scrollback)
+        yield BroadcastBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Build the console model, open every shell, focus the broadcast bar."""
+        app = self.hardway
+        audit = getattr(app.fleet, "audit", None)
+        history = History(history_path(), redact=audit.redact if audit else None)
+        self._model = Console(app.inventory, app.fleet, history=history)
+        self._unsubscribe = self.console.subscribe(self._on_change)
+        self._retile()
+        self._refresh_all()
+        self.query_one(BroadcastBar).input.focus()
+        if app.connect_on_start:
+            self.run_worker(self._start(), name="console-start", group="console")
+
+    async def _start(self) -> None:
+        await self.console.start()
+        self._refresh_all()
+
+    async def on_unmount(self) -> None:
+        """Stop listening and close the shells."""
+        if self._unsubscribe:
+            self._unsubscribe()
+        for _, unsubscribe in self._outputs.values():
+            unsubscribe()
+        if self._model is not None:
+            await self.console.close()
+
+    def on_resize(self) -> None:
+        """Re-tile when the terminal changes size."""
+        self._retile()
+
+    def _retile(self) -> None:
+        grid = self.query_one("#panes", Grid)
+        panes = list(self.query(HostPane))
+        size = self.size
+        tiling = tile(len(panes), size.width, max(1, size.height - 6))
+        grid.styles.grid_size_columns = tiling.columns
+        grid.styles.grid_size_rows = tiling.rows
+        grid.set_class(tiling.compact, "-compact")
+
+    # -- model -> view --------------------------------------------------------------------
+
+    def _pane(self, name: str) -> HostPane:
+        return self.query_one(f"#pane-{name}", HostPane)
+
+    def _on_change(self, change: ConsoleChanged) -> None:
+        if not self.is_mounted:
+            return
+        if change.kind in ("host", "set", "mode") and change.host:
+            self._refresh_host(change.host)
+        else:
+            self._refresh_all()
+
+    def _refresh_all(self) -> None:
+        if self._model is None:
+            return
+        for name in self.console.hosts:
+            self._refresh_host(name)
+        bar = self.query_one(BroadcastBar)
+        members = self.console.broadcast_set.members
+        bar.show_set(self.console.broadcast_set.label, len(members))
+        bar.show_mode(self.console.type_through)
+        self.set_class(self.console.type_through, "-type-through")
+
+    def _refresh_host(self, name: str) -> None:
+        status = self.console.status(name)
+        last = status.last_exit
+        self._pane(name).status = PaneStatus(
+            state=status.state, reason=status.reason, in_set=status.in_set,
+            exit_status=last.status if last else None,
+            exit_duration=last.duration if last else None,
+            running=status.running, transcript=status.transcript is not None)
+        self._follow_output(name)
+        bar = self.query_one(BroadcastBar)
+        bar.show_set(self.console.broadcast_set.label, len(self.console.broadcast_set.members))
+
+    def _follow_output(self, name: str) -> None:
+        """Subscribe the pane to its host's current shell (a new one after a reconnect)."""
+        shell = self.console.shell(name)
+        current = self._outputs.get(name)
+        if current is not None and current[0] is shell:
+            return
+        if current is not None:
+            current[1]()
+            del self._outputs[name]
+        if shell is None:
+            return
+        pane = self._pane(name)
+
+        def on_event(event: object) -> None:
+            if isinstance(event, ShellOutput):
+                pane.feed(event.data)
+
+        self._outputs[name] = (shell, shell.subscribe(on_event))
+        view = pane.view
+        if view.size.width and view.size.height:
+            shell.resize(view.size.width, view.size.height)
+
+    # -- input ----------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#broadcast-input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        line = event.value
+        event.input.value = ""
+        try:
+            message = self.console.submit(line)
+        except UserError as error:
+            self.notify(str(error), severity="error", timeout=8)
+            return
+        if message:
+            self.notify(message, timeout=3)
+        self._refresh_all()
+
+    @on(BroadcastInput.History)
+    def _history(self, event: BroadcastInput.History) -> None:
+        bar = self.query_one(BroadcastBar)
+        history = self.console.history
+        text = history.previous(bar.input.value) if event.direction < 0 else history.next()
+        bar.input.value = text
+        bar.input.cursor_position = len(text)
+
+    @on(BroadcastInput.Keystroke)
+    def _keystroke(self, event: BroadcastInput.Keystroke) -> None:
+        self.console.keystroke(event.data)
+
+    @on(TerminalView.Input)
+    def _pane_input(self, event: TerminalView.Input) -> None:
+        pane = event.view.parent
+        if isinstance(pane, HostPane):
+            self.console.type_to(pane.host.name, event.data)
+
+    @on(TerminalView.Resized)
+    def _pane_resized(self, event: TerminalView.Resized) -> None:
+        pane = event.view.parent
+        if isinstance(pane, HostPane):
+            shell = self.console.shell(pane.host.name) if self._model else None
+            if shell is not None:
+                shell.resize(event.columns, event.rows)
+
+    @on(HostPane.TitleClicked)
+    def _title_clicked(self, event: HostPane.TitleClicked) -> None:
+        self.console.broadcast_set.toggle(event.pane.host.name)
+        self._refresh_all()
+
+    # -- actions --------------------------------------------------------------------------
+
+    def _focused_host(self) -> str | None:
+        node = self.focused
+        while node is not None and not isinstance(node, HostPane):
+            node = node.parent  # type: ignore[assignment]
+        return node.host.name if isinstance(node, HostPane) else None
+
+    def action_focus_bar(self) -> None:
+        """Focus the broadcast bar."""
+        self.query_one(BroadcastBar).input.focus()
+
+    def action_next_pane(self) -> None:
+        """Cycle focus through the panes."""
+        panes = list(self.query(HostPane))
+        if not panes:
+            return
+        current = self._focused_host()
+        names = [p.host.name for p in panes]
+        index = (names.index(current) + 1) % len(panes) if current in names else 0
+        panes[index].view.focus()
+
+    def action_gather(self) -> None:
+        """Show the last broadcast gathered by output (clush -b) with diffs."""
+        if not self.console.broadcasts:
+            self.notify("nothing broadcast yet: type a command in the bar first",
+                        severity="warning")
+            return
+        report = self.console.gather()
+        rows: list[tuple[str, str, str, str, str]] = []
+        for row in report.rows:
+            code = "-" if row.status is None else str(row.status)
+            took = "" if row.duration is None else f"{row.duration:.2f} s"
+            rows.append((row.host, str(row.state), code, took, row.detail))
+        blocks = [(b.header, "\n".join(b.lines), not b.ending) for b in report.blocks]
+        blocks += [(str(group), "", False) for group in report.unfinished]
+        self.app.push_screen(GatherScreen(f"{report.broadcast.line} — {report.summary}",
+                                          blocks, report.diff, rows=rows))
+
+    def action_type_through(self) -> None:
+        """Toggle type-through (every keystroke to every host in the set)."""
+        self.console.set_type_through(not self.console.type_through)
+        self._refresh_all()
+        self.action_focus_bar()
+
+    async def action_reconnect(self) -> None:
+        """Reconnect the focused host, or every host without a shell."""
+        name = self._focused_host()
+        names = [name] if name else [n for n in self.console.hosts
+                                     if self.console.status(n).state != "ready"]
+        if not names:
+            self.notify("every host is connected")
+            return
+        self.notify(f"reconnecting {', '.join(names)}…", timeout=3)
+        results = await asyncio.gather(*(self.console.reconnect(n) for n in names))
+        self._refresh_all()
+        failed = [f"{n}: {r}" for n, r in zip(names, results, strict=True) if r != "ready"]
+        if failed:
+            self.notify("; ".join(failed), severity="error", timeout=8)
+
+    def action_zoom(self) -> None:
+        """Show only the focused pane, or tile again."""
+        name = self._focused_host()
+        zoomed = self.has_class("-zoom")
+        for pane in self.query(HostPane):
+            pane.set_class(not zoomed and pane.host.name == name, "-zoomed")
+        self.set_class(not zoomed and name is not None, "-zoom")
+        if name is None and not zoomed:
+            self.notify("focus a pane first (F2), then F6 zooms it", severity="warning")
+
+    def action_attach(self) -> None:
+        """Suspend the app and run OpenSSH to the focused host in the real terminal."""
+        from tui.core.fleet.openssh import ssh_argv
+
+        name = self._focused_host()
+        if name is None:
+            self.notify("focus a pane first (F2): attach opens that host in OpenSSH",
+                        severity="warning")
+            return
+        if shutil.which("ssh") is None:
+            self.notify("OpenSSH `ssh` is not installed here", severity="error")
+            return
+        argv = ssh_argv(self.hardway.inventory.host(name), self.hardway.fleet)
+        with self.app.suspend():
+            print(f"hardway: attached to {name} with OpenSSH; exit the shell to return.\n")
+            subprocess.run(argv, check=False)
+
+    def action_transcripts(self) -> None:
+        """Start or stop per-host transcripts."""
+        on = not self.console.transcripts_on
+        paths = self.console.set_transcripts(on)
+        self._refresh_all()
+        if on and paths:
+            folder = next(iter(paths.values())).parent
+            self.notify(f"recording transcripts in {folder}", timeout=5)
+        else:
+            self.notify("transcripts stopped", timeout=3)
+
+    def action_toggle_host(self) -> None:
+        """Add or remove the focused host from the broadcast set."""
+        name = self._focused_host()
+        if name is None:
+            self.notify("focus a pane first (F2), or type @+name / @-name in the bar",
+                        severity="warning")
+            return
+        self.console.broadcast_set.toggle(name)
+        self._refresh_all()
+
+    def action_interrupt(self) -> None:
+        """^C: to the focused host's pane, or to every host in the set."""
+        name = self._focused_host()
+        if name is not None:
+            self.console.type_to(name, "\x03")
+            return
+        hosts = self.console.interrupt()
+        if hosts:
+            self.notify(f"^C sent to {len(hosts)} host(s)", timeout=2)

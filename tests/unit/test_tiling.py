@@ -1,0 +1,31 @@
+"""Pane tiling: side by side for a few hosts, a grid beyond, compact from 10."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.widgets.tiling import Tiling, tile
+
+
+@pytest.mark.parametrize(("count", "width", "height", "expected"), [
+    (1, 200, 50, Tiling(1, 1, False)),
+    (3, 200, 50, Tiling(3, 1, False)),
+    (4, 200, 50, Tiling(4, 1, False)),
+    (3, 100, 50, Tiling(2, 2, False)),     # too narrow for three 40-column panes
+    (4, 120, 50, Tiling(2, 2, False)),
+    (6, 200, 50, Tiling(3, 2, False)),
+    (9, 200, 50, Tiling(3, 3, False)),
+    (12, 200, 50, Tiling(4, 3, True)),
+    (12, 80, 24, Tiling(2, 6, True)),
+    (0, 80, 24, Tiling(1, 1, False)),
+])
+def test_tile(count: int, width: int, height: int, expected: Tiling) -> None:
+    assert tile(count, width, height) == expected
+
+
+def test_every_pane_has_a_cell() -> None:
+    for count in range(1, 40):
+        for width in (80, 120, 200):
+            t = tile(count, width, 50)
+            assert t.columns * t.rows >= count
+            assert t.columns * 40 <= max(width, 40)

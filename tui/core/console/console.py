@@ -1,0 +1,529 @@
+"""The console controller: one shell per host, the broadcast set, broadcasts and gathers.
+
+:class:`Console` is the model behind the console screen (the screen is a thin view):
+
+* it opens one persistent shell per connected host through the fleet and follows each
+  shell's events (output, command started/finished, closed);
+* :meth:`Console.submit` takes a line from the broadcast bar: ``@...`` changes the
+  :class:`BroadcastSet`, anything else is broadcast (and both go to the history);
+* :meth:`Console.broadcast` substitutes ``{name}``, ``{ip}``, ``{var}`` per host and sends
+  the line to every member's shell, recording a :class:`Broadcast`;
+* :meth:`Console.interrupt` sends ^C to every member; in type-through mode
+  :meth:`Console.keystroke` sends raw keys to every member;
+* :meth:`Console.gather` groups the last broadcast's outputs (clush -b) with a diff;
+* optional per-host transcripts (:meth:`Console.set_transcripts`).
+
+A host whose shell closed is excluded from sends and named in the result, never blocking
+the others.  Listeners (:meth:`Console.subscribe`) get a :class:`ConsoleChanged` after
+every change that a view may show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from tui.core.console.broadcast import BroadcastSet
+from tui.core.console.events import ConsoleChanged, HostStatus
+from tui.core.console.history import History
+from tui.core.console.record import (
+    Broadcast,
+    GatherReport,
+    HostRun,
+    LastExit,
+    finished_output,
+    gather_report,
+)
+from tui.core.console.shells import ConsoleShell, ShellFleet
+from tui.core.console.transcript import TranscriptSet, TranscriptStore
+from tui.core.errors import UserError
+from tui.core.fleet.command import substitute, values_for
+from tui.core.fleet.events import ConnState, StateChanged
+from tui.core.fleet.shell import CommandFinished, CommandStarted, ShellClosed, ShellOutput
+from tui.core.inventory.model import Inventory
+
+log = logging.getLogger(__name__)
+
+_GONE = ("closed", "failed")
+"""Shell states in which a shell takes no more input."""
+
+MAX_BROADCASTS = 100
+"""Broadcast records kept in memory (oldest dropped first)."""
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Console:
+    """The console model (see the module docstring).
+
+    Args:
+        inventory: the cluster.
+        fleet: opens shells and reports connection states (a Fleet).
+        history: broadcast-bar history (default: in memory only).
+        transcripts: where transcripts go (default: the XDG state dir for this cluster).
+        clock: gives the current time (UTC) for broadcast records.
+    """
+
+    def __init__(self, inventory: Inventory, fleet: ShellFleet, *,
+                 history: History | None = None, transcripts: TranscriptStore | None = None,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
+        self.inventory = inventory
+        self.fleet = fleet
+        self.history = history or History()
+        self._clock = clock
+        self.hosts = [host.name for host in inventory.hosts]
+        self.broadcast_set = BroadcastSet(self.hosts, inventory.groups())
+        self._shells: dict[str, ConsoleShell] = {}
+        self._unsubscribe: dict[str, Callable[[], None]] = {}
+        self._closed: dict[str, str] = {}
+        self._last_exit: dict[str, LastExit] = {}
+        self._sending: HostRun | None = None
+        self._inflight: dict[str, deque[HostRun | None]] = {n: deque() for n in self.hosts}
+        self._broadcasts: dict[int, Broadcast] = {}
+        self._next_id = 1
+        self._transcripts = TranscriptSet(inventory.name, transcripts)
+        self._type_through = False
+        self._listeners: list[Callable[[ConsoleChanged], None]] = []
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self.broadcast_set.subscribe(lambda _: self._emit(ConsoleChanged("set")))
+        self._fleet_unsubscribe = fleet.subscribe(self._on_state)
+
+    # -- shells -----------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, str]:
+        """Connect every host and open a shell on each one that connected.
+
+        Returns:
+            host -> ``ready`` or the reason it has no shell (never raises per host).
+        """
+        await self.fleet.connect(self.hosts)
+        return await self.open([n for n in self.hosts if self.fleet.state(n) == ConnState.READY])
+
+    async def open(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """Open a shell on each of ``names`` (default every host) that has none, concurrently.
+
+        Returns:
+            host -> ``ready`` or why no shell could be opened.
+        """
+        selected = [n for n in (self.hosts if names is None else names) if n in self._inflight]
+
+        async def one(name: str) -> tuple[str, str]:
+            if name in self._shells:
+                return name, "ready"
+            try:
+                shell = await self.fleet.open_shell(name)
+            except (UserError, OSError, ConnectionError) as error:
+                self._mark_closed(name, str(error) or type(error).__name__)
+                return name, self._closed[name]
+            if str(shell.state) in _GONE:
+                self._mark_closed(name, shell.reason or f"shell {shell.state}")
+                return name, self._closed[name]
+            self.attach(shell)
+            return name, "ready"
+
+        return dict(await asyncio.gather(*(one(n) for n in selected)))
+
+    def attach(self, shell: ConsoleShell) -> None:
+        """Make ``shell`` its host's console shell (replacing a closed one)."""
+        name = shell.host
+        if name not in self._inflight:
+            raise UserError(f"The console has no host called {name!r} "
+                            f"(hosts: {', '.join(self.hosts)}).")
+        self._detach(name)
+        self._shells[name] = shell
+        self._closed.pop(name, None)
+        self._inflight[name].clear()
+        self._transcripts.open(name)
+        self.broadcast_set.mark_available(name, True)
+        self._emit(ConsoleChanged("host", name))
+        # last: the shell replays what it emitted before (a first prompt, or its closing)
+        self._unsubscribe[name] = shell.subscribe(self._on_shell_event)
+
+    async def reconnect(self, name: str) -> str:
+        """Reconnect ``name`` now and open a new shell; returns ``ready`` or the reason."""
+        shell = self._shells.pop(name, None)
+        if shell is not None:
+            self._detach(name)
+            await self._close_shell(shell)
+        self._mark_closed(name, "reconnecting")
+        state = await self.fleet.reconnect(name)
+        if state != ConnState.READY:
+            self._mark_closed(name, self.fleet.reason(name) or str(state))
+            return self._closed[name]
+        return (await self.open([name]))[name]
+
+    async def close(self) -> None:
+        """Close every shell and transcript; stop following the fleet."""
+        self._fleet_unsubscribe()
+        shells = list(self._shells.values())
+        for name in list(self._shells):
+            self._detach(name)
+        self._shells.clear()
+        await asyncio.gather(*(self._close_shell(s) for s in shells))
+        for task in list(self._tasks):
+            task.cancel()
+        self._transcripts.stop()
+
+    def shell(self, name: str) -> ConsoleShell | None:
+        """``name``'s open shell (None when it has none)."""
+        return self._shells.get(name)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self, name: str) -> HostStatus:
+        """What ``name``'s pane title shows."""
+        host = self.inventory.host(name)
+        if name in self._shells:
+            state, reason = "ready", ""
+        else:
+            fleet_state = self.fleet.state(name)
+            reason = self._closed.get(name, "") or self.fleet.reason(name)
+            if fleet_state == ConnState.READY:
+                state = "closed" if name in self._closed else "connecting"
+            else:
+                state = str(fleet_state)
+        return HostStatus(
+            host=name, address=str(host.address), state=state, reason=reason,
+            in_set=name in self.broadcast_set, last_exit=self._last_exit.get(name),
+            running=bool(self._inflight[name]) or self._busy(name),
+            transcript=self._transcripts.path(name))
+
+    def last_exit(self, name: str) -> LastExit | None:
+        """How the last command on ``name`` ended (any command, broadcast or typed)."""
+        return self._last_exit.get(name)
+
+    def _busy(self, name: str) -> bool:
+        shell = self._shells.get(name)
+        try:
+            return bool(shell is not None and shell.busy)
+        except Exception:
+            return False
+
+    # -- input ------------------------------------------------------------------------------
+
+    def submit(self, line: str) -> str:
+        """Handle a line from the broadcast bar and return a one-line result for the bar.
+
+        ``@...`` changes the broadcast set (see :meth:`BroadcastSet.apply`); any other
+        line is broadcast.  Both are added to the history (secret lines stay in memory).
+
+        Raises:
+            UserError: a bad set expression, or no host can receive the line.
+        """
+        self.history.add(line)
+        if line.lstrip().startswith("@"):
+            return self.broadcast_set.apply(line)
+        record = self.broadcast(line)
+        return record.describe() if record is not None else self.broadcast_set.describe()
+
+    def broadcast(self, line: str) -> Broadcast | None:
+        """Send ``line`` (substituted per host) to every member's shell.
+
+        Returns:
+            The :class:`Broadcast` record; None for a blank line (Enter is sent to every
+            member, but no command is expected).
+
+        Raises:
+            UserError: no host receives broadcast input (empty set or none connected).
+        """
+        members = self._receivers("send this line")
+        if not line.strip():
+            for name in members:
+                self._send(name, "send_line", line)
+            return None
+        record = Broadcast(self._next_id, line, self._clock())
+        self._next_id += 1
+        for name in self.broadcast_set.waiting:
+            record.skipped[name] = self._why_not(name)
+        self._broadcasts[record.id] = record
+        for name in members:
+            text = substitute(line, values_for(self.inventory.host(name)))
+            run = HostRun(name, text)
+            record.runs[name] = run
+            self._sending = run  # the shell reports CommandStarted while sending
+            try:
+                sent = self._send(name, "send_line", text)
+            finally:
+                self._sending = None
+            if not sent:
+                del record.runs[name]
+                record.skipped[name] = self._why_not(name)
+                continue
+            self._transcribe(name, "broadcast", text)
+            if run.state == "pending" and run not in self._inflight[name]:
+                self._inflight[name].append(run)  # a shell that reports no CommandStarted
+        for old in list(self._broadcasts)[:-MAX_BROADCASTS]:
+            del self._broadcasts[old]
+        self._emit(ConsoleChanged("broadcast", broadcast_id=record.id))
+        return record
+
+    def interrupt(self) -> list[str]:
+        """Send ^C to every member; returns the hosts it reached.
+
+        Raises:
+            UserError: no host receives broadcast input.
+        """
+        return [name for name in self._receivers("interrupt")
+                if self._send(name, "interrupt", None)]
+
+    @property
+    def type_through(self) -> bool:
+        """Every keystroke goes to every member (like tmux synchronize-panes)."""
+        return self._type_through
+
+    def set_type_through(self, on: bool) -> None:
+        """Turn type-through mode on or off."""
+        if on != self._type_through:
+            self._type_through = on
+            self._emit(ConsoleChanged("mode"))
+
+    def keystroke(self, data: str) -> list[str]:
+        """In type-through mode, send raw ``data`` to every member; returns those reached.
+
+        Does nothing (returns ``[]``) when type-through is off.  Keystrokes are never
+        recorded in transcripts or history.
+        """
+        if not self._type_through:
+            return []
+        return [name for name in self.broadcast_set.members if self._send(name, "write", data)]
+
+    def type_to(self, name: str, data: str) -> bool:
+        """Send raw ``data`` to ``name``'s shell only (a focused pane); never recorded.
+
+        Returns:
+            False when ``name`` has no open shell (nothing was sent).
+        """
+        return self._send(name, "write", data)
+
+    # -- results ----------------------------------------------------------------------------
+
+    @property
+    def broadcasts(self) -> list[Broadcast]:
+        """The broadcast records kept, oldest first."""
+        return list(self._broadcasts.values())
+
+    def gather(self, broadcast_id: int | None = None) -> GatherReport:
+        """The gathered outputs of a broadcast (default: the last one).
+
+        Raises:
+            UserError: there is no such broadcast (or none yet).
+        """
+        if broadcast_id is None:
+            if not self._broadcasts:
+                raise UserError("There is nothing to gather yet: type a command in the "
+                                "broadcast bar first; its per-host results are gathered.")
+            record = self._broadcasts[max(self._broadcasts)]
+        else:
+            try:
+                record = self._broadcasts[broadcast_id]
+            except KeyError:
+                kept = ", ".join(map(str, self._broadcasts)) or "none"
+                raise UserError(
+                    f"There is no broadcast number {broadcast_id} to gather; the console "
+                    f"keeps the last {MAX_BROADCASTS} (kept: {kept}).") from None
+        return gather_report(record, self.hosts)
+
+    # -- transcripts ------------------------------------------------------------------------
+
+    @property
+    def transcripts(self) -> dict[str, Path]:
+        """host -> transcript file being written (empty when transcripts are off)."""
+        return self._transcripts.paths
+
+    @property
+    def transcripts_on(self) -> bool:
+        """True while transcripts are written."""
+        return self._transcripts.on
+
+    def set_transcripts(self, on: bool) -> dict[str, Path]:
+        """Start (a new file per host with a shell) or stop writing transcripts.
+
+        Raises:
+            UserError: a transcript file cannot be created (transcripts stay off).
+        """
+        if on != self._transcripts.on:
+            if on:
+                self._transcripts.start([n for n in self.hosts if n in self._shells])
+            else:
+                self._transcripts.stop()
+            self._emit(ConsoleChanged("mode"))
+        return self.transcripts
+
+    def _transcribe(self, name: str, kind: Literal["output", "broadcast", "note"],
+                    text: str) -> None:
+        if not self._transcripts.write(name, kind, text):
+            self._emit(ConsoleChanged("host", name))
+
+    # -- listeners --------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[ConsoleChanged], None]) -> Callable[[], None]:
+        """Call ``listener`` with every :class:`ConsoleChanged`; returns an unsubscribe."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, change: ConsoleChanged) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(change)
+            except Exception:
+                log.exception("console listener failed")
+
+    # -- events -----------------------------------------------------------------------------
+
+    def _on_shell_event(self, event: object) -> None:
+        if isinstance(event, ShellOutput):
+            self._transcribe(event.host, "output", event.data)
+        elif isinstance(event, CommandStarted):
+            self._on_started(event)
+        elif isinstance(event, CommandFinished):
+            self._on_finished(event)
+        elif isinstance(event, ShellClosed):
+            self._on_closed(event.host, event.reason)
+
+    def _on_started(self, event: CommandStarted) -> None:
+        """A command was queued in the shell: ours while sending, else typed in the pane."""
+        name = event.host
+        if name not in self._inflight:
+            return
+        run = self._sending
+        if run is None or run.host != name or not _same_command(run.command, event.command):
+            run = None
+        else:
+            run.state = "running"
+        self._inflight[name].append(run)
+        self._emit(ConsoleChanged("host", name))
+
+    def _on_finished(self, event: CommandFinished) -> None:
+        """The oldest command in flight on the host finished (the shell keeps them in order)."""
+        name = event.host
+        if name not in self._inflight:
+            return
+        self._last_exit[name] = LastExit(event.status, event.duration)
+        queue = self._inflight[name]
+        run = queue.popleft() if queue else None
+        if run is not None:
+            shell = self._shells.get(name)
+            if event.status is None and shell is not None and str(shell.state) in _GONE:
+                run.state, run.reason = "closed", shell.reason or "shell closed"
+            else:
+                run.state = "done"
+            run.status = event.status
+            run.duration = event.duration
+            run.output = finished_output(_text(event.output))
+            self._emit(ConsoleChanged("broadcast", name, self._record_of(run)))
+        self._emit(ConsoleChanged("host", name))
+
+    def _on_closed(self, name: str, reason: str) -> None:
+        if name not in self._shells:
+            return
+        self._detach(name)
+        del self._shells[name]
+        self._mark_closed(name, reason or "shell closed")
+
+    def _on_state(self, event: StateChanged) -> None:
+        if event.host not in self._inflight:
+            return
+        if event.state in (ConnState.FAILED, ConnState.CLOSED) and event.host in self._shells:
+            self._on_closed(event.host, event.reason or f"connection {event.state}")
+            return
+        self._emit(ConsoleChanged("host", event.host))
+
+    def _mark_closed(self, name: str, reason: str) -> None:
+        """``name`` has no shell now: end its pending runs, note it, tell listeners."""
+        self._closed[name] = reason
+        for run in self._inflight[name]:
+            if run is not None and not run.finished:
+                run.state = "closed"
+                run.reason = reason
+                self._emit(ConsoleChanged("broadcast", name, self._record_of(run)))
+        self._inflight[name].clear()
+        self._transcribe(name, "note", f"shell closed: {reason}")
+        self.broadcast_set.mark_available(name, False)
+        self._emit(ConsoleChanged("host", name))
+
+    def _record_of(self, run: HostRun) -> int | None:
+        for record in reversed(self._broadcasts.values()):
+            if record.runs.get(run.host) is run:
+                return record.id
+        return None
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _receivers(self, action: str) -> list[str]:
+        members = self.broadcast_set.members
+        if not members:
+            raise UserError(
+                f"Cannot {action}: no host receives broadcast input "
+                f"({self.broadcast_set.describe()}). Type @all to select every host, or "
+                "reconnect the hosts that are down.")
+        return members
+
+    def _send(self, name: str, method: str, data: str | None) -> bool:
+        """Call ``shell.<method>(data)``; a failure marks the shell closed, never raises."""
+        shell = self._shells.get(name)
+        if shell is None:
+            return False
+        try:
+            result = getattr(shell, method)() if data is None else getattr(shell, method)(data)
+            if asyncio.iscoroutine(result):
+                self._track(asyncio.ensure_future(result), name)
+        except Exception as error:
+            self._on_closed(name, f"sending failed: {error or type(error).__name__}")
+            return False
+        if str(shell.state) in _GONE:  # the shell closed and ignored the input
+            self._on_closed(name, shell.reason or f"shell {shell.state}")
+            return False
+        return True
+
+    def _track(self, task: asyncio.Future[Any], name: str) -> None:
+        self._tasks.add(task)
+
+        def done(future: asyncio.Future[Any]) -> None:
+            self._tasks.discard(future)
+            if not future.cancelled() and future.exception() is not None:
+                self._on_closed(name, f"sending failed: {future.exception()}")
+
+        task.add_done_callback(done)
+
+    def _why_not(self, name: str) -> str:
+        if name in self._closed:
+            return f"shell closed: {self._closed[name]}"
+        state = self.fleet.state(name)
+        reason = self.fleet.reason(name)
+        return f"{state}: {reason}" if reason else f"not connected ({state})"
+
+    def _detach(self, name: str) -> None:
+        unsubscribe = self._unsubscribe.pop(name, None)
+        if unsubscribe is not None:
+            unsubscribe()
+
+    async def _close_shell(self, shell: ConsoleShell) -> None:
+        try:
+            result = shell.close()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+        except Exception as error:  # closing a dead shell must not stop the others
+            log.debug("closing %s's shell: %s", shell.host, error)
+
+
+def _same_command(sent: str, started: str) -> bool:
+    """True when the shell's reported command is the line the console sent."""
+    return " ".join(sent.split()) == " ".join(started.split())
+
+
+def _text(data: object) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return str(data)

@@ -1,0 +1,91 @@
+"""BroadcastBar: the line at the bottom of the console that types into many hosts.
+
+It shows who receives input (the broadcast set), takes a line and posts it; in
+type-through mode every keystroke is posted raw instead (like tmux synchronize-panes),
+and the bar turns an unmistakable colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.markup import escape
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Label
+
+from tui.core.term.keys import encode_key
+
+PLACEHOLDER = ("command for every host in the set · @controllers @none +name -name "
+               "change the set · {name} {ip} {VAR} per host")
+
+
+class BroadcastInput(Input):
+    """The bar's input: history on up/down, raw keys in type-through mode."""
+
+    type_through: reactive[bool] = reactive(False)
+    """Send each keystroke to the hosts instead of editing a line."""
+
+    @dataclass
+    class History(Message):
+        """Up (-1) or down (+1) pressed: the bar asks the model for that history line."""
+
+        direction: int
+
+    @dataclass
+    class Keystroke(Message):
+        """Raw input for every host in the set (type-through mode)."""
+
+        data: str
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key.startswith("f") and event.key[1:].isdigit():
+            return  # function keys are the console's
+        if self.type_through:
+            data = encode_key(event.key, event.character)
+            if data is not None:
+                event.stop()
+                event.prevent_default()
+                self.post_message(self.Keystroke(data))
+            return
+        if event.key in ("up", "down"):
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.History(-1 if event.key == "up" else 1))
+            return
+        await super()._on_key(event)
+
+
+class BroadcastBar(Horizontal):
+    """The set label, the input line and the mode badge."""
+
+    DEFAULT_CSS = """
+    BroadcastBar { height: 3; dock: bottom; }
+    """
+
+    def compose(self) -> ComposeResult:
+        """Set label, input, mode badge."""
+        yield Label("", id="broadcast-set")
+        yield BroadcastInput(placeholder=PLACEHOLDER, id="broadcast-input")
+        yield Label("", id="broadcast-mode")
+
+    @property
+    def input(self) -> BroadcastInput:
+        """The line editor."""
+        return self.query_one(BroadcastInput)
+
+    def show_set(self, label: str, count: int) -> None:
+        """Show who receives input, e.g. ``controller-[0-2] (3)``."""
+        text = f"→ {escape(label)} ({count})" if count else "→ nobody (@all to reset)"
+        self.query_one("#broadcast-set", Label).update(text)
+        self.set_class(count == 0, "-empty")
+
+    def show_mode(self, type_through: bool) -> None:
+        """Switch the badge and colours between line mode and type-through."""
+        self.input.type_through = type_through
+        self.set_class(type_through, "-type-through")
+        badge = "TYPE-THROUGH: keys go to every host" if type_through else "line"
+        self.query_one("#broadcast-mode", Label).update(badge)

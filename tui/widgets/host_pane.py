@@ -1,0 +1,110 @@
+"""HostPane: one host's terminal with a title that says everything about the host.
+
+The border title shows the name, address, connection state and whether the host is in
+the broadcast set; the border subtitle shows the last command's exit code and duration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.markup import escape
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+
+from tui.core.inventory.model import Host
+from tui.core.term import Terminal
+from tui.widgets.terminal_view import TerminalView
+
+APP_KEYS = ("f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10")
+"""Keys a pane leaves to the console's bindings; every other key goes to the host."""
+
+
+@dataclass(frozen=True)
+class PaneStatus:
+    """What the pane title shows; built by the console screen from the model."""
+
+    state: str = "connecting"
+    reason: str = ""
+    in_set: bool = True
+    exit_status: int | None = None
+    exit_duration: float | None = None
+    running: bool = False
+    transcript: bool = False
+
+
+class HostPane(Vertical):
+    """A host's persistent shell: title + terminal."""
+
+    DEFAULT_CSS = """
+    HostPane { border: round $primary 30%; height: 1fr; width: 1fr; }
+    """
+
+    status: reactive[PaneStatus] = reactive(PaneStatus, always_update=True)
+    """The state shown in the title bar."""
+
+    @dataclass
+    class TitleClicked(Message):
+        """The user clicked the pane's title: toggle the host in the broadcast set."""
+
+        pane: HostPane
+
+    def __init__(self, host: Host, *, scrollback: int = 10_000) -> None:
+        super().__init__(id=f"pane-{host.name}")
+        self.host = host
+        self.terminal = Terminal(80, 24, scrollback=scrollback)
+
+    def compose(self) -> ComposeResult:
+        """The terminal view fills the pane."""
+        yield TerminalView(self.terminal, reserved_keys=APP_KEYS, id=f"term-{self.host.name}")
+
+    @property
+    def view(self) -> TerminalView:
+        """The pane's terminal view."""
+        return self.query_one(TerminalView)
+
+    def feed(self, data: str) -> None:
+        """Show output from the host."""
+        self.view.feed(data)
+
+    def watch_status(self, status: PaneStatus) -> None:
+        """Redraw the title and the state classes from the status."""
+        self.set_class(not status.in_set, "-out")
+        self.set_class(status.state == "failed" or status.state == "closed", "-down")
+        self.set_class(status.state == "ready", "-up")
+        self.border_title = self._title(status)
+        self.border_subtitle = self._subtitle(status)
+
+    def _title(self, status: PaneStatus) -> str:
+        host = self.host
+        mark = "[b]◆[/b]" if status.in_set else "◇"
+        glyph = {"ready": "●", "connecting": "…", "failed": "✖", "closed": "○"}.get(
+            status.state, "·")
+        title = f"{mark} [b]{escape(host.name)}[/b] {host.address} {glyph} {status.state}"
+        if status.reason and status.state != "ready":
+            title += f": {escape(status.reason)}"
+        if status.transcript:
+            title += " ⏺ rec"
+        return title
+
+    def _subtitle(self, status: PaneStatus) -> str:
+        if status.running:
+            return "running…"
+        if status.exit_status is None:
+            return ""
+        code = status.exit_status
+        badge = f"[b]exit {code}[/b]" if code else "exit 0"
+        if status.exit_duration is not None:
+            badge += f" · {status.exit_duration:.2f} s"
+        return badge
+
+    def on_click(self, event: events.Click) -> None:
+        """A click on the title row toggles broadcast membership; elsewhere focuses."""
+        if event.y == 0:
+            event.stop()
+            self.post_message(self.TitleClicked(self))
+        else:
+            self.view.focus()
