@@ -27,6 +27,7 @@ from tui.core.console.history import History
 from tui.core.console.history import default_path as history_path
 from tui.core.errors import UserError
 from tui.core.fleet.shell import ShellOutput
+from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.gather_view import GatherScreen
 from tui.widgets.host_pane import HostPane, PaneStatus
@@ -206,8 +207,11 @@ class ConsoleScreen(Screen[None]):
         except UserError as error:
             self.notify(str(error), severity="error", timeout=8)
             return
-        if message:
-            self.notify(message, timeout=3)
+        # the bar already shows who received a plain broadcast; speak up only about set
+        # changes and hosts that were skipped
+        if message and (line.lstrip().startswith("@") or " not " in message
+                        or " was busy" in message):
+            self.notify(message, timeout=4)
         self._refresh_all()
 
     @on(BroadcastInput.History)
@@ -273,7 +277,7 @@ class ConsoleScreen(Screen[None]):
         rows: list[tuple[str, str, str, str, str]] = []
         for row in report.rows:
             code = "-" if row.status is None else str(row.status)
-            took = "" if row.duration is None else f"{row.duration:.2f} s"
+            took = "" if row.duration is None else format.format_duration(row.duration)
             rows.append((row.host, str(row.state), code, took, row.detail))
         blocks = [(b.header, "\n".join(b.lines), not b.ending) for b in report.blocks]
         blocks += [(str(group), "", False) for group in report.unfinished]

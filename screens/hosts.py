@@ -19,7 +19,7 @@ class HostsScreen(Screen[None]):
     """Every host of the inventory and whether hardway holds a session to it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "app.quit", "Quit", id="quit-hosts"),
+        Binding("q", "app.quit", "Quit", id="quit-hosts", show=False),
         Binding("r", "reconnect", "Reconnect", id="reconnect",
                 tooltip="Reconnect the selected host (or every failed host)"),
     ]

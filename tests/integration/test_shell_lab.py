@@ -165,13 +165,15 @@ async def test_a_multi_line_command_and_a_command_typed_in_the_pane(shell: Shell
 
 async def test_a_line_sent_while_a_command_runs_is_its_input(shell: Shell) -> None:
     rec = Recorder(shell)
-    assert shell.send_line("read answer; echo got $answer") is not None
+    question = "printf 'sure? '; read answer; echo got $answer"
+    assert shell.send_line(question) is not None
     assert shell.busy
+    assert await poll(lambda: rec.screen().endswith("sure? "), 5)
     assert shell.send_line("yes") is None  # an answer, not a new command
     finished = await rec.next(CommandFinished)
     assert isinstance(finished, CommandFinished)
-    assert (finished.command, finished.status) == ("read answer; echo got $answer", 0)
-    assert finished.output.endswith("got yes\n")
+    assert (finished.command, finished.status) == (question, 0)
+    assert finished.output == "sure? yes\ngot yes\n"
     assert (await rec.run("echo next")).output == "next\n"
 
 
@@ -224,6 +226,7 @@ async def test_a_nested_root_shell_can_be_integrated(shell: Shell) -> None:
     outer = await rec.next(CommandFinished)
     assert isinstance(outer, CommandFinished)
     assert (outer.command, outer.status) == ("sudo -i", 4)
+    assert shell.kind == "bash"
     assert (await rec.run("echo back")).output == "back\n"
     assert "__hw_id" not in rec.screen()
 
@@ -248,6 +251,17 @@ async def test_the_shell_exiting_closes_it_with_the_status(fleet: Fleet) -> None
     closed = await rec.next(ShellClosed)
     assert isinstance(closed, ShellClosed)
     assert closed.reason == "the shell on controller-2 exited with status 3"
+    assert shell.state == ShellState.CLOSED
+
+
+async def test_reconnecting_closes_the_shell_plainly(fleet: Fleet, lab_runner: LabRunner) -> None:
+    spec = next(s for s in lab_runner.lab.hosts if s.name == "controller-2")
+    shell = await fleet.open_shell("controller-2")
+    rec = Recorder(shell)
+    await fleet.reconnect("controller-2")
+    closed = await rec.next(ShellClosed)
+    assert isinstance(closed, ShellClosed)
+    assert closed.reason == f"the connection to {spec.listen}:{spec.port} was closed"
     assert shell.state == ShellState.CLOSED
 
 

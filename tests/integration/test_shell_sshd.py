@@ -146,11 +146,13 @@ async def test_state_persists_and_statuses_are_reported(shell: Shell,
 
 async def test_a_line_sent_while_a_command_runs_is_its_input(shell: Shell) -> None:
     rec = Recorder(shell)
-    assert shell.send_line("read answer; echo got $answer") is not None
+    question = "printf 'sure? '; read answer; echo got $answer"
+    assert shell.send_line(question) is not None
+    assert await poll(lambda: rec.screen().endswith("sure? "), 5)
     assert shell.send_line("yes") is None
     finished = await rec.next(CommandFinished)
     assert isinstance(finished, CommandFinished) and finished.status == 0
-    assert finished.output.endswith("got yes\n")
+    assert finished.output == "sure? yes\ngot yes\n"
     assert (await rec.run("echo next")).output == "next\n"
 
 

@@ -1,4 +1,4 @@
-"""Snapshots of the first app screen: hosts and their live connection state."""
+"""Snapshots of the hosts table (ctrl+o from the console): live connection states."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def _app(runner: LabRunner, tmp_path: Any) -> Any:
 
 async def _connected(pilot: Pilot[Any]) -> None:
     await pilot.app.workers.wait_for_complete()
+    await pilot.press("ctrl+o")  # from the console to the hosts table
     await pilot.pause()
 
 

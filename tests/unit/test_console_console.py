@@ -308,6 +308,8 @@ async def test_closed_shell_is_excluded_reported_and_never_blocks_others(
     assert console.status("controller-1").reason == "connection to 127.0.0.1:22 lost"
     assert console.broadcast_set.members == ["controller-0", "controller-2"]
     assert "controller-1" in console.broadcast_set  # still selected: rejoins on reconnect
+    fleet.shells["controller-0"].finish("", 0)
+    fleet.shells["controller-2"].finish("", 0)
     second = console.broadcast("hostname")
     assert second is not None
     assert list(second.runs) == ["controller-0", "controller-2"]
@@ -378,3 +380,18 @@ async def test_transcripts_that_cannot_be_written_stay_off(
         f"Cannot write controller-0's console transcript in {blocker / 'lab'} (")
     assert console.transcripts_on is False and console.transcripts == {}
     assert console.broadcast("true") is not None  # the console carries on
+
+
+async def test_a_busy_host_gets_the_line_as_input_not_as_a_command(
+        console: Console, fleet: FakeFleet) -> None:
+    console.broadcast_set.apply("@controllers")
+    console.broadcast("read answer")
+    fleet.shells["controller-0"].finish("", 0)
+    fleet.shells["controller-1"].finish("", 0)
+    second = console.broadcast("yes")
+    assert second is not None
+    assert fleet.shells["controller-2"].sent == ["read answer", "yes"]
+    assert second.skipped == {"controller-2": "typed ahead while a command was running"}
+    assert sorted(second.runs) == ["controller-0", "controller-1"]
+    assert second.describe() == ("sent to controller-[0-1] (2); controller-2 was busy: "
+                                 "line typed ahead, not tracked")

@@ -63,7 +63,7 @@ class BroadcastBar(Horizontal):
     """The set label, the input line and the mode badge."""
 
     DEFAULT_CSS = """
-    BroadcastBar { height: 3; dock: bottom; }
+    BroadcastBar { height: 1; dock: bottom; }
     """
 
     def compose(self) -> ComposeResult:
@@ -87,5 +87,6 @@ class BroadcastBar(Horizontal):
         """Switch the badge and colours between line mode and type-through."""
         self.input.type_through = type_through
         self.set_class(type_through, "-type-through")
-        badge = "TYPE-THROUGH: keys go to every host" if type_through else "line"
+        badge = ("TYPE-THROUGH: every key goes to every host · F4 ends it" if type_through
+                 else "line mode · F4 type-through")
         self.query_one("#broadcast-mode", Label).update(badge)

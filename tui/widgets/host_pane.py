@@ -17,6 +17,7 @@ from textual.reactive import reactive
 
 from tui.core.inventory.model import Host
 from tui.core.term import Terminal
+from tui.widgets import format
 from tui.widgets.terminal_view import TerminalView
 
 APP_KEYS = ("f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10")
@@ -70,8 +71,12 @@ class HostPane(Vertical):
         """Show output from the host."""
         self.view.feed(data)
 
-    def watch_status(self, status: PaneStatus) -> None:
-        """Redraw the title and the state classes from the status."""
+    def watch_status(self, old: PaneStatus, status: PaneStatus) -> None:
+        """Redraw the title and the state classes; say in the pane when the host went down."""
+        down = status.state in ("failed", "closed")
+        if down and old.state == "ready":
+            reason = status.reason or status.state
+            self.feed(f"\r\n\x1b[1;31m✖ {reason}\x1b[0m\r\n\x1b[2m  F5 reconnects\x1b[0m\r\n")
         self.set_class(not status.in_set, "-out")
         self.set_class(status.state == "failed" or status.state == "closed", "-down")
         self.set_class(status.state == "ready", "-up")
@@ -98,7 +103,7 @@ class HostPane(Vertical):
         code = status.exit_status
         badge = f"[b]exit {code}[/b]" if code else "exit 0"
         if status.exit_duration is not None:
-            badge += f" · {status.exit_duration:.2f} s"
+            badge += f" · {format.format_duration(status.exit_duration)}"
         return badge
 
     def on_click(self, event: events.Click) -> None:

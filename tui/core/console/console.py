@@ -33,6 +33,7 @@ from tui.core.console.broadcast import BroadcastSet
 from tui.core.console.events import ConsoleChanged, HostStatus
 from tui.core.console.history import History
 from tui.core.console.record import (
+    AS_INPUT,
     Broadcast,
     GatherReport,
     HostRun,
@@ -245,6 +246,15 @@ class Console:
         self._broadcasts[record.id] = record
         for name in members:
             text = substitute(line, values_for(self.inventory.host(name)))
+            shell = self._shells.get(name)
+            if shell is not None and shell.busy:
+                # a program is in the foreground: the line is its input, not a command
+                if self._send(name, "send_line", text):
+                    record.skipped[name] = AS_INPUT
+                    self._transcribe(name, "broadcast", text)
+                else:
+                    record.skipped[name] = self._why_not(name)
+                continue
             run = HostRun(name, text)
             record.runs[name] = run
             self._sending = run  # the shell reports CommandStarted while sending

@@ -77,6 +77,11 @@ class HostRun:
         return HostOutcome(self.host, error=STILL_RUNNING)
 
 
+AS_INPUT = "typed ahead while a command was running"
+"""Skip reason for a busy host: the line went to the terminal as type-ahead, so it reaches
+the running program or runs after it; either way it is not tracked as this broadcast."""
+
+
 @dataclass
 class Broadcast:
     """One broadcast line and its per-host results.
@@ -86,7 +91,8 @@ class Broadcast:
         line: the line as typed (before substitution).
         started_at: when it was sent (UTC).
         runs: host -> its run, for every host the line was sent to (inventory order).
-        skipped: host -> why the line was not sent there (shell closed, not connected).
+        skipped: host -> why the line did not run there as a command (shell closed, not
+            connected, or AS_INPUT: the host was busy and the line went to its program).
     """
 
     id: int
@@ -113,7 +119,10 @@ class Broadcast:
         for host, reason in self.skipped.items():
             reasons.setdefault(reason, []).append(host)
         for reason, hosts in reasons.items():
-            text += f"; not sent to {fold(hosts)} ({reason})"
+            if reason == AS_INPUT:
+                text += f"; {fold(hosts)} was busy: line typed ahead, not tracked"
+            else:
+                text += f"; not sent to {fold(hosts)} ({reason})"
         return text
 
 

@@ -41,19 +41,17 @@ import asyncio
 import codecs
 import contextlib
 import logging
-import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 import asyncssh
 
 from tui.core.audit import AuditLog
-from tui.core.fleet.command import exports
 from tui.core.fleet.connection import HostConnection, HostUnavailable
-from tui.core.fleet.osc133 import Marker, MarkerParser
+from tui.core.fleet.osc133 import ZSH_PROMPT_SP, Marker, MarkerParser, integration_line
 from tui.core.inventory.model import Host
 
 log = logging.getLogger("hardway.fleet.shell")
@@ -76,7 +74,6 @@ __all__ = [
     "ShellEvent",
     "ShellOutput",
     "ShellState",
-    "integration_line",
     "open_shell",
 ]
 
@@ -143,54 +140,6 @@ class ShellClosed:
 
 ShellEvent = ShellOutput | CommandStarted | CommandFinished | ShellClosed
 
-_BASH = (
-    "__hw_osc133_prompt() { local s=$?; "
-    "printf '\\033]133;D;%s;hw=%s\\007\\033]133;A\\007' \"$s\" \"${__hw_id-}\"; return $s; }; "
-    'case "${PROMPT_COMMAND-}" in *__hw_osc133_prompt*) ;; '
-    '*) PROMPT_COMMAND="__hw_osc133_prompt${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
-    "case \"${PS0-}\" in *'133;C'*) ;; *) PS0=\"${PS0-}\"'\\e]133;C;hw=${__hw_id-}\\a';; esac; "
-    "case \"$(history 1 2>/dev/null)\" in *__hw_osc133_prompt*) history -d -1 2>/dev/null;; "
-    "esac; hw_k=bash"
-)
-_ZSH = (
-    "eval '__hw_precmd() { local s=$?; "
-    "printf \"\\033]133;D;%s;hw=%s\\007\\033]133;A\\007\" $s \"${__hw_id-}\"; return $s }; "
-    "__hw_preexec() { printf \"\\033]133;C;hw=%s\\007\" \"${__hw_id-}\" }; "
-    "precmd_functions=(__hw_precmd ${precmd_functions:#__hw_precmd}); "
-    "preexec_functions=(${preexec_functions:#__hw_preexec} __hw_preexec)'; hw_k=zsh"
-)
-_POSIX = (
-    "case \"${PS1-}\" in *'133;A'*) ;; *) "
-    "PS1=\"$(printf '\\033]133;D;')\\$?;hw=\\${__hw_id-}"
-    "$(printf '\\007\\033]133;A\\007')${PS1-}$(printf '\\033]133;B;hw=')\\${__hw_id-}"
-    "$(printf '\\007')\";; esac; "
-    "case \"${PS2-}\" in *'hardway;ps2'*) ;; *) "
-    "PS2=\"${PS2-> }$(printf '\\033]133;hardway;ps2;hw=')\\${__hw_id-}$(printf '\\007')\";; "
-    "esac; hw_k=sh"
-)
-_ZSH_PROMPT_SP = re.compile(r"(?:\x1b\[[0-9;]*m)*[^\s\x1b](?:\x1b\[[0-9;]*m)* +\r +\r\Z")
-"""zsh's PROMPT_SP: the PROMPT_EOL_MARK (``%`` in standout), spaces to the margin, CR."""
-_READY = "printf '\\033]133;hardway;ready;%s;%s\\007' \"$hw_k\" \"$__hw_id\"; unset hw_k"
-
-
-def integration_line(env: Mapping[str, str], ident: str = "0") -> str:
-    """The setup line typed into a shell: exports, then the prompt hooks.
-
-    It starts with a space (shells that ignore such lines keep it out of the history) and
-    parses in every POSIX shell; the bash and zsh parts only run in those shells.  Every
-    marker the hooks print carries ``hw=IDENT``, so markers of an outer or inner shell (or
-    of another tool's integration) are told apart.
-
-    Raises:
-        UserError: a variable name is not a valid shell identifier.
-    """
-    line = exports(env)
-    return (f" {line + '; ' if line else ''}__hw_id={ident}; "
-            f'if [ -n "${{BASH_VERSION-}}" ]; then {_BASH}; '
-            f'elif [ -n "${{ZSH_VERSION-}}" ]; then {_ZSH}; '
-            f"else {_POSIX}; fi; {_READY}\n")
-
-
 @dataclass
 class _Command:
     """A command the shell is running (or has queued), and its captured output."""
@@ -235,7 +184,7 @@ class _Command:
                 _, newline, rest = text.partition("\n")
                 text = rest if newline else ""
         if kind == "zsh" and text.endswith("\r"):  # zsh prints PROMPT_SP before precmd
-            text = _ZSH_PROMPT_SP.sub("", text)
+            text = ZSH_PROMPT_SP.sub("", text)
         return text
 
 
@@ -513,6 +462,8 @@ class Shell:
             inner = self._levels.pop()
             while inner.commands:
                 self._finished(inner, None)
+            if self._levels:
+                self.kind = self._levels[-1].kind
 
     def _marker(self, marker: Marker) -> None:
         kind = marker.kind
@@ -588,6 +539,8 @@ class Shell:
             self._finish(ShellState.CLOSED, "closed")
         elif self._exit:
             self._finish(ShellState.CLOSED, f"the shell on {self.host} {self._exit}")
+        elif exc is None and self._hc._closing:  # the fleet closed it (reconnect, exit)
+            self._finish(ShellState.CLOSED, f"the connection to {self._hc.endpoint} was closed")
         elif exc is not None or self._conn is not self._hc.connection:
             self._finish(ShellState.FAILED, f"connection to {self._hc.endpoint} lost")
         else:

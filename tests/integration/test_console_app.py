@@ -1,0 +1,171 @@
+"""The console screen driven like a user (Textual pilot) against real lab shells.
+
+Each test asserts on the hosts' own state (files, processes, shell variables), not
+only on what the screen shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from screens.console import ConsoleScreen
+from tui.app import HardwayApp, create_app
+from tui.core.inventory.load import load_inventory
+from tui.lab.lab import LabRunner
+from tui.widgets.host_pane import HostPane
+
+HOSTS = ("controller-0", "controller-1", "controller-2")
+
+
+@pytest.fixture
+async def console(lab_runner: LabRunner,
+                  tmp_path: Path) -> AsyncIterator[tuple[HardwayApp, Pilot[Any]]]:
+    """The app on the session lab, every shell open, the broadcast bar focused."""
+    app = create_app(load_inventory(lab_runner.lab.inventory_path),
+                     audit_path=tmp_path / "audit.jsonl")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await app.workers.wait_for_complete()
+        screen = _screen(app)
+        await _until(pilot, lambda: all(screen.console.shell(h) is not None for h in HOSTS))
+        yield app, pilot
+
+
+def _screen(app: HardwayApp) -> ConsoleScreen:
+    assert isinstance(app.screen, ConsoleScreen)
+    return app.screen
+
+
+async def _until(pilot: Pilot[Any], condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within timeout")
+        await pilot.pause(0.05)
+
+
+async def _type(pilot: Pilot[Any], line: str) -> None:
+    """Type a line into the broadcast bar like a user and press Enter."""
+    bar = pilot.app.screen.query_one("#broadcast-input")
+    bar.focus()
+    bar.value = line  # type: ignore[attr-defined]
+    await pilot.press("enter")
+
+
+async def _finished(pilot: Pilot[Any]) -> Any:
+    """Wait until the last broadcast finished on every host it was sent to."""
+    screen = _screen(pilot.app)  # type: ignore[arg-type]
+    await _until(pilot, lambda: not any(row.state in ("pending", "running")
+                                        for row in screen.console.gather().rows))
+    return screen.console.gather()
+
+
+def _pane_text(app: HardwayApp, host: str) -> str:
+    return _screen(app).query_one(f"#pane-{host}", HostPane).terminal.text()
+
+
+async def test_broadcast_skips_a_toggled_off_host(console: Any, lab_runner: LabRunner) -> None:
+    app, pilot = console
+    await _type(pilot, "@-controller-1")
+    await _type(pilot, "touch marker-{name}")
+    report = await _finished(pilot)
+    assert {row.host for row in report.rows if row.status == 0} == {"controller-0",
+                                                                    "controller-2"}
+    home = {h: lab_runner.lab.host_root(h) / "root" for h in HOSTS}
+    assert (home["controller-0"] / "marker-controller-0").exists()
+    assert (home["controller-2"] / "marker-controller-2").exists()
+    assert not list(home["controller-1"].glob("marker-*"))
+    assert not _screen(app).query_one("#pane-controller-1", HostPane).status.in_set
+    for host in ("controller-0", "controller-2"):
+        (home[host] / f"marker-{host}").unlink()
+
+
+async def test_variables_persist_between_broadcasts(console: Any) -> None:
+    app, pilot = console
+    await _type(pilot, "export X=1")
+    await _finished(pilot)
+    await _type(pilot, "echo X=$X on {name} as $ETCD_NAME")
+    report = await _finished(pilot)
+    outputs = {h: "\n".join(b.lines) for b in report.blocks for h in b.hosts}
+    assert outputs == {h: f"X=1 on {h} as {h}" for h in HOSTS}
+    for host in HOSTS:
+        assert f"X=1 on {host} as {host}" in _pane_text(app, host)
+
+
+async def test_gather_finds_the_divergent_host(console: Any) -> None:
+    _, pilot = console
+    await _type(pilot, "test {name} = controller-1 && echo odd || echo even")
+    report = await _finished(pilot)
+    assert [(b.hosts, b.lines) for b in report.blocks] == [
+        (("controller-0", "controller-2"), ("even",)), (("controller-1",), ("odd",))]
+    assert "-even\n+odd" in report.diff
+    await pilot.press("f3")
+    await pilot.pause()
+    assert type(pilot.app.screen).__name__ == "GatherScreen"
+    await pilot.press("escape")
+
+
+async def test_ctrl_c_stops_sleep_on_every_host(console: Any, lab_runner: LabRunner) -> None:
+    _, pilot = console
+    await _type(pilot, "sleep 100")
+
+    def sleeping() -> list[str]:
+        found = []
+        for host in HOSTS:
+            for pid in lab_runner.lab.pids(host):
+                try:
+                    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+                except OSError:
+                    continue
+                if cmdline.split(b"\0")[:2] == [b"sleep", b"100"]:
+                    found.append(host)
+        return found
+
+    await _until(pilot, lambda: sorted(sleeping()) == list(HOSTS))
+    started = time.monotonic()
+    await pilot.press("ctrl+c")
+    await _until(pilot, lambda: not sleeping(), timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    report = await _finished(pilot)
+    assert {row.status for row in report.rows} == {130}
+
+
+async def test_carriage_return_progress_ends_as_one_line(console: Any) -> None:
+    app, pilot = console
+    await _type(pilot, r"printf 'get  10%%\rget  50%%\rget 100%%\n'")
+    await _finished(pilot)
+    for host in HOSTS:
+        lines = _pane_text(app, host).splitlines()
+        assert "get 100%" in lines
+        assert not any("10%" in line or "50%" in line for line in lines
+                       if not line.startswith(("root@", "$", "#")) and "printf" not in line)
+
+
+async def test_a_killed_host_marks_its_pane_and_the_others_carry_on(
+        console: Any, lab_runner: LabRunner) -> None:
+    app, pilot = console
+    screen = _screen(app)
+    await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.stop_host, "controller-2"))
+    try:
+        pane = screen.query_one("#pane-controller-2", HostPane)
+        await _until(pilot, lambda: pane.has_class("-down"))
+        assert pane.status.state in ("closed", "failed")
+        assert pane.status.reason
+        await _type(pilot, "echo alive-{name}")
+        report = await _finished(pilot)
+        outputs = {h: "\n".join(b.lines) for b in report.blocks for h in b.hosts}
+        assert outputs == {"controller-0": "alive-controller-0",
+                           "controller-1": "alive-controller-1"}
+    finally:
+        await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.start_host, "controller-2"))
+    # F5 with nothing focused reconnects every host that is down
+    screen.query_one("#broadcast-input").focus()
+    await pilot.press("f5")
+    await _until(pilot, lambda: screen.console.status("controller-2").state == "ready")
+    assert not pane.has_class("-down")

@@ -1,0 +1,168 @@
+"""Snapshots of the console in its interesting states (deterministic: fixed lab network,
+frozen durations, no blinking cursor, waits on real completion instead of sleeping)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from screens.console import ConsoleScreen
+from tui.app import create_app
+from tui.core.fleet.hostkeys import HostKeyPrompt
+from tui.core.inventory.load import load_inventory
+from tui.lab.lab import LabRunner
+from tui.widgets import format as display_format
+from tui.widgets.broadcast_bar import BroadcastInput
+from tui.widgets.host_key_modal import HostKeyModal
+from tui.widgets.host_pane import HostPane
+
+SIZE = (160, 36)
+HOSTS = ("controller-0", "controller-1", "controller-2")
+
+
+@pytest.fixture(autouse=True)
+def _frozen_durations(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Command durations vary from run to run; show a fixed one."""
+    monkeypatch.setattr(display_format, "format_duration", lambda seconds: "0.01 s")
+
+
+@pytest.fixture(scope="module")
+def grid_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """Twelve hosts (3 controllers, 9 workers) for the compact grid."""
+    with LabRunner(tmp_path_factory.mktemp("gridlab"), controllers=3, workers=9,
+                   network="127.0.78") as runner:
+        yield runner
+
+
+def _app(runner: LabRunner, tmp_path: Path) -> Any:
+    return create_app(load_inventory(runner.lab.inventory_path),
+                      audit_path=tmp_path / "audit.jsonl")
+
+
+def _screen(pilot: Pilot[Any]) -> ConsoleScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, ConsoleScreen)
+    return screen
+
+
+async def _until(pilot: Pilot[Any], condition: Any, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met within timeout"
+        await pilot.pause(0.05)
+
+
+async def _ready(pilot: Pilot[Any], hosts: tuple[str, ...] = HOSTS) -> None:
+    """Every shell open and its prompt drawn; the bar's cursor does not blink."""
+    await pilot.app.workers.wait_for_complete()
+    screen = _screen(pilot)
+    screen.query_one(BroadcastInput).cursor_blink = False
+    await _until(pilot, lambda: all(screen.console.shell(h) is not None for h in hosts))
+    await _until(pilot, lambda: all(
+        "#" in screen.query_one(f"#pane-{h}", HostPane).terminal.text() for h in hosts))
+
+
+async def _broadcast(pilot: Pilot[Any], line: str) -> None:
+    """Type a line in the bar, press Enter and wait until every receiving host finished."""
+    screen = _screen(pilot)
+    bar = screen.query_one(BroadcastInput)
+    bar.focus()
+    bar.value = line
+    await pilot.press("enter")
+    await _until(pilot, lambda: screen.console.broadcasts and not any(
+        row.state in ("pending", "running") for row in screen.console.gather().rows))
+    await pilot.pause(0.2)  # one repaint tick of the panes
+
+
+def test_identical_output(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _broadcast(pilot, "echo $ETCD_NAME $INTERNAL_IP")
+        await _broadcast(pilot, "uname -s")
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_one_host_toggled_out(snap_compare: Any, snapshot_lab: LabRunner,
+                              tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        screen = _screen(pilot)
+        bar = screen.query_one(BroadcastInput)
+        bar.value = "@-controller-1"
+        await pilot.press("enter")
+        await _broadcast(pilot, "echo only {name}")
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_gather_view_with_a_divergent_host(snap_compare: Any, snapshot_lab: LabRunner,
+                                           tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _broadcast(pilot, "test {name} = controller-1 && echo stale || echo current")
+        await pilot.press("f3")
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_type_through_on(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await pilot.press("f4")
+        await pilot.press("l", "s")
+        await pilot.pause(0.3)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_disconnected_host(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    lab = snapshot_lab.lab
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        snapshot_lab.call(lab.stop_host, "controller-2")
+        pane = _screen(pilot).query_one("#pane-controller-2", HostPane)
+        await _until(pilot, lambda: pane.has_class("-down"))
+        await _broadcast(pilot, "hostname -s")
+        pilot.app.clear_notifications()
+        await pilot.pause(0.1)
+
+    try:
+        assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE,
+                            run_before=run_before)
+    finally:
+        snapshot_lab.call(lab.start_host, "controller-2")
+
+
+def test_twelve_hosts_compact_grid(snap_compare: Any, grid_lab: LabRunner,
+                                   tmp_path: Path) -> None:
+    names = tuple(h.name for h in load_inventory(grid_lab.lab.inventory_path).hosts)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot, names)
+        await _broadcast(pilot, "echo {name}")
+
+    assert snap_compare(_app(grid_lab, tmp_path), terminal_size=(200, 50),
+                        run_before=run_before)
+
+
+def test_host_key_modal(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    prompt = HostKeyPrompt(host="controller-3", addr="127.0.77.13", port=2222,
+                           key_type="ED25519",
+                           fingerprint="SHA256:Jx1n2x0cXkT9oVd3lq8S7Zb1nQ4mFfYVhL0s2G6tq8E")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        pilot.app.push_screen(HostKeyModal(prompt))
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
