@@ -31,6 +31,7 @@ from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.gather_view import GatherScreen
 from tui.widgets.host_pane import HostPane, PaneStatus
+from tui.widgets.search_modal import SearchModal
 from tui.widgets.terminal_view import TerminalView
 from tui.widgets.tiling import tile
 
@@ -61,6 +62,8 @@ class ConsoleScreen(Screen[None]):
                 tooltip="Write per-host transcripts to disk (secrets redacted)"),
         Binding("f9", "toggle_host", "In/out", id="toggle-host", priority=True,
                 tooltip="Add or remove the focused host from the broadcast set"),
+        Binding("f10", "search", "Search", id="search", priority=True,
+                tooltip="Find text in the scrollback (focused pane, or every pane)"),
         Binding("ctrl+c", "interrupt", "^C set", id="interrupt", priority=True,
                 tooltip="Interrupt the foreground command on every host in the set "
                         "(in a pane: that host only)"),
@@ -209,6 +212,8 @@ class ConsoleScreen(Screen[None]):
             return
         # the bar already shows who received a plain broadcast; speak up only about set
         # changes and hosts that were skipped
+        for name in self.console.broadcast_set.members:  # typing returns panes to the tail
+            self._pane(name).view.follow()
         if message and (line.lstrip().startswith("@") or " not " in message
                         or " was busy" in message):
             self.notify(message, timeout=4)
@@ -352,6 +357,28 @@ class ConsoleScreen(Screen[None]):
             return
         self.console.broadcast_set.toggle(name)
         self._refresh_all()
+
+    def action_search(self) -> None:
+        """Ask for a pattern, then jump every searched pane to its last hit."""
+        name = self._focused_host()
+        panes = [self._pane(name)] if name else list(self.query(HostPane))
+        self.app.push_screen(SearchModal(name or "every pane"),
+                             callback=lambda pattern: self._search(panes, pattern or ""))
+
+    def _search(self, panes: list[HostPane], pattern: str) -> None:
+        if not pattern:
+            return
+        found: list[str] = []
+        for pane in panes:
+            hits = pane.terminal.search(pattern, ignore_case=True)
+            if hits:
+                pane.view.scroll_to_line(hits[-1])
+                found.append(f"{pane.host.name} {len(hits)}")
+        if found:
+            self.notify(f"“{pattern}”: " + ", ".join(found) + " (shift+pgup/pgdn scrolls; "
+                        "the next broadcast returns to the tail)", timeout=6)
+        else:
+            self.notify(f"“{pattern}” is not in the scrollback", severity="warning")
 
     def action_interrupt(self) -> None:
         """^C: to the focused host's pane, or to every host in the set."""

@@ -8,11 +8,13 @@ test-suite use.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.command import Provider
 from textual.screen import Screen
 
 from screens.console import ConsoleScreen
@@ -21,6 +23,7 @@ from tui.core.fleet.events import ConnState, Event, StateChanged
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
 from tui.core.inventory.model import Inventory
+from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.host_key_modal import HostKeyModal
 
@@ -36,6 +39,8 @@ class HardwayApp(App[int]):
         Binding("ctrl+o", "switch_screen_mode", "Hosts/Console", id="switch-mode",
                 priority=True, tooltip="Switch between the console and the hosts table"),
     ]
+    COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
+        App.COMMANDS | {HardwayCommands})
     MODES: ClassVar[dict[str, type[Screen[None]]]] = {  # type: ignore[assignment]
         "console": ConsoleScreen,
         "hosts": HostsScreen,
