@@ -16,6 +16,7 @@ unless --dir is given.
 examples:
   hardway demo
   hardway demo --controllers 5 --workers 2
+  hardway demo --scenario seed-cert-bug   # the seed's certificate problems, to diagnose and fix
 """
 
 
@@ -36,6 +37,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                       help="number of lab workers (default 0)")
     demo.add_argument("--dir", metavar="DIR",
                       help="keep the lab's files in DIR instead of a temporary directory")
+    from tui.commands.lab import add_scenario_options
+
+    add_scenario_options(demo)
     demo.set_defaults(handler=run_demo)
 
 
@@ -65,5 +69,6 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="hardway-demo-") as tmp:
         directory = Path(args.dir) if args.dir else Path(tmp) / "lab"
-        with LabRunner(directory, controllers=args.controllers, workers=args.workers) as runner:
+        with LabRunner(directory, controllers=args.controllers, workers=args.workers,
+                       scenario=args.scenario, services=args.services) as runner:
             return _launch(runner.lab.inventory_path, accept_new=False)

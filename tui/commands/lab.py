@@ -8,6 +8,7 @@ import os
 import shlex
 import signal
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,13 +22,24 @@ a known_hosts file and an OpenSSH client config into DIR, and nothing outside it
 """
 
 UP_HELP = LAB_HELP + """
+Each host has a `systemctl` and `journalctl` backed by the lab's service supervisor.
+The lab also writes a Kubernetes-the-hard-way cluster: a CA and the KTHW certificates
+in DIR/pki (the default --pki of `hardway certs`), each host's certificates, and on
+every controller an enabled kube-apiserver unit running the lab's stand-in (HTTPS
+/healthz /livez /readyz /version on NETWORK.1x:6443). --scenario starts it broken on
+purpose; --no-services gives bare hosts.
+
 `lab up` starts the lab and keeps it running in the foreground; Ctrl-C (or SIGTERM)
 stops every host and every process started on them.
+
+scenarios:
+{scenarios}
 
 examples:
   hardway lab up
   hardway lab up --controllers 5 --workers 2 --dir /tmp/lab
   hardway lab up --network 127.0.11     # a second lab beside the default one
+  hardway lab up --scenario seed-cert-bug
 
 then, in another terminal:
   ssh -F DIR/ssh_config controller-0
@@ -55,8 +67,10 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                          description=LAB_HELP,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = lab.add_subparsers(dest="lab_command", metavar="ACTION")
+    from tui.lab import scenarios
+
     up = actions.add_parser("up", help="start the lab in the foreground (Ctrl-C stops it)",
-                            description=UP_HELP,
+                            description=UP_HELP.format(scenarios=scenarios.describe()),
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     up.add_argument("--controllers", type=int, default=3, metavar="N",
                     help="number of controllers, at NETWORK.10+i (default 3)")
@@ -70,8 +84,20 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                          "(default 127.0.10)")
     up.add_argument("--port", type=int, default=2222,
                     help="SSH port of every lab host (default 2222)")
+    add_scenario_options(up)
     up.set_defaults(handler=lab_up)
     lab.set_defaults(handler=lambda _args: _usage(lab))
+
+
+def add_scenario_options(parser: argparse.ArgumentParser) -> None:
+    """``--scenario NAME`` and ``--no-services`` (shared by ``lab up`` and ``demo``)."""
+    from tui.lab import scenarios
+
+    parser.add_argument("--scenario", default=scenarios.DEFAULT, metavar="NAME",
+                        help="the state the lab cluster starts in: "
+                             f"{', '.join(scenarios.names())} (default {scenarios.DEFAULT})")
+    parser.add_argument("--no-services", dest="services", action="store_false",
+                        help="bare hosts: no PKI, no kube-apiserver (systemctl still works)")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -85,7 +111,8 @@ def lab_up(args: argparse.Namespace) -> int:
 
     directory = args.dir if args.dir is not None else default_lab_dir()
     lab = Lab(directory, controllers=args.controllers, workers=args.workers,
-              network=args.network, port=args.port)
+              network=args.network, port=args.port, services=args.services,
+              scenario=args.scenario)
     return asyncio.run(_serve(lab, sys.stdout))
 
 
@@ -124,12 +151,21 @@ def describe(lab: Any) -> str:
         endpoint = f"{host.listen}:{host.port}"
         lines.append(f"  {host.name:<{width}}  {endpoint:<20} root {host.root}")
     lines += [f"  note: {note}" for note in lab.notes]
+    if getattr(lab, "services_running", False):
+        controllers_at = ", ".join(f"https://{h.address}:6443" for h in hosts
+                                   if h.role == "controller")
+        lines += ["", f"Cluster ({lab.scenario.name}): kube-apiserver on {controllers_at}"]
+        for problem in lab.scenario.problems:
+            lines += textwrap.wrap(problem, 88, initial_indent="  broken on purpose: ",
+                                   subsequent_indent="    ", break_on_hyphens=False)
     files = [
         (lab.inventory_path, "the inventory for every hardway command"),
         (lab.ssh_config_path, "OpenSSH client config (strict host key checking)"),
         (lab.known_hosts_path, "the lab hosts' keys"),
         (lab.client_key_path, "the client key the lab accepts"),
     ]
+    if getattr(lab, "services_running", False):
+        files.append((lab.pki_directory, "the cluster CA and certificates (--pki default)"))
     path_width = max(len(str(path)) for path, _ in files)
     lines += ["", "Files:"]
     lines += [f"  {path!s:<{path_width}}  {what}" for path, what in files]
@@ -139,6 +175,8 @@ def describe(lab: Any) -> str:
         f"  ssh -F {q(str(lab.ssh_config_path))} {hosts[0].name}",
         f"  hardway run -i {q(str(lab.inventory_path))} -b -- 'echo $ETCD_NAME; uname -s'",
         f"  hardway -i {q(str(lab.inventory_path))}",
+        f"  ssh -F {q(str(lab.ssh_config_path))} {hosts[0].name} "
+        "systemctl status kube-apiserver",
         "",
         "Ctrl-C stops the lab and every process started on it.",
     ]

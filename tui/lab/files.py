@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -48,6 +50,17 @@ done
 [ $# -gt 0 ] || exec "${SHELL:-/bin/sh}"
 exec "$@"
 """
+
+
+CONTROL_SHIM = """\
+#!/bin/sh
+# hardway lab shim: {tool} talks to this lab host's service supervisor, inside the lab
+# process, over the host's control socket.
+exec {python} -P {client} {tool} {socket} "$@"
+"""
+
+CONTROL_CLIENT = Path(__file__).resolve().parent / "standins" / "lab_ctl.py"
+CONTROL_SOCKET = "var/run/systemd/private"  # relative to the host root
 
 
 def write_file(path: Path, text: str, mode: int = 0o644) -> None:
@@ -178,3 +191,8 @@ def prepare_root(spec: LabHostSpec) -> None:
     shim = HOSTNAME_SHIM.format(name=spec.name, domain=DOMAIN, address=spec.address)
     write_file(root / "lab-bin" / "hostname", shim, 0o755)
     write_file(root / "lab-bin" / "sudo", SUDO_SHIM, 0o755)
+    for tool in ("systemctl", "journalctl"):
+        write_file(root / "lab-bin" / tool, CONTROL_SHIM.format(
+            tool=tool, python=shlex.quote(sys.executable),
+            client=shlex.quote(str(CONTROL_CLIENT)),
+            socket=shlex.quote(str(root / CONTROL_SOCKET))), 0o755)

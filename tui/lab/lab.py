@@ -15,8 +15,16 @@ Layout of DIR (mode 0700; nothing is written outside it)::
     known_hosts                  [127.0.10.10]:2222 ssh-ed25519 ...
     ssh_config                   Host blocks for `ssh -F DIR/ssh_config controller-0`
     inventory.toml               the cluster description for every hardway command
+    pki/                         the cluster CA and KTHW certificates (``--pki`` default)
     hosts/NAME/                  the host's root: etc/ var/lib/ var/run/ usr/local/bin/
-                                 root/ (HOME) tmp/ lab-bin/ (shims such as `hostname`)
+                                 root/ (HOME) tmp/ lab-bin/ (shims such as `hostname`,
+                                 `systemctl`, `journalctl`)
+
+Every host has a service supervisor behind ``systemctl`` (:mod:`tui.lab.supervisor`).
+With ``services=True`` (the default) the lab also writes a KTHW cluster before the hosts
+boot -- the PKI, each host's certificates and, on every controller, an enabled
+kube-apiserver unit running the stand-in -- shaped by a scenario
+(:mod:`tui.lab.scenarios`), and :meth:`Lab.start` returns once every API server serves.
 """
 
 from __future__ import annotations
@@ -35,8 +43,12 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from tui.core.errors import UserError
-from tui.lab import files, processes
+from tui.core.inventory.load import load_inventory
+from tui.lab import cluster, files, processes, scenarios
+from tui.lab.pki_setup import PKI_DIR
 from tui.lab.server import LabHost, LabHostSpec
+from tui.lab.service import SERVICE_MARKER, ServiceHost
+from tui.lab.supervisor import Supervisor
 
 T = TypeVar("T")
 
@@ -75,11 +87,15 @@ class Lab:
         port: the sshd port of every host.
         shared_address: listen on 127.0.0.1 with ports ``port+i`` instead of one address
             per host (chosen automatically where 127.0.x.y cannot be bound).
+        services: write the cluster (PKI, certificates, kube-apiserver units) and run its
+            services; False gives bare hosts (``systemctl`` still works).
+        scenario: the state the cluster starts in (``healthy``, ``seed-cert-bug``, ...).
     """
 
     def __init__(self, directory: Path, controllers: int = 3, workers: int = 0, *,
                  network: str = "127.0.10", port: int = 2222,
-                 shared_address: bool = False) -> None:
+                 shared_address: bool = False, services: bool = True,
+                 scenario: str = scenarios.DEFAULT) -> None:
         if not 1 <= controllers <= MAX_CONTROLLERS:
             raise UserError(f"The lab needs 1 to {MAX_CONTROLLERS} controllers "
                             f"(--controllers), not {controllers}.")
@@ -93,6 +109,12 @@ class Lab:
         self.port = port
         self.user = _current_user()
         self.shared_address = shared_address
+        self.scenario = scenarios.scenario_named(scenario)
+        if not services and self.scenario.name != scenarios.DEFAULT:
+            raise UserError(f"The lab scenario {self.scenario.name!r} needs the lab's "
+                            "services; drop --no-services or the --scenario.")
+        self.services = services
+        self.services_running = False
         self.notes: list[str] = []
         self._counts = (controllers, workers)
         self._hosts: dict[str, LabHost] = {}
@@ -119,6 +141,11 @@ class Lab:
     def client_key_path(self) -> Path:
         """DIR/id_ed25519 (the private key the lab accepts)."""
         return self.directory / "id_ed25519"
+
+    @property
+    def pki_directory(self) -> Path:
+        """DIR/pki: the cluster CA and certificates (``pki/`` beside the inventory)."""
+        return self.directory / PKI_DIR
 
     def host_root(self, name: str) -> Path:
         """The root directory of lab host ``name``."""
@@ -171,23 +198,61 @@ class Lab:
                     f"This system cannot bind {specs[0].address}: every lab host listens on "
                     f"127.0.0.1 with its own port ({self.port}..{specs[-1].port}) instead.")
             (self.directory / "hostkeys").mkdir(mode=0o700, exist_ok=True)
+            keys = {}
             for spec in specs:
                 files.prepare_root(spec)
                 await processes.kill_marked(spec.root)  # leftovers of a killed lab
-                key = files.load_or_create_key(self.directory / "hostkeys" / spec.name,
-                                               f"hardway-lab {spec.name}")
-                self._hosts[spec.name] = LabHost(spec, key, client_key, self.user)
-            self._write_client_files(specs)
-            for host in self._hosts.values():
-                await host.start()
+                await processes.kill_marked(spec.root, marker=SERVICE_MARKER)
+                keys[spec.name] = files.load_or_create_key(
+                    self.directory / "hostkeys" / spec.name, f"hardway-lab {spec.name}")
+            self._write_client_files(specs, keys)
+            environments, units_dir = self._prepare_services()
+            for spec in specs:
+                supervisor = Supervisor(ServiceHost(
+                    spec.name, spec.root, spec.address, environments.get(spec.name, {}),
+                    units_dir))
+                self._hosts[spec.name] = LabHost(spec, keys[spec.name], client_key, self.user,
+                                                 supervisor=supervisor)
+            results = await asyncio.gather(*(host.start() for host in self._hosts.values()),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            await self._wait_for_services()
         except BaseException:
             await self.stop()
             raise
+
+    def _prepare_services(self) -> tuple[dict[str, dict[str, str]], str]:
+        """Write the scenario's cluster; returns each host's service environment and the
+        unit directory (the inventory's ``paths.systemd_units``)."""
+        inventory = load_inventory(self.inventory_path)
+        units_dir = inventory.paths.systemd_units
+        if not self.services:
+            return {}, units_dir
+        if self.shared_address:
+            self.notes.append("The lab's cluster services need one loopback address per "
+                              "host, so this lab runs none (no PKI, no kube-apiserver).")
+            return {}, units_dir
+        cluster.prepare_cluster(self.directory, inventory, self.scenario)
+        self.services_running = True
+        return ({host.name: cluster.service_environment(inventory, host)
+                 for host in inventory.hosts}, units_dir)
+
+    async def _wait_for_services(self) -> None:
+        if not self.services_running:
+            return
+        endpoints = [(spec.name, spec.address, 6443) for spec in self.hosts
+                     if spec.role == "controller"]
+        for name in await cluster.wait_until_serving(endpoints):
+            self.notes.append(f"kube-apiserver on {name} is not serving yet; see "
+                              f"`journalctl -u kube-apiserver` on {name}.")
 
     async def stop(self) -> None:
         """Stop every host and kill every process the lab started."""
         await asyncio.gather(*(host.stop() for host in self._hosts.values()))
         self._hosts.clear()
+        self.services_running = False
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -201,11 +266,29 @@ class Lab:
         await self._host(name).start()
 
     def pids(self, name: str) -> list[int]:
-        """Live processes started for host ``name`` (children of every session)."""
+        """Live processes started by SSH sessions on host ``name`` (and their children).
+
+        Services are not listed: see :meth:`service_pids`.
+        """
         if name in self._hosts:
             return self._hosts[name].pids()
         self._check_name(name)
         return processes.marked_pids(self.host_root(name))
+
+    def service_pids(self, name: str) -> list[int]:
+        """Live processes of host ``name``'s services (run by its supervisor)."""
+        self._check_name(name)
+        return processes.marked_pids(self.host_root(name), marker=SERVICE_MARKER)
+
+    def supervisor(self, name: str) -> Supervisor:
+        """The service supervisor of running host ``name`` (its ``systemctl``).
+
+        It lives on the lab's event loop: from another thread, read its state or use
+        ``LabRunner.call``; change it through ``systemctl`` over SSH like a user would.
+        """
+        supervisor = self._host(name).supervisor
+        assert supervisor is not None
+        return supervisor
 
     def running(self, name: str) -> bool:
         """True while host ``name`` accepts connections."""
@@ -248,8 +331,9 @@ class Lab:
         lock.flush()
         self._lock = lock
 
-    def _write_client_files(self, specs: list[LabHostSpec]) -> None:
-        hosts = [(spec, self._hosts[spec.name].host_key) for spec in specs]
+    def _write_client_files(self, specs: list[LabHostSpec],
+                            keys: dict[str, Any]) -> None:
+        hosts = [(spec, keys[spec.name]) for spec in specs]
         files.write_file(self.known_hosts_path, files.render_known_hosts(hosts))
         files.write_file(self.ssh_config_path, files.render_ssh_config(
             specs, self.user, self.client_key_path, self.known_hosts_path), 0o600)

@@ -29,15 +29,16 @@ def has_proc() -> bool:
     return (_PROC / "self" / "environ").exists()
 
 
-def marked_pids(root: Path) -> list[int]:
+def marked_pids(root: Path, marker: str = MARKER) -> list[int]:
     """Live processes whose environment marks them as started for host ``root``.
 
-    Zombies are not listed (their environment is empty).  Returns ``[]`` where
-    ``/proc`` is missing.
+    ``marker`` is the variable to look for: :data:`MARKER` (SSH sessions) or the
+    supervisor's ``HARDWAY_LAB_SERVICE`` (services).  Zombies are not listed (their
+    environment is empty).  Returns ``[]`` where ``/proc`` is missing.
     """
     if not has_proc():
         return []
-    needle = f"{MARKER}={root}".encode() + b"\0"
+    needle = f"{marker}={root}".encode() + b"\0"
     me = os.getpid()
     found: list[int] = []
     for entry in _PROC.iterdir():
@@ -111,21 +112,22 @@ async def hang_up_session(sid: int, grace: float = HANGUP_GRACE) -> None:
         signal_pids((pid for pid, _pgid in session_members(sid)), signal.SIGKILL)
 
 
-async def kill_marked(root: Path, grace: float = HANGUP_GRACE) -> list[int]:
+async def kill_marked(root: Path, grace: float = HANGUP_GRACE,
+                      marker: str = MARKER) -> list[int]:
     """End every process marked for host ``root``: SIGHUP, then SIGKILL after ``grace``.
 
     Returns the pids that were still alive when it started.
     """
-    pids = marked_pids(root)
+    pids = marked_pids(root, marker)
     if not pids:
         return []
     signal_pids(pids, signal.SIGHUP)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
-    while loop.time() < deadline and marked_pids(root):
+    while loop.time() < deadline and marked_pids(root, marker):
         await asyncio.sleep(0.05)
     for _attempt in range(40):
-        left = marked_pids(root)
+        left = marked_pids(root, marker)
         if not left:
             break
         signal_pids(left, signal.SIGKILL)

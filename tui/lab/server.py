@@ -4,12 +4,17 @@ The server accepts one login -- the user running the lab, with the lab's client 
 and hands every session channel to :class:`tui.lab.session.LabSession`.  A host can be
 stopped (listener closed, connections dropped, every process it started killed) and
 started again with the same host key, which is how the lab simulates a host dying.
+
+A host may carry a :class:`~tui.lab.supervisor.Supervisor` (its ``systemctl``): starting
+the host boots it -- ``/var/run`` is emptied like a tmpfs, the control socket opens and
+enabled units start -- and stopping the host stops its services too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +22,11 @@ from pathlib import Path
 import asyncssh
 
 from tui.core.errors import UserError
-from tui.lab import processes
+from tui.lab import journalctl, processes, systemctl
+from tui.lab.control import CONTROL_SOCKET, ControlServer
+from tui.lab.service import SERVICE_MARKER
 from tui.lab.session import HostContext, LabSession
+from tui.lab.supervisor import Supervisor
 
 LOGIN_TIMEOUT = 30.0
 
@@ -92,12 +100,14 @@ class LabHost:
         host_key: its ed25519 host key (kept across restarts).
         client_key: the one public key allowed to log in.
         user: the one user name allowed to log in.
+        supervisor: its service manager (None: no ``systemctl`` on this host).
     """
 
     spec: LabHostSpec
     host_key: asyncssh.SSHKey
     client_key: asyncssh.SSHKey
     user: str
+    supervisor: Supervisor | None = None
     connections: set[asyncssh.SSHServerConnection] = field(default_factory=set)
     sessions: set[LabSession] = field(default_factory=set)
     _acceptor: asyncssh.SSHAcceptor | None = None
@@ -105,6 +115,12 @@ class LabHost:
     def __post_init__(self) -> None:
         self.context = HostContext(name=self.spec.name, root=self.spec.root, user=self.user,
                                    on_open=self.sessions.add, on_close=self.sessions.discard)
+        self.control: ControlServer | None = None
+        if self.supervisor is not None:
+            self.control = ControlServer(
+                self.supervisor, self.supervisor.host.path(CONTROL_SOCKET),
+                {"systemctl": systemctl.systemctl, "journalctl": journalctl.journalctl},
+                {"journalctl": journalctl.follows})
 
     @property
     def running(self) -> bool:
@@ -141,6 +157,21 @@ class LabHost:
                 f"The lab cannot listen on {where} for {spec.name}: {exc.strerror or exc}. "
                 "Lab hosts need a free loopback address and port."
             ) from exc
+        await self._boot()
+
+    async def _boot(self) -> None:
+        """Empty /var/run (a tmpfs on a real host), open the control socket, start units."""
+        if self.supervisor is None or self.control is None:
+            return
+        run = self.spec.root / "var" / "run"
+        if run.is_dir():
+            for entry in run.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        await self.control.start()
+        await self.supervisor.boot()
 
     async def stop(self) -> None:
         """Die like a host: stop listening, drop connections, kill every process."""
@@ -150,6 +181,12 @@ class LabHost:
             self._acceptor = None
         for conn in list(self.connections):
             conn.abort()
+        if self.control is not None:
+            await self.control.close()
+        if self.supervisor is not None:
+            await self.supervisor.shutdown()
+        else:
+            await processes.kill_marked(self.spec.root, marker=SERVICE_MARKER)
         sessions = list(self.sessions)
         for session in sessions:
             if session.pid is not None:
@@ -160,6 +197,10 @@ class LabHost:
                                timeout=5.0)
         self.connections.clear()
         self.sessions.clear()
+
+    def service_pids(self) -> list[int]:
+        """Live processes of this host's services (children of the lab, not of sessions)."""
+        return processes.marked_pids(self.spec.root, marker=SERVICE_MARKER)
 
     def pids(self) -> list[int]:
         """Live processes started for this host (all sessions and their children)."""

@@ -1,0 +1,83 @@
+"""Writing the lab's cluster onto its hosts and waiting for it to come up.
+
+:func:`prepare_cluster` runs before the hosts boot: the PKI in ``DIR/pki``, every host's
+certificates, and on each controller the kube-apiserver stand-in and its enabled unit --
+all shaped by the lab's :class:`~tui.lab.scenarios.Scenario`.  The hosts' supervisors
+then start the enabled units at boot; :func:`wait_until_serving` waits for the API
+servers' TLS ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from tui.core.inventory.model import Host, Inventory
+from tui.core.pki.profiles import profiles_for
+from tui.lab import control_plane, pki_setup
+from tui.lab.pki_setup import PkiReport
+from tui.lab.scenarios import Scenario
+
+READY_TIMEOUT = 15.0
+
+
+def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario) -> PkiReport:
+    """Write the PKI, the hosts' certificates, the stand-in and the units for ``scenario``."""
+    pki_dir = directory / pki_setup.PKI_DIR
+    profiles = [scenario.certificate_profile(p) for p in profiles_for(inventory)]
+    report = pki_setup.ensure_pki(pki_dir, profiles)
+    control_plane.ensure_encryption_config(pki_dir)
+    pki_setup.install(pki_dir, inventory)
+    for host in inventory.controllers:
+        control_plane.install_standin(host, inventory)
+        control_plane.install_unit(host, inventory, control_plane.KUBE_APISERVER_UNIT,
+                                   scenario.kube_apiserver_unit(inventory, host))
+    return report
+
+
+def service_environment(inventory: Inventory, host: Host) -> dict[str, str]:
+    """What every service on ``host`` learns about the lab (see the stand-in's docstring)."""
+    return {
+        "HARDWAY_LAB_ROOT": host.root,
+        "HARDWAY_LAB_ADDRESS": str(host.address),
+        "HARDWAY_LAB_HOSTNAME": host.name,
+        "HARDWAY_LAB_ETCD": "absent",  # the lab runs no etcd yet
+        "HARDWAY_LAB_KUBERNETES_VERSION": inventory.versions.kubernetes,
+    }
+
+
+async def _serving(address: str, port: int) -> bool:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(2.0):
+            _reader, writer = await asyncio.open_connection(address, port, ssl=context,
+                                                            server_hostname=None)
+    except (OSError, ssl.SSLError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    return True
+
+
+async def wait_until_serving(endpoints: Sequence[tuple[str, str, int]],
+                             timeout: float = READY_TIMEOUT) -> list[str]:
+    """Wait until every ``(name, address, port)`` completes a TLS handshake.
+
+    Returns the names that did not within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    waiting = list(endpoints)
+    while waiting:
+        results = await asyncio.gather(*(_serving(a, p) for _n, a, p in waiting))
+        waiting = [e for e, ok in zip(waiting, results, strict=True) if not ok]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(0.05)
+    return [name for name, _a, _p in waiting]

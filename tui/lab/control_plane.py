@@ -1,0 +1,176 @@
+"""The lab's control plane files: the kube-apiserver unit, its stand-in, encryption config.
+
+Everything here follows KTHW doc 08 with the inventory's values, and is written under
+the host roots with the inventory's logical paths (``Host.path``), exactly where a real
+controller keeps them: ``/etc/systemd/system/kube-apiserver.service`` (enabled through
+``multi-user.target.wants``), ``/usr/local/bin/kube-apiserver`` (a shim running
+:mod:`tui.lab.standins.kube_apiserver`) and ``/var/lib/kubernetes/encryption-config.yaml``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shlex
+import sys
+from pathlib import Path
+
+from tui.core.inventory.model import Host, Inventory
+
+STANDINS = Path(__file__).resolve().parent / "standins"
+KUBE_APISERVER = "kube-apiserver"
+KUBE_APISERVER_UNIT = "kube-apiserver.service"
+ENCRYPTION_CONFIG = "encryption-config.yaml"
+ADMISSION_PLUGINS = ("NamespaceLifecycle,NodeRestriction,LimitRanger,ServiceAccount,"
+                     "DefaultStorageClass,ResourceQuota")
+
+STANDIN_SHIM = """\
+#!/bin/sh
+# hardway lab stand-in for kube-apiserver: HTTPS /healthz /livez /readyz /version and the
+# real one's self-signed certificate behaviour (source: {script}).
+: "${{HARDWAY_LAB_ROOT:={root}}}"
+: "${{HARDWAY_LAB_ADDRESS:={address}}}"
+export HARDWAY_LAB_ROOT HARDWAY_LAB_ADDRESS
+exec {python} -P {script_q} "$@"
+"""
+
+
+def write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` atomically with ``mode`` (set before any byte is written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.lab-tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.chmod(temp, mode)
+    os.replace(temp, path)
+
+
+def host_file(host: Host, logical: str) -> Path:
+    """Where a host's file lives on the machine running the lab."""
+    return Path(host.path(logical))
+
+
+def kube_apiserver_flags(inventory: Inventory, host: Host) -> list[str]:
+    """KTHW's kube-apiserver flags for ``host`` (doc 08), in KTHW's order."""
+    config = inventory.paths.kubernetes_config.rstrip("/")
+    return [
+        f"--advertise-address={host.address}",
+        "--allow-privileged=true",
+        f"--apiserver-count={len(inventory.controllers)}",
+        "--audit-log-maxage=30",
+        "--audit-log-maxbackup=3",
+        "--audit-log-maxsize=100",
+        "--audit-log-path=/var/log/audit.log",
+        "--authorization-mode=Node,RBAC",
+        "--bind-address=0.0.0.0",
+        f"--client-ca-file={config}/ca.pem",
+        f"--enable-admission-plugins={ADMISSION_PLUGINS}",
+        f"--etcd-cafile={config}/ca.pem",
+        f"--etcd-certfile={config}/kubernetes.pem",
+        f"--etcd-keyfile={config}/kubernetes-key.pem",
+        f"--etcd-servers={inventory.etcd_servers}",
+        "--event-ttl=1h",
+        f"--encryption-provider-config={config}/{ENCRYPTION_CONFIG}",
+        f"--kubelet-certificate-authority={config}/ca.pem",
+        f"--kubelet-client-certificate={config}/kubernetes.pem",
+        f"--kubelet-client-key={config}/kubernetes-key.pem",
+        "--kubelet-https=true",
+        "--runtime-config='api/all=true'",
+        f"--service-account-key-file={config}/service-account.pem",
+        f"--service-cluster-ip-range={inventory.networks.services}",
+        "--service-node-port-range=30000-32767",
+        f"--tls-cert-file={config}/kubernetes.pem",
+        f"--tls-private-key-file={config}/kubernetes-key.pem",
+        "--v=2",
+    ]
+
+
+def kube_apiserver_unit(inventory: Inventory, host: Host, *,
+                        drop_continuation_before: str | None = None) -> str:
+    """The kube-apiserver.service unit KTHW writes for ``host``.
+
+    Args:
+        inventory: the cluster.
+        host: the controller.
+        drop_continuation_before: a flag name (``--tls-cert-file``); the line before it
+            loses its trailing backslash, as in the seed's broken unit, so systemd ends
+            ExecStart= there and ignores that flag and every later one.
+    """
+    command = [f"{inventory.paths.bin.rstrip('/')}/{KUBE_APISERVER}",
+               *kube_apiserver_flags(inventory, host)]
+    lines = []
+    for index, word in enumerate(command):
+        last = index == len(command) - 1
+        broken = (drop_continuation_before is not None and not last
+                  and command[index + 1].startswith(drop_continuation_before + "="))
+        text = word if index == 0 else f"  {word}"
+        lines.append(text if last or broken else f"{text} \\")
+    return "\n".join([
+        "[Unit]",
+        "Description=Kubernetes API Server",
+        "Documentation=https://github.com/kubernetes/kubernetes",
+        "",
+        "[Service]",
+        "ExecStart=" + "\n".join(lines),
+        "Restart=on-failure",
+        "RestartSec=5",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+        "",
+    ])
+
+
+def encryption_config(key: bytes) -> str:
+    """KTHW doc 06: aescbc with ``key`` (32 bytes), then identity."""
+    secret = base64.b64encode(key).decode()
+    return "\n".join([
+        "kind: EncryptionConfig",
+        "apiVersion: v1",
+        "resources:",
+        "  - resources:",
+        "      - secrets",
+        "    providers:",
+        "      - aescbc:",
+        "          keys:",
+        "            - name: key1",
+        f"              secret: {secret}",
+        "      - identity: {}",
+        "",
+    ])
+
+
+def ensure_encryption_config(pki_dir: Path) -> bytes:
+    """``PKI/encryption-config.yaml`` (0600), created once with a random key."""
+    path = pki_dir / ENCRYPTION_CONFIG
+    if path.is_file():
+        return path.read_bytes()
+    data = encryption_config(secrets.token_bytes(32)).encode()
+    write_bytes(path, data, 0o600)
+    return data
+
+
+def install_standin(host: Host, inventory: Inventory) -> Path:
+    """Write the kube-apiserver shim into the host's ``/usr/local/bin``."""
+    script = STANDINS / "kube_apiserver.py"
+    target = host_file(host, f"{inventory.paths.bin.rstrip('/')}/{KUBE_APISERVER}")
+    text = STANDIN_SHIM.format(script=script, script_q=shlex.quote(str(script)),
+                               python=shlex.quote(sys.executable), root=host.root,
+                               address=host.address)
+    write_bytes(target, text.encode(), 0o755)
+    return target
+
+
+def install_unit(host: Host, inventory: Inventory, name: str, text: str) -> Path:
+    """Write unit ``name`` and enable it (``multi-user.target.wants`` link, like systemctl)."""
+    units = inventory.paths.systemd_units.rstrip("/")
+    path = host_file(host, f"{units}/{name}")
+    write_bytes(path, text.encode(), 0o644)
+    wants = host_file(host, f"{units}/multi-user.target.wants")
+    wants.mkdir(parents=True, exist_ok=True)
+    link = wants / name
+    if not os.path.lexists(link):
+        os.symlink(f"../{name}", link)
+    return path

@@ -1,0 +1,118 @@
+"""Lab scenarios: the state a lab cluster starts in (healthy, or broken like the seed's).
+
+A :class:`Scenario` is a set of hooks the lab calls while it writes its cluster; the
+default hooks give a healthy KTHW cluster.  Later issues add hooks (and scenarios) here:
+register a subclass with :func:`register` and ``hardway lab up --scenario NAME`` and
+``hardway demo --scenario NAME`` offer it.
+
+Usage::
+
+    scenario = scenario_named("seed-cert-bug")     # UserError for an unknown name
+    profile = scenario.certificate_profile(profile)
+    unit = scenario.kube_apiserver_unit(inventory, host)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+from typing import TYPE_CHECKING
+
+from tui.core.errors import UserError
+from tui.core.inventory.model import Host, Inventory
+from tui.lab.control_plane import kube_apiserver_unit
+
+if TYPE_CHECKING:  # keep `hardway --help` free of cryptography imports
+    from tui.core.pki.profiles import Profile
+
+DEFAULT = "healthy"
+
+
+class Scenario:
+    """A healthy cluster; subclasses break it on purpose.
+
+    Attributes:
+        name: what ``--scenario`` takes.
+        summary: one line for ``--help`` and the lab banner.
+        problems: what is wrong, in plain words (empty when healthy).
+    """
+
+    name = DEFAULT
+    summary = "a healthy cluster: KTHW certificates and a kube-apiserver on every controller"
+    problems: tuple[str, ...] = ()
+
+    def certificate_profile(self, profile: Profile) -> Profile:
+        """The profile the lab issues a certificate from (the right one by default)."""
+        return profile
+
+    def kube_apiserver_unit(self, inventory: Inventory, host: Host) -> str:
+        """The kube-apiserver.service unit of controller ``host`` (KTHW's by default)."""
+        return kube_apiserver_unit(inventory, host)
+
+
+class SeedCertBug(Scenario):
+    """The seed cluster's certificate hour: a missing SAN and a self-signed served cert."""
+
+    name = "seed-cert-bug"
+    summary = ("the seed's broken state: kubernetes.pem lacks 127.0.0.1 and the unit's "
+               "dropped '\\' loses --tls-cert-file, so kube-apiserver serves a self-signed "
+               "certificate")
+    problems = (
+        "kubernetes.pem lacks the SAN 127.0.0.1 (controller-manager, scheduler and the "
+        "nginx health proxy dial https://127.0.0.1:6443)",
+        "kube-apiserver.service lost the '\\' before --tls-cert-file, so systemd ignores "
+        "--tls-cert-file and --tls-private-key-file and the API server serves the "
+        "self-signed /var/run/kubernetes/apiserver.crt it generated",
+    )
+
+    def certificate_profile(self, profile: Profile) -> Profile:
+        """kubernetes.pem without 127.0.0.1."""
+        if profile.name != "kubernetes":
+            return profile
+        return dataclasses.replace(
+            profile,
+            ip_addresses=tuple(ip for ip in profile.ip_addresses if ip != "127.0.0.1"),
+            sans_reasons=tuple(s for s in profile.sans_reasons if s.value != "127.0.0.1"))
+
+    def kube_apiserver_unit(self, inventory: Inventory, host: Host) -> str:
+        """KTHW's unit with the backslash before --tls-cert-file missing."""
+        return kube_apiserver_unit(inventory, host, drop_continuation_before="--tls-cert-file")
+
+
+_REGISTRY: dict[str, Scenario] = {}
+
+
+def register(scenario: Scenario) -> Scenario:
+    """Make ``scenario`` available by name (later registrations replace earlier ones)."""
+    _REGISTRY[scenario.name] = scenario
+    return scenario
+
+
+def names() -> list[str]:
+    """Every registered scenario name, the default first."""
+    return [DEFAULT, *sorted(n for n in _REGISTRY if n != DEFAULT)]
+
+
+def scenario_named(name: str) -> Scenario:
+    """The scenario called ``name``.
+
+    Raises:
+        UserError: no such scenario (the message lists the known ones).
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UserError(f"The lab has no scenario called {name!r} (--scenario); choose one "
+                        f"of: {', '.join(names())}.") from None
+
+
+def describe() -> str:
+    """``NAME  summary`` lines for ``--help``."""
+    width = max(len(n) for n in names())
+    return "\n".join(textwrap.fill(_REGISTRY[n].summary, 88, initial_indent=f"  {n:<{width}}  ",
+                                   subsequent_indent=" " * (width + 4), break_on_hyphens=False)
+                     for n in names())
+
+
+register(Scenario())
+register(SeedCertBug())
