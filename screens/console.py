@@ -53,18 +53,18 @@ class ConsoleScreen(Screen[None]):
                 tooltip="Send every keystroke to every host in the set"),
         Binding("f5", "reconnect", "Reconnect", id="reconnect", priority=True,
                 tooltip="Reconnect the focused host, or every disconnected host"),
-        Binding("f6", "zoom", "Zoom", id="zoom", priority=True,
+        Binding("f6", "zoom", "Zoom", id="zoom", priority=True, show=False,
                 tooltip="Show only the focused pane (again to tile)"),
         Binding("f7", "attach", "Attach", id="attach", priority=True,
                 tooltip="Hand the real terminal to OpenSSH for the focused host "
                         "(full-screen programs); exit to return"),
-        Binding("f8", "transcripts", "Record", id="transcripts", priority=True,
+        Binding("f8", "transcripts", "Record", id="transcripts", priority=True, show=False,
                 tooltip="Write per-host transcripts to disk (secrets redacted)"),
         Binding("f9", "toggle_host", "In/out", id="toggle-host", priority=True,
                 tooltip="Add or remove the focused host from the broadcast set"),
         Binding("f10", "search", "Search", id="search", priority=True,
                 tooltip="Find text in the scrollback (focused pane, or every pane)"),
-        Binding("ctrl+c", "interrupt", "^C set", id="interrupt", priority=True,
+        Binding("ctrl+c", "interrupt", "Interrupt", id="interrupt", priority=True,
                 tooltip="Interrupt the foreground command on every host in the set "
                         "(in a pane: that host only)"),
     ]

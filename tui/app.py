@@ -36,7 +36,7 @@ class HardwayApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Close every session and leave"),
-        Binding("ctrl+o", "switch_screen_mode", "Hosts/Console", id="switch-mode",
+        Binding("ctrl+o", "switch_screen_mode", "Hosts", id="switch-mode",
                 priority=True, tooltip="Switch between the console and the hosts table"),
     ]
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (

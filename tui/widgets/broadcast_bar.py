@@ -63,7 +63,7 @@ class BroadcastBar(Horizontal):
     """The set label, the input line and the mode badge."""
 
     DEFAULT_CSS = """
-    BroadcastBar { height: 1; dock: bottom; }
+    BroadcastBar { height: 1; }
     """
 
     def compose(self) -> ComposeResult:

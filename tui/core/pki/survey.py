@@ -1,0 +1,551 @@
+"""What the cluster really has: certificate files, units and served certificates, per host.
+
+:func:`placements` says which PKI file belongs where (KTHW docs 04, 07, 08, 09);
+:func:`survey` reads those files over the Fleet (SFTP), asks systemd for kube-apiserver's
+ExecStart, looks for a stale self-signed ``apiserver.crt`` in its --cert-dir, fetches the
+certificate served on ADDR:6443, and turns it all into findings with
+:mod:`tui.core.pki.diagnose`.  :func:`local_findings` checks the local PKI directory.
+
+Private keys read from hosts are used to check that they match their certificate and are
+then dropped: only their SHA-256 is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+
+from tui.core.errors import UserError
+from tui.core.fleet.fleet import Fleet
+from tui.core.inventory.model import Host, Inventory, San
+from tui.core.pki.ca import CA_CERT_FILE, CertificateAuthority
+from tui.core.pki.diagnose import (
+    EXPIRY_WARNING_DAYS,
+    CertFinding,
+    diagnose_fleet,
+    diagnose_host,
+    missing_sans,
+)
+from tui.core.pki.inspect import (
+    CertInfo,
+    certificate_info,
+    chains_to,
+    fetch_served,
+    inspect_file,
+    inspect_pem,
+    key_matches,
+)
+from tui.core.pki.profiles import Profile, profiles_for
+
+__all__ = ["KUBELET_DIR", "SERVICES", "HostSurvey", "Placement", "RemoteFile", "Survey",
+           "cert_dir_of", "exec_start_argv", "flag_value", "host_findings", "local_findings",
+           "local_pair_findings", "logical_path", "placements", "reissue_reasons",
+           "remote_path", "survey", "unit_path"]
+
+KUBELET_DIR = "/var/lib/kubelet"
+"""Where KTHW doc 09 puts a worker's own certificate and key."""
+
+SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet")
+"""Services whose unit files the survey looks for."""
+
+STALE_FILES = ("apiserver.crt", "apiserver.key")
+SURVEY_TIMEOUT = 20.0
+SERVED_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One PKI file on one host.
+
+    Attributes:
+        source: the file's name in the local PKI directory (``kubernetes-key.pem``).
+        path: the logical remote path (``/var/lib/kubernetes/kubernetes-key.pem``).
+        mode: permission bits on the host (0600 for keys).
+        secret: a private key: never shown, never diffed.
+        services: the services that read it (restarted when it changes).
+    """
+
+    source: str
+    path: str
+    mode: int
+    secret: bool
+    services: tuple[str, ...]
+
+
+def placements(inventory: Inventory, host: Host) -> list[Placement]:
+    """Where KTHW puts the PKI files on ``host`` (controllers and workers differ)."""
+    paths = inventory.paths
+    k, e = paths.kubernetes_config, paths.etcd_config
+    if host.role == "controller":
+        api = ("kube-apiserver",)
+        cm = ("kube-controller-manager",)
+        return [
+            Placement("ca.pem", f"{k}/ca.pem", 0o644, False, (*api, *cm)),
+            Placement("ca-key.pem", f"{k}/ca-key.pem", 0o600, True, cm),
+            Placement("kubernetes.pem", f"{k}/kubernetes.pem", 0o644, False, api),
+            Placement("kubernetes-key.pem", f"{k}/kubernetes-key.pem", 0o600, True, api),
+            Placement("service-account.pem", f"{k}/service-account.pem", 0o644, False,
+                      (*api, *cm)),
+            Placement("service-account-key.pem", f"{k}/service-account-key.pem", 0o600, True,
+                      cm),
+            Placement("ca.pem", f"{e}/ca.pem", 0o644, False, ("etcd",)),
+            Placement("kubernetes.pem", f"{e}/kubernetes.pem", 0o644, False, ("etcd",)),
+            Placement("kubernetes-key.pem", f"{e}/kubernetes-key.pem", 0o600, True, ("etcd",)),
+        ]
+    return [
+        Placement("ca.pem", f"{k}/ca.pem", 0o644, False, ("kubelet",)),
+        Placement(f"{host.name}.pem", f"{KUBELET_DIR}/{host.name}.pem", 0o644, False,
+                  ("kubelet",)),
+        Placement(f"{host.name}-key.pem", f"{KUBELET_DIR}/{host.name}-key.pem", 0o600, True,
+                  ("kubelet",)),
+    ]
+
+
+def unit_path(inventory: Inventory, service: str) -> str:
+    """The logical path of ``service``'s unit file."""
+    return f"{inventory.paths.systemd_units}/{service}.service"
+
+
+def remote_path(host: Host, path: str) -> str:
+    """``path`` on the host's file system: through ``root`` unless it is already there."""
+    root = host.root.rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        return path
+    return host.path(path)
+
+
+def logical_path(host: Host, path: str) -> str:
+    """Undo :func:`remote_path` for a path that lies under the host's ``root``."""
+    root = host.root.rstrip("/")
+    if root and path.startswith(root + "/"):
+        return path[len(root):]
+    return path
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file as found on a host.
+
+    Attributes:
+        path: logical path.
+        present: the file exists.
+        sha256: hex digest of its content (None when absent or unreadable).
+        size: bytes (None when absent or unreadable).
+        data: the content (None for private keys, absent or unreadable files).
+        error: why it could not be read.
+    """
+
+    path: str
+    present: bool
+    sha256: str | None = None
+    data: bytes | None = None
+    error: str | None = None
+    size: int | None = None
+
+
+@dataclass
+class HostSurvey:
+    """Everything the survey learnt about one host.
+
+    Attributes:
+        host: the inventory host.
+        error: why the host could not be surveyed (unreachable...), else None.
+        files: logical path -> RemoteFile, for every placement and unit file.
+        units: service -> logical unit path, for the services installed on the host.
+        exec_start: ``systemctl show -p ExecStart kube-apiserver`` (None: not installed).
+        cert_dir: kube-apiserver's --cert-dir (logical; KTHW default /var/run/kubernetes).
+        stale_files: logical paths of apiserver.crt/.key present in ``cert_dir``.
+        served: the certificate served on ADDR:api-port (controllers).
+        served_error: why nothing could be fetched there.
+        key_matches: the apiserver (controller) or kubelet (worker) key matches its cert.
+        findings: the diagnosis of this host.
+    """
+
+    host: Host
+    error: str | None = None
+    files: dict[str, RemoteFile] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    exec_start: str | None = None
+    cert_dir: str = "/var/run/kubernetes"
+    stale_files: tuple[str, ...] = ()
+    served: CertInfo | None = None
+    served_error: str | None = None
+    key_matches: bool | None = None
+    findings: list[CertFinding] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The host's name."""
+        return self.host.name
+
+    def cert(self, path: str) -> CertInfo | None:
+        """The certificate at logical ``path`` (None: absent or not a certificate)."""
+        found = self.files.get(path)
+        if found is None or found.data is None:
+            return None
+        try:
+            return inspect_pem(found.data, f"{self.host.name}:{path}")
+        except UserError:
+            return None
+
+
+@dataclass
+class Survey:
+    """The survey of several hosts plus the cluster-wide findings."""
+
+    hosts: dict[str, HostSurvey]
+    fleet_findings: list[CertFinding] = field(default_factory=list)
+    local: list[CertFinding] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[CertFinding]:
+        """Local, then per host (inventory order), then cluster-wide findings."""
+        out = list(self.local)
+        for host in self.hosts.values():
+            out += host.findings
+        return out + self.fleet_findings
+
+    @property
+    def errors(self) -> list[CertFinding]:
+        """The findings of severity ``error``."""
+        return [f for f in self.findings if f.severity == "error"]
+
+
+# -- ExecStart -------------------------------------------------------------------------
+
+
+def exec_start_argv(exec_start: str) -> list[str]:
+    """The argv of ``systemctl show -p ExecStart`` output (or of a plain command line)."""
+    text = exec_start.strip()
+    if "argv[]=" in text:
+        text = text.split("argv[]=", 1)[1]
+        text = text.split(" ; ", 1)[0]
+    elif text.startswith("ExecStart="):
+        text = text[len("ExecStart="):]
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
+def flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``--flag=value`` or ``--flag value`` in ``argv`` (last one wins)."""
+    value = None
+    for index, word in enumerate(argv):
+        if word.startswith(flag + "="):
+            value = word[len(flag) + 1:]
+        elif word == flag and index + 1 < len(argv):
+            value = argv[index + 1]
+    return value
+
+
+def cert_dir_of(exec_start: str | None, default: str) -> str:
+    """kube-apiserver's --cert-dir from its ExecStart, else ``default``."""
+    if not exec_start:
+        return default
+    return flag_value(exec_start_argv(exec_start), "--cert-dir") or default
+
+
+# -- the survey ------------------------------------------------------------------------
+
+
+async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificate | None,
+                 names: Iterable[str] | None = None, pki_dir: Path | None = None,
+                 served: bool = True, timeout: float = SURVEY_TIMEOUT) -> Survey:
+    """Survey ``names`` (default every host) concurrently and diagnose them.
+
+    Args:
+        inventory: the cluster.
+        fleet: an open Fleet over the inventory's hosts.
+        ca_cert: the cluster CA (None: issuer checks are skipped).
+        names: hosts to survey.
+        pki_dir: the local PKI directory: files differing from it are reported.
+        served: fetch the certificate served on each controller's API port.
+        timeout: seconds per remote command and per TLS handshake.
+    """
+    selected = list(names) if names is not None else [h.name for h in inventory.hosts]
+    hosts = [inventory.host(n) for n in selected]
+    results = await asyncio.gather(*(_survey_host(inventory, fleet, h, served, timeout)
+                                     for h in hosts))
+    report = Survey({r.name: r for r in results})
+    for result in results:
+        result.findings = host_findings(inventory, result, ca_cert, pki_dir)
+    fingerprints: dict[str, str] = {}
+    for result in results:
+        if result.error is None:
+            info = result.cert(f"{inventory.paths.kubernetes_config}/{CA_CERT_FILE}")
+            fingerprints[result.name] = info.fingerprint if info is not None else ""
+    expected = certificate_info(ca_cert, "ca").fingerprint if ca_cert is not None else None
+    report.fleet_findings = diagnose_fleet(fingerprints, expected=expected)
+    return report
+
+
+async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: bool,
+                       timeout: float) -> HostSurvey:
+    result = HostSurvey(host, cert_dir=inventory.paths.kubernetes_run)
+    wanted = [p.path for p in placements(inventory, host)]
+    units = {s: unit_path(inventory, s) for s in SERVICES}
+    default_stale = [f"{inventory.paths.kubernetes_run}/{n}" for n in STALE_FILES]
+    listing = await _list(fleet, host, [*wanted, *units.values(), *default_stale],
+                          controller=host.role == "controller", timeout=timeout)
+    if isinstance(listing, str):
+        result.error = listing
+        return result
+    present, exec_start = listing
+    result.units = {s: p for s, p in units.items() if p in present}
+    if "kube-apiserver" in result.units and exec_start:
+        result.exec_start = exec_start
+    result.cert_dir = logical_path(host, cert_dir_of(result.exec_start,
+                                                     inventory.paths.kubernetes_run))
+    stale = [f"{result.cert_dir}/{n}" for n in STALE_FILES]
+    if stale != default_stale:
+        extra = await _list(fleet, host, stale, controller=False, timeout=timeout)
+        if not isinstance(extra, str):
+            present |= extra[0]
+    result.stale_files = tuple(p for p in stale if p in present)
+    secret = {p.path for p in placements(inventory, host) if p.secret}
+    files = [*wanted, *result.units.values()]
+    fetched = await asyncio.gather(*(_fetch(fleet, host, p, p in present, p in secret)
+                                     for p in files))
+    result.files = {f.path: f for f, _key in fetched}
+    keys = {f.path: key for f, key in fetched if key is not None}
+    result.key_matches = _key_check(inventory, host, result, keys)
+    keys.clear()  # private keys live no longer than the check
+    if host.role == "controller" and served:
+        try:
+            result.served = await fetch_served(str(host.address), inventory.api.port,
+                                               timeout=min(timeout, SERVED_TIMEOUT))
+        except UserError as exc:
+            result.served_error = str(exc)
+    return result
+
+
+async def _list(fleet: Fleet, host: Host, paths: Sequence[str], *, controller: bool,
+                timeout: float) -> tuple[set[str], str | None] | str:
+    """Which of ``paths`` exist, and kube-apiserver's ExecStart; a string on failure."""
+    remote = {remote_path(host, p): p for p in paths}
+    quoted = " ".join(shlex.quote(r) for r in remote)
+    script = (f"for f in {quoted}; do if [ -e \"$f\" ]; then printf 'present %s\\n' \"$f\"; "
+              "fi; done")
+    if controller:
+        script += ("; echo '--- execstart'; systemctl show -p ExecStart kube-apiserver "
+                   "2>/dev/null; true")
+    results = await fleet.run([host.name], script, timeout=timeout)
+    outcome = results[host.name]
+    if outcome.error is not None:
+        return f"cannot reach {host.name}: {outcome.error}"
+    if outcome.timed_out:
+        return f"{host.name} did not answer the survey within {timeout:g} s"
+    head, _, tail = outcome.stdout.partition("--- execstart\n")
+    present = set()
+    for line in head.splitlines():
+        if line.startswith("present "):
+            name = line[len("present "):]
+            present.add(remote.get(name, logical_path(host, name)))
+    exec_start = next((line for line in tail.splitlines() if "ExecStart=" in line), None)
+    if exec_start is not None and exec_start.strip() in ("ExecStart=", "ExecStart={}"):
+        exec_start = None
+    return present, exec_start
+
+
+async def _fetch(fleet: Fleet, host: Host, path: str, present: bool,
+                 secret: bool) -> tuple[RemoteFile, bytes | None]:
+    """Read one file; a private key comes back separately (for the key check only)."""
+    if not present:
+        return RemoteFile(path, False), None
+    try:
+        data = await fleet.get(host.name, path)
+    except UserError as exc:
+        return RemoteFile(path, True, error=str(exc)), None
+    digest = hashlib.sha256(data).hexdigest()
+    if secret:
+        return RemoteFile(path, True, digest, size=len(data)), data
+    return RemoteFile(path, True, digest, data, size=len(data)), None
+
+
+def _key_check(inventory: Inventory, host: Host, result: HostSurvey,
+               keys: dict[str, bytes]) -> bool | None:
+    """Whether the API server's (controller) or kubelet's (worker) key fits its cert."""
+    if host.role == "controller":
+        cert_path = f"{inventory.paths.kubernetes_config}/kubernetes.pem"
+    else:
+        cert_path = f"{KUBELET_DIR}/{host.name}.pem"
+    cert = result.files.get(cert_path)
+    key = keys.get(cert_path.removesuffix(".pem") + "-key.pem")
+    if cert is None or cert.data is None or key is None:
+        return None
+    return key_matches(cert.data, key)
+
+
+# -- findings --------------------------------------------------------------------------
+
+
+def host_findings(inventory: Inventory, result: HostSurvey, ca_cert: x509.Certificate | None,
+                  pki_dir: Path | None) -> list[CertFinding]:
+    """The diagnosis of one surveyed host."""
+    name = result.name
+    if result.error is not None:
+        return [CertFinding("error", name, "ssh", f"{result.error}.",
+                            f"check that {name} is up and that `hardway run -w {name} -- true` "
+                            "works, then check again")]
+    paths = inventory.paths
+    findings: list[CertFinding] = []
+    if result.host.role == "controller":
+        cert_path = f"{paths.kubernetes_config}/kubernetes.pem"
+        findings += diagnose_host(
+            result.host, required_sans=inventory.api_server_sans, ca_cert=ca_cert,
+            on_disk=result.cert(cert_path), served=result.served,
+            key_pem_matches=result.key_matches, exec_start=result.exec_start,
+            stale_cert_dir_file=bool(result.stale_files),
+            paths=dataclasses.replace(paths, kubernetes_run=result.cert_dir))
+        if "kube-apiserver" in result.units and result.served_error is not None:
+            findings.append(CertFinding(
+                "error", name, "kubernetes.pem",
+                f"kube-apiserver on {name} serves nothing that can be checked: "
+                f"{result.served_error}",
+                f"look at `systemctl status kube-apiserver` and `journalctl -u "
+                f"kube-apiserver` on {name}"))
+        findings += _etcd_copy_findings(inventory, result)
+        findings += _pushed_findings(inventory, result, pki_dir)
+    else:
+        profile = next(p for p in profiles_for(inventory) if p.name == name)
+        cert_file = f"{name}.pem"
+        findings += diagnose_host(
+            result.host, required_sans=profile.sans_reasons, ca_cert=ca_cert,
+            on_disk=result.cert(f"{KUBELET_DIR}/{cert_file}"), served=None,
+            key_pem_matches=result.key_matches, exec_start=None, stale_cert_dir_file=False,
+            certificate=cert_file,
+            paths=dataclasses.replace(paths, kubernetes_config=KUBELET_DIR))
+        findings += _pushed_findings(inventory, result, pki_dir)
+    return _ok_last(findings)
+
+
+def _ok_last(findings: list[CertFinding]) -> list[CertFinding]:
+    problems = [f for f in findings if f.severity != "ok"]
+    return problems or findings[:1]
+
+
+def _etcd_copy_findings(inventory: Inventory, result: HostSurvey) -> list[CertFinding]:
+    if "etcd" not in result.units:
+        return []
+    k, e = inventory.paths.kubernetes_config, inventory.paths.etcd_config
+    findings = []
+    for name in ("kubernetes.pem", "ca.pem"):
+        mine, etcd = result.files.get(f"{k}/{name}"), result.files.get(f"{e}/{name}")
+        if etcd is None or not etcd.present:
+            findings.append(CertFinding(
+                "error", result.name, name, f"{e}/{name} is missing on {result.name}, where "
+                "etcd is installed: etcd cannot start its TLS listeners without it.",
+                "push it with `hardway certs push`"))
+        elif mine is not None and mine.sha256 and etcd.sha256 != mine.sha256:
+            findings.append(CertFinding(
+                "warning", result.name, name, f"{e}/{name} on {result.name} differs from "
+                f"{k}/{name}: etcd and kube-apiserver use different files.",
+                "push both copies with `hardway certs push`"))
+    return findings
+
+
+def _pushed_findings(inventory: Inventory, result: HostSurvey,
+                     pki_dir: Path | None) -> list[CertFinding]:
+    """Files on the host that differ from the local PKI directory (not pushed yet)."""
+    if pki_dir is None:
+        return []
+    differing = []
+    for placement in placements(inventory, result.host):
+        local = pki_dir / placement.source
+        remote = result.files.get(placement.path)
+        if remote is None or not remote.present or remote.sha256 is None:
+            continue
+        try:
+            digest = hashlib.sha256(local.read_bytes()).hexdigest()
+        except OSError:
+            continue
+        if digest != remote.sha256:
+            differing.append(placement.path)
+    if not differing:
+        return []
+    return [CertFinding(
+        "warning", result.name, "pushed files",
+        f"{len(differing)} file{'s' if len(differing) != 1 else ''} on {result.name} "
+        f"differ from {pki_dir}: {', '.join(differing)}.",
+        "push the local PKI with `hardway certs push` (preview it with --dry-run)")]
+
+
+def local_findings(inventory: Inventory, pki_dir: Path
+                   ) -> tuple[CertificateAuthority | None, list[CertFinding]]:
+    """Check the local PKI directory: the CA and every KTHW certificate of the cluster.
+
+    Returns:
+        The CA (None when there is none or it cannot be loaded) and the findings.
+    """
+    if not (pki_dir / CA_CERT_FILE).exists():
+        return None, [CertFinding(
+            "warning", None, CA_CERT_FILE,
+            f"There is no CA in {pki_dir} ({CA_CERT_FILE} is missing), so hardway cannot "
+            "check who signed the certificates on the hosts.",
+            "create the PKI with `hardway certs issue`, or point --pki at your cfssl "
+            "directory (ca.pem and ca-key.pem)")]
+    try:
+        ca = CertificateAuthority.load(pki_dir)
+    except UserError as exc:
+        return None, [CertFinding("error", None, CA_CERT_FILE, str(exc),
+                                  "fix or restore the CA files; hardway never overwrites a CA")]
+    findings: list[CertFinding] = []
+    for profile in profiles_for(inventory):
+        findings += local_pair_findings(profile, pki_dir, ca.cert)
+    return ca, findings
+
+
+def local_pair_findings(profile: Profile, pki_dir: Path,
+                        ca_cert: x509.Certificate) -> list[CertFinding]:
+    """Problems of the local ``NAME.pem``/``NAME-key.pem`` (empty when it is fine)."""
+    cert_path, key_path = pki_dir / profile.cert_file, pki_dir / profile.key_file
+    reissue = f"reissue it with `hardway certs issue {profile.name}`"
+    if not cert_path.exists() or not key_path.exists():
+        return [CertFinding("warning", None, profile.cert_file,
+                            f"{cert_path if not cert_path.exists() else key_path} has not "
+                            "been issued yet.", "issue it with `hardway certs issue`")]
+    try:
+        info = inspect_file(cert_path)
+        key_data = key_path.read_bytes()
+    except (UserError, OSError) as exc:
+        return [CertFinding("error", None, profile.cert_file, str(exc), reissue)]
+    problems = reissue_reasons(profile, info, key_data, ca_cert)
+    return [CertFinding("error" if not text.startswith("expires") else "warning", None,
+                        profile.cert_file, f"{cert_path} {text}.", reissue)
+            for text in problems]
+
+
+def reissue_reasons(profile: Profile, info: CertInfo, key_pem: bytes,
+                    ca_cert: x509.Certificate) -> list[str]:
+    """Why a local pair no longer fits its profile (empty: it fits).
+
+    Each reason reads after the file name: ``lacks IP 127.0.0.1 (...)``.
+    """
+    reasons = []
+    if not chains_to(info, ca_cert):
+        reasons.append(f"was not signed by the CA in this directory (issuer {info.issuer})")
+    if info.subject_cn != profile.common_name:
+        reasons.append(f"has CN {info.subject_cn!r}, the profile wants "
+                       f"{profile.common_name!r}")
+    if f"O={profile.organization}" not in info.subject:
+        reasons.append(f"is not in organization {profile.organization!r} ({info.subject})")
+    missing: list[San] = missing_sans(info, profile.sans_reasons)
+    if missing:
+        reasons.append("lacks " + "; ".join(
+            f"{'IP' if s.kind == 'ip' else 'DNS name'} {s.value} ({s.reason})" for s in missing))
+    if not key_matches(info.pem, key_pem):
+        reasons.append(f"does not match its key {profile.key_file}")
+    days = info.days_left()
+    if days <= 0:
+        reasons.append("has expired")
+    elif days < EXPIRY_WARNING_DAYS:
+        reasons.append(f"expires in {int(days)} days")
+    return reasons
