@@ -31,6 +31,8 @@ _ERASE_TO_END = "\ue000"
 """Internal marker for ``ESC [ K``: erase from the cursor to the end of the line."""
 _ERASE_ALL = "\ue001"
 """Internal marker for ``ESC [ 2 K``: erase the whole line (the cursor stays)."""
+_LINE_CONTROL = re.compile(f"[\r\b{_ERASE_TO_END}{_ERASE_ALL}]")
+"""What moves the cursor within a line; text without it is appended as it is."""
 
 
 def strip_ansi(text: str) -> str:
@@ -46,7 +48,7 @@ def plain(text: str) -> str:
     rest = converter.flush()
     if rest is not None:
         lines.append(rest)
-    return "".join(line + "\n" for line in lines).removesuffix("\n") if lines else ""
+    return "\n".join(lines)
 
 
 class PlainText:
@@ -67,8 +69,18 @@ class PlainText:
         """Add a chunk of output; returns the lines it completed (without ``\\n``)."""
         text = self._decoder.decode(data) if isinstance(data, bytes) else data
         text = self._strip(self._pending + text)
-        lines: list[str] = []
         segments = text.split("\n")
+        if self._column == len(self._line) and not _LINE_CONTROL.search(text):
+            # Fast path (plain output such as `seq`): whole lines, no per-line work.
+            if len(segments) == 1:
+                self._line.extend(text)
+                self._column = len(self._line)
+                return []
+            done = ["".join(self._line) + segments[0], *segments[1:-1]]
+            self._line = list(segments[-1])
+            self._column = len(self._line)
+            return done
+        lines: list[str] = []
         for index, segment in enumerate(segments):
             self._write(segment)
             if index < len(segments) - 1:
@@ -106,8 +118,7 @@ class PlainText:
 
     def _write(self, segment: str) -> None:
         """Apply one line's worth of text (no ``\\n``) at the cursor column."""
-        plain_segment = not any(c in segment for c in ("\r", "\b", _ERASE_TO_END, _ERASE_ALL))
-        if plain_segment and self._column == len(self._line):
+        if self._column == len(self._line) and not _LINE_CONTROL.search(segment):
             self._line.extend(segment)
             self._column = len(self._line)
             return

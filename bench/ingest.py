@@ -1,0 +1,819 @@
+"""Console ingest benchmark: hardway's panes vs tmux in the same run, keystroke latency.
+
+Three lab controllers (a :class:`~tui.lab.lab.LabRunner`; by default in a child process,
+so this process does only what a client does with real hosts; ``--lab thread`` runs it
+in-process as ``hardway demo`` does) each print ``seq 1 1000000`` on a PTY:
+
+* **hardway**: the real app (``create_app``) runs headless at 200x50.  The line is put
+  in the broadcast bar and Enter pressed.  A round ends when every host's
+  ``CommandFinished`` arrived and a composed frame shows ``1000000`` in every pane.
+  Headless Textual skips turning frames into escape sequences; the benchmark does that
+  too (``render_segments``), so only the write to a real tty is missing.
+* **keystrokes**: during each flood a thread presses ``x`` every 20 ms into
+  controller-0's focused pane, the way a terminal driver's input thread hands keys to
+  the app (``call_soon_threadsafe``).  Latency runs from the press to the key reaching
+  the host's shell, to its echo fed to the pane's Terminal, and to the first frame
+  composed after that.  A second phase floods two hosts and types into the third, idle
+  at its prompt (what a user typing next to a flood feels).
+* **tmux** (own server on a private socket, 200x50, history-limit 10,000, three
+  panes, killed at the end): ``seq`` run locally in each pane (the reference figure),
+  ``ssh -tt -F LAB/ssh_config HOST seq ...`` per pane, and ``seq`` typed into a
+  persistent ``ssh -tt`` session per pane (what hardway's shells are).  A round ends
+  when ``tmux wait-for`` got every pane's signal and ``capture-pane`` shows ``1000000``.
+
+Prints lines/s (median of ``--repeat`` rounds) with the ratio to each tmux variant,
+where the app's thread spent the last round, keystroke latency p50/p99/max, and memory
+(lines and bytes each pane keeps against the 10,000-line scrollback cap, process RSS
+after each round, console broadcast records).  ``--profile FILE`` adds a cProfile of
+the last round.  Run: ``.venv/bin/python bench/ingest.py`` (see ``--help``).  Not part
+of the test suite; see bench/README.md for the figures and how to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import functools
+import gc
+import os
+import pstats
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HOSTS = ["controller-0", "controller-1", "controller-2"]
+SIZE = (200, 50)
+KEY_INTERVAL = 0.020
+KEY = "x"
+TARGET_RATE = 1_000_000
+TARGET_P99_MS = 50.0
+SCROLLBACK = 10_000
+LAB_PID = [0]
+"""The lab's process (this one with ``--lab thread``)."""
+
+
+# -- small helpers ---------------------------------------------------------------------
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of ``values``; nan when empty."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+def proc_status(pid: int | str = "self") -> dict[str, int]:
+    """VmRSS and VmHWM of a process in KiB (from /proc)."""
+    values: dict[str, int] = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return values
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds used so far by the app's thread (``app``), the lab (its thread, or its
+    process with ``--lab process``) and the rest of this process."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    main = threading.main_thread().native_id
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {"app": 0.0, "lab": 0.0, "other": 0.0}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tid = int(task.name)
+        kind = "app" if tid == main else "lab" if names.get(tid) == "hardway-lab" else "other"
+        used[kind] += (int(fields[11]) + int(fields[12])) / tick
+    if LAB_PID[0] and LAB_PID[0] != os.getpid():
+        used["lab"] = process_cpu(LAB_PID[0])
+    return used
+
+
+def retained_bytes(root: object) -> int:
+    """Bytes of every object reachable from ``root`` (types, modules, code excluded)."""
+    import types
+
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType,
+            types.CodeType, types.MethodType)
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def last_line_in(lines: Iterable[str], wanted: str) -> bool:
+    """True when one of ``lines`` is ``wanted`` once echoed keys are removed."""
+    return any(line.replace(KEY, "").rstrip() == wanted for line in lines)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:7.1f}"
+
+
+# -- hardway side ----------------------------------------------------------------------
+
+@dataclass
+class Latency:
+    """Keystroke latencies of one phase (seconds from the key press).
+
+    Attributes:
+        to_shell: until the console wrote the key to the host's shell (the app's input path).
+        to_terminal: until the echo was fed to the pane's Terminal.
+        to_frame: until the first frame composed after that.
+        loop_lag: how late a 10 ms timer on the app's loop fired, sampled during the flood.
+    """
+
+    to_shell: list[float] = field(default_factory=list)
+    to_terminal: list[float] = field(default_factory=list)
+    to_frame: list[float] = field(default_factory=list)
+    loop_lag: list[float] = field(default_factory=list)
+    sent: int = 0
+
+    def extend(self, other: Latency) -> None:
+        self.to_shell += other.to_shell
+        self.to_terminal += other.to_terminal
+        self.to_frame += other.to_frame
+        self.loop_lag += other.loop_lag
+        self.sent += other.sent
+
+
+@dataclass
+class HardwayRound:
+    """One flood of every pane."""
+
+    seconds: float
+    finished: dict[str, float]
+    latency: Latency
+    cpu: dict[str, float]
+
+
+class Probe:
+    """Follows the shells, the key path and the frames of the running app."""
+
+    def __init__(self, screen: Any, lines: int) -> None:
+        from tui.core.fleet.shell import CommandFinished, ShellOutput
+
+        self._finished_type, self._output_type = CommandFinished, ShellOutput
+        self.screen = screen
+        self.wanted = str(lines)
+        self.command = ""
+        self.hosts: list[str] = []
+        self.finished: dict[str, float] = {}
+        self.on_screen: dict[str, float] = {}
+        self.typing_host: str | None = None
+        self.latency = Latency()
+        self.pressed: deque[float] = deque()  # appended by the key-press thread
+        self._to_shell: deque[float] = deque()
+        self._framing: list[tuple[float, int]] = []
+        self.done = asyncio.Event()
+        self.last_output: dict[str, float] = {}
+        self.frames = 0
+        self.frame_time = 0.0
+        self._unsubscribe = [screen.console.shell(name).subscribe(self._event_for(name))
+                             for name in HOSTS]
+        console = screen.console
+        type_to = console.type_to
+
+        def typed(name: str, data: str) -> bool:  # the console's per-pane input path
+            if name == self.typing_host and data == KEY and self.pressed:
+                self._to_shell.append(self.pressed.popleft())
+                self.latency.to_shell.append(time.perf_counter() - self._to_shell[-1])
+            return bool(type_to(name, data))
+
+        console.type_to = typed
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        del self.screen.console.type_to
+
+    def arm(self, command: str, hosts: list[str], typing_host: str | None) -> None:
+        """Expect ``command`` to finish on ``hosts``; keys go to ``typing_host``."""
+        self.command, self.hosts, self.typing_host = command, hosts, typing_host
+        self.finished, self.on_screen = {}, {}
+        self.latency = Latency()
+        self.pressed.clear()
+        self._to_shell.clear()
+        self._framing.clear()
+        self.done.clear()
+
+    async def quiet(self, name: str, seconds: float = 0.3) -> None:
+        """Wait until ``name``'s shell printed nothing for ``seconds``."""
+        while time.perf_counter() - self.last_output.get(name, 0.0) < seconds:
+            await asyncio.sleep(0.05)
+
+    @property
+    def typing(self) -> bool:
+        """Keys are wanted: a pane to type into whose command (if any) is still running."""
+        host = self.typing_host
+        return host is not None and host not in self.finished and not self.done.is_set()
+
+    def _event_for(self, name: str) -> Callable[[object], None]:
+        def on_event(event: object) -> None:
+            # Runs after the screen's own listener has fed the pane's Terminal.
+            if isinstance(event, self._output_type):
+                self.last_output[name] = time.perf_counter()
+                if name == self.typing_host and name not in self.finished and self._to_shell:
+                    echoes = event.data.count(KEY)
+                    now = time.perf_counter()
+                    version = self.screen._pane(name).terminal.version
+                    for _ in range(min(echoes, len(self._to_shell))):
+                        at = self._to_shell.popleft()
+                        self.latency.to_terminal.append(now - at)
+                        self._framing.append((at, version))
+            elif (isinstance(event, self._finished_type) and name in self.hosts
+                  and event.command == self.command):
+                self.finished[name] = time.perf_counter()
+                terminal = self.screen._pane(name).terminal
+                tail = range(max(0, terminal.lines_total - 4), terminal.lines_total)
+                if not last_line_in((terminal.line_text(i) for i in tail), self.wanted):
+                    print(f"  warning: {name} finished but its pane lacks {self.wanted}")
+                if all(h in self.finished for h in self.hosts):
+                    self.done.set()
+        return on_event
+
+    def frame(self) -> None:
+        """A frame was composed: settle the keystrokes whose echo it includes, and note
+        the panes that show their last line."""
+        now = time.perf_counter()
+        if self._framing and self.typing_host is not None:
+            painted = self.screen._pane(self.typing_host).view._painted
+            keep = []
+            for at, version in self._framing:
+                if painted >= version:
+                    self.latency.to_frame.append(now - at)
+                else:
+                    keep.append((at, version))
+            self._framing = keep
+        for name in self.hosts:
+            if name in self.finished and name not in self.on_screen:
+                view = self.screen._pane(name).view
+                if view._painted == view.terminal.version and last_line_in(
+                        view.visible_text(), self.wanted):
+                    self.on_screen[name] = now
+
+
+def hook_frames(app: Any, probe_of: Callable[[], Probe | None]) -> None:
+    """Make the headless app encode every frame into escape sequences (as it does on a
+    real terminal) and tell the probe."""
+    from textual._compositor import CompositorUpdate
+
+    original = app._display
+
+    def display(screen: Any, renderable: Any) -> None:
+        original(screen, renderable)
+        if isinstance(renderable, CompositorUpdate) and app._running:
+            start = time.perf_counter()
+            renderable.render_segments(app.console)
+            probe = probe_of()
+            if probe is not None:
+                probe.frames += 1
+                probe.frame_time += time.perf_counter() - start
+                probe.frame()
+
+    app._display = display
+
+
+class KeyPresser(threading.Thread):
+    """Presses KEY every KEY_INTERVAL while the probe wants keys, from its own thread, the
+    way a terminal driver's input thread hands keys to the app's loop."""
+
+    def __init__(self, app: Any, probe: Probe) -> None:
+        super().__init__(name="bench-keys", daemon=True)
+        from textual import events
+
+        self._key = events.Key
+        self._app, self._probe = app, probe
+        self._loop = asyncio.get_running_loop()
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        driver = self._app._driver
+        while not self.stop.wait(KEY_INTERVAL):
+            if self._probe.typing:
+                self._probe.pressed.append(time.perf_counter())
+                self._probe.latency.sent += 1
+                self._loop.call_soon_threadsafe(driver.send_message, self._key(KEY, KEY))
+
+
+async def sample_loop_lag(probe: Probe) -> None:
+    """Record how late a 10 ms sleep wakes up, until the probe's round is done."""
+    while not probe.done.is_set():
+        start = time.perf_counter()
+        await asyncio.sleep(0.010)
+        probe.latency.loop_lag.append(time.perf_counter() - start - 0.010)
+
+
+class Breakdown:
+    """CPU time of the app's thread spent inside chosen functions (inclusive: a stage
+    contains the stages it calls), installed by wrapping them for the benchmark."""
+
+    STAGES = (
+        ("SSH receive (asyncssh, and all below)", "asyncssh.connection", "SSHConnection",
+         "data_received"),
+        ("  shell: OSC 133 parse, capture, events", "tui.core.fleet.shell", "Shell",
+         "_received"),
+        ("    pane Terminal ingest", "tui.widgets.host_pane", "HostPane", "feed"),
+        ("    console model (transcripts, records)", "tui.core.console.console", "Console",
+         "_on_shell_event"),
+        ("      command finished (output to text)", "tui.core.console.console", "Console",
+         "_on_finished"),
+        ("frames: screen update (render, compose)", "textual.screen", "Screen",
+         "_on_timer_update"),
+        ("  of which full layout refreshes", "textual.screen", "Screen", "_refresh_layout"),
+        ("pane repaint timers (TerminalView.sync)", "tui.widgets.terminal_view",
+         "TerminalView", "sync"),
+        ("pane title updates (HostPane.watch_status)", "tui.widgets.host_pane", "HostPane",
+         "watch_status"),
+    )
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.seconds = dict.fromkeys((label for label, *_ in self.STAGES), 0.0)
+        self.calls = dict.fromkeys(self.seconds, 0)
+        self.on = False
+        self._restore: list[tuple[type, str, Any]] = []
+        main = threading.main_thread()
+        for label, module, cls_name, attr in self.STAGES:
+            cls = getattr(importlib.import_module(module), cls_name)
+            original = cls.__dict__[attr]
+            self._restore.append((cls, attr, original))
+
+            @functools.wraps(original)  # Textual reads a watcher's signature
+            def timed(*args: Any, _f: Any = original, _l: str = label, **kw: Any) -> Any:
+                if not self.on or threading.current_thread() is not main:
+                    return _f(*args, **kw)
+                start = time.thread_time()
+                try:
+                    return _f(*args, **kw)
+                finally:
+                    self.seconds[_l] += time.thread_time() - start
+                    self.calls[_l] += 1
+
+            setattr(cls, attr, timed)
+
+    def reset(self) -> None:
+        for label in self.seconds:
+            self.seconds[label], self.calls[label] = 0.0, 0
+
+    def remove(self) -> None:
+        for cls, attr, original in self._restore:
+            setattr(cls, attr, original)
+
+
+def describe_stuck(screen: Any, probe: Probe) -> None:
+    """Say where each pane stands (and dump its text) when a flood does not finish."""
+    for name in HOSTS:
+        terminal = screen._pane(name).terminal
+        shell = screen.console.shell(name)
+        dump = Path(tempfile.gettempdir()) / f"hardway-ingest-{name}.txt"
+        dump.write_text(terminal.text())
+        tail = [terminal.line_text(i) for i in range(max(0, terminal.lines_total - 3),
+                                                     terminal.lines_total)]
+        state = "no shell" if shell is None else "busy" if shell.busy else "idle"
+        print(f"  {name}: {state}, finished {name in probe.finished}, last lines {tail}; "
+              f"pane text in {dump}")
+    records = screen.console.broadcasts
+    print("  last broadcast:", records[-1].describe() if records else "none")
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench/ingest.py: gave up waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat: int,
+                         profile: Path | None) -> dict[str, Any]:
+    """Run the app headless and flood its panes ``repeat`` times; return the figures."""
+    from textual import events
+    from textual.widgets import Input
+
+    from screens.console import ConsoleScreen
+    from tui.app import create_app
+    from tui.core.inventory.load import load_inventory
+
+    inventory = load_inventory(inventory_path)
+    breakdown = Breakdown()
+    app = create_app(inventory, audit_path=scratch / "audit.jsonl")
+    command = f"seq 1 {lines}"
+    current: list[Probe | None] = [None]
+    results: dict[str, Any] = {"rounds": [], "rss": []}
+    async with app.run_test(size=SIZE) as pilot:
+        hook_frames(app, lambda: current[0])
+        screen = app.screen
+        assert isinstance(screen, ConsoleScreen) and app._driver is not None
+        driver = app._driver
+        await wait_until(lambda: getattr(screen, "_model", None) is not None, 30, "the console")
+        await wait_until(lambda: all(
+            str(getattr(screen.console.shell(n), "state", "")) == "open"
+            and n in screen._outputs for n in HOSTS), 60, "three open shells")
+        await pilot.pause(0.3)
+        probe = current[0] = Probe(screen, lines)
+        presser = KeyPresser(app, probe)
+        presser.start()
+        bar = screen.query_one("#broadcast-input", Input)
+
+        async def flood(hosts: list[str], typing_host: str) -> HardwayRound:
+            console = screen.console
+            await wait_until(lambda: not any(getattr(console.shell(h), "busy", True)
+                                             for h in HOSTS), 10, "idle shells before the flood")
+            console.broadcast_set.select(hosts)
+            bar.focus()
+            await pilot.pause(0.05)
+            bar.value = command
+            cpu = thread_cpu()
+            probe.arm(command, hosts, None)
+            before = console.broadcasts[-1].id if console.broadcasts else 0
+            start = time.perf_counter()
+            driver.send_message(events.Key("enter", "\r"))
+            lag = asyncio.ensure_future(sample_loop_lag(probe))
+            # Keys go to the pane only once Enter has reached the bar and broadcast the line.
+            await wait_until(lambda: bool(console.broadcasts)
+                             and console.broadcasts[-1].id > before, 30, "the broadcast")
+            sent = console.broadcasts[-1]
+            if sent.line != command or list(sent.runs) != hosts:
+                raise SystemExit("bench/ingest.py: the broadcast did not start as a command on "
+                                 f"{hosts}: {sent.describe()}")
+            screen._pane(typing_host).view.focus()
+            probe.typing_host = typing_host
+            try:
+                await wait_until(probe.done.is_set, 60 + lines / 10_000, f"{command} to finish")
+            except SystemExit:
+                describe_stuck(screen, probe)
+                raise
+            await lag
+            await wait_until(lambda: all(h in probe.on_screen for h in hosts), 10,
+                             "the last line on screen")
+            end = max(probe.on_screen.values())
+            result = HardwayRound(end - start, {h: t - start for h, t in probe.finished.items()},
+                                  probe.latency,
+                                  {k: v - cpu[k] for k, v in thread_cpu().items()})
+            # The keys typed ahead reach bash's prompt after the flood: once they have all
+            # been echoed, erase the line (^U) so the next broadcast runs as typed.
+            await probe.quiet(typing_host)
+            screen.console.type_to(typing_host, "\x15")
+            await probe.quiet(typing_host)
+            return result
+
+        results["rss_before"] = proc_status().get("VmRSS", 0)
+        profiler = cProfile.Profile() if profile else None
+        try:
+            for index in range(repeat):
+                gc.collect()
+                probe.frames, probe.frame_time = 0, 0.0
+                breakdown.reset()
+                breakdown.on = True
+                if profiler and index == repeat - 1:
+                    profiler.enable()
+                outcome = await flood(HOSTS, HOSTS[0])
+                if profiler and index == repeat - 1:
+                    profiler.disable()
+                breakdown.on = False
+                results["rounds"].append(outcome)
+                results["rss"].append(proc_status().get("VmRSS", 0))
+                print(f"  hardway round {index + 1}: {3 * lines / outcome.seconds / 1e6:5.2f} M "
+                      f"lines/s ({outcome.seconds:.2f} s; finished "
+                      + ", ".join(f"{h[-1]}: {t:.2f}" for h, t in outcome.finished.items())
+                      + f"; {probe.frames} frames; CPU s: "
+                      + ", ".join(f"{k} {v:.2f}" for k, v in outcome.cpu.items()) + ")",
+                      flush=True)
+            results["frames"] = probe.frames
+            results["breakdown"] = (dict(breakdown.seconds), dict(breakdown.calls))
+            results["frame_ms"] = probe.frame_time / max(1, probe.frames) * 1e3
+            quiet = Latency()
+            for _ in range(repeat):
+                quiet.extend((await flood(HOSTS[:2], HOSTS[2])).latency)
+            results["quiet"] = quiet
+        finally:
+            presser.stop.set()
+            probe.close()
+        terminals = {n: screen._pane(n).terminal for n in HOSTS}
+        results["terminal_lines"] = {n: t.lines_total for n, t in terminals.items()}
+        results["terminal_bytes"] = {n: retained_bytes(t) for n, t in terminals.items()}
+        records = screen.console.broadcasts
+        results["records"] = (len(records), sum(len(run.output) for record in records
+                                                for run in record.runs.values()))
+        results["hwm"] = proc_status().get("VmHWM", 0)
+        screen.console.broadcast_set.select(HOSTS)
+        if profiler and profile:
+            profiler.dump_stats(str(profile))
+            results["profile"] = profile
+        await app.action_quit()
+    breakdown.remove()
+    return results
+
+
+# -- tmux side -------------------------------------------------------------------------
+
+class Tmux:
+    """Our own tmux server on a private socket (killed at the end, and only it)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.socket = directory / "tmux.sock"
+        self.conf = directory / "tmux.conf"
+        self.conf.write_text("set -g history-limit 10000\nset -g status off\n")
+        self.panes: list[str] = []
+
+    def __call__(self, *args: str, timeout: float = 60.0) -> str:
+        done = subprocess.run(["tmux", "-S", str(self.socket), *args], capture_output=True,
+                              text=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"bench/ingest.py: tmux {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def start(self) -> None:
+        shell = "env PS1='$ ' bash --norc --noprofile -i"
+        self("-f", str(self.conf), "new-session", "-d", "-s", "bench", "-x", str(SIZE[0]),
+             "-y", str(SIZE[1]), shell)
+        self("split-window", "-h", "-t", "bench", shell)
+        self("split-window", "-h", "-t", "bench", shell)
+        self("select-layout", "-t", "bench", "even-horizontal")
+        self.panes = self("list-panes", "-t", "bench", "-F", "#{pane_id}").split()
+        assert len(self.panes) == 3, self.panes
+
+    def server_pid(self) -> int:
+        return int(self("display-message", "-p", "#{pid}").strip())
+
+    def stop(self) -> None:
+        if self.socket.exists():
+            subprocess.run(["tmux", "-S", str(self.socket), "kill-server"],
+                           capture_output=True, check=False)
+
+    def send(self, commands: list[str]) -> None:
+        """Type one line into each pane (one tmux invocation)."""
+        args: list[str] = []
+        for pane, line in zip(self.panes, commands, strict=True):
+            args += ["send-keys", "-t", pane, line, "Enter", ";"]
+        self(*args[:-1])
+
+    def shows(self, pane: str, wanted: str) -> bool:
+        return last_line_in(self("capture-pane", "-p", "-t", pane).splitlines(), wanted)
+
+    def wait_for(self, channel: str, timeout: float = 120.0) -> None:
+        self("wait-for", channel, timeout=timeout)
+
+
+def tmux_round(tmux: Tmux, commands: list[str], lines: int, tag: str) -> float:
+    """Run ``commands`` (one per pane, each followed by a wait-for signal); seconds."""
+    wanted = str(lines)
+    sock = tmux.socket
+    start = time.perf_counter()
+    tmux.send([f"{c}; tmux -S {sock} wait-for -S {tag}-{i}" for i, c in enumerate(commands)])
+    for i in range(len(commands)):
+        tmux.wait_for(f"{tag}-{i}")
+    for pane in tmux.panes:
+        while not tmux.shows(pane, wanted):
+            time.sleep(0.005)
+    return time.perf_counter() - start
+
+
+def tmux_side(scratch: Path, ssh_config: Path, lines: int, repeat: int) -> dict[str, Any]:
+    """Median seconds per variant, and the tmux server's peak RSS."""
+    tmux = Tmux(scratch)
+    results: dict[str, Any] = {}
+    seq = f"seq 1 {lines}"
+    ssh = f"ssh -q -tt -F {ssh_config}"
+    try:
+        tmux.start()
+        pid = tmux.server_pid()
+        variants = [
+            ("tmux, local seq", [seq] * 3),
+            ("tmux, ssh -tt per command", [f"{ssh} {h} {seq}" for h in HOSTS]),
+        ]
+        for label, commands in variants:
+            tmux("clear-history", "-t", tmux.panes[0])
+            times = [tmux_round(tmux, commands, lines, f"r{i}{len(results)}")
+                     for i in range(repeat)]
+            results[label] = times
+            print(f"  {label}: " + ", ".join(f"{3 * lines / t / 1e6:.2f}" for t in times)
+                  + " M lines/s", flush=True)
+        # Persistent sessions: log in once per pane, then run seq in the remote shell.
+        tmux.send([f"{ssh} {h}" for h in HOSTS])
+        tmux.send([f"tmux -S {tmux.socket} wait-for -S in-{i}" for i in range(3)])
+        for i in range(3):
+            tmux.wait_for(f"in-{i}", timeout=30)
+        label = "tmux, persistent ssh session"
+        times = [tmux_round(tmux, [seq] * 3, lines, f"p{i}") for i in range(repeat)]
+        results[label] = times
+        print(f"  {label}: " + ", ".join(f"{3 * lines / t / 1e6:.2f}" for t in times)
+              + " M lines/s", flush=True)
+        tmux.send(["exit"] * 3)
+        results["hwm"] = proc_status(pid).get("VmHWM", 0)
+    finally:
+        tmux.stop()
+    return results
+
+
+# -- report ----------------------------------------------------------------------------
+
+def verdict(ok: bool, target: str) -> str:
+    return "target met" if ok else f"TARGET MISSED ({target})"
+
+
+def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
+    rounds: list[HardwayRound] = hw["rounds"]
+    median = statistics.median(r.seconds for r in rounds)
+    rate = 3 * lines / median
+    print()
+    print(f"ingest: 3 panes x seq 1 {lines:,} over SSH from lab hosts, 200x50, "
+          f"median of {len(rounds)}")
+    print(f"  {'tool':<32} {'seconds':>8} {'M lines/s':>10}")
+    print(f"  {'hardway (console panes)':<32} {median:8.3f} {rate / 1e6:10.2f}   "
+          + verdict(rate >= TARGET_RATE, ">= 1.0 M lines/s"))
+    if tm:
+        for label, times in tm.items():
+            if label == "hwm":
+                continue
+            t = statistics.median(times)
+            print(f"  {label:<32} {t:8.3f} {3 * lines / t / 1e6:10.2f}   "
+                  f"rate hardway/this {t / median:5.2f}")
+    print(f"  frames composed during the last round: {hw['frames']} "
+          f"(encoding each into escape sequences: {hw['frame_ms']:.2f} ms)")
+    seconds, calls = hw["breakdown"]
+    last = rounds[-1]
+    print(f"where the app's thread spent the last round ({last.seconds:.2f} s wall, "
+          f"{last.cpu['app']:.2f} s CPU), inclusive CPU seconds:")
+    for label, value in seconds.items():
+        print(f"  {label:<46} {value:6.2f} s  {calls[label]:6d} calls")
+    latency = Latency()
+    for r in rounds:
+        latency.extend(r.latency)
+    quiet: Latency = hw["quiet"]
+    print("keystroke latency during the flood (key press -> ...), ms:")
+    print(f"  {'':<52} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}")
+    rows = [("typed into a flooding pane: key reached its shell", latency.to_shell, "", 0),
+            ("  echo in the pane's Terminal", latency.to_terminal, "", latency.sent),
+            ("  next frame composed after it", latency.to_frame, "target", latency.sent),
+            ("typed into an idle pane (2 flood): key reached shell", quiet.to_shell, "", 0),
+            ("  echo in the pane's Terminal", quiet.to_terminal, "", quiet.sent),
+            ("  next frame composed after it (on screen)", quiet.to_frame, "target",
+             quiet.sent),
+            ("app loop lag (10 ms timer), all floods", latency.loop_lag + quiet.loop_lag, "", 0)]
+    for label, values, target, sent in rows:
+        p99 = percentile(values, 99)
+        note = verdict(p99 * 1e3 <= TARGET_P99_MS, "p99 <= 50 ms") if target else ""
+        if sent and len(values) != sent:
+            note += f" ({len(values)} of {sent} keys echoed before the end)"
+        print(f"  {label:<52} {len(values):5d} {ms(percentile(values, 50))} {ms(p99)} "
+              f"{ms(max(values) if values else float('nan'))}  {note}")
+    print("memory:")
+    cap = SCROLLBACK
+    for name in HOSTS:
+        kept = hw["terminal_lines"][name]
+        size = hw["terminal_bytes"][name]
+        print(f"  {name} pane: {kept:,} lines kept (cap {cap:,} + screen), "
+              f"{size / 2**20:5.2f} MiB retained   "
+              + verdict(kept <= cap + SIZE[1], "lines <= scrollback cap + screen"))
+    rss = hw["rss"]
+    who = "app and lab" if LAB_PID[0] == os.getpid() else "app"
+    print(f"  process RSS ({who}): {hw['rss_before'] / 1024:.0f} MiB before, "
+          + ", ".join(f"{r / 1024:.0f}" for r in rss) + f" MiB after each round "
+          f"(+{(rss[-1] - hw['rss_before']) / 1024:.0f} MiB); peak {hw['hwm'] / 1024:.0f} MiB")
+    from tui.core.console.console import MAX_BROADCASTS
+    from tui.core.fleet.shell import OUTPUT_LIMIT
+
+    kept, chars = hw["records"]
+    bound = MAX_BROADCASTS * len(HOSTS) * OUTPUT_LIMIT
+    print(f"  console broadcast records: {kept} kept, holding {chars / 2**20:.1f} MiB of "
+          f"command output; not capped by the scrollback: up to {MAX_BROADCASTS} records "
+          f"x {len(HOSTS)} hosts x {OUTPUT_LIMIT:,} characters = {bound / 2**20:,.0f} MiB")
+    if tm and tm.get("hwm"):
+        print(f"  tmux server peak RSS: {tm['hwm'] / 1024:.0f} MiB")
+    if hw.get("profile"):
+        print(f"\nprofile of the last hardway round ({hw['profile']}), top by own time:")
+        stats = pstats.Stats(str(hw["profile"]))
+        stats.sort_stats("tottime").print_stats(18)
+
+
+@contextlib.contextmanager
+def running_lab(mode: str, directory: Path, network: str) -> Iterator[tuple[Path, Path, int]]:
+    """A 3-controller LabRunner in this process (``thread``, as ``hardway demo``) or in a
+    child process (``process``, so the app's process does only the client's work, as
+    with real hosts).  Yields (inventory path, ssh_config path, lab pid)."""
+    from tui.lab.lab import LabRunner
+
+    if mode == "thread":
+        with LabRunner(directory, controllers=3, network=network) as runner:
+            yield runner.lab.inventory_path, runner.lab.ssh_config_path, os.getpid()
+        return
+    child = subprocess.Popen([sys.executable, __file__, "--serve-lab", str(directory),
+                              "--network", network], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        line = child.stdout.readline()
+        if not line.startswith("ready"):
+            raise SystemExit(f"bench/ingest.py: the lab did not start ({line.strip()!r})")
+        yield directory / "inventory.toml", directory / "ssh_config", child.pid
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            child.wait(timeout=10)
+
+
+def serve_lab(directory: Path, network: str) -> None:
+    """Child process: run the lab until stdin closes."""
+    from tui.lab.lab import LabRunner
+
+    with LabRunner(directory, controllers=3, network=network):
+        print("ready", flush=True)
+        sys.stdin.read()
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--network", default="127.0.97",
+                        help="loopback /24 of the lab (default 127.0.97)")
+    parser.add_argument("--lab", choices=("process", "thread"), default="process",
+                        help="run the lab in a child process (default: the app's process "
+                             "then does only a client's work, as with real hosts) or in a "
+                             "thread of the app's process, as `hardway demo` does")
+    parser.add_argument("--no-tmux", action="store_true", help="hardway side only")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="cProfile the last hardway round into this file and print the top")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--read-size", type=int, default=0, metavar="BYTES",
+                        help="experiment: cap each socket read of the app's loop at BYTES "
+                             "(asyncio's default is 256 KiB) to see its effect on latency")
+    parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_lab:
+        serve_lab(args.serve_lab, args.network)
+        return
+    if not args.no_tmux and shutil.which("tmux") is None:
+        raise SystemExit("bench/ingest.py: tmux is not installed (or pass --no-tmux)")
+
+    if args.read_size:
+        from asyncio import selector_events
+
+        selector_events._SelectorSocketTransport.max_size = args.read_size  # type: ignore[attr-defined]
+    # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: our tmux server and lab stop.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    scratch = Path(tempfile.mkdtemp(prefix="hardway-ingest-"))
+    # The app's history and host-key records go to the scratch directory, not ~/.local.
+    os.environ["XDG_STATE_HOME"] = str(scratch / "state")
+    os.environ["XDG_CONFIG_HOME"] = str(scratch / "config")
+    try:
+        with running_lab(args.lab, scratch / "lab", args.network) as (inventory, config, pid):
+            where = "in this process" if args.lab == "thread" else f"child process {pid}"
+            print(f"lab: 3 controllers on {args.network}.10-12:2222 ({where}), "
+                  f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+            LAB_PID[0] = pid
+            hw = asyncio.run(hardway_rounds(inventory, scratch, args.lines, args.repeat,
+                                            args.profile))
+            tm = None if args.no_tmux else tmux_side(scratch, config, args.lines, args.repeat)
+        report(args.lines, hw, tm)
+    finally:
+        if args.keep:
+            print(f"scratch kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
