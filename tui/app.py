@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.screen import Screen
 
+from screens.certs import CertsScreen
 from screens.console import ConsoleScreen
 from screens.hosts import HostsScreen
 from tui.core.fleet.events import ConnState, Event, StateChanged
@@ -36,14 +37,17 @@ class HardwayApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Close every session and leave"),
-        Binding("ctrl+o", "switch_screen_mode", "Hosts", id="switch-mode",
+        Binding("ctrl+o", "switch_screen_mode('hosts')", "Hosts", id="switch-mode",
                 priority=True, tooltip="Switch between the console and the hosts table"),
+        Binding("ctrl+e", "switch_screen_mode('certs')", "Certs", id="switch-certs",
+                priority=True, tooltip="Switch between the console and the certificates"),
     ]
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {HardwayCommands})
     MODES: ClassVar[dict[str, type[Screen[None]]]] = {  # type: ignore[assignment]
         "console": ConsoleScreen,
         "hosts": HostsScreen,
+        "certs": CertsScreen,
     }
 
     def __init__(self, inventory: Inventory, fleet: Fleet, *, connect: bool = True) -> None:
@@ -83,9 +87,9 @@ class HardwayApp(App[int]):
             text += f", {failed} failed"
         self.sub_title = text
 
-    def action_switch_screen_mode(self) -> None:
-        """Console <-> hosts table."""
-        self.switch_mode("hosts" if self.current_mode == "console" else "console")
+    def action_switch_screen_mode(self, mode: str) -> None:
+        """Go to ``mode``, or back to the console when already there."""
+        self.switch_mode("console" if self.current_mode == mode else mode)
 
     async def ask_host_key(self, prompt: HostKeyPrompt) -> Decision:
         """HostKeyPolicy.confirm: show the modal and wait for the user's choice."""

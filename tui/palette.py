@@ -10,6 +10,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("Console", "app.switch_mode('console')", "every host's shell and the broadcast bar"),
     ("Hosts table", "app.switch_mode('hosts')", "connection state of every host"),
+    ("Certificates", "app.switch_mode('certs')",
+     "what every host holds and serves, findings, issue and push"),
     ("Interrupt the broadcast set (^C)", "screen.interrupt",
      "Ctrl-C to the foreground command on every host in the set"),
     ("Gather the last broadcast", "screen.gather",

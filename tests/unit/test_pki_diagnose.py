@@ -41,7 +41,7 @@ SELF_SIGNED_FIX = (
     "put --tls-cert-file and --tls-private-key-file back into the unit's ExecStart (check the "
     "`\\` continuations in kube-apiserver.service: a dropped `\\` loses every flag after it), "
     "run `systemctl daemon-reload`, remove /var/run/kubernetes/apiserver.crt and .key, restart "
-    "kube-apiserver (`hardway certs push` does the last two)")
+    "kube-apiserver (`hardway certs push` does all of this, showing the unit diff first)")
 
 
 @pytest.fixture(scope="module")

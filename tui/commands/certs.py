@@ -405,57 +405,11 @@ async def _survey(ctx: Context, args: argparse.Namespace, names: list[str], *,
 
 def run_issue(args: argparse.Namespace) -> int:
     """Handler of ``certs issue``."""
-    from tui.core.pki.ca import CA_CERT_FILE, CA_KEY_FILE, CertificateAuthority
-    from tui.core.pki.inspect import inspect_file
-    from tui.core.pki.profiles import profiles_for, write_pair
-    from tui.core.pki.survey import reissue_reasons
+    from tui.core.pki.issue import issue_certificates
 
     ctx = _context(args)
-    profiles = profiles_for(ctx.inventory)
-    known = {p.name for p in profiles}
-    unknown = [n for n in args.names if n not in known]
-    if unknown:
-        raise UserError(f"certs issue: no certificate called {', '.join(unknown)} in this "
-                        f"cluster; the names are {', '.join(p.name for p in profiles)}.")
-    chosen = [p for p in profiles if not args.names or p.name in args.names]
-    actions: list[dict[str, object]] = []
-    ca_exists = (ctx.pki / CA_CERT_FILE).exists() or (ctx.pki / CA_KEY_FILE).exists()
-    ca = CertificateAuthority.load(ctx.pki) if ca_exists else None
-    if ca is None:
-        if args.dry_run:
-            actions.append({"name": "ca", "action": "would create", "reasons": ["no CA"]})
-        else:
-            ca = CertificateAuthority.create(ctx.pki, key_type=args.key_type)
-            actions.append({"name": "ca", "action": "created",
-                            "cert": str(ca.cert_path), "key": str(ca.key_path),
-                            "not_after": ca.cert.not_valid_after_utc.isoformat(),
-                            "reasons": [f"there was no CA in {ctx.pki}"]})
-    for profile in chosen:
-        cert_path, key_path = ctx.pki / profile.cert_file, ctx.pki / profile.key_file
-        if not cert_path.exists() or not key_path.exists():
-            reasons = ["not issued yet"]
-        elif ca is None:
-            reasons = ["the CA is new"]
-        else:
-            reasons = reissue_reasons(profile, inspect_file(cert_path), key_path.read_bytes(),
-                                      ca.cert)
-        if args.force and not reasons:
-            reasons = ["--force"]
-        if not reasons:
-            info = inspect_file(cert_path)
-            actions.append({"name": profile.name, "action": "kept", "reasons": [],
-                            "cert": str(cert_path), "fingerprint": info.fingerprint,
-                            "not_after": info.not_after.isoformat()})
-            continue
-        if args.dry_run or ca is None:
-            actions.append({"name": profile.name, "action": "would issue", "reasons": reasons})
-            continue
-        issued = ca.issue(profile, key_type=args.key_type)
-        cert_file, key_file = write_pair(ctx.pki, profile.name, issued)
-        info = inspect_file(cert_file)
-        actions.append({"name": profile.name, "action": "issued", "reasons": reasons,
-                        "cert": str(cert_file), "key": str(key_file),
-                        "fingerprint": info.fingerprint, "not_after": info.not_after.isoformat()})
+    actions = issue_certificates(ctx.inventory, ctx.pki, names=args.names, force=args.force,
+                                 dry_run=args.dry_run, key_type=args.key_type)
     if args.json:
         _json(ctx, {"pki": str(ctx.pki), "dry_run": args.dry_run, "certificates": actions})
         return 0

@@ -11,3 +11,8 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(int(seconds), 60)
     return f"{minutes} min {rest:02d} s"
+
+
+def stable(text: str) -> str:
+    """Free text about certificates as shown (identity; snapshot tests freeze it)."""
+    return text

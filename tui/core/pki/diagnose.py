@@ -308,7 +308,8 @@ def _self_signed_fix(flag_missing: bool, run_dir: str) -> str:
                      "dropped `\\` loses every flag after it), run `systemctl daemon-reload`")
     steps.append(f"remove {run_dir}/apiserver.crt and .key")
     steps.append("restart kube-apiserver")
-    return ", ".join(steps) + " (`hardway certs push` does the last two)"
+    return (", ".join(steps)
+            + " (`hardway certs push` does all of this, showing the unit diff first)")
 
 
 def _missing_text(missing: Sequence[San]) -> str:

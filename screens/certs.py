@@ -1,0 +1,337 @@
+"""Certificates screen: what every host holds and serves, why it is wrong, and the fix.
+
+A thin view over the same core the ``hardway certs`` CLI uses: ``survey`` (files, units,
+served certificates over the Fleet), ``matrix`` (status per certificate and host),
+``issue_certificates``, the health-gated ``Rollout`` and its restore plan.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from tui.core.errors import UserError
+from tui.core.pki.ca import CertificateAuthority
+from tui.core.pki.diagnose import CertFinding
+from tui.core.pki.issue import issue_certificates
+from tui.core.pki.matrix import Cell, Matrix, build_matrix
+from tui.core.pki.restore import build_restore
+from tui.core.pki.rollout import Rollout
+from tui.core.pki.survey import Survey, survey
+from tui.core.plan import PlanEvent, PlanResult
+from tui.widgets import format as display
+from tui.widgets.plan_preview import PlanPreviewScreen
+
+if TYPE_CHECKING:
+    from tui.app import HardwayApp
+
+STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "absent": "dim",
+         "n/a": "dim", "unknown": "magenta"}
+GLYPH = {"ok": "✔", "warning": "!", "error": "✖", "absent": "·", "n/a": "", "unknown": "?"}
+STATE_STYLE = {"pending": "dim", "checking": "cyan", "skipped": "dim", "running": "yellow",
+               "done": "green", "failed": "bold red"}
+
+
+class CertsScreen(Screen[None]):
+    """Certificates x hosts, the selected certificate in detail, findings in plain words."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "survey", "Re-check", id="certs-survey",
+                tooltip="Read every host's certificates and what it serves again"),
+        Binding("i", "issue", "Issue", id="certs-issue",
+                tooltip="Create the CA if missing; reissue certificates that do not fit"),
+        Binding("p", "push", "Push…", id="certs-push",
+                tooltip="Preview, then roll the PKI out one controller at a time"),
+        Binding("u", "restore", "Restore…", id="certs-restore",
+                tooltip="Put back what the last push replaced"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.survey: Survey | None = None
+        self.matrix: Matrix | None = None
+        self.busy = ""
+
+    @property
+    def hardway(self) -> HardwayApp:
+        """The app, typed."""
+        from tui.app import HardwayApp
+
+        assert isinstance(self.app, HardwayApp)
+        return self.app
+
+    @property
+    def pki_dir(self) -> Path:
+        """The PKI directory: ``pki/`` beside the inventory (as the CLI's default)."""
+        return self.hardway.inventory.path.parent / "pki"
+
+    def compose(self) -> ComposeResult:
+        """Matrix and findings on the left, the selected certificate on the right."""
+        yield Header(icon="⎈")
+        with Horizontal(id="certs-body"):
+            with Vertical(id="certs-left"):
+                yield DataTable(id="cert-matrix", cursor_type="cell", zebra_stripes=True)
+                yield DataTable(id="cert-progress", cursor_type="none")
+                with VerticalScroll(id="cert-findings"):
+                    yield Static("", id="cert-findings-text")
+            with VerticalScroll(id="cert-detail"):
+                yield Static("", id="cert-detail-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Start the first survey."""
+        self.query_one("#cert-progress").display = False
+        self.query_one("#cert-findings", VerticalScroll).border_title = "Findings"
+        self.query_one("#cert-detail", VerticalScroll).border_title = "Certificate"
+        self.query_one("#cert-matrix", DataTable).border_title = (
+            f"Certificates · local PKI: {self.pki_dir.name}/ beside the inventory")
+        self._render_matrix()
+        if self.hardway.connect_on_start:
+            self.action_survey()
+
+    # -- survey ---------------------------------------------------------------------------
+
+    def action_survey(self) -> None:
+        """Survey every host again (in a worker)."""
+        self.run_worker(self._survey(), group="certs", exclusive=True, name="survey")
+
+    async def _survey(self) -> None:
+        self._show_findings_text("Reading certificates on every host…")
+        inventory = self.hardway.inventory
+        ca = _load_ca(self.pki_dir)
+        await self.hardway.fleet.connect()
+        self.survey = await survey(inventory, self.hardway.fleet,
+                                   ca_cert=ca.cert if ca else None, pki_dir=self.pki_dir)
+        self._render_matrix()
+        self._render_findings(self.survey.findings)
+
+    # -- matrix and detail ----------------------------------------------------------------
+
+    def _render_matrix(self) -> None:
+        table = self.query_one("#cert-matrix", DataTable)
+        cursor = table.cursor_coordinate
+        self.matrix = build_matrix(self.hardway.inventory, self.survey, self.pki_dir)
+        table.clear(columns=True)
+        table.add_column("certificate", key="certificate")
+        for column in self.matrix.columns:
+            table.add_column(column, key=column)
+        for row in self.matrix.rows:
+            cells: list[RenderableType] = [row.label]
+            for column in self.matrix.columns:
+                cell = self.matrix.cell(row.key, column)
+                pending = self.survey is None and column != "local"
+                cells.append(Text("…" if pending and cell.status == "n/a" and
+                                  row.role in ("controller", "worker") else
+                                  f"{GLYPH[cell.status]} {cell.short}".strip(),
+                                  style=STYLE[cell.status]))
+            table.add_row(*cells, key=row.key)
+        if table.row_count:
+            table.move_cursor(row=min(cursor.row, table.row_count - 1),
+                              column=max(1, min(cursor.column, len(self.matrix.columns))))
+        self._render_detail()
+
+    def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
+        """Show the highlighted certificate in the detail pane."""
+        if event.data_table.id == "cert-matrix":
+            self._render_detail()
+
+    def _selected(self) -> tuple[str, str, Cell] | None:
+        if self.matrix is None:
+            return None
+        table = self.query_one("#cert-matrix", DataTable)
+        coordinate = table.cursor_coordinate
+        if coordinate.column == 0 or not self.matrix.rows:
+            return None
+        row = self.matrix.rows[min(coordinate.row, len(self.matrix.rows) - 1)]
+        column = self.matrix.columns[min(coordinate.column - 1, len(self.matrix.columns) - 1)]
+        return row.label, column, self.matrix.cell(row.key, column)
+
+    def _render_detail(self) -> None:
+        selected = self._selected()
+        text = self.query_one("#cert-detail-text", Static)
+        if selected is None:
+            text.update(Text("Move to a cell to see that certificate.", style="dim"))
+            return
+        label, column, cell = selected
+        text.update(detail_renderable(label, column, cell))
+
+    # -- findings and progress ------------------------------------------------------------
+
+    def _show_findings_text(self, message: str) -> None:
+        self.query_one("#cert-findings-text", Static).update(Text(message, style="dim"))
+
+    def _render_findings(self, findings: list[CertFinding]) -> None:
+        problems = [f for f in findings if f.severity != "ok"]
+        if not problems:
+            ok = [f.message for f in findings if f.severity == "ok"]
+            body = Text("✔ Every certificate fits: "
+                        + (display.stable(ok[-1]) if ok else "nothing to fix."),
+                        style="green")
+            self.query_one("#cert-findings-text", Static).update(body)
+            self.query_one("#cert-findings", VerticalScroll).border_title = "Findings"
+            return
+        parts: list[RenderableType] = []
+        for finding in problems:
+            glyph, style = ("✖", "bold red") if finding.severity == "error" else ("!", "yellow")
+            head = Text(f"{glyph} ", style=style)
+            head.append(display.stable(finding.message))
+            parts.append(head)
+            parts.append(Text(f"  fix: {display.stable(finding.fix)}", style="dim"))
+        self.query_one("#cert-findings-text", Static).update(Group(*parts))
+        errors = sum(f.severity == "error" for f in problems)
+        self.query_one("#cert-findings", VerticalScroll).border_title = (
+            f"Findings · {errors} error(s), {len(problems) - errors} warning(s)")
+
+    def _start_progress(self, steps: list[str], hosts: list[str]) -> None:
+        table = self.query_one("#cert-progress", DataTable)
+        table.clear(columns=True)
+        table.add_column("host", key="host")
+        for step in steps:
+            table.add_column(step, key=step)
+        for host in hosts:
+            table.add_row(host, *[Text("· pending", style="dim") for _ in steps], key=host)
+        table.display = True
+        table.border_title = "Rollout"
+
+    def _on_plan_event(self, event: PlanEvent) -> None:
+        table = self.query_one("#cert-progress", DataTable)
+        try:
+            text = event.state if not event.detail else f"{event.state}: {event.detail}"
+            table.update_cell(event.host, event.step,
+                              Text(text[:40], style=STATE_STYLE.get(event.state, "")),
+                              update_width=True)
+        except Exception:  # a gate or step the table does not show
+            return
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_issue(self) -> None:
+        """Issue what is missing or does not fit, then re-check."""
+        try:
+            actions = issue_certificates(self.hardway.inventory, self.pki_dir)
+        except UserError as error:
+            self.notify(str(error), severity="error", timeout=10)
+            return
+        written = [str(a["name"]) for a in actions if a["action"] in ("issued", "created")]
+        if written:
+            self.notify(f"issued {', '.join(written)} in {self.pki_dir}; push (p) to roll "
+                        "them out", timeout=8)
+        else:
+            self.notify("nothing to issue: every local certificate fits", timeout=5)
+        self._render_matrix()
+
+    def action_push(self) -> None:
+        """Preview the rollout, then run it when confirmed."""
+        self.run_worker(self._push(), group="certs", exclusive=True, name="push")
+
+    async def _push(self) -> None:
+        inventory, fleet = self.hardway.inventory, self.hardway.fleet
+        try:
+            ca = CertificateAuthority.load(self.pki_dir)
+            await fleet.connect()
+            report = await survey(inventory, fleet, ca_cert=ca.cert, pki_dir=self.pki_dir)
+            rollout = Rollout(inventory, fleet, report, self.pki_dir)
+            preview = await rollout.preview()
+        except UserError as error:
+            self.notify(str(error), severity="error", timeout=12)
+            return
+        go = await self.app.push_screen_wait(PlanPreviewScreen(
+            f"Push {self.pki_dir.name}/ — one controller at a time, health-gated", preview,
+            "Push"))
+        if not go:
+            return
+        self._start_progress([s.name for s in rollout.plan.steps], rollout.plan.hosts)
+        result = await rollout.run(self._on_plan_event)
+        self._report(result, "push")
+        await self._survey()
+
+    def action_restore(self) -> None:
+        """Preview putting the last push's backups back, then run it when confirmed."""
+        self.run_worker(self._restore(), group="certs", exclusive=True, name="restore")
+
+    async def _restore(self) -> None:
+        inventory, fleet = self.hardway.inventory, self.hardway.fleet
+        await fleet.connect()
+        plan = build_restore(inventory, fleet, self.pki_dir)
+        if not plan.hosts:
+            self.notify("nothing to restore: the last push recorded no change", timeout=5)
+            return
+        preview = await plan.preview()
+        if not await self.app.push_screen_wait(PlanPreviewScreen(
+                "Restore the files the last push replaced", preview, "Restore")):
+            return
+        self._start_progress([s.name for s in plan.steps], plan.hosts)
+        self._report(await plan.run(self._on_plan_event), "restore")
+        await self._survey()
+
+    def _report(self, result: PlanResult, what: str) -> None:
+        if result.ok:
+            self.notify(f"{what} finished on every host", timeout=6)
+        else:
+            untouched = ", ".join(result.untouched_hosts()) or "none"
+            self.notify(f"{what} stopped: {result.failure}. Untouched: {untouched}. "
+                        "Restore (u) puts the backups back.", severity="error", timeout=20)
+
+
+def _load_ca(directory: Path) -> CertificateAuthority | None:
+    try:
+        return CertificateAuthority.load(directory)
+    except UserError:
+        return None
+
+
+def detail_renderable(label: str, column: str, cell: Cell,
+                      now: datetime | None = None) -> RenderableType:
+    """The detail pane: subject, issuer, validity bar, SANs (missing ones with the reason)."""
+    where = "the local PKI" if column == "local" else column
+    title = Text(f"{label} — {where}\n", style="bold")
+    info = cell.info
+    if info is None:
+        return Group(title, Text(cell.short or "no certificate here", style=STYLE[cell.status]))
+    now = now or datetime.now(UTC)
+    total = (info.not_after - info.not_before).total_seconds() or 1
+    used = min(1.0, max(0.0, (now - info.not_before).total_seconds() / total))
+    width = 24
+    filled = round(used * width)
+    left = info.days_left(now)
+    bar_style = "red" if left < 0 else "yellow" if left < 30 else "green"
+    bar = Text("▰" * filled + "▱" * (width - filled), style=bar_style)
+    facts = Table.grid(padding=(0, 1))
+    facts.add_column(style="dim")
+    facts.add_column()
+    facts.add_row("subject", escape(display.stable(info.subject)))
+    facts.add_row("issuer", Text(display.stable(info.issuer), style="bold red" if cell.short in (
+        "self-signed", "other issuer") else ""))
+    facts.add_row("valid", Text.assemble(bar, display.stable(
+        f"  until {info.not_after:%Y-%m-%d} ({int(left)} days left)")))
+    facts.add_row("sha256", display.stable(info.fingerprint))
+    facts.add_row("usage", ", ".join((*info.key_usage, *info.ext_key_usage)) or "–")
+    parts: list[RenderableType] = [title, facts]
+    if cell.required:
+        sans = Table.grid(padding=(0, 1))
+        sans.add_column(no_wrap=True)
+        sans.add_column(no_wrap=True)
+        sans.add_column(style="dim", ratio=1)
+        missing = {(s.kind, s.value) for s in cell.missing}
+        for san in cell.required:
+            lost = (san.kind, san.value) in missing
+            sans.add_row(Text("✖" if lost else "✔", style="bold red" if lost else "green"),
+                         Text(f"{san.kind.upper()} {san.value}",
+                              style="bold red" if lost else ""),
+                         san.reason if lost else "")
+        parts += [Text("\nrequired SANs", style="bold"), sans]
+    else:
+        names = [*(f"DNS {n}" for n in info.dns_names), *(f"IP {a}" for a in info.ip_addresses)]
+        parts.append(Text("\nSANs: " + (", ".join(names) or "none")))
+    return Group(*parts)

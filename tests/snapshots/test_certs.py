@@ -1,0 +1,123 @@
+"""Snapshots of the certificates screen: healthy, the seed's bug, push preview, rollout.
+
+Certificates are real (random keys, dates of today, kube-apiserver's `-ca@<ts>` issuer), so
+the free text goes through one display hook that these tests freeze.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from screens.certs import CertsScreen
+from tui.app import create_app
+from tui.core.inventory.load import load_inventory
+from tui.core.plan import PlanEvent
+from tui.lab.lab import LabRunner
+from tui.widgets import format as display_format
+from tui.widgets.plan_preview import PlanPreviewScreen
+
+SIZE = (170, 44)
+PATTERNS = [
+    (re.compile(r"SHA256:[0-9a-fA-F:]{8,}"), "SHA256:3f1c…"),
+    (re.compile(r"\b[0-9a-f]{16,}\b"), "3f1c9a…"),
+    (re.compile(r"-ca@\d+"), "-ca@1600000000"),
+    (re.compile(r"@\d{9,}"), "@1600000000"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}"), "2027-01-01"),
+    (re.compile(r"\(\d+ days left\)"), "(364 days left)"),
+    (re.compile(r"\b\d+ (bytes|B)\b"), r"1234 \1"),
+    (re.compile(r"/tmp/[^\s:]+"), "/tmp/…"),
+]
+
+
+def _stable(text: str) -> str:
+    for pattern, replacement in PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@pytest.fixture(autouse=True)
+def _frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(display_format, "stable", _stable)
+    monkeypatch.setattr(display_format, "format_duration", lambda seconds: "0.01 s")
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """The seed's broken cluster on a fixed network."""
+    with LabRunner(tmp_path_factory.mktemp("seedlab"), controllers=3, network="127.0.79",
+                   scenario="seed-cert-bug") as runner:
+        yield runner
+
+
+async def _certs(pilot: Pilot[Any]) -> CertsScreen:
+    """Open the certificates screen and wait for its survey; put the cursor on
+    controller-0's kubernetes.pem."""
+    await pilot.press("ctrl+e")
+    await pilot.pause(0.1)
+    screen = pilot.app.screen
+    assert isinstance(screen, CertsScreen)
+    deadline = time.monotonic() + 30
+    while screen.survey is None or pilot.app.workers._workers:  # noqa: SLF001
+        assert time.monotonic() < deadline, "survey did not finish"
+        await pilot.pause(0.1)
+    table = screen.query_one("#cert-matrix")
+    table.move_cursor(row=1, column=2)  # type: ignore[attr-defined]
+    await pilot.pause(0.1)
+    return screen
+
+
+def _app(runner: LabRunner, tmp_path: Path) -> Any:
+    return create_app(load_inventory(runner.lab.inventory_path),
+                      audit_path=tmp_path / "audit.jsonl")
+
+
+def test_healthy_cluster(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _certs(pilot)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_seed_scenario(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _certs(pilot)
+
+    assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_push_preview(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _certs(pilot)
+        await pilot.press("p")
+        deadline = time.monotonic() + 30
+        while not isinstance(pilot.app.screen, PlanPreviewScreen):
+            assert time.monotonic() < deadline, "no push preview"
+            await pilot.pause(0.1)
+        await pilot.pause(0.2)
+
+    assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_mid_rollout_progress(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) -> None:
+    """The progress table as the rollout's events arrive (fixed events, real screen)."""
+    steps = ["put files", "repair unit", "remove stale cert", "restart kube-apiserver"]
+    hosts = ["controller-0", "controller-1", "controller-2"]
+    events = [PlanEvent(step, "controller-0", "done", "ok") for step in steps]
+    events += [PlanEvent("put files", "controller-1", "done", "3 files"),
+               PlanEvent("repair unit", "controller-1", "running")]
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await _certs(pilot)
+        screen._start_progress(steps, hosts)  # noqa: SLF001
+        for event in events:
+            screen._on_plan_event(event)  # noqa: SLF001
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
