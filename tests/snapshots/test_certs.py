@@ -64,7 +64,7 @@ async def _certs(pilot: Pilot[Any]) -> CertsScreen:
     screen = pilot.app.screen
     assert isinstance(screen, CertsScreen)
     deadline = time.monotonic() + 30
-    while screen.survey is None or pilot.app.workers._workers:  # noqa: SLF001
+    while screen.survey is None or pilot.app.workers._workers:
         assert time.monotonic() < deadline, "survey did not finish"
         await pilot.pause(0.1)
     table = screen.query_one("#cert-matrix")
@@ -115,9 +115,9 @@ def test_mid_rollout_progress(snap_compare: Any, seed_lab: LabRunner, tmp_path: 
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await _certs(pilot)
-        screen._start_progress(steps, hosts)  # noqa: SLF001
+        screen._start_progress(steps, hosts)
         for event in events:
-            screen._on_plan_event(event)  # noqa: SLF001
+            screen._on_plan_event(event)
         await pilot.pause(0.1)
 
     assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
