@@ -125,6 +125,7 @@ class ConsoleScreen(Screen[None]):
             self._unsubscribe()
         for _, unsubscribe in self._outputs.values():
             unsubscribe()
+        self._outputs.clear()
         if self._model is not None:
             await self.console.close()
 
@@ -191,7 +192,7 @@ class ConsoleScreen(Screen[None]):
         pane = self._pane(name)
 
         def on_event(event: object) -> None:
-            if isinstance(event, ShellOutput):
+            if isinstance(event, ShellOutput) and pane.is_mounted:
                 pane.feed(event.data)
 
         self._outputs[name] = (shell, shell.subscribe(on_event))

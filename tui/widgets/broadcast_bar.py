@@ -77,14 +77,25 @@ class BroadcastBar(Horizontal):
         """The line editor."""
         return self.query_one(BroadcastInput)
 
+    _shown: tuple[object, ...] = ()
+
     def show_set(self, label: str, count: int) -> None:
-        """Show who receives input, e.g. ``controller-[0-2] (3)``."""
+        """Show who receives input, e.g. ``controller-[0-2] (3)`` (no-op when unchanged:
+        a label update re-lays out the screen)."""
+        if self._shown == ("set", label, count):
+            return
+        self._shown = ("set", label, count)
         text = f"→ {escape(label)} ({count})" if count else "→ nobody (@all to reset)"
         self.query_one("#broadcast-set", Label).update(text)
         self.set_class(count == 0, "-empty")
 
+    _mode: bool | None = None
+
     def show_mode(self, type_through: bool) -> None:
         """Switch the badge and colours between line mode and type-through."""
+        if self._mode is type_through:
+            return
+        self._mode = type_through
         self.input.type_through = type_through
         self.set_class(type_through, "-type-through")
         badge = ("TYPE-THROUGH: every key goes to every host · F4 ends it" if type_through

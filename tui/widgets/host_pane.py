@@ -68,8 +68,9 @@ class HostPane(Vertical):
         return self.query_one(TerminalView)
 
     def feed(self, data: str) -> None:
-        """Show output from the host."""
-        self.view.feed(data)
+        """Show output from the host (ignored once the pane is gone, e.g. while quitting)."""
+        if self.is_mounted and self.children:
+            self.view.feed(data)
 
     def watch_status(self, old: PaneStatus, status: PaneStatus) -> None:
         """Redraw the title and the state classes; say in the pane when the host went down."""

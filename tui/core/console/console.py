@@ -431,7 +431,7 @@ class Console:
                 run.state = "done"
             run.status = event.status
             run.duration = event.duration
-            run.output = finished_output(_text(event.output))
+            run.output = finished_output(_kept(_text(event.output)))
             self._emit(ConsoleChanged("broadcast", name, self._record_of(run)))
         self._emit(ConsoleChanged("host", name))
 
@@ -526,6 +526,20 @@ class Console:
                 await result
         except Exception as error:  # closing a dead shell must not stop the others
             log.debug("closing %s's shell: %s", shell.host, error)
+
+
+KEEP_OUTPUT = 64 * 1024
+"""Characters of a command's output kept per host for the gather view (head and tail)."""
+
+
+def _kept(text: str) -> str:
+    """The head and tail of a long output: the gather view compares, it does not archive
+    (the pane's scrollback and the transcript hold everything)."""
+    if len(text) <= KEEP_OUTPUT:
+        return text
+    half = KEEP_OUTPUT // 2
+    skipped = len(text) - 2 * half
+    return f"{text[:half]}\n[… {skipped:,} characters not kept …]\n{text[-half:]}"
 
 
 def _same_command(sent: str, started: str) -> bool:

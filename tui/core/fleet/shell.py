@@ -59,6 +59,10 @@ log = logging.getLogger("hardway.fleet.shell")
 READY_TIMEOUT = 8.0
 """Seconds to wait for the setup line to report before showing the shell as it is."""
 CLOSE_WAIT = 5.0
+SHELL_WINDOW = 256 * 1024
+"""SSH receive window of an interactive shell: small enough that a host flooding output
+cannot queue seconds of data ahead of the echo of the next keystroke."""
+
 OUTPUT_LIMIT = 1_000_000
 """Characters of a command's output kept for :class:`CommandFinished` (the head)."""
 BACKLOG_LIMIT = 1_000_000
@@ -372,7 +376,7 @@ class Shell:
         try:
             chan, _session = await conn.create_session(
                 lambda: _Session(self), None, encoding=None, request_pty="force",
-                term_type=self._term, term_size=self.size)
+                term_type=self._term, term_size=self.size, window=SHELL_WINDOW)
         except (asyncssh.Error, OSError) as exc:
             self._finish(ShellState.FAILED, (
                 f"cannot open a shell on {self.host} ({self._hc.endpoint}): "
