@@ -36,6 +36,8 @@ test: $(STAMP) test-deps lint
 
 bench: $(STAMP) test-deps
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/ingest_core.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
