@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tui.commands.argtypes import positive_seconds
 from tui.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                       help="do not ask for confirmation (needed when not on a terminal)")
     push.add_argument("--restore", action="store_true",
                       help="put back the files the last push replaced, and restart")
-    push.add_argument("--health-timeout", type=_seconds, default=60.0, metavar="S",
+    push.add_argument("--health-timeout", type=positive_seconds, default=60.0, metavar="S",
                       help="seconds a restarted service gets to pass its probe (default 60)")
     push.add_argument("--sudo", action="store_true",
                       help="run systemctl and mv with sudo (files still need a root login)")
@@ -185,7 +186,7 @@ def _remote_options(p: argparse.ArgumentParser) -> None:
                    help="hosts to leave out")
     p.add_argument("--accept-new", action="store_true", default=argparse.SUPPRESS,
                    help="record unknown SSH host keys (a changed key is always refused)")
-    p.add_argument("--connect-timeout", type=_seconds, default=10.0, metavar="S",
+    p.add_argument("--connect-timeout", type=positive_seconds, default=10.0, metavar="S",
                    help="give up connecting to a host after S seconds (default 10)")
     p.add_argument("--audit", metavar="FILE",
                    help="append the audit record to FILE (default in $XDG_STATE_HOME/hardway/)")
@@ -194,16 +195,6 @@ def _remote_options(p: argparse.ArgumentParser) -> None:
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
     return 2
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
 
 
 # -- shared ----------------------------------------------------------------------------

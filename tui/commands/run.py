@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from tui.commands.argtypes import positive_int, positive_seconds
 from tui.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                      help="hosts to run on: names, host sets, @groups (default @all)")
     run.add_argument("-x", dest="exclude", action="append", metavar="HOSTS",
                      help="hosts to leave out: names, host sets, @groups")
-    run.add_argument("--timeout", type=_positive_seconds, metavar="S",
+    run.add_argument("--timeout", type=positive_seconds, metavar="S",
                      help="kill the command on a host after S seconds (default: no limit)")
     run.add_argument("-b", "--gather", action="store_true",
                      help="gather identical outputs with the same exit code into blocks")
@@ -79,9 +80,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     run.add_argument("--accept-new", action="store_true", default=argparse.SUPPRESS,
                      help="record unknown SSH host keys after showing their fingerprint "
                           "(a changed key is always refused)")
-    run.add_argument("--fanout", type=_positive_int, default=64, metavar="N",
+    run.add_argument("--fanout", type=positive_int, default=64, metavar="N",
                      help="connect to at most N hosts at a time (default 64)")
-    run.add_argument("--connect-timeout", type=_positive_seconds, default=10.0, metavar="S",
+    run.add_argument("--connect-timeout", type=positive_seconds, default=10.0, metavar="S",
                      help="give up connecting to a host after S seconds (default 10)")
     run.add_argument("--sudo", action="store_true",
                      help="run the command with sudo on every host")
@@ -236,21 +237,3 @@ def _wants_colour(stream: TextIO) -> bool:
     return bool(isatty and isatty())
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
