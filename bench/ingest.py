@@ -702,14 +702,13 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
     print(f"  process RSS ({who}): {hw['rss_before'] / 1024:.0f} MiB before, "
           + ", ".join(f"{r / 1024:.0f}" for r in rss) + f" MiB after each round "
           f"(+{(rss[-1] - hw['rss_before']) / 1024:.0f} MiB); peak {hw['hwm'] / 1024:.0f} MiB")
-    from tui.core.console.console import MAX_BROADCASTS
-    from tui.core.fleet.shell import OUTPUT_LIMIT
+    from tui.core.console.console import KEEP_OUTPUT, MAX_BROADCASTS
 
     kept, chars = hw["records"]
-    bound = MAX_BROADCASTS * len(HOSTS) * OUTPUT_LIMIT
+    bound = MAX_BROADCASTS * len(HOSTS) * KEEP_OUTPUT
     print(f"  console broadcast records: {kept} kept, holding {chars / 2**20:.1f} MiB of "
-          f"command output; not capped by the scrollback: up to {MAX_BROADCASTS} records "
-          f"x {len(HOSTS)} hosts x {OUTPUT_LIMIT:,} characters = {bound / 2**20:,.0f} MiB")
+          f"command output; bounded at {MAX_BROADCASTS} records x {len(HOSTS)} hosts x "
+          f"{KEEP_OUTPUT:,} characters = {bound / 2**20:,.0f} MiB")
     if tm and tm.get("hwm"):
         print(f"  tmux server peak RSS: {tm['hwm'] / 1024:.0f} MiB")
     if hw.get("profile"):
