@@ -65,7 +65,7 @@ class HardwayApp(App[int]):
         self._unsubscribe = fleet.subscribe(self._on_fleet_event)
 
     def on_mount(self) -> None:
-        """Register the theme, show the first screen, start connecting."""
+        """Register the theme and open the console (which connects every host)."""
         self.register_theme(HARDWAY_THEME)
         self.theme = "hardway"
         self.title = f"hardway — {self.inventory.name}"
@@ -117,7 +117,7 @@ def create_app(
 
     Args:
         inventory: the loaded inventory.
-        accept_new: record unknown host keys (after showing them) instead of refusing.
+        accept_new: record unknown host keys without asking (default: ask in a modal).
         audit_path: where the audit log goes (default: the XDG state dir).
         connect: open the SSH connections on start.
     """
