@@ -10,7 +10,7 @@ scrolled back.  Key presses become the bytes a terminal would send and are poste
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -93,6 +93,9 @@ class TerminalView(ScrollView, can_focus=True):
         self._alt = self.terminal.alt_screen
         self._reported: tuple[int, int] | None = None
         self._frame: tuple[Style, int, tuple[int, int] | None] | None = None
+        self.sink: Callable[[str], object] | None = None
+        """Where input goes directly (the console's per-host send), skipping the
+        :class:`Input` message; None posts the message."""
 
     # ---------------------------------------------------------------- output
     def feed(self, data: str) -> None:
@@ -101,7 +104,7 @@ class TerminalView(ScrollView, can_focus=True):
         terminal.feed(data)
         replies = terminal.take_replies()
         if replies:
-            self.post_message(self.Input(self, replies))
+            self._send(replies)
 
     def on_mount(self) -> None:
         """Repaint at most every REFRESH_INTERVAL while output arrives.
@@ -225,7 +228,7 @@ class TerminalView(ScrollView, can_focus=True):
             return
         event.stop()
         event.prevent_default()
-        self.post_message(self.Input(self, data))
+        self._send(data)
 
     def on_paste(self, event: events.Paste) -> None:
         """Send pasted text, bracketed when the program asked for it."""
@@ -233,7 +236,15 @@ class TerminalView(ScrollView, can_focus=True):
         text = event.text.replace("\r\n", "\r").replace("\n", "\r")
         if self.terminal.bracketed_paste:
             text = bracketed(text)
-        self.post_message(self.Input(self, text))
+        self._send(text)
+
+    def _send(self, data: str) -> None:
+        """Hand input to :attr:`sink` now, or post it as an :class:`Input` message."""
+        sink = self.sink
+        if sink is not None:
+            sink(data)
+        else:
+            self.post_message(self.Input(self, data))
 
     def on_focus(self) -> None:
         """Show the cursor."""
