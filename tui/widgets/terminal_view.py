@@ -29,6 +29,12 @@ _CURSOR = Style(reverse=True)
 _CURSOR_ON_REVERSE = Style(reverse=False)
 
 
+STRIP_CACHE = 256
+"""Rendered rows kept per view.  A few screens' worth: every Strip carries Textual's caches
+(and the cropped copies made from it), so thousands of them make each full garbage
+collection walk hundreds of thousands of objects -- pauses of 0.2-0.3 s during a flood."""
+
+
 class TerminalView(ScrollView, can_focus=True):
     """Shows a Terminal's lines; turns key presses into input for the remote program.
 
@@ -85,7 +91,7 @@ class TerminalView(ScrollView, can_focus=True):
         self.terminal = terminal if terminal is not None else Terminal()
         self.resize_terminal = resize_terminal
         self.reserved_keys = frozenset(reserved_keys)
-        self._strips: LRUCache[tuple[Hashable, int, Style], Strip] = LRUCache(2048)
+        self._strips: LRUCache[tuple[Hashable, int, Style], Strip] = LRUCache(STRIP_CACHE)
         self._timer: Timer | None = None
         self._follow = True
         self._first_line = self.terminal.first_line
@@ -93,6 +99,7 @@ class TerminalView(ScrollView, can_focus=True):
         self._alt = self.terminal.alt_screen
         self._reported: tuple[int, int] | None = None
         self._frame: tuple[Style, int, tuple[int, int] | None] | None = None
+        self._fast = False
         self.sink: Callable[[str], object] | None = None
         """Where input goes directly (the console's per-host send), skipping the
         :class:`Input` message; None posts the message."""
@@ -157,13 +164,54 @@ class TerminalView(ScrollView, can_focus=True):
 
     # -------------------------------------------------------------- rendering
     def render_lines(self, crop: Region) -> list[Strip]:
-        """Render a frame, looking up the style and geometry once rather than per row."""
+        """Render a frame, looking up the style and geometry once rather than per row.
+
+        Without border, padding, outline, tint, hatch or opacity (the usual case) the
+        cached rows are the final lines: Textual's per-line styling pass, which would copy
+        every row of a flooding terminal on every frame, is skipped.
+        """
         self._frame = (self.rich_style, self.scrollable_content_region.width,
                        self.terminal.cursor if self.has_focus else None)
         try:
+            if self._plain():
+                return self._render_plain(crop)
+            self._fast = False
             return super().render_lines(crop)
         finally:
             self._frame = None
+
+    def _plain(self) -> bool:
+        """True when Textual's styling pass would leave the rows as they are."""
+        styles = self.styles
+        return (not any(edge for edge, _ in styles.border)
+                and not any(edge for edge, _ in styles.outline)
+                and not any(styles.padding) and not styles.tint.a
+                and styles.text_opacity == 1.0 and self.opacity == 1.0
+                and not (styles.has_rule("hatch") and styles.hatch != "none")
+                and not self.hover_style._link_id)
+
+    def _render_plain(self, crop: Region) -> list[Strip]:
+        """The rows of ``crop`` as Textual's styling pass would give them (see render_lines)."""
+        if not self._fast:  # lines the styles cache kept may be stale when it is used again
+            self._fast = True
+            self._styles_cache.clear()
+        base_background, background = self.background_colors
+        inner = self._styles_cache.get_inner_outer(base_background, background)[0].rich_style
+        width, height = self.content_region.size
+        filters = self.get_line_filters()
+        strips: list[Strip] = []
+        for y in crop.line_range:
+            if y < height:
+                strip = self.render_line(y).adjust_cell_length(width, inner)
+            else:
+                strip = Strip.blank(width, inner)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        if crop.column_span != (0, width):
+            x1, x2 = crop.column_span
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
 
     def render_line(self, y: int) -> Strip:
         """One visible row: a cached Strip of the Terminal line plus the cursor."""

@@ -34,6 +34,8 @@ import threading
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
+import asyncssh
+
 from tui.core.fleet.connection import HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.fleet import Fleet
@@ -50,6 +52,9 @@ log = logging.getLogger("hardway.fleet.reactor")
 
 FLUSH_INTERVAL = 0.02
 """Seconds between two deliveries of one shell's events to the UI loop (at most)."""
+PENDING_LIMIT = 128 * 1024
+"""Characters of output queued for the UI before the shell stops reading from the host
+(SSH flow control then holds the host back): bounds memory and the cost of one delivery."""
 STOP_WAIT = 5.0
 
 T = TypeVar("T")
@@ -93,6 +98,22 @@ class _IOShell(Shell):
         with self._lock:
             return super().send_line(line)
 
+    def pause(self) -> None:
+        """Stop reading from the host (reactor thread); SSH flow control holds it back."""
+        chan = self._chan
+        if chan is not None and not self._gone.is_set():
+            chan.pause_reading()
+
+    def resume(self) -> None:
+        """Read from the host again (from any thread)."""
+        if not self._on_io_thread():
+            self._io_loop.call_soon_threadsafe(self.resume)
+            return
+        chan = self._chan
+        if chan is not None and not self._gone.is_set():
+            with contextlib.suppress(asyncssh.Error, OSError):
+                chan.resume_reading()
+
     def resize(self, columns: int, rows: int) -> None:
         """Change the PTY's window size (from any thread)."""
         if self._on_io_thread():
@@ -112,6 +133,8 @@ class ReactorShell:
         self._ui_loop = reactor.ui_loop
         self._pending: list[ShellEvent] = []
         self._pending_lock = threading.Lock()
+        self._pending_size = 0
+        self._paused = False
         self._scheduled = False
         self._next_flush = 0.0
         self._listeners: list[Callable[[ShellEvent], None]] = []
@@ -208,11 +231,18 @@ class ReactorShell:
 
     def _queue(self, event: ShellEvent) -> None:
         """Shell listener (any thread): queue ``event`` and arm one delivery."""
+        pause = False
         with self._pending_lock:
             self._pending.append(event)
-            if self._scheduled:
-                return
-            self._scheduled = True
+            if isinstance(event, ShellOutput):
+                self._pending_size += len(event.data)
+                if self._pending_size > PENDING_LIMIT and not self._paused:
+                    self._paused = pause = True
+            scheduled, self._scheduled = self._scheduled, True
+        if pause:
+            self._shell.pause()
+        if scheduled:
+            return
         with contextlib.suppress(RuntimeError):  # a closed UI loop: nobody listens any more
             self._ui_loop.call_soon_threadsafe(self._arm)
 
@@ -228,6 +258,10 @@ class ReactorShell:
         with self._pending_lock:
             events, self._pending = self._pending, []
             self._scheduled = False
+            self._pending_size = 0
+            paused, self._paused = self._paused, False
+        if paused:
+            self._shell.resume()
         if not events:
             return
         self._next_flush = self._ui_loop.time() + self._reactor.flush_interval
