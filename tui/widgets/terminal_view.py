@@ -10,6 +10,8 @@ scrolled back.  Key presses become the bytes a terminal would send and are poste
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
@@ -58,6 +60,13 @@ class TerminalView(ScrollView, can_focus=True):
 
     REFRESH_INTERVAL = 0.05
     """Seconds between repaints while output is arriving."""
+    ECHO_CHARS = 4096
+    """Output this small arriving after a repaint (an echo, a prompt) is shown at once."""
+    FLOOD_CHARS = 32 * 1024
+    """A view fed more than this since its last repaint is flooding..."""
+    FLOOD_INTERVAL = 0.15
+    """...and repaints at most this often: nobody reads a flood at 20 frames a second, and
+    each frame of it costs the UI loop time that keystrokes and other panes need."""
 
     @dataclass
     class Input(Message):
@@ -100,15 +109,27 @@ class TerminalView(ScrollView, can_focus=True):
         self._reported: tuple[int, int] | None = None
         self._frame: tuple[Style, int, tuple[int, int] | None] | None = None
         self._fast = False
+        self._fed = 0
+        self._synced = 0.0
+        self._soon = False
         self.sink: Callable[[str], object] | None = None
         """Where input goes directly (the console's per-host send), skipping the
         :class:`Input` message; None posts the message."""
 
     # ---------------------------------------------------------------- output
     def feed(self, data: str) -> None:
-        """Append output from the host; the repaint happens on the next timer tick."""
+        """Append output from the host; the repaint happens on the next timer tick (right
+        after the current batch of feeds for a little output after a quiet spell)."""
         terminal = self.terminal
         terminal.feed(data)
+        quiet = not self._fed and len(data) <= self.ECHO_CHARS
+        self._fed += len(data)
+        if (quiet and not self._soon and self.is_mounted
+                and time.monotonic() - self._synced >= self.REFRESH_INTERVAL):
+            # an echo after a quiet spell: show it once this batch of feeds is in, not on
+            # the next tick
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self._sync_soon)
         replies = terminal.take_replies()
         if replies:
             self._send(replies)
@@ -119,13 +140,27 @@ class TerminalView(ScrollView, can_focus=True):
         A repeating interval (rather than a one-shot timer armed by ``feed``) cannot be
         lost: an idle tick costs one version comparison in :meth:`sync`.
         """
-        self._timer = self.set_interval(self.REFRESH_INTERVAL, self.sync)
+        self._timer = self.set_interval(self.REFRESH_INTERVAL, self._tick)
+
+    def _sync_soon(self) -> None:
+        self._soon = False
+        if self.is_mounted:
+            self.sync()
+
+    def _tick(self) -> None:
+        """The repaint timer: :meth:`sync`, less often while the view is flooding."""
+        if (self._fed > self.FLOOD_CHARS
+                and time.monotonic() - self._synced < self.FLOOD_INTERVAL):
+            return
+        self.sync()
 
     def sync(self) -> None:
         """Show everything fed so far now (scroll size, tail following, repaint)."""
         terminal = self.terminal
         if terminal.version == self._painted:
             return
+        self._fed = 0
+        self._synced = time.monotonic()
         self._painted = terminal.version
         dropped = terminal.first_line - self._first_line
         self._first_line = terminal.first_line
