@@ -10,7 +10,9 @@ scrolled back.  Key presses become the bytes a terminal would send and are poste
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+import asyncio
+import time
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -27,6 +29,12 @@ from tui.core.term import Terminal, bracketed, encode_key
 
 _CURSOR = Style(reverse=True)
 _CURSOR_ON_REVERSE = Style(reverse=False)
+
+
+STRIP_CACHE = 256
+"""Rendered rows kept per view.  A few screens' worth: every Strip carries Textual's caches
+(and the cropped copies made from it), so thousands of them make each full garbage
+collection walk hundreds of thousands of objects -- pauses of 0.2-0.3 s during a flood."""
 
 
 class TerminalView(ScrollView, can_focus=True):
@@ -52,6 +60,13 @@ class TerminalView(ScrollView, can_focus=True):
 
     REFRESH_INTERVAL = 0.05
     """Seconds between repaints while output is arriving."""
+    ECHO_CHARS = 4096
+    """Output this small arriving after a repaint (an echo, a prompt) is shown at once."""
+    FLOOD_CHARS = 32 * 1024
+    """A view fed more than this since its last repaint is flooding..."""
+    FLOOD_INTERVAL = 0.15
+    """...and repaints at most this often: nobody reads a flood at 20 frames a second, and
+    each frame of it costs the UI loop time that keystrokes and other panes need."""
 
     @dataclass
     class Input(Message):
@@ -85,7 +100,7 @@ class TerminalView(ScrollView, can_focus=True):
         self.terminal = terminal if terminal is not None else Terminal()
         self.resize_terminal = resize_terminal
         self.reserved_keys = frozenset(reserved_keys)
-        self._strips: LRUCache[tuple[Hashable, int, Style], Strip] = LRUCache(2048)
+        self._strips: LRUCache[tuple[Hashable, int, Style], Strip] = LRUCache(STRIP_CACHE)
         self._timer: Timer | None = None
         self._follow = True
         self._first_line = self.terminal.first_line
@@ -93,15 +108,31 @@ class TerminalView(ScrollView, can_focus=True):
         self._alt = self.terminal.alt_screen
         self._reported: tuple[int, int] | None = None
         self._frame: tuple[Style, int, tuple[int, int] | None] | None = None
+        self._fast = False
+        self._fed = 0
+        self._synced = 0.0
+        self._soon = False
+        self.sink: Callable[[str], object] | None = None
+        """Where input goes directly (the console's per-host send), skipping the
+        :class:`Input` message; None posts the message."""
 
     # ---------------------------------------------------------------- output
     def feed(self, data: str) -> None:
-        """Append output from the host; the repaint happens on the next timer tick."""
+        """Append output from the host; the repaint happens on the next timer tick (right
+        after the current batch of feeds for a little output after a quiet spell)."""
         terminal = self.terminal
         terminal.feed(data)
+        quiet = not self._fed and len(data) <= self.ECHO_CHARS
+        self._fed += len(data)
+        if (quiet and not self._soon and self.is_mounted
+                and time.monotonic() - self._synced >= self.REFRESH_INTERVAL):
+            # an echo after a quiet spell: show it once this batch of feeds is in, not on
+            # the next tick
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self._sync_soon)
         replies = terminal.take_replies()
         if replies:
-            self.post_message(self.Input(self, replies))
+            self._send(replies)
 
     def on_mount(self) -> None:
         """Repaint at most every REFRESH_INTERVAL while output arrives.
@@ -109,13 +140,27 @@ class TerminalView(ScrollView, can_focus=True):
         A repeating interval (rather than a one-shot timer armed by ``feed``) cannot be
         lost: an idle tick costs one version comparison in :meth:`sync`.
         """
-        self._timer = self.set_interval(self.REFRESH_INTERVAL, self.sync)
+        self._timer = self.set_interval(self.REFRESH_INTERVAL, self._tick)
+
+    def _sync_soon(self) -> None:
+        self._soon = False
+        if self.is_mounted:
+            self.sync()
+
+    def _tick(self) -> None:
+        """The repaint timer: :meth:`sync`, less often while the view is flooding."""
+        if (self._fed > self.FLOOD_CHARS
+                and time.monotonic() - self._synced < self.FLOOD_INTERVAL):
+            return
+        self.sync()
 
     def sync(self) -> None:
         """Show everything fed so far now (scroll size, tail following, repaint)."""
         terminal = self.terminal
         if terminal.version == self._painted:
             return
+        self._fed = 0
+        self._synced = time.monotonic()
         self._painted = terminal.version
         dropped = terminal.first_line - self._first_line
         self._first_line = terminal.first_line
@@ -154,13 +199,54 @@ class TerminalView(ScrollView, can_focus=True):
 
     # -------------------------------------------------------------- rendering
     def render_lines(self, crop: Region) -> list[Strip]:
-        """Render a frame, looking up the style and geometry once rather than per row."""
+        """Render a frame, looking up the style and geometry once rather than per row.
+
+        Without border, padding, outline, tint, hatch or opacity (the usual case) the
+        cached rows are the final lines: Textual's per-line styling pass, which would copy
+        every row of a flooding terminal on every frame, is skipped.
+        """
         self._frame = (self.rich_style, self.scrollable_content_region.width,
                        self.terminal.cursor if self.has_focus else None)
         try:
+            if self._plain():
+                return self._render_plain(crop)
+            self._fast = False
             return super().render_lines(crop)
         finally:
             self._frame = None
+
+    def _plain(self) -> bool:
+        """True when Textual's styling pass would leave the rows as they are."""
+        styles = self.styles
+        return (not any(edge for edge, _ in styles.border)
+                and not any(edge for edge, _ in styles.outline)
+                and not any(styles.padding) and not styles.tint.a
+                and styles.text_opacity == 1.0 and self.opacity == 1.0
+                and not (styles.has_rule("hatch") and styles.hatch != "none")
+                and not self.hover_style._link_id)
+
+    def _render_plain(self, crop: Region) -> list[Strip]:
+        """The rows of ``crop`` as Textual's styling pass would give them (see render_lines)."""
+        if not self._fast:  # lines the styles cache kept may be stale when it is used again
+            self._fast = True
+            self._styles_cache.clear()
+        base_background, background = self.background_colors
+        inner = self._styles_cache.get_inner_outer(base_background, background)[0].rich_style
+        width, height = self.content_region.size
+        filters = self.get_line_filters()
+        strips: list[Strip] = []
+        for y in crop.line_range:
+            if y < height:
+                strip = self.render_line(y).adjust_cell_length(width, inner)
+            else:
+                strip = Strip.blank(width, inner)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        if crop.column_span != (0, width):
+            x1, x2 = crop.column_span
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
 
     def render_line(self, y: int) -> Strip:
         """One visible row: a cached Strip of the Terminal line plus the cursor."""
@@ -225,7 +311,7 @@ class TerminalView(ScrollView, can_focus=True):
             return
         event.stop()
         event.prevent_default()
-        self.post_message(self.Input(self, data))
+        self._send(data)
 
     def on_paste(self, event: events.Paste) -> None:
         """Send pasted text, bracketed when the program asked for it."""
@@ -233,7 +319,15 @@ class TerminalView(ScrollView, can_focus=True):
         text = event.text.replace("\r\n", "\r").replace("\n", "\r")
         if self.terminal.bracketed_paste:
             text = bracketed(text)
-        self.post_message(self.Input(self, text))
+        self._send(text)
+
+    def _send(self, data: str) -> None:
+        """Hand input to :attr:`sink` now, or post it as an :class:`Input` message."""
+        sink = self.sink
+        if sink is not None:
+            sink(data)
+        else:
+            self.post_message(self.Input(self, data))
 
     def on_focus(self) -> None:
         """Show the cursor."""

@@ -178,6 +178,9 @@ class Fleet:
         if fanout < 1:
             raise ValueError("fanout must be at least 1")
         self._hosts = {h.name: h for h in hosts}
+        self._spec = (list(hosts), dict(jump_hosts or {}), {
+            "fanout": fanout, "connect_timeout": connect_timeout,
+            "use_user_config": use_user_config, "keepalive_interval": keepalive_interval})
         self.policy = host_keys or HostKeyPolicy()
         self.audit = audit
         self._listeners: list[Callable[[StateChanged], None]] = []
@@ -201,6 +204,13 @@ class Fleet:
         if inventory.hypervisor is not None:
             jumps[inventory.hypervisor.name] = inventory.hypervisor
         return cls(inventory.hosts, jump_hosts=jumps, **kwargs)  # type: ignore[arg-type]
+
+    def sibling(self) -> Fleet:
+        """A new, unconnected fleet of the same hosts with the same options, host-key policy
+        and audit log (its own connections; e.g. for another thread's event loop)."""
+        hosts, jumps, options = self._spec
+        return Fleet(hosts, jump_hosts=jumps, host_keys=self.policy, audit=self.audit,
+                     **options)  # type: ignore[arg-type]
 
     async def __aenter__(self) -> Fleet:
         return self

@@ -1,0 +1,139 @@
+"""Console shells on the reactor's I/O thread, against the embedded lab."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tui.core.audit import AuditLog
+from tui.core.fleet import reactor as reactor_module
+from tui.core.fleet.events import ConnState
+from tui.core.fleet.fleet import Fleet
+from tui.core.fleet.hostkeys import HostKeyPolicy
+from tui.core.fleet.reactor import ReactorFleet, ReactorShell, ShellReactor
+from tui.core.fleet.shell import CommandFinished, CommandStarted, ShellClosed, ShellOutput
+from tui.core.inventory.load import load_inventory
+from tui.lab.lab import LabRunner
+
+WAIT = 10.0
+
+
+@pytest.fixture
+async def console_fleet(lab_runner: LabRunner, tmp_path: Path) -> AsyncIterator[ReactorFleet]:
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
+    async with Fleet.from_inventory(inventory, host_keys=policy, use_user_config=False,
+                                    audit=AuditLog(tmp_path / "audit.jsonl")) as fleet:
+        reactor = ShellReactor(fleet)
+        try:
+            yield ReactorFleet(fleet, reactor)
+        finally:
+            await reactor.stop()
+
+
+class Events:
+    """What a subscriber on the UI loop receives, with the thread it ran on."""
+
+    def __init__(self, shell: ReactorShell) -> None:
+        self.events: list[object] = []
+        self.threads: set[int] = set()
+        shell.subscribe(self._on_event)
+
+    def _on_event(self, event: object) -> None:
+        self.events.append(event)
+        self.threads.add(threading.get_ident())
+
+    def finished(self) -> list[CommandFinished]:
+        return [e for e in self.events if isinstance(e, CommandFinished)]
+
+    async def wait_finished(self, count: int, timeout: float = WAIT) -> CommandFinished:
+        async def poll() -> None:
+            while len(self.finished()) < count:
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(poll(), timeout)
+        return self.finished()[count - 1]
+
+
+async def test_reactor_shell_runs_commands_on_its_own_thread(
+        console_fleet: ReactorFleet) -> None:
+    await console_fleet.connect(["controller-1"])
+    shell = await console_fleet.open_shell("controller-1")
+    assert shell.state == "open", shell.reason
+    seen = Events(shell)
+    ui_thread = threading.get_ident()
+
+    started = shell.send_line("echo $HOST_NAME-{x}")
+    # delivered before send_line returned, on this thread, as Shell.send_line does
+    assert isinstance(started, CommandStarted)
+    assert started in seen.events
+    finished = await seen.wait_finished(1)
+    assert finished.status == 0
+    assert finished.output.strip() == "controller-1-{x}"
+    assert seen.threads == {ui_thread}
+    assert not shell.busy
+
+    shell.write("false\r")  # raw keys, typed in the pane
+    finished = await seen.wait_finished(2)
+    assert finished.status == 1
+    await shell.close()
+    assert shell.state == "closed"
+    assert isinstance(seen.events[-1], ShellClosed)
+
+
+async def test_flood_is_batched_and_flow_controlled(
+        console_fleet: ReactorFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reactor_module, "PENDING_LIMIT", 4096)
+    await console_fleet.connect(["controller-2"])
+    shell = await console_fleet.open_shell("controller-2")
+    assert shell.state == "open", shell.reason
+    pauses: list[int] = []
+    inner = shell._shell
+    original = inner.pause
+
+    def pause() -> None:
+        pauses.append(1)
+        original()
+
+    inner.pause = pause  # type: ignore[method-assign]
+    seen = Events(shell)
+    shell.send_line("seq 1 100000")
+    finished = await seen.wait_finished(1, timeout=30)
+    assert finished.status == 0
+    numbers = finished.output.split()
+    assert not finished.truncated, (finished.output[:80], finished.output[-80:])
+    assert numbers[0] == "1" and numbers[-1] == "100000" and len(numbers) == 100000
+    shown = "".join(e.data for e in seen.events if isinstance(e, ShellOutput))
+    assert "99999\r\n100000\r\n" in shown
+    outputs = [e for e in seen.events if isinstance(e, ShellOutput)]
+    assert len(outputs) < 2000  # joined per delivery, not one event per SSH packet
+    assert pauses  # the UI was behind by more than the limit at least once
+    await shell.close()
+
+
+async def test_reconnect_after_the_host_went_away(console_fleet: ReactorFleet,
+                                                  lab_runner: LabRunner) -> None:
+    await console_fleet.connect(["controller-0"])
+    shell = await console_fleet.open_shell("controller-0")
+    seen = Events(shell)
+    await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.stop_host, "controller-0"))
+    try:
+        async def closed() -> None:
+            while not any(isinstance(e, ShellClosed) for e in seen.events):
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(closed(), WAIT)
+        assert shell.state in ("closed", "failed")
+    finally:
+        await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.start_host, "controller-0"))
+    assert await console_fleet.reconnect("controller-0") == ConnState.READY
+    again = await console_fleet.open_shell("controller-0")
+    assert again.state == "open", again.reason
+    seen = Events(again)
+    again.send_line("echo back")
+    assert (await seen.wait_finished(1)).output.strip() == "back"
+    await again.close()
