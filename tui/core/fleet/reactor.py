@@ -39,6 +39,7 @@ import asyncssh
 from tui.core.fleet.connection import HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.fleet import Fleet
+from tui.core.fleet.listeners import ReplayingListeners
 from tui.core.fleet.shell import (
     BACKLOG_LIMIT,
     READY_TIMEOUT,
@@ -46,6 +47,7 @@ from tui.core.fleet.shell import (
     Shell,
     ShellEvent,
     ShellOutput,
+    output_size,
 )
 
 log = logging.getLogger("hardway.fleet.reactor")
@@ -137,9 +139,8 @@ class ReactorShell:
         self._paused = False
         self._scheduled = False
         self._next_flush = 0.0
-        self._listeners: list[Callable[[ShellEvent], None]] = []
-        self._backlog: list[ShellEvent] | None = []
-        self._backlog_size = 0
+        self._events: ReplayingListeners[ShellEvent] = ReplayingListeners(
+            limit=BACKLOG_LIMIT, size=output_size)
         self.host = shell.host
 
     # -- what the console reads -------------------------------------------------------------
@@ -218,16 +219,7 @@ class ReactorShell:
 
         Events delivered before the first subscriber are replayed to it.
         """
-        self._listeners.append(callback)
-        backlog, self._backlog = self._backlog, None
-        for event in backlog or ():
-            self._call(callback, event)
-
-        def unsubscribe() -> None:
-            if callback in self._listeners:
-                self._listeners.remove(callback)
-
-        return unsubscribe
+        return self._events.subscribe(callback)
 
     def _queue(self, event: ShellEvent) -> None:
         """Shell listener (any thread): queue ``event`` and arm one delivery."""
@@ -278,22 +270,7 @@ class ReactorShell:
             self._deliver(ShellOutput(self.host, "".join(chunks)))
 
     def _deliver(self, event: ShellEvent) -> None:
-        if self._backlog is not None:
-            if isinstance(event, ShellOutput):
-                self._backlog_size += len(event.data)
-                if self._backlog_size > BACKLOG_LIMIT:
-                    return
-            self._backlog.append(event)
-            return
-        for callback in list(self._listeners):
-            self._call(callback, event)
-
-    @staticmethod
-    def _call(callback: Callable[[ShellEvent], None], event: ShellEvent) -> None:
-        try:
-            callback(event)
-        except Exception:
-            log.exception("shell listener failed")
+        self._events.emit(event)
 
 
 class ShellReactor:

@@ -51,6 +51,7 @@ import asyncssh
 
 from tui.core.audit import AuditLog
 from tui.core.fleet.connection import HostConnection, HostUnavailable
+from tui.core.fleet.listeners import ReplayingListeners
 from tui.core.fleet.osc133 import ZSH_PROMPT_SP, Marker, MarkerParser, integration_line
 from tui.core.inventory.model import Host
 
@@ -143,6 +144,11 @@ class ShellClosed:
 
 
 ShellEvent = ShellOutput | CommandStarted | CommandFinished | ShellClosed
+
+
+def output_size(event: ShellEvent) -> int:
+    """Characters an event adds to a backlog (only output counts)."""
+    return len(event.data) if isinstance(event, ShellOutput) else 0
 
 @dataclass
 class _Command:
@@ -252,9 +258,8 @@ class Shell:
         self._conn: asyncssh.SSHClientConnection | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._parser = MarkerParser()
-        self._listeners: list[Callable[[ShellEvent], None]] = []
-        self._backlog: list[ShellEvent] | None = []
-        self._backlog_size = 0
+        self._events: ReplayingListeners[ShellEvent] = ReplayingListeners(
+            limit=BACKLOG_LIMIT, size=output_size)
         self._levels: list[_Level] = []
         self._next_ident = 0
         self._installing: str | None = None
@@ -281,16 +286,7 @@ class Shell:
 
     def subscribe(self, callback: Callable[[ShellEvent], None]) -> Callable[[], None]:
         """Call ``callback`` with every event; returns an unsubscribe function."""
-        self._listeners.append(callback)
-        backlog, self._backlog = self._backlog, None
-        for event in backlog or ():
-            self._call(callback, event)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(callback)
-
-        return unsubscribe
+        return self._events.subscribe(callback)
 
     def write(self, data: str) -> None:
         """Send raw keystrokes (ignored once the shell is closed)."""
@@ -569,21 +565,7 @@ class Shell:
     # -- events ---------------------------------------------------------------------------
 
     def _emit(self, event: ShellEvent) -> None:
-        if self._backlog is not None:
-            if isinstance(event, ShellOutput):
-                self._backlog_size += len(event.data)
-                if self._backlog_size > BACKLOG_LIMIT:
-                    return
-            self._backlog.append(event)
-            return
-        for callback in list(self._listeners):
-            self._call(callback, event)
-
-    def _call(self, callback: Callable[[ShellEvent], None], event: ShellEvent) -> None:
-        try:
-            callback(event)
-        except Exception:
-            log.exception("shell listener failed")
+        self._events.emit(event)
 
 
 async def open_shell(hc: HostConnection, host: Host, *, columns: int = 80, rows: int = 24,
