@@ -5,36 +5,22 @@ from __future__ import annotations
 import asyncio
 import stat
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from tui.core.audit import AuditLog
 from tui.core.errors import UserError
 from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, StateChanged
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
-from tui.core.inventory.load import load_inventory
 from tui.core.inventory.model import Inventory, SSHOptions
 from tui.lab.lab import Lab, LabRunner
 
 NAMES = ["controller-0", "controller-1", "controller-2"]
 
 
-@pytest.fixture
-def inventory(lab_runner: LabRunner) -> Inventory:
-    return load_inventory(lab_runner.lab.inventory_path)
-
-
-@pytest.fixture
-async def fleet(inventory: Inventory, tmp_path: Path) -> AsyncIterator[Fleet]:
-    """A strict fleet on the lab (its known_hosts file comes from the inventory)."""
-    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
-    async with Fleet.from_inventory(inventory, host_keys=policy, use_user_config=False,
-                                    audit=AuditLog(tmp_path / "audit.jsonl")) as fleet:
-        yield fleet
 
 
 async def lab_call(runner: LabRunner, fn: Callable[..., Awaitable[None]], *args: str) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tui.core.audit import AuditLog
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
 from tui.core.fleet.openssh import ssh_argv
@@ -23,7 +22,6 @@ from tui.core.fleet.shell import (
     ShellOutput,
     ShellState,
 )
-from tui.core.inventory.load import load_inventory
 from tui.core.inventory.model import Inventory
 from tui.lab.lab import Lab, LabRunner
 
@@ -65,17 +63,6 @@ class Recorder:
         return "".join(e.data for e in self.events if isinstance(e, ShellOutput))
 
 
-@pytest.fixture
-def inventory(lab_runner: LabRunner) -> Inventory:
-    return load_inventory(lab_runner.lab.inventory_path)
-
-
-@pytest.fixture
-async def fleet(inventory: Inventory, tmp_path: Path) -> AsyncIterator[Fleet]:
-    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
-    async with Fleet.from_inventory(inventory, host_keys=policy, use_user_config=False,
-                                    audit=AuditLog(tmp_path / "audit.jsonl")) as fleet:
-        yield fleet
 
 
 @pytest.fixture

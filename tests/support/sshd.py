@@ -30,6 +30,8 @@ from pathlib import Path
 
 import asyncssh
 
+from tui.lab.processes import children
+
 SSHD = Path("/usr/sbin/sshd")
 TEST_USER = "hardway-test"
 PRIVSEP_DIR = Path("/run/sshd")
@@ -127,7 +129,7 @@ class Sshd:
 
     def child_pids(self) -> list[int]:
         """PIDs of per-connection sshd processes (children of the listener)."""
-        return _children(self.process.pid)
+        return children(self.process.pid)
 
     def stop(self) -> None:
         """Stop the listener and every per-connection process (like a host dying)."""
@@ -142,21 +144,6 @@ class Sshd:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)
-
-
-def _children(parent: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and int(fields[1]) == parent:
-            pids.append(int(entry.name))
-    return pids
 
 
 def _config(server_dir: Path, auth_dir: Path, address: str, port: int, host_key: Path,

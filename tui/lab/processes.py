@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 MARKER = "HARDWAY_LAB_HOST"
@@ -53,11 +53,11 @@ def marked_pids(root: Path, marker: str = MARKER) -> list[int]:
     return sorted(found)
 
 
-def session_members(sid: int) -> list[tuple[int, int]]:
-    """``(pid, pgid)`` of every live process in session ``sid`` (Linux only)."""
+def process_stats() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, fields)`` for every process, fields = /proc/PID/stat after ``(comm)``:
+    state, ppid, pgrp, session, ... (Linux only; nothing elsewhere)."""
     if not has_proc():
-        return []
-    members: list[tuple[int, int]] = []
+        return
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -67,11 +67,19 @@ def session_members(sid: int) -> list[tuple[int, int]]:
             continue
         # "pid (comm) state ppid pgrp session ..."; comm may hold spaces and parens.
         fields = stat.rpartition(")")[2].split()
-        if len(fields) < 4 or fields[0] == "Z":
-            continue
-        if int(fields[3]) == sid:
-            members.append((int(entry.name), int(fields[2])))
-    return members
+        if len(fields) >= 4:
+            yield int(entry.name), fields
+
+
+def children(parent: int) -> list[int]:
+    """Pids whose parent is ``parent``."""
+    return [pid for pid, fields in process_stats() if int(fields[1]) == parent]
+
+
+def session_members(sid: int) -> list[tuple[int, int]]:
+    """``(pid, pgid)`` of every live process in session ``sid`` (Linux only)."""
+    return [(pid, int(fields[2])) for pid, fields in process_stats()
+            if fields[0] != "Z" and int(fields[3]) == sid]
 
 
 def signal_group(pgid: int, signum: int) -> bool:
