@@ -229,6 +229,29 @@ async def test_openssh_config_supplies_hostname_port_user_key_and_known_hosts(
     assert not (tmp_path / "record").exists()  # the key was known via UserKnownHostsFile
 
 
+async def test_aes_gcm_is_offered_first_unless_the_config_names_ciphers(
+        inventory: Inventory, lab_runner: LabRunner, tmp_path: Path) -> None:
+    """AES-GCM (one call per packet) is negotiated by default; a ``Ciphers`` line wins."""
+    lab = lab_runner.lab
+    config = tmp_path / "ssh_config"
+    config.write_text(lab.ssh_config_path.read_text()
+                      + "\nHost *\n  Ciphers chacha20-poly1305@openssh.com\n")
+    original = inventory.host("controller-1")
+    chosen = replace(original, ssh_host="controller-1", ssh=SSHOptions(config=config))
+    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
+    async with Fleet.from_inventory(inventory, host_keys=policy,
+                                    use_user_config=False) as fleet, \
+            Fleet([chosen], host_keys=policy, use_user_config=False) as configured:
+        await fleet.connect(["controller-0"])
+        await configured.connect()
+        connections = {"controller-0": fleet.connection("controller-0"),
+                       "controller-1": configured.connection("controller-1")}
+        ciphers = {name: conn.get_extra_info("recv_cipher") if conn else None
+                   for name, conn in connections.items()}
+    assert ciphers == {"controller-0": "aes128-gcm@openssh.com",
+                       "controller-1": "chacha20-poly1305@openssh.com"}
+
+
 async def test_configuration_mistakes_become_failed_events(inventory: Inventory,
                                                            tmp_path: Path) -> None:
     base = inventory.host("controller-0")

@@ -14,11 +14,15 @@ import asyncio
 import time
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.cache import LRUCache
+from textual.color import Color
+from textual.filter import LineFilter
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
@@ -26,10 +30,46 @@ from textual.strip import Strip
 from textual.timer import Timer
 
 from tui.core.term import Terminal, bracketed, encode_key
+from tui.widgets.strips import LazyStrip
 
 _CURSOR = Style(reverse=True)
 _CURSOR_ON_REVERSE = Style(reverse=False)
 
+
+class _Frame(NamedTuple):
+    """What the rows of one frame share (see :meth:`TerminalView._frame_info`)."""
+
+    base: Style
+    columns: int
+    thumb: tuple[int, int]
+    """Rows [start, end) of the scroll indicator's thumb (empty: nothing to scroll)."""
+    marks: tuple[Style, Style]
+    """The indicator's track and thumb styles."""
+    cursor: tuple[int, int] | None
+    top: int
+    """The Terminal line shown on the first row."""
+
+
+def _same(style: Style) -> Style:
+    return style
+
+
+def _with_cursor(segments: list[Segment], column: int, columns: int) -> list[Segment]:
+    """``segments`` (``columns`` cells) with the cell at ``column`` shown reversed."""
+    left, cell, right = Segment.divide(segments, [column, column + 1, columns])
+    marked = []
+    for segment in cell:
+        style = segment.style
+        mark = _CURSOR_ON_REVERSE if style is not None and style.reverse else _CURSOR
+        marked.append(Segment(segment.text, (style or Style()) + mark))
+    return [*left, *marked, *right]
+
+
+INDICATOR = 1
+"""Columns of the scroll indicator drawn at the right of every row.  It is part of each
+row's Strip instead of a Textual scrollbar widget: a scrollbar is a region of its own,
+and the compositor would split every row of a flooding pane at its edge into new Strips
+on every frame (half the cost of a frame)."""
 
 STRIP_CACHE = 256
 """Rendered rows kept per view.  A few screens' worth: every Strip carries Textual's caches
@@ -51,8 +91,8 @@ class TerminalView(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     TerminalView {
         overflow-x: hidden;
-        overflow-y: scroll;
-        scrollbar-size-vertical: 1;
+        overflow-y: hidden;
+        scrollbar-size-vertical: 0;
         background: $surface;
         color: $foreground;
     }
@@ -100,14 +140,15 @@ class TerminalView(ScrollView, can_focus=True):
         self.terminal = terminal if terminal is not None else Terminal()
         self.resize_terminal = resize_terminal
         self.reserved_keys = frozenset(reserved_keys)
-        self._strips: LRUCache[tuple[Hashable, int, Style], Strip] = LRUCache(STRIP_CACHE)
+        self._strips: LRUCache[Hashable, Strip] = LRUCache(STRIP_CACHE)
         self._timer: Timer | None = None
         self._follow = True
         self._first_line = self.terminal.first_line
         self._painted = -1
         self._alt = self.terminal.alt_screen
         self._reported: tuple[int, int] | None = None
-        self._frame: tuple[Style, int, tuple[int, int] | None] | None = None
+        self._frame: _Frame | None = None
+        self._looks: dict[tuple[tuple[LineFilter, ...], Color], dict[Style, Style]] = {}
         self._fast = False
         self._fed = 0
         self._synced = 0.0
@@ -115,6 +156,17 @@ class TerminalView(ScrollView, can_focus=True):
         self.sink: Callable[[str], object] | None = None
         """Where input goes directly (the console's per-host send), skipping the
         :class:`Input` message; None posts the message."""
+
+    @property
+    def allow_vertical_scroll(self) -> bool:
+        """The mouse wheel scrolls the scrollback (there is no Textual scrollbar: see
+        :meth:`render_lines`)."""
+        return not self._check_disabled() and self.max_scroll_y > 0
+
+    @property
+    def columns(self) -> int:
+        """Columns of terminal text: the view's width less the scroll indicator's."""
+        return max(0, self.scrollable_content_region.width - INDICATOR)
 
     # ---------------------------------------------------------------- output
     def feed(self, data: str) -> None:
@@ -170,9 +222,10 @@ class TerminalView(ScrollView, can_focus=True):
         follow = self._follow
         self.virtual_size = Size(self.scrollable_content_region.width, terminal.lines_total)
         if follow:
-            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         elif dropped:
-            self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True)
+            self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True,
+                           force=True)
         self._follow = follow
         self.refresh()
 
@@ -184,13 +237,13 @@ class TerminalView(ScrollView, can_focus=True):
     def follow(self) -> None:
         """Jump to the newest output and keep following it."""
         self._follow = True
-        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
 
     def scroll_to_line(self, index: int) -> None:
         """Scroll so line ``index`` (e.g. a search hit) is in view and stop following."""
         self._follow = False
         target = max(0, index - self.scrollable_content_region.height // 2)
-        self.scroll_to(y=min(target, self.max_scroll_y), animate=False, immediate=True)
+        self.scroll_to(y=min(target, self.max_scroll_y), animate=False, immediate=True, force=True)
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         """Track whether the user left the tail."""
@@ -201,12 +254,12 @@ class TerminalView(ScrollView, can_focus=True):
     def render_lines(self, crop: Region) -> list[Strip]:
         """Render a frame, looking up the style and geometry once rather than per row.
 
-        Without border, padding, outline, tint, hatch or opacity (the usual case) the
-        cached rows are the final lines: Textual's per-line styling pass, which would copy
-        every row of a flooding terminal on every frame, is skipped.
+        Without border, padding, outline, tint, hatch or opacity (the usual case) each row
+        is built as one final Strip (text, padding, scroll indicator, the app's line
+        filters) and cached: Textual's per-line styling pass, which would copy every row
+        of a flooding terminal several times on every frame, is skipped.
         """
-        self._frame = (self.rich_style, self.scrollable_content_region.width,
-                       self.terminal.cursor if self.has_focus else None)
+        self._frame = self._frame_info()
         try:
             if self._plain():
                 return self._render_plain(crop)
@@ -214,6 +267,23 @@ class TerminalView(ScrollView, can_focus=True):
             return super().render_lines(crop)
         finally:
             self._frame = None
+
+    def _frame_info(self) -> _Frame:
+        """What every row of this frame shares: styles, width, cursor, indicator thumb."""
+        region = self.scrollable_content_region
+        width, height = region.size
+        background = self.background_colors[1]
+        styles = self.styles
+        total = max(self.terminal.lines_total, height)
+        thumb = (0, 0)
+        if total > height > 0:
+            size = max(1, round(height * height / total))
+            top = round(self.scroll_offset.y * (height - size) / (total - height))
+            thumb = (top, top + size)
+        marks = (Style(bgcolor=(background + styles.scrollbar_background).rich_color),
+                 Style(bgcolor=(background + styles.scrollbar_color).rich_color))
+        return _Frame(self.rich_style, max(0, width - INDICATOR), thumb, marks,
+                      self.terminal.cursor if self.has_focus else None, self.scroll_offset.y)
 
     def _plain(self) -> bool:
         """True when Textual's styling pass would leave the rows as they are."""
@@ -231,55 +301,94 @@ class TerminalView(ScrollView, can_focus=True):
             self._fast = True
             self._styles_cache.clear()
         base_background, background = self.background_colors
-        inner = self._styles_cache.get_inner_outer(base_background, background)[0].rich_style
+        filters = tuple(self.get_line_filters())
         width, height = self.content_region.size
-        filters = self.get_line_filters()
         strips: list[Strip] = []
+        blank: Strip | None = None
         for y in crop.line_range:
             if y < height:
-                strip = self.render_line(y).adjust_cell_length(width, inner)
-            else:
-                strip = Strip.blank(width, inner)
-            for line_filter in filters:
-                strip = strip.apply_filter(line_filter, background)
-            strips.append(strip)
+                strips.append(self._row(y, filters, background))
+                continue
+            if blank is None:
+                inner = self._styles_cache.get_inner_outer(base_background, background)[0]
+                blank = Strip.blank(width, inner.rich_style)
+                for line_filter in filters:
+                    blank = blank.apply_filter(line_filter, background)
+            strips.append(blank)
         if crop.column_span != (0, width):
             x1, x2 = crop.column_span
             strips = [strip.crop(x1, x2) for strip in strips]
         return strips
 
     def render_line(self, y: int) -> Strip:
-        """One visible row: a cached Strip of the Terminal line plus the cursor."""
-        _, scroll_y = self.scroll_offset
-        index = scroll_y + y
+        """One visible row (no line filters; Textual's styling pass applies them)."""
+        return self._row(y, (), None)
+
+    def _row(self, y: int, filters: tuple[LineFilter, ...], background: Color | None) -> Strip:
+        """Row ``y`` of the view as one Strip: the Terminal line padded or cut to the
+        columns, the cursor, the indicator cell, then ``filters``.  Cached by the line's
+        key except on the cursor's row."""
+        frame = self._frame or self._frame_info()
+        index = frame.top + y
         terminal = self.terminal
-        frame = self._frame
-        if frame is None:
-            frame = (self.rich_style, self.scrollable_content_region.width,
-                     terminal.cursor if self.has_focus else None)
-        base, width, cursor = frame
-        if index >= terminal.lines_total or width <= 0:
-            return Strip.blank(max(width, 0), base)
-        key = (terminal.line_key(index), width, base)
-        strip = self._strips.get(key)
-        if strip is None:
-            segments = [Segment(text, base + style if style is not None else base)
-                        for text, style in terminal.line(index) if text]
-            strip = Strip(segments).crop_extend(0, width, base)
+        columns = frame.columns
+        mark = 1 if frame.thumb[0] <= y < frame.thumb[1] else 0
+        if columns <= 0:
+            return Strip([Segment(" " * INDICATOR, frame.marks[mark])], INDICATOR)
+        exists = index < terminal.lines_total
+        cursor = frame.cursor is not None and frame.cursor[0] == index and exists
+        key = (terminal.line_key(index) if exists else None, columns, frame.base, mark,
+               filters, background)
+        if not cursor:
+            strip = self._strips.get(key)
+            if strip is not None:
+                return strip
+        look = self._look(filters, background)
+        base = look(frame.base)
+        segments: list[Segment] = []
+        used = 0
+        if exists:
+            add = segments.append
+            for text, style in terminal.line(index):
+                if text:
+                    add(Segment(text, look(frame.base + style) if style is not None else base))
+                    used += len(text) if text.isascii() else cell_len(text)
+            if used > columns:
+                segments = Segment.adjust_line_length(segments, columns, base)
+                used = columns
+        if used < columns:
+            segments.append(Segment(" " * (columns - used), base))
+        if cursor and frame.cursor is not None:
+            segments = _with_cursor(segments, min(frame.cursor[1], columns - 1), columns)
+        segments.append(Segment(" " * INDICATOR, look(frame.marks[mark])))
+        strip = LazyStrip(segments, columns + INDICATOR)
+        if not cursor:
             self._strips.set(key, strip)
-        if cursor is not None and cursor[0] == index:
-            strip = self._with_cursor(strip, min(cursor[1], width - 1))
         return strip
 
-    @staticmethod
-    def _with_cursor(strip: Strip, column: int) -> Strip:
-        left, cell, right = strip.divide([column, column + 1, strip.cell_length])
-        segments = []
-        for segment in cell:
-            style = segment.style
-            mark = _CURSOR_ON_REVERSE if style is not None and style.reverse else _CURSOR
-            segments.append(Segment(segment.text, (style or Style()) + mark))
-        return Strip.join([left, Strip(segments, cell.cell_length), right])
+    def _look(self, filters: tuple[LineFilter, ...],
+              background: Color | None) -> Callable[[Style], Style]:
+        """The final style of a cell of ``style`` once ``filters`` are applied (cached per
+        style: every Textual line filter maps each segment's style on its own)."""
+        if not filters or background is None:
+            return _same
+        key = (filters, background)
+        looks = self._looks.get(key)
+        if looks is None:
+            if len(self._looks) > 8:
+                self._looks.clear()
+            looks = self._looks[key] = {}
+
+        def look(style: Style) -> Style:
+            final = looks.get(style)
+            if final is None:
+                segments = [Segment(" ", style)]
+                for line_filter in filters:
+                    segments = line_filter.apply(segments, background)
+                final = looks[style] = segments[0].style or Style()
+            return final
+
+        return look
 
     def visible_text(self) -> list[str]:
         """The rows currently on screen as plain text (tests, screen readers)."""
@@ -303,7 +412,7 @@ class TerminalView(ScrollView, can_focus=True):
             page = max(1, self.scrollable_content_region.height - 1)
             step = -page if event.key == "shift+pageup" else page
             self.scroll_to(y=max(0, min(self.max_scroll_y, round(self.scroll_y) + step)),
-                           animate=False, immediate=True)
+                           animate=False, immediate=True, force=True)
             return
         data = encode_key(event.key, event.character,
                           app_cursor=self.terminal.app_cursor_keys)
@@ -340,8 +449,7 @@ class TerminalView(ScrollView, can_focus=True):
     # ----------------------------------------------------------------- sizing
     def on_resize(self, event: events.Resize) -> None:
         """Follow the new size: resize the Terminal and tell the console."""
-        region = self.scrollable_content_region
-        size = (region.width, region.height)
+        size = (self.columns, self.scrollable_content_region.height)
         if size[0] <= 0 or size[1] <= 0 or size == self._reported:
             return
         self._reported = size

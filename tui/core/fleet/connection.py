@@ -233,7 +233,8 @@ class HostConnection:
                         self.target.dial, resolved.port, options=resolved.options,
                         config=() if resolved.options.config.loaded else None,
                         tunnel=tunnel if tunnel is not None else (),
-                        known_hosts=known_hosts, client_factory=lambda c=client: c)
+                        known_hosts=known_hosts, client_factory=lambda c=client: c,
+                        encryption_algs=resolved.ciphers)
             except asyncssh.HostKeyNotVerifiable as exc:
                 await self._judge_key(client.offered, files, exc)
             except asyncssh.KeyExchangeFailed as exc:
