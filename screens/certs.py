@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from tui.core.errors import UserError
 from tui.core.pki.ca import CertificateAuthority
@@ -31,6 +31,7 @@ from tui.core.pki.rollout import Rollout
 from tui.core.pki.survey import Survey, survey
 from tui.core.plan import PlanEvent, PlanResult
 from tui.widgets import format as display
+from tui.widgets.footer import StableFooter
 from tui.widgets.plan_preview import PlanPreviewScreen
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class CertsScreen(Screen[None]):
                     yield Static("", id="cert-findings-text")
             with VerticalScroll(id="cert-detail"):
                 yield Static("", id="cert-detail-text")
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         """Start the first survey."""

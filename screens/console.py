@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 
 from tui.core.console import Console
 from tui.core.console.events import ConsoleChanged
@@ -33,6 +33,7 @@ from tui.core.fleet.reactor import ReactorFleet, ShellReactor
 from tui.core.fleet.shell import ShellOutput
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
+from tui.widgets.footer import StableFooter
 from tui.widgets.gather_view import GatherScreen
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
@@ -105,7 +106,7 @@ class ConsoleScreen(Screen[None]):
             for host in inventory.hosts:
                 yield HostPane(host, scrollback=scrollback)
         yield BroadcastBar()
-        yield Footer()
+        yield StableFooter()
 
     def on_mount(self) -> None:
         """Build the console model, open every shell, focus the broadcast bar."""

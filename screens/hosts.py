@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
+from tui.widgets.footer import StableFooter
 from tui.widgets.host_table import HostTable
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class HostsScreen(Screen[None]):
         """Header, host table, footer."""
         yield Header(icon="⎈")
         yield HostTable(self.hardway.inventory, self.hardway.fleet)
-        yield Footer()
+        yield StableFooter()
 
     def action_reconnect(self) -> None:
         """Reconnect the host under the cursor, or every failed host."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import Provider
+from textual.message import Message
 from textual.screen import Screen
 
 from screens.certs import CertsScreen
@@ -27,6 +29,7 @@ from tui.core.inventory.model import Inventory
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.host_key_modal import HostKeyModal
+from tui.widgets.terminal_view import TerminalView
 
 
 class HardwayApp(App[int]):
@@ -99,11 +102,39 @@ class HardwayApp(App[int]):
         decision = await answer
         return decision if decision in ("once", "record") else "refuse"  # type: ignore[return-value]
 
+    async def _post_message(self, message: Message) -> bool:
+        """Keys typed into a console pane go to its host at once (see :func:`typed_now`)."""
+        if isinstance(message, events.Key) and typed_now(self, message):
+            return True
+        return await super()._post_message(message)
+
     async def action_quit(self) -> None:
         """Close every SSH session, then exit."""
         self._unsubscribe()
         await self.fleet.close()
         self.exit(0)
+
+
+def typed_now(app: App[Any], event: events.Key) -> bool:
+    """Hand ``event`` to the focused :class:`TerminalView` straight from the input driver.
+
+    Textual delivers a key through two message queues (the app's, then the focused
+    widget's); with three hosts streaming output each hop waits behind a loop turn of
+    output and frames, which added tens of milliseconds per key.  A key that no binding
+    claims, typed into a pane with nothing queued ahead of it, is sent to the host here;
+    anything else (bindings, modals, keys still queued, reserved keys) takes the normal
+    route, so the order of keys and the bindings are unchanged.
+    """
+    view = app.focused
+    if (not isinstance(view, TerminalView) or view.sink is None or event.is_forwarded
+            or not app._message_queue.empty() or not view._message_queue.empty()
+            or app.screen.maximized is not None or view.screen is not app.screen):
+        return False
+    bindings = app.screen.active_bindings
+    if any(key in bindings for key in event.aliases):
+        return False
+    app.app_focus = True
+    return view.take_key(event)
 
 
 def create_app(

@@ -169,3 +169,23 @@ async def test_a_killed_host_marks_its_pane_and_the_others_carry_on(
     await pilot.press("f5")
     await _until(pilot, lambda: screen.console.status("controller-2").state == "ready")
     assert not pane.has_class("-down")
+
+
+async def test_keys_typed_into_a_pane_reach_only_its_host_in_order(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Keys take the direct route to the focused pane's shell (``typed_now``); their order
+    is kept and the app's bindings still win over it."""
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-1", HostPane)
+    pane.view.focus()
+    await pilot.pause()
+    await pilot.press(*"echo order-$HOST_NAME-0123456789 > typed.txt", "enter")
+    home = lab_runner.lab.host_root("controller-1") / "root"
+    await _until(pilot, lambda: (home / "typed.txt").exists()
+                 and (home / "typed.txt").read_text() == "order-controller-1-0123456789\n")
+    assert not (lab_runner.lab.host_root("controller-0") / "root" / "typed.txt").exists()
+    await pilot.press("f6")  # a console binding (zoom), not a key for the host
+    await _until(pilot, lambda: screen.has_class("-zoom") and pane.has_class("-zoomed"))
+    await pilot.press("f6")
+    await _until(pilot, lambda: not screen.has_class("-zoom"))

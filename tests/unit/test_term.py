@@ -346,3 +346,24 @@ def test_fast_path_and_general_path_agree_with_an_independent_wrap(chunk: int) -
             term.feed(source[start:start + chunk])
         assert term.text().split("\n") == expected
         assert term.cursor == (len(expected) - 1, 4)
+
+
+@pytest.mark.parametrize("width", [7, 80])
+def test_a_flood_in_one_piece_keeps_what_small_pieces_keep(width: int) -> None:
+    """More lines in one feed than the buffer holds: the head is counted, not stored, and
+    the result is what feeding the same output in small pieces gives."""
+    output = "partial " + "".join(f"{i} bottles\r\n" for i in range(1, 30_001)) + "$ "
+    whole, pieces = Terminal(width, 24, scrollback=1000), Terminal(width, 24, scrollback=1000)
+    whole.feed(output)
+    for start in range(0, len(output), 997):
+        pieces.feed(output[start:start + 997])
+    assert whole.text() == pieces.text()
+    assert whole.lines_total == pieces.lines_total == 1024
+    assert whole.cursor == pieces.cursor
+    if width == 80:  # no line wraps: the numbering matches too
+        assert whole.first_line == pieces.first_line == 30_001 - 1024
+    whole.feed("echo next\r\nnext\r\n$ ")
+    pieces.feed("echo next\r\nnext\r\n$ ")
+    assert whole.text() == pieces.text()
+    assert whole.text().rstrip().endswith("30000 b\nottles\n$ echo \nnext\nnext\n$" if width == 7
+                                 else "30000 bottles\n$ echo next\nnext\n$")

@@ -101,7 +101,7 @@ class TerminalView(ScrollView, can_focus=True):
     REFRESH_INTERVAL = 0.05
     """Seconds between repaints while output is arriving."""
     ECHO_CHARS = 4096
-    """Output this small arriving after a repaint (an echo, a prompt) is shown at once."""
+    """Output this small (an echo, a prompt) is shown at once, not on the next tick."""
     FLOOD_CHARS = 32 * 1024
     """A view fed more than this since its last repaint is flooding..."""
     FLOOD_INTERVAL = 0.15
@@ -174,12 +174,11 @@ class TerminalView(ScrollView, can_focus=True):
         after the current batch of feeds for a little output after a quiet spell)."""
         terminal = self.terminal
         terminal.feed(data)
-        quiet = not self._fed and len(data) <= self.ECHO_CHARS
         self._fed += len(data)
-        if (quiet and not self._soon and self.is_mounted
-                and time.monotonic() - self._synced >= self.REFRESH_INTERVAL):
-            # an echo after a quiet spell: show it once this batch of feeds is in, not on
-            # the next tick
+        if len(data) <= self.ECHO_CHARS and not self._soon and self.is_mounted:
+            # an echo, a prompt: show it once this batch of feeds is in, not on the next
+            # tick (frames stay capped by the screen's update rate; floods arrive in
+            # larger pieces and wait for the tick)
             self._soon = True
             asyncio.get_running_loop().call_soon(self._sync_soon)
         replies = terminal.take_replies()
@@ -404,23 +403,27 @@ class TerminalView(ScrollView, can_focus=True):
 
         Shift+PageUp / Shift+PageDown scroll the scrollback, as in xterm, and are not sent.
         """
-        if event.key in self.reserved_keys:
-            return
-        if event.key in ("shift+pageup", "shift+pagedown"):
+        if self.take_key(event):
             event.stop()
             event.prevent_default()
+
+    def take_key(self, event: events.Key) -> bool:
+        """Handle ``event`` now if it is the view's (see :meth:`on_key`); False when the
+        key belongs to the app (reserved) or means nothing to a terminal."""
+        if event.key in self.reserved_keys:
+            return False
+        if event.key in ("shift+pageup", "shift+pagedown"):
             page = max(1, self.scrollable_content_region.height - 1)
             step = -page if event.key == "shift+pageup" else page
             self.scroll_to(y=max(0, min(self.max_scroll_y, round(self.scroll_y) + step)),
-                           animate=False, immediate=True, force=True)
-            return
+                           animate=False, immediate=True)
+            return True
         data = encode_key(event.key, event.character,
                           app_cursor=self.terminal.app_cursor_keys)
         if data is None:
-            return
-        event.stop()
-        event.prevent_default()
+            return False
         self._send(data)
+        return True
 
     def on_paste(self, event: events.Paste) -> None:
         """Send pasted text, bracketed when the program asked for it."""

@@ -57,6 +57,14 @@ FLUSH_INTERVAL = 0.02
 PENDING_LIMIT = 128 * 1024
 """Characters of output queued for the UI before the shell stops reading from the host
 (SSH flow control then holds the host back): bounds memory and the cost of one delivery."""
+FLOOD_SIZE = 64 * 1024
+"""A delivery this large means the host is flooding (``seq 1 1000000``, a big ``cat``)..."""
+FLOOD_INTERVAL = 0.1
+"""...and the next one waits this long, with up to FLOOD_PENDING characters queued: fewer,
+larger pieces cost the UI loop less per line (a Terminal fed more lines than its
+scrollback holds skips the ones that would scroll out), which leaves the loop free for
+keystrokes and the other panes.  Nobody reads a flood 50 times a second."""
+FLOOD_PENDING = 1024 * 1024
 STOP_WAIT = 5.0
 
 T = TypeVar("T")
@@ -138,6 +146,7 @@ class ReactorShell:
         self._pending_size = 0
         self._paused = False
         self._scheduled = False
+        self._flooding = False
         self._next_flush = 0.0
         self._events: ReplayingListeners[ShellEvent] = ReplayingListeners(
             limit=BACKLOG_LIMIT, size=output_size)
@@ -228,7 +237,8 @@ class ReactorShell:
             self._pending.append(event)
             if isinstance(event, ShellOutput):
                 self._pending_size += len(event.data)
-                if self._pending_size > PENDING_LIMIT and not self._paused:
+                limit = FLOOD_PENDING if self._flooding else PENDING_LIMIT
+                if self._pending_size > limit and not self._paused:
                     self._paused = pause = True
             scheduled, self._scheduled = self._scheduled, True
         if pause:
@@ -250,13 +260,15 @@ class ReactorShell:
         with self._pending_lock:
             events, self._pending = self._pending, []
             self._scheduled = False
-            self._pending_size = 0
+            size, self._pending_size = self._pending_size, 0
+            self._flooding = size > FLOOD_SIZE
             paused, self._paused = self._paused, False
         if paused:
             self._shell.resume()
         if not events:
             return
-        self._next_flush = self._ui_loop.time() + self._reactor.flush_interval
+        interval = FLOOD_INTERVAL if self._flooding else self._reactor.flush_interval
+        self._next_flush = self._ui_loop.time() + interval
         chunks: list[str] = []
         for event in events:
             if isinstance(event, ShellOutput):

@@ -210,7 +210,17 @@ class LineBuffer:
         wrapped into several stored lines, as the terminal's autowrap would.
         """
         self._prepare_append()
-        parts = data.split("\n")
+        keep = self.lines.maxlen or 0
+        if len(data) > keep and data.count("\n") > keep:
+            # More lines than the whole buffer holds: those before the last ``keep`` would
+            # be stored only to be pushed out again by this same append.  Count them as
+            # scrolled out without splitting or storing them (a flood then costs what the
+            # scrollback keeps); the current line goes out with them.
+            parts = data.rsplit("\n", keep)
+            self.dropped += parts[0].count("\n")
+            parts[0] = ""
+        else:
+            parts = data.split("\n")
         columns = self.columns
         cx = self.cx if parts[0] else 0
         ascii_only = data.isascii()

@@ -1,0 +1,37 @@
+"""StableFooter: Textual's Footer, rebuilt only when what it shows changes.
+
+Textual's Footer recomposes (removes and mounts a dozen FooterKey widgets, then lays out
+the whole screen) every time the screen's bindings are updated, which happens on every
+focus change.  On the console that is moving between panes: each rebuild cost 40-100 ms
+of the UI loop while hosts stream output.  Most focus changes leave the footer's keys as
+they were; this footer compares what it would show and skips the rebuild then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from textual.screen import Screen
+from textual.widgets import Footer
+
+
+class StableFooter(Footer):
+    """A Footer that recomposes only when its keys, labels or enabled states change."""
+
+    _shown: Hashable = None
+
+    def _signature(self, screen: Screen[object]) -> Hashable:
+        """What :meth:`Footer.compose` would show for ``screen``'s active bindings."""
+        return tuple(
+            (key, binding.action, binding.description, binding.group, enabled, tooltip,
+             binding.show)
+            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items())
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        """Recompose (as Footer does) unless the shown bindings are unchanged."""
+        if self._bindings_ready and screen.app.app_focus and screen is self.screen:
+            signature = self._signature(screen)
+            if signature == self._shown:
+                return
+            self._shown = signature
+        super().bindings_changed(screen)
