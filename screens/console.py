@@ -29,7 +29,7 @@ from tui.core.console.history import History
 from tui.core.console.history import default_path as history_path
 from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.reactor import ReactorFleet, ShellReactor
+from tui.core.fleet.relay import RelayFleet, ShellRelay
 from tui.core.fleet.shell import ShellOutput
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
@@ -79,7 +79,7 @@ class ConsoleScreen(Screen[None]):
         self._model: Console | None = None
         self._outputs: dict[str, tuple[object, Callable[[], None]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
-        self._reactor: ShellReactor | None = None
+        self._relay: ShellRelay | None = None
 
     @property
     def hardway(self) -> HardwayApp:
@@ -114,9 +114,9 @@ class ConsoleScreen(Screen[None]):
         audit = getattr(app.fleet, "audit", None)
         history = History(history_path(), redact=audit.redact if audit else None)
         fleet = app.fleet
-        if isinstance(fleet, Fleet):  # shells on their own I/O thread, off the UI loop
-            self._reactor = ShellReactor(fleet)
-            fleet = ReactorFleet(fleet, self._reactor)  # type: ignore[assignment]
+        if isinstance(fleet, Fleet):  # SSH for the shells in a child process, off the GIL
+            self._relay = ShellRelay(fleet)
+            fleet = RelayFleet(fleet, self._relay)  # type: ignore[assignment]
         self._model = Console(app.inventory, fleet, history=history)
         self._unsubscribe = self.console.subscribe(self._on_change)
         self._retile()
@@ -144,8 +144,8 @@ class ConsoleScreen(Screen[None]):
         self._outputs.clear()
         if self._model is not None:
             await self.console.close()
-        if self._reactor is not None:
-            await self._reactor.stop()
+        if self._relay is not None:
+            await self._relay.stop()
 
     def on_resize(self) -> None:
         """Re-tile when the terminal changes size."""

@@ -1,8 +1,9 @@
-"""Console shells on the reactor's I/O thread, against the embedded lab."""
+"""Console shells whose SSH connections live in the relay process, against the embedded lab."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from tui.core.audit import AuditLog
-from tui.core.fleet import reactor as reactor_module
+from tui.core.fleet import relayhost
 from tui.core.fleet.events import ConnState
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
-from tui.core.fleet.reactor import ReactorFleet, ReactorShell, ShellReactor
-from tui.core.fleet.shell import CommandFinished, CommandStarted, ShellClosed, ShellOutput
+from tui.core.fleet.relay import RelayFleet, ShellRelay
+from tui.core.fleet.shell import CommandFinished, CommandStarted, Shell, ShellClosed, ShellOutput
 from tui.core.inventory.load import load_inventory
 from tui.lab.lab import LabRunner
 
@@ -23,22 +24,22 @@ WAIT = 10.0
 
 
 @pytest.fixture
-async def console_fleet(lab_runner: LabRunner, tmp_path: Path) -> AsyncIterator[ReactorFleet]:
+async def console_fleet(lab_runner: LabRunner, tmp_path: Path) -> AsyncIterator[RelayFleet]:
     inventory = load_inventory(lab_runner.lab.inventory_path)
     policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
     async with Fleet.from_inventory(inventory, host_keys=policy, use_user_config=False,
                                     audit=AuditLog(tmp_path / "audit.jsonl")) as fleet:
-        reactor = ShellReactor(fleet)
+        relay = ShellRelay(fleet)
         try:
-            yield ReactorFleet(fleet, reactor)
+            yield RelayFleet(fleet, relay)
         finally:
-            await reactor.stop()
+            await relay.stop()
 
 
 class Events:
     """What a subscriber on the UI loop receives, with the thread it ran on."""
 
-    def __init__(self, shell: ReactorShell) -> None:
+    def __init__(self, shell: Shell) -> None:
         self.events: list[object] = []
         self.threads: set[int] = set()
         shell.subscribe(self._on_event)
@@ -59,17 +60,19 @@ class Events:
         return self.finished()[count - 1]
 
 
-async def test_reactor_shell_runs_commands_on_its_own_thread(
-        console_fleet: ReactorFleet) -> None:
+async def test_relay_shell_runs_commands_with_ssh_in_another_process(
+        console_fleet: RelayFleet) -> None:
     await console_fleet.connect(["controller-1"])
     shell = await console_fleet.open_shell("controller-1")
     assert shell.state == "open", shell.reason
+    relay = console_fleet.relay
+    assert relay.running and relay._process is not None
+    assert relay._process.pid != os.getpid()
     seen = Events(shell)
     ui_thread = threading.get_ident()
 
     started = shell.send_line("echo $HOST_NAME-{x}")
-    # delivered before send_line returned, on this thread, as Shell.send_line does
-    assert isinstance(started, CommandStarted)
+    assert isinstance(started, CommandStarted)  # delivered before send_line returned
     assert started in seen.events
     finished = await seen.wait_finished(1)
     assert finished.status == 0
@@ -85,21 +88,10 @@ async def test_reactor_shell_runs_commands_on_its_own_thread(
     assert isinstance(seen.events[-1], ShellClosed)
 
 
-async def test_flood_is_batched_and_flow_controlled(
-        console_fleet: ReactorFleet, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reactor_module, "PENDING_LIMIT", 4096)
+async def test_flood_arrives_whole_in_few_batches(console_fleet: RelayFleet) -> None:
     await console_fleet.connect(["controller-2"])
     shell = await console_fleet.open_shell("controller-2")
     assert shell.state == "open", shell.reason
-    pauses: list[int] = []
-    inner = shell._shell
-    original = inner.pause
-
-    def pause() -> None:
-        pauses.append(1)
-        original()
-
-    inner.pause = pause  # type: ignore[method-assign]
     seen = Events(shell)
     shell.send_line("seq 1 100000")
     finished = await seen.wait_finished(1, timeout=30)
@@ -107,15 +99,53 @@ async def test_flood_is_batched_and_flow_controlled(
     numbers = finished.output.split()
     assert not finished.truncated, (finished.output[:80], finished.output[-80:])
     assert numbers[0] == "1" and numbers[-1] == "100000" and len(numbers) == 100000
-    shown = "".join(e.data for e in seen.events if isinstance(e, ShellOutput))
-    assert "99999\r\n100000\r\n" in shown
-    outputs = [e for e in seen.events if isinstance(e, ShellOutput)]
-    assert len(outputs) < 2000  # joined per delivery, not one event per SSH packet
-    assert pauses  # the UI was behind by more than the limit at least once
+    outputs = [e.data for e in seen.events if isinstance(e, ShellOutput)]
+    assert "99999\r\n100000\r\n" in "".join(outputs)
+    assert len(outputs) < 300  # batched by the relay, not one event per SSH packet
+    # flow control: nothing larger than the flood window (plus one read) in one piece
+    assert max(map(len, outputs)) <= relayhost.FLOOD_PENDING + 512 * 1024
     await shell.close()
 
 
-async def test_reconnect_after_the_host_went_away(console_fleet: ReactorFleet,
+async def test_shells_are_lost_when_the_relay_dies_and_a_new_one_serves(
+        console_fleet: RelayFleet) -> None:
+    await console_fleet.connect(["controller-0"])
+    shell = await console_fleet.open_shell("controller-0")
+    assert shell.state == "open", shell.reason
+    seen = Events(shell)
+    relay = console_fleet.relay
+    assert relay._process is not None
+    first = relay._process.pid
+    relay._process.kill()
+
+    async def closed() -> None:
+        while not any(isinstance(e, ShellClosed) for e in seen.events):
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(closed(), WAIT)
+    assert shell.state == "failed" and "lost" in shell.reason
+    again = await console_fleet.open_shell("controller-0")
+    assert again.state == "open", again.reason
+    assert relay._process is not None and relay._process.pid != first
+    seen = Events(again)
+    again.send_line("echo again")
+    assert (await seen.wait_finished(1)).output.strip() == "again"
+    await again.close()
+
+
+async def test_an_unreachable_host_fails_with_the_reason(console_fleet: RelayFleet,
+                                                         lab_runner: LabRunner) -> None:
+    await console_fleet.connect(["controller-1"])
+    await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.stop_host, "controller-1"))
+    try:
+        shell = await console_fleet.open_shell("controller-1")
+    finally:
+        await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.start_host, "controller-1"))
+    assert shell.state == "failed"
+    assert "controller-1" in shell.reason or "127." in shell.reason, shell.reason
+
+
+async def test_reconnect_after_the_host_went_away(console_fleet: RelayFleet,
                                                   lab_runner: LabRunner) -> None:
     await console_fleet.connect(["controller-0"])
     shell = await console_fleet.open_shell("controller-0")
