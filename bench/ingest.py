@@ -63,8 +63,12 @@ KEY = "x"
 TARGET_RATE = 1_000_000
 TARGET_P99_MS = 50.0
 SCROLLBACK = 10_000
+BAR = "broadcast-bar"
+"""``typing_host`` meaning: keys go to the console's broadcast bar (echoed locally)."""
 LAB_PID = [0]
 """The lab's process (this one with ``--lab thread``)."""
+RELAY_PID = [0]
+"""The app's shell relay process (where the console's SSH work happens)."""
 
 
 # -- small helpers ---------------------------------------------------------------------
@@ -108,6 +112,7 @@ def thread_cpu() -> dict[str, float]:
         used[kind] += (int(fields[11]) + int(fields[12])) / tick
     if LAB_PID[0] and LAB_PID[0] != os.getpid():
         used["lab"] = process_cpu(LAB_PID[0])
+    used["relay"] = process_cpu(RELAY_PID[0]) if RELAY_PID[0] else 0.0
     return used
 
 
@@ -190,6 +195,8 @@ class Probe:
         self.finished: dict[str, float] = {}
         self.on_screen: dict[str, float] = {}
         self.typing_host: str | None = None
+        self.bar = screen.query_one("#broadcast-input")
+        self.bar_shown = 0
         self.latency = Latency()
         self.pressed: deque[float] = deque()  # appended by the key-press thread
         self._to_shell: deque[float] = deque()
@@ -219,6 +226,7 @@ class Probe:
     def arm(self, command: str, hosts: list[str], typing_host: str | None) -> None:
         """Expect ``command`` to finish on ``hosts``; keys go to ``typing_host``."""
         self.command, self.hosts, self.typing_host = command, hosts, typing_host
+        self.bar_shown = 0
         self.finished, self.on_screen = {}, {}
         self.latency = Latency()
         self.pressed.clear()
@@ -265,7 +273,14 @@ class Probe:
         """A frame was composed: settle the keystrokes whose echo it includes, and note
         the panes that show their last line."""
         now = time.perf_counter()
-        if self._framing and self.typing_host is not None:
+        if self.typing_host == BAR:
+            # a key typed into the bar is on screen in the first frame after the bar's
+            # value has it
+            shown = self.bar.value.count(KEY)
+            while self.bar_shown < shown and self.pressed:
+                self.latency.to_frame.append(now - self.pressed.popleft())
+                self.bar_shown += 1
+        elif self._framing and self.typing_host is not None:
             painted = self.screen._pane(self.typing_host).view._painted
             keep = []
             for at, version in self._framing:
@@ -280,6 +295,64 @@ class Probe:
                 if view._painted == view.terminal.version and last_line_in(
                         view.visible_text(), self.wanted):
                     self.on_screen[name] = now
+
+
+class EchoProbe(threading.Thread):
+    """The lab's own floor: OpenSSH's ``ssh -tt`` into the idle host on a PTY of its own,
+    typing KEY every KEY_INTERVAL while :attr:`on` is set and timing each echo.  Run
+    during the same floods as the app's keystrokes, it shows how much of their latency is
+    the lab server's (one Python process serving all three hosts) rather than the app's."""
+
+    def __init__(self, ssh_config: Path, host: str) -> None:
+        super().__init__(name="bench-echo", daemon=True)
+        import pty
+
+        self.rtts: list[float] = []
+        self.on = threading.Event()
+        self.stop = threading.Event()
+        self.error = ""
+        self._pid, self._fd = pty.fork()
+        if self._pid == 0:  # the child: OpenSSH's client on the PTY
+            os.execvp("ssh", ["ssh", "-q", "-tt", "-F", str(ssh_config), host])
+
+    def _read_until(self, wanted: bytes, seconds: float) -> bool:
+        import select
+
+        got, deadline = b"", time.perf_counter() + seconds
+        while wanted not in got:
+            left = deadline - time.perf_counter()
+            if left <= 0 or not select.select([self._fd], [], [], left)[0]:
+                return False
+            try:
+                got += os.read(self._fd, 65536)
+            except OSError:
+                return False
+        return True
+
+    def run(self) -> None:
+        if not self._read_until(b"# ", 15):
+            self.error = "no prompt from ssh"
+            return
+        while not self.stop.is_set():
+            if not self.on.wait(0.05):
+                continue
+            start = time.perf_counter()
+            os.write(self._fd, KEY.encode())
+            if self._read_until(KEY.encode(), 2):
+                self.rtts.append(time.perf_counter() - start)
+            time.sleep(KEY_INTERVAL)
+        with contextlib.suppress(OSError):
+            os.write(self._fd, b"\x15exit\r")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.join(5)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self._pid, 0)
 
 
 def hook_frames(app: Any, probe_of: Callable[[], Probe | None]) -> None:
@@ -416,7 +489,7 @@ async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -
 
 
 async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat: int,
-                         profile: Path | None) -> dict[str, Any]:
+                         profile: Path | None, ssh_config: Path) -> dict[str, Any]:
     """Run the app headless and flood its panes ``repeat`` times; return the figures."""
     from textual import events
     from textual.widgets import Input
@@ -441,6 +514,8 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             str(getattr(screen.console.shell(n), "state", "")) == "open"
             and n in screen._outputs for n in HOSTS), 60, "three open shells")
         await pilot.pause(0.3)
+        relay = getattr(screen, "_relay", None)
+        RELAY_PID[0] = relay._process.pid if relay is not None and relay._process else 0
         probe = current[0] = Probe(screen, lines)
         presser = KeyPresser(app, probe)
         presser.start()
@@ -467,7 +542,8 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             if sent.line != command or list(sent.runs) != hosts:
                 raise SystemExit("bench/ingest.py: the broadcast did not start as a command on "
                                  f"{hosts}: {sent.describe()}")
-            screen._pane(typing_host).view.focus()
+            if typing_host != BAR:
+                screen._pane(typing_host).view.focus()
             probe.typing_host = typing_host
             try:
                 await wait_until(probe.done.is_set, 60 + lines / 10_000, f"{command} to finish")
@@ -481,6 +557,9 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             result = HardwayRound(end - start, {h: t - start for h, t in probe.finished.items()},
                                   probe.latency,
                                   {k: v - cpu[k] for k, v in thread_cpu().items()})
+            if typing_host == BAR:
+                bar.value = ""
+                return result
             # The keys typed ahead reach bash's prompt after the flood: once they have all
             # been echoed, erase the line (^U) so the next broadcast runs as typed.
             await probe.quiet(typing_host)
@@ -514,9 +593,24 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             results["breakdown"] = (dict(breakdown.seconds), dict(breakdown.calls))
             results["frame_ms"] = probe.frame_time / max(1, probe.frames) * 1e3
             quiet = Latency()
-            for _ in range(repeat):
-                quiet.extend((await flood(HOSTS[:2], HOSTS[2])).latency)
+            echo = EchoProbe(ssh_config, HOSTS[2])
+            echo.start()
+            await asyncio.sleep(1.0)  # its login, before the floods
+            try:
+                for _ in range(repeat):
+                    echo.on.set()
+                    quiet.extend((await flood(HOSTS[:2], HOSTS[2])).latency)
+                    echo.on.clear()
+            finally:
+                echo.close()
             results["quiet"] = quiet
+            results["floor"] = echo.rtts
+            typed = Latency()
+            for _ in range(repeat):
+                typed.extend((await flood(HOSTS, BAR)).latency)
+            results["bar"] = typed
+            if echo.error:
+                print(f"  warning: the OpenSSH echo probe failed: {echo.error}")
         finally:
             presser.stop.set()
             probe.close()
@@ -681,6 +775,9 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
             ("  echo in the pane's Terminal", quiet.to_terminal, "", quiet.sent),
             ("  next frame composed after it (on screen)", quiet.to_frame, "target",
              quiet.sent),
+            ("  the lab's floor: OpenSSH ssh -tt echo, same host", hw["floor"], "", 0),
+            ("typed into the broadcast bar (3 flood): next frame", hw["bar"].to_frame,
+             "target", hw["bar"].sent),
             ("app loop lag (10 ms timer), all floods", latency.loop_lag + quiet.loop_lag, "", 0)]
     for label, values, target, sent in rows:
         p99 = percentile(values, 99)
@@ -757,8 +854,11 @@ def serve_lab(directory: Path, network: str) -> None:
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by process ``pid``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """CPU seconds (user + system) used so far by process ``pid`` (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -804,7 +904,7 @@ def main() -> None:
                   f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
             LAB_PID[0] = pid
             hw = asyncio.run(hardway_rounds(inventory, scratch, args.lines, args.repeat,
-                                            args.profile))
+                                            args.profile, config))
             tm = None if args.no_tmux else tmux_side(scratch, config, args.lines, args.repeat)
         report(args.lines, hw, tm)
     finally:

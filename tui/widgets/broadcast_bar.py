@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.markup import escape
+from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label
@@ -58,6 +60,23 @@ class BroadcastInput(Input):
             return
         await super()._on_key(event)
 
+    def _watch_value(self, value: str) -> None:
+        """Input's watcher, without its screen layout per keystroke.
+
+        Textual's Input sets its ``virtual_size`` (a layout reactive) on every change of
+        the value, so each key typed into the bar re-laid out the whole console: 30-70 ms
+        of the UI loop while hosts stream output.  The bar's size never depends on its
+        text, so the new size is stored without the layout.
+        """
+        size = Size(self.content_width, 1)
+        if size != self.virtual_size:
+            self.set_reactive(Input.virtual_size, size)
+        self._suggestion = ""
+        if self.suggester and value:
+            self.run_worker(self.suggester._get_suggestion(self, value))
+        if self.styles.auto_dimensions:
+            self.refresh(layout=True)
+
 
 class BroadcastBar(Horizontal):
     """The set label, the input line and the mode badge."""
@@ -78,6 +97,7 @@ class BroadcastBar(Horizontal):
         return self.query_one(BroadcastInput)
 
     _shown: tuple[object, ...] = ()
+    _width = -1
 
     def show_set(self, label: str, count: int) -> None:
         """Show who receives input, e.g. ``controller-[0-2] (3)`` (no-op when unchanged:
@@ -86,7 +106,10 @@ class BroadcastBar(Horizontal):
             return
         self._shown = ("set", label, count)
         text = f"→ {escape(label)} ({count})" if count else "→ nobody (@all to reset)"
-        self.query_one("#broadcast-set", Label).update(text)
+        width = Text.from_markup(text).cell_len
+        # a label as wide as before needs no screen layout (30-70 ms while hosts stream)
+        self.query_one("#broadcast-set", Label).update(text, layout=width != self._width)
+        self._width = width
         self.set_class(count == 0, "-empty")
 
     _mode: bool | None = None

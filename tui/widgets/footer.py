@@ -21,11 +21,13 @@ class StableFooter(Footer):
     _shown: Hashable = None
 
     def _signature(self, screen: Screen[object]) -> Hashable:
-        """What :meth:`Footer.compose` would show for ``screen``'s active bindings."""
+        """What :meth:`Footer.compose` would show for ``screen``'s active bindings (the
+        shown ones and the command palette's key)."""
+        palette = self.app.COMMAND_PALETTE_BINDING
         return tuple(
-            (key, binding.action, binding.description, binding.group, enabled, tooltip,
-             binding.show)
-            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items())
+            (key, binding.action, binding.description, binding.group, enabled, tooltip)
+            for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
+            if binding.show or key == palette)
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         """Recompose (as Footer does) unless the shown bindings are unchanged."""

@@ -219,7 +219,12 @@ class TerminalView(ScrollView, can_focus=True):
             self._alt = terminal.alt_screen
             self._follow = True
         follow = self._follow
-        self.virtual_size = Size(self.scrollable_content_region.width, terminal.lines_total)
+        size = Size(self.scrollable_content_region.width, terminal.lines_total)
+        if size != self.virtual_size:
+            # Set without the reactive's layout refresh: nothing is laid out inside the
+            # view (rows and the indicator are drawn by it), and a screen layout costs a
+            # flooding console 20-70 ms each time the line count moves.
+            self.set_reactive(TerminalView.virtual_size, size)
         if follow:
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         elif dropped:
