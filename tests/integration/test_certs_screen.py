@@ -77,6 +77,7 @@ async def test_issue_and_push_from_the_screen_fix_the_seed(seed_lab: LabRunner,
         before = screen.survey
         await _until(pilot, lambda: screen.survey is not before
                      and not app.workers._workers, timeout=120)
+        assert screen.survey is not None
         assert [f.message for f in screen.survey.findings if f.severity == "error"] == []
         for host in ("controller-0", "controller-1", "controller-2"):
             assert screen.matrix.cell("kubernetes-served", host).status == "ok"

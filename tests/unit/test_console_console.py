@@ -335,6 +335,19 @@ async def test_connection_failure_from_the_fleet_closes_the_pane(
     assert console.broadcast_set.members == ["controller-0", "controller-1"]
 
 
+async def test_a_fleet_failure_leaves_a_shell_with_its_own_connection_open(
+        console: Console, fleet: FakeFleet) -> None:
+    """Shells in the relay have their own connections: the shell reports its own loss."""
+    fleet.separate_shell_connections = True  # type: ignore[attr-defined]
+    record = console.broadcast("sleep 5")
+    assert record is not None
+    for listener in fleet.listeners:
+        listener(StateChanged("controller-2", ConnState.FAILED, "keepalive timeout"))
+    assert console.status("controller-2").state == "ready"
+    assert record.runs["controller-2"].state == "running"
+    assert console.broadcast_set.members == CONTROLLERS
+
+
 async def test_sending_to_a_broken_shell_skips_it(console: Console, fleet: FakeFleet) -> None:
     def broken(line: str) -> None:
         raise BrokenPipeError("channel closed")

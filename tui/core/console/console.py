@@ -445,7 +445,12 @@ class Console:
     def _on_state(self, event: StateChanged) -> None:
         if event.host not in self._inflight:
             return
-        if event.state in (ConnState.FAILED, ConnState.CLOSED) and event.host in self._shells:
+        # With shells on the fleet's own connections, a failed connection is a dead shell.
+        # A fleet whose shells have connections of their own (the relay) reports their
+        # loss through the shell itself: the shell may well outlive this connection.
+        separate = getattr(self.fleet, "separate_shell_connections", False)
+        if (event.state in (ConnState.FAILED, ConnState.CLOSED) and event.host in self._shells
+                and not separate):
             self._on_closed(event.host, event.reason or f"connection {event.state}")
             return
         self._emit(ConsoleChanged("host", event.host))

@@ -357,6 +357,10 @@ class ShellRelay:
 class RelayFleet:
     """The console's fleet: the app fleet's states, the relay's shells."""
 
+    separate_shell_connections = True
+    """The shells do not use the app fleet's connections: a failure of one of those does
+    not end a shell (the shell reports its own loss)."""
+
     def __init__(self, fleet: Fleet, relay: ShellRelay) -> None:
         self._fleet = fleet
         self.relay = relay
