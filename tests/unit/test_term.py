@@ -367,3 +367,36 @@ def test_a_flood_in_one_piece_keeps_what_small_pieces_keep(width: int) -> None:
     assert whole.text() == pieces.text()
     assert whole.text().rstrip().endswith("30000 b\nottles\n$ echo \nnext\nnext\n$" if width == 7
                                  else "30000 bottles\n$ echo next\nnext\n$")
+
+
+@pytest.mark.parametrize("where", ["head", "tail", "none"])
+def test_a_skipped_flood_keeps_the_pen_and_what_is_shown(
+        where: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A colour change in the part that scrolls out must still apply to what follows; a
+    head without one may be skipped.  Either way the result equals feeding in pieces."""
+    lines = [f"{i} {'x' * (i % 50)}\r\n" for i in range(60_000)]
+    if where == "head":
+        lines[100] = "\x1b[31mred from here\r\n"
+    elif where == "tail":
+        lines[-5] = "\x1b[1;32mgreen tail\x1b[0m\r\n"
+    output = "".join(lines) + "\t$ \x08"
+    whole, pieces = Terminal(80, 24, scrollback=2000), Terminal(80, 24, scrollback=2000)
+    skipped: list[int] = []
+    original = type(whole._main).scroll_out
+
+    def scroll_out(self: object, count: int) -> None:
+        skipped.append(count)
+        original(self, count)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(whole._main), "scroll_out", scroll_out)
+    whole.feed(output)
+    assert bool(skipped) == (where != "head")  # an escape in the head: no skipping
+    for start in range(0, len(output), 4093):
+        pieces.feed(output[start:start + 4093])
+    assert whole.text() == pieces.text()
+    assert [whole.line(i) for i in range(whole.lines_total)] == [
+        pieces.line(i) for i in range(pieces.lines_total)]
+    assert whole.cursor == pieces.cursor
+    whole.feed("after\r\n")
+    pieces.feed("after\r\n")
+    assert whole.line(whole.lines_total - 2) == pieces.line(pieces.lines_total - 2)

@@ -171,6 +171,26 @@ class LineBuffer:
         return chars, styles
 
     # --------------------------------------------------------------- fast path
+    def scrolls_plainly(self) -> bool:
+        """True when printed lines scroll the whole screen (no scroll region, no
+        alternate character set): what :meth:`scroll_out` assumes."""
+        return (self.charset is None and self.margin_top == 0
+                and self.margin_bottom == self.rows - 1)
+
+    def scroll_out(self, count: int) -> None:
+        """``count`` lines of plain text were printed, and more lines follow than the
+        buffer holds: forget every stored line and continue at column 0 of a new line
+        ``count`` lines further on, as printing them would (nothing of them survives the
+        lines that follow), without splitting or storing them."""
+        self._drop_hot()
+        start = self.end + count
+        self.lines.clear()
+        self.lines.append("")
+        self.dropped = self.top = self._high = start
+        self._high += 1
+        self.cy = self.cx = 0
+        self._tail = (start, 0)
+
     def plain_ready(self, first: str) -> bool:
         """Can text starting with ``first`` be appended at the end of the buffer without
         per-cell work?  True when the cursor sits at the end of the last line (or the

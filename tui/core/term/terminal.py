@@ -26,6 +26,10 @@ from tui.core.term.sgr import apply_sgr
 # Control characters that need interpretation (everything in C0 except LF, plus DEL
 # and C1).  Output without any of them takes the plain fast path.
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_STATEFUL = re.compile("[\x0e\x0f\x1b\x80-\x9f]")
+"""Characters that can change the terminal's state beyond the lines they print."""
+SKIP_MIN = 256 * 1024
+"""Pieces of output at least this long may skip lines that would scroll out unseen."""
 _CSI = re.compile(r"\x1b\[([0-?]*)([ -/]*)([@-~])")
 _CSI_PARTIAL = re.compile(r"\x1b\[[0-?]*[ -/]*\Z")
 _OSC = re.compile(r"\x1b\]([^\x07\x1b]*)(?:\x07|\x1b\\)")
@@ -179,6 +183,8 @@ class Terminal:
         if self._pending:
             data = self._pending + data
             self._pending = ""
+        if len(data) > SKIP_MIN and self._alt is None and self._main.scrolls_plainly():
+            data = self._skip_flood(data)
         if (self._alt is None and "\r\n" in data
                 and ("\x1b" not in data or not _ALT_TOGGLE.search(data))):
             # Line mode treats LF as CR LF, so a PTY's CR LF is one newline.
@@ -191,6 +197,37 @@ class Terminal:
         main.sync()
         if self._alt is not None:
             self._alt.sync(self._version)
+
+    def _skip_flood(self, data: str) -> str:
+        """``data`` without a head that would scroll out of the whole buffer unseen.
+
+        A flood (``seq 1 1000000``) arrives in pieces of up to a megabyte.  When a piece
+        holds far more lines than the scrollback keeps, and the part before its last
+        ``keep`` lines has no escape sequence or charset shift (so it cannot change the
+        pen, modes or screen), that part is counted as scrolled out without being
+        scanned, split or stored: the rest of the piece pushes it out anyway.  The text
+        shown is the same; only lines wrapped in the skipped part are not counted."""
+        keep = self._main.scrollback + self._main.rows + 1
+        total = data.count("\n")
+        if total <= 2 * keep:
+            return data
+        size = len(data)
+        tail = size * (keep + 64) // total  # characters of the last keep lines, if even
+        while True:
+            cut = data.find("\n", max(0, size - tail)) + 1
+            if cut <= 0:
+                return data
+            if data.count("\n", cut) >= keep:
+                break
+            if tail >= size:
+                return data
+            tail *= 2
+        head = data[:cut]
+        if _STATEFUL.search(head) if not head.isascii() else (
+                "\x1b" in head or "\x0e" in head or "\x0f" in head):
+            return data
+        self._main.scroll_out(data.count("\n", 0, cut))
+        return data[cut:]
 
     def resize(self, columns: int, rows: int) -> None:
         """Change the size; the alternate screen, if active, is resized too."""
