@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
@@ -31,6 +31,7 @@ from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.relay import RelayFleet, ShellRelay
 from tui.core.fleet.shell import ShellOutput
+from tui.gc_policy import QuietCollector
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.footer import StableFooter
@@ -80,6 +81,8 @@ class ConsoleScreen(Screen[None]):
         self._outputs: dict[str, tuple[object, Callable[[], None]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._relay: ShellRelay | None = None
+        self._collector: QuietCollector | None = None
+        self._last_output = 0.0
 
     @property
     def hardway(self) -> HardwayApp:
@@ -130,10 +133,9 @@ class ConsoleScreen(Screen[None]):
     async def _start(self) -> None:
         await self.console.start()
         self._refresh_all()
-        # The app, its widgets and the SSH connections live as long as the console: keep
-        # the garbage collector from walking them again on every full collection (a flood
-        # of output triggers many; each was a 0.1-0.3 s pause of the UI loop).
-        gc.freeze()
+        # Full garbage collections at quiet moments only (each is a 30-70 ms pause).
+        self._collector = QuietCollector(self, lambda: self._last_output)
+        self._collector.start()
 
     async def on_unmount(self) -> None:
         """Stop listening and close the shells."""
@@ -146,6 +148,8 @@ class ConsoleScreen(Screen[None]):
             await self.console.close()
         if self._relay is not None:
             await self._relay.stop()
+        if self._collector is not None:
+            self._collector.stop()
 
     def on_resize(self) -> None:
         """Re-tile when the terminal changes size."""
@@ -211,6 +215,7 @@ class ConsoleScreen(Screen[None]):
 
         def on_event(event: object) -> None:
             if isinstance(event, ShellOutput) and pane.is_mounted:
+                self._last_output = time.monotonic()
                 pane.feed(event.data)
 
         self._outputs[name] = (shell, shell.subscribe(on_event))

@@ -29,7 +29,6 @@ from tui.core.inventory.model import Inventory
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.host_key_modal import HostKeyModal
-from tui.widgets.terminal_view import TerminalView
 
 
 class HardwayApp(App[int]):
@@ -103,7 +102,8 @@ class HardwayApp(App[int]):
         return decision if decision in ("once", "record") else "refuse"  # type: ignore[return-value]
 
     async def _post_message(self, message: Message) -> bool:
-        """Keys typed into a console pane go to its host at once (see :func:`typed_now`)."""
+        """Keys typed into a console pane or the broadcast bar are handled at once (see
+        :func:`typed_now`)."""
         if isinstance(message, events.Key) and typed_now(self, message):
             return True
         return await super()._post_message(message)
@@ -116,25 +116,27 @@ class HardwayApp(App[int]):
 
 
 def typed_now(app: App[Any], event: events.Key) -> bool:
-    """Hand ``event`` to the focused :class:`TerminalView` straight from the input driver.
+    """Hand ``event`` to the focused widget straight from the input driver.
 
     Textual delivers a key through two message queues (the app's, then the focused
-    widget's); with three hosts streaming output each hop waits behind a loop turn of
-    output and frames, which added tens of milliseconds per key.  A key that no binding
-    claims, typed into a pane with nothing queued ahead of it, is sent to the host here;
-    anything else (bindings, modals, keys still queued, reserved keys) takes the normal
-    route, so the order of keys and the bindings are unchanged.
+    widget's); while hosts stream output each hop waits behind a loop turn of output and
+    frames, which added tens of milliseconds per key.  A focused widget with a
+    ``take_key(event) -> bool`` method (a console pane's :class:`TerminalView`, the
+    broadcast bar) gets a key that no binding claims at once, when nothing is queued
+    ahead of it; anything else (bindings, modals, keys still queued, keys the widget
+    declines) takes the normal route, so the order of keys and the bindings are unchanged.
     """
-    view = app.focused
-    if (not isinstance(view, TerminalView) or view.sink is None or event.is_forwarded
-            or not app._message_queue.empty() or not view._message_queue.empty()
-            or app.screen.maximized is not None or view.screen is not app.screen):
+    widget = app.focused
+    take = getattr(widget, "take_key", None)
+    if (widget is None or take is None or event.is_forwarded
+            or not app._message_queue.empty() or not widget._message_queue.empty()
+            or app.screen.maximized is not None or widget.screen is not app.screen):
         return False
     bindings = app.screen.active_bindings
     if any(key in bindings for key in event.aliases):
         return False
     app.app_focus = True
-    return view.take_key(event)
+    return bool(take(event))
 
 
 def create_app(

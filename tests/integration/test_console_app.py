@@ -189,3 +189,20 @@ async def test_keys_typed_into_a_pane_reach_only_its_host_in_order(
     await _until(pilot, lambda: screen.has_class("-zoom") and pane.has_class("-zoomed"))
     await pilot.press("f6")
     await _until(pilot, lambda: not screen.has_class("-zoom"))
+
+
+async def test_keys_typed_into_the_bar_build_the_line_and_history_keys_still_work(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Printable keys take the direct route into the bar; up/down keep recalling history."""
+    app, pilot = console
+    bar = _screen(app).query_one("#broadcast-input")
+    bar.focus()
+    await pilot.pause()
+    await pilot.press(*"echo bar-{name}", "enter")
+    report = await _finished(pilot)
+    assert [(b.hosts, b.lines) for b in report.blocks] == [
+        ((h,), (f"bar-{h}",)) for h in HOSTS]
+    await pilot.press("up")
+    await _until(pilot, lambda: bar.value == "echo bar-{name}")  # type: ignore[attr-defined]
+    await pilot.press("left", "x")
+    await _until(pilot, lambda: bar.value == "echo bar-{namex}")  # type: ignore[attr-defined]

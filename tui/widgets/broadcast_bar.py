@@ -60,6 +60,19 @@ class BroadcastInput(Input):
             return
         await super()._on_key(event)
 
+    def take_key(self, event: events.Key) -> bool:
+        """Insert a printable key now, as Input does (the app's direct key route); False
+        for anything else, which then takes the normal route."""
+        if self.type_through or not event.is_printable or event.character is None:
+            return False
+        self._restart_blink()
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(event.character)
+        else:
+            self.replace(event.character, *selection)
+        return True
+
     def _watch_value(self, value: str) -> None:
         """Input's watcher, without its screen layout per keystroke.
 
