@@ -4,7 +4,8 @@ Textual's Footer recomposes (removes and mounts a dozen FooterKey widgets, then 
 the whole screen) every time the screen's bindings are updated, which happens on every
 focus change.  On the console that is moving between panes: each rebuild cost 40-100 ms
 of the UI loop while hosts stream output.  Most focus changes leave the footer's keys as
-they were; this footer compares what it would show and skips the rebuild then.
+they were (in another order, at most); this footer compares which keys it would show
+and skips the rebuild when they are the same.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ class StableFooter(Footer):
         """What :meth:`Footer.compose` would show for ``screen``'s active bindings (the
         shown ones and the command palette's key)."""
         palette = self.app.COMMAND_PALETTE_BINDING
-        return tuple(
+        # A set: the order of active bindings follows the focus (a focused Input binds
+        # ctrl+e itself), and a footer whose keys jump around on every focus change is
+        # no better than one rebuilt each time.
+        return frozenset(
             (key, binding.action, binding.description, binding.group, enabled, tooltip)
             for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
             if binding.show or key == palette)
