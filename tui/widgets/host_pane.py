@@ -44,8 +44,9 @@ class HostPane(Vertical):
     HostPane { border: round $primary 30%; height: 1fr; width: 1fr; }
     """
 
-    status: reactive[PaneStatus] = reactive(PaneStatus, always_update=True)
-    """The state shown in the title bar."""
+    status: reactive[PaneStatus] = reactive(PaneStatus)
+    """The state shown in the title bar (an equal status changes nothing: each redraw of
+    the pane's border repaints its whole frame)."""
 
     @dataclass
     class TitleClicked(Message):
@@ -81,8 +82,11 @@ class HostPane(Vertical):
         self.set_class(not status.in_set, "-out")
         self.set_class(status.state == "failed" or status.state == "closed", "-down")
         self.set_class(status.state == "ready", "-up")
-        self.border_title = self._title(status)
-        self.border_subtitle = self._subtitle(status)
+        title, subtitle = self._title(status), self._subtitle(status)
+        if title != self.border_title:
+            self.border_title = title
+        if subtitle != self.border_subtitle:
+            self.border_subtitle = subtitle
 
     def _title(self, status: PaneStatus) -> str:
         host = self.host
