@@ -55,9 +55,6 @@ PENDING_LIMIT = 128 * 1024
 stops reading the channel (normal output)."""
 FLOOD_PENDING = 1024 * 1024
 """The same limit while the channel floods."""
-NICENESS = 5
-"""The relay runs at a lower CPU priority than the app: when both want the CPU (a flood
-on a small machine), keystrokes and frames go first and the bulk output waits."""
 
 
 @dataclass
@@ -310,8 +307,6 @@ def main() -> None:
     """Entry point of ``python -m tui.core.fleet.relayhost``."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="hardway shell relay: %(message)s")
-    with contextlib.suppress(OSError):
-        os.nice(NICENESS)
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
         asyncio.run(_main())
 
