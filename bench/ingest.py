@@ -815,7 +815,8 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
 
 
 @contextlib.contextmanager
-def running_lab(mode: str, directory: Path, network: str) -> Iterator[tuple[Path, Path, int]]:
+def running_lab(mode: str, directory: Path, network: str,
+                niceness: int = 0) -> Iterator[tuple[Path, Path, int]]:
     """A 3-controller LabRunner in this process (``thread``, as ``hardway demo``) or in a
     child process (``process``, so the app's process does only the client's work, as
     with real hosts).  Yields (inventory path, ssh_config path, lab pid)."""
@@ -826,7 +827,8 @@ def running_lab(mode: str, directory: Path, network: str) -> Iterator[tuple[Path
             yield runner.lab.inventory_path, runner.lab.ssh_config_path, os.getpid()
         return
     child = subprocess.Popen([sys.executable, __file__, "--serve-lab", str(directory),
-                              "--network", network], stdin=subprocess.PIPE,
+                              "--network", network, "--lab-nice", str(niceness)],
+                             stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout is not None and child.stdin is not None
@@ -844,10 +846,12 @@ def running_lab(mode: str, directory: Path, network: str) -> Iterator[tuple[Path
             child.wait(timeout=10)
 
 
-def serve_lab(directory: Path, network: str) -> None:
+def serve_lab(directory: Path, network: str, niceness: int) -> None:
     """Child process: run the lab until stdin closes."""
     from tui.lab.lab import LabRunner
 
+    if niceness:
+        os.nice(niceness)
     with LabRunner(directory, controllers=3, network=network):
         print("ready", flush=True)
         sys.stdin.read()
@@ -876,21 +880,18 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="cProfile the last hardway round into this file and print the top")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
-    parser.add_argument("--read-size", type=int, default=0, metavar="BYTES",
-                        help="experiment: cap each socket read of the app's loop at BYTES "
-                             "(asyncio's default is 256 KiB) to see its effect on latency")
+    parser.add_argument("--lab-nice", type=int, default=0, metavar="N",
+                        help="run the lab process at niceness N (e.g. 19): the lab's hosts "
+                             "then take only CPU the client leaves, closer to hosts on "
+                             "machines of their own (applies to tmux's runs too)")
     parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_lab:
-        serve_lab(args.serve_lab, args.network)
+        serve_lab(args.serve_lab, args.network, args.lab_nice)
         return
     if not args.no_tmux and shutil.which("tmux") is None:
         raise SystemExit("bench/ingest.py: tmux is not installed (or pass --no-tmux)")
 
-    if args.read_size:
-        from asyncio import selector_events
-
-        selector_events._SelectorSocketTransport.max_size = args.read_size  # type: ignore[attr-defined]
     # SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: our tmux server and lab stop.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scratch = Path(tempfile.mkdtemp(prefix="hardway-ingest-"))
@@ -898,8 +899,11 @@ def main() -> None:
     os.environ["XDG_STATE_HOME"] = str(scratch / "state")
     os.environ["XDG_CONFIG_HOME"] = str(scratch / "config")
     try:
-        with running_lab(args.lab, scratch / "lab", args.network) as (inventory, config, pid):
+        lab = running_lab(args.lab, scratch / "lab", args.network, args.lab_nice)
+        with lab as (inventory, config, pid):
             where = "in this process" if args.lab == "thread" else f"child process {pid}"
+            if args.lab_nice and args.lab == "process":
+                where += f", niceness {args.lab_nice}"
             print(f"lab: 3 controllers on {args.network}.10-12:2222 ({where}), "
                   f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
             LAB_PID[0] = pid
