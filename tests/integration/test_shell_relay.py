@@ -123,7 +123,7 @@ async def test_shells_are_lost_when_the_relay_dies_and_a_new_one_serves(
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(closed(), WAIT)
-    assert shell.state == "failed" and "lost" in shell.reason
+    assert shell.state == "failed" and "lost" in shell.reason and "relay" in shell.reason
     again = await console_fleet.open_shell("controller-0")
     assert again.state == "open", again.reason
     assert relay._process is not None and relay._process.pid != first

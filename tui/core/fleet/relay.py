@@ -41,7 +41,7 @@ from tui.core.fleet.connection import HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.relayhost import RelaySpec
-from tui.core.fleet.shell import READY_TIMEOUT, Shell, open_shell
+from tui.core.fleet.shell import READY_TIMEOUT, ChannelLost, Shell, open_shell
 
 log = logging.getLogger("hardway.fleet.relay")
 
@@ -318,7 +318,12 @@ class ShellRelay:
         session = channel.session
         if session is not None:
             error = info.get("error")
-            session.connection_lost(ConnectionError(error) if error else None)
+            if not error:
+                session.connection_lost(None)
+            elif str(error).strip().rstrip(".").lower() == "connection lost":
+                session.connection_lost(ConnectionError(error))  # nothing more to say
+            else:
+                session.connection_lost(ChannelLost(error))
 
     async def open_shell(self, name: str, audit: AuditLog | None = None) -> Shell:
         """Open ``name``'s shell through the relay (never raises for remote problems;

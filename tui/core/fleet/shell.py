@@ -72,6 +72,7 @@ PREAMBLE_LIMIT = 65_536
 INTERRUPT = "\x03"
 
 __all__ = [
+    "ChannelLost",
     "CommandFinished",
     "CommandStarted",
     "Shell",
@@ -81,6 +82,11 @@ __all__ = [
     "ShellState",
     "open_shell",
 ]
+
+
+class ChannelLost(ConnectionError):
+    """A shell's channel went away for a reason worth telling (its text ends the shell's
+    reason), e.g. the console's SSH relay process ended."""
 
 
 class ShellState(StrEnum):
@@ -541,6 +547,8 @@ class Shell:
             self._finish(ShellState.CLOSED, f"the shell on {self.host} {self._exit}")
         elif exc is None and self._hc._closing:  # the fleet closed it (reconnect, exit)
             self._finish(ShellState.CLOSED, f"the connection to {self._hc.endpoint} was closed")
+        elif isinstance(exc, ChannelLost):
+            self._finish(ShellState.FAILED, f"connection to {self._hc.endpoint} lost: {exc}")
         elif exc is not None or self._conn is not self._hc.connection:
             self._finish(ShellState.FAILED, f"connection to {self._hc.endpoint} lost")
         else:
