@@ -64,6 +64,28 @@ async def test_unknown_keys_are_asked_about_and_recorded(lab_runner: LabRunner,
     assert all(line.startswith("[127.") and " ssh-ed25519 " in line for line in recorded)
 
 
+async def test_keys_accepted_once_are_trusted_by_the_console_relay(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """"Accept once" is not written anywhere, yet the relay (another process, strict)
+    opens the console's shells: the app hands it the keys accepted for this session."""
+    inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
+    app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    async with app.run_test(size=(160, 40)) as pilot:
+        for _ in HOSTS:
+            await _until(pilot, lambda: isinstance(app.screen, HostKeyModal))
+            await pilot.pause(0.1)
+            modal = app.screen
+            await pilot.click("#once")
+            await _until(pilot, lambda m=modal: app.screen is not m)
+        screen = app.screen
+        assert isinstance(screen, ConsoleScreen)
+        await _until(pilot, lambda: all(screen.console.shell(h) is not None
+                                        and screen.console.shell(h).state == "open"
+                                        for h in HOSTS))
+        assert screen._relay is not None and screen._relay.running
+    assert not default_record_file().exists()
+
+
 async def test_refusing_an_unknown_key_leaves_that_host_down(lab_runner: LabRunner,
                                                              tmp_path: Path) -> None:
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
