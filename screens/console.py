@@ -133,8 +133,10 @@ class ConsoleScreen(Screen[None]):
     async def _start(self) -> None:
         await self.console.start()
         self._refresh_all()
-        # Full garbage collections at quiet moments only (each is a 30-70 ms pause).
-        self._collector = QuietCollector(self, lambda: self._last_output)
+        # Full garbage collections at quiet moments only (each is a 30-70 ms pause): no
+        # output and no keys for a second.
+        self._collector = QuietCollector(
+            self, lambda: max(self._last_output, getattr(self.app, "last_key", 0.0)))
         self._collector.start()
 
     async def on_unmount(self) -> None:

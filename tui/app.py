@@ -8,6 +8,7 @@ test-suite use.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +65,9 @@ class HardwayApp(App[int]):
         self.inventory = inventory
         self.fleet = fleet
         self.connect_on_start = connect
+        self.last_key = 0.0
+        """Monotonic time of the newest key press (the console collects garbage when
+        neither keys nor output arrive)."""
         self._unsubscribe = fleet.subscribe(self._on_fleet_event)
 
     def on_mount(self) -> None:
@@ -104,8 +108,10 @@ class HardwayApp(App[int]):
     async def _post_message(self, message: Message) -> bool:
         """Keys typed into a console pane or the broadcast bar are handled at once (see
         :func:`typed_now`)."""
-        if isinstance(message, events.Key) and typed_now(self, message):
-            return True
+        if isinstance(message, events.Key):
+            self.last_key = time.monotonic()
+            if typed_now(self, message):
+                return True
         return await super()._post_message(message)
 
     async def action_quit(self) -> None:

@@ -6,7 +6,7 @@ takes 30-70 ms, and a flood of output (which creates many short-lived objects pe
 triggered several per second: each one a pause of every keystroke and frame.
 :class:`QuietCollector` freezes what exists once the console is up (the app and its
 widgets live as long as the process), turns automatic full collections off, and runs
-them itself when nothing has been printed for a moment -- or after
+them itself when nothing has been printed or typed for a moment -- or after
 :data:`MAX_DEFER` seconds regardless, so memory stays bounded during endless output.
 Young-generation collections (a millisecond or two) stay automatic.
 """
@@ -21,7 +21,7 @@ from typing import Protocol
 CHECK_INTERVAL = 0.5
 """Seconds between two looks at whether a full collection is due."""
 QUIET = 1.0
-"""Seconds without output after which the console counts as quiet."""
+"""Seconds without output or keys after which the console counts as quiet."""
 MAX_DEFER = 30.0
 """A full collection waits at most this long for a quiet moment."""
 NO_AUTOMATIC_FULL = 1_000_000
@@ -37,7 +37,7 @@ class QuietCollector:
 
     Args:
         timers: something with Textual's ``set_interval`` (the console screen).
-        last_output: monotonic time of the newest output shown.
+        last_output: monotonic time of the newest output shown or key typed.
     """
 
     def __init__(self, timers: _Timers, last_output: Callable[[], float]) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import pickle
@@ -299,6 +300,10 @@ async def _main() -> None:
         raise SystemExit("hardway shell relay: expected INIT from the app")
     spec = pickle.loads(got[2])  # our parent's, on a private pipe
     relay = Relay(spec, writer)
+    # Modules, the fleet and its options live as long as the relay: keep full garbage
+    # collections (which pause every channel) from walking them again and again.
+    gc.collect()
+    gc.freeze()
     await relay.serve(reader)
     transport.close()
 
