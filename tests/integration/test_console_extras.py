@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +40,27 @@ def _inventory_without_known_keys(lab: Any, tmp_path: Path) -> Path:
     return path
 
 
+async def _answer_each_key(pilot: Any, answer: Callable[[], Awaitable[None]]) -> list[Any]:
+    """Answer the host-key modal of every host, one after the other; their prompts."""
+    app = pilot.app
+    prompts = []
+    for _ in HOSTS:
+        await _until(pilot, lambda: isinstance(app.screen, HostKeyModal))
+        await pilot.pause(0.1)  # let the modal compose
+        modal = app.screen
+        prompts.append(modal.prompt)
+        await answer()
+        await _until(pilot, lambda m=modal: app.screen is not m)
+    return prompts
+
+
 async def test_unknown_keys_are_asked_about_and_recorded(lab_runner: LabRunner,
                                                          tmp_path: Path) -> None:
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
     app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
     async with app.run_test(size=(160, 40)) as pilot:
-        prompts = []
-        for _ in HOSTS:  # one modal per host, answered one after the other
-            await _until(pilot, lambda: isinstance(app.screen, HostKeyModal))
-            await pilot.pause(0.1)  # let the modal compose
-            modal = app.screen
-            assert isinstance(modal, HostKeyModal)
-            prompts.append(modal.prompt)
-            assert modal.prompt.fingerprint.startswith("SHA256:")
-            await pilot.click("#record")
-            await _until(pilot, lambda m=modal: app.screen is not m)
+        prompts = await _answer_each_key(pilot, lambda: pilot.click("#record"))
+        assert all(p.fingerprint.startswith("SHA256:") for p in prompts)
         assert sorted(p.host for p in prompts) == list(HOSTS)
         screen = app.screen
         assert isinstance(screen, ConsoleScreen)
@@ -71,12 +78,7 @@ async def test_keys_accepted_once_are_trusted_by_the_console_relay(
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
     app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
     async with app.run_test(size=(160, 40)) as pilot:
-        for _ in HOSTS:
-            await _until(pilot, lambda: isinstance(app.screen, HostKeyModal))
-            await pilot.pause(0.1)
-            modal = app.screen
-            await pilot.click("#once")
-            await _until(pilot, lambda m=modal: app.screen is not m)
+        await _answer_each_key(pilot, lambda: pilot.click("#once"))
         screen = app.screen
         assert isinstance(screen, ConsoleScreen)
         await _until(pilot, lambda: all(
@@ -90,12 +92,7 @@ async def test_refusing_an_unknown_key_leaves_that_host_down(lab_runner: LabRunn
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
     app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
     async with app.run_test(size=(160, 40)) as pilot:
-        for _ in HOSTS:
-            await _until(pilot, lambda: isinstance(app.screen, HostKeyModal))
-            await pilot.pause(0.1)
-            modal = app.screen
-            await pilot.press("escape")  # escape refuses
-            await _until(pilot, lambda m=modal: app.screen is not m)
+        await _answer_each_key(pilot, lambda: pilot.press("escape"))  # escape refuses
         screen = app.screen
         assert isinstance(screen, ConsoleScreen)
         await _until(pilot, lambda: all(

@@ -329,6 +329,23 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
             except (asyncssh.Error, OSError):
                 self._closed = True
 
+    @staticmethod
+    def _more(master: int, data: bytes) -> bytes:
+        """``data`` plus whatever else the PTY has ready (up to READ_SIZE): the kernel
+        hands a PTY's output over a few KiB at a time, and OpenSSH's sshd buffers it into
+        full SSH packets; one packet per read would cost both ends per-packet work."""
+        chunks, total = [data], len(data)
+        while total < READ_SIZE:
+            try:
+                more = os.read(master, READ_SIZE - total)
+            except OSError:  # nothing more now (EAGAIN), or the end (the next read says)
+                break
+            if not more:
+                break
+            chunks.append(more)
+            total += len(more)
+        return b"".join(chunks) if len(chunks) > 1 else data
+
     async def _pump_pty(self) -> None:
         master = self._master
         assert master is not None
@@ -352,6 +369,7 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
                 raise
             if not data:
                 return
+            data = self._more(master, data)
             if self._closed:
                 continue
             try:
