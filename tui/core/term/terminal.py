@@ -217,7 +217,8 @@ class Terminal:
             cut = data.find("\n", max(0, size - tail)) + 1
             if cut <= 0:
                 return data
-            if data.count("\n", cut) >= keep:
+            kept = data.count("\n", cut)
+            if kept >= keep:
                 break
             if tail >= size:
                 return data
@@ -226,7 +227,7 @@ class Terminal:
         if _STATEFUL.search(head) if not head.isascii() else (
                 "\x1b" in head or "\x0e" in head or "\x0f" in head):
             return data
-        self._main.scroll_out(data.count("\n", 0, cut))
+        self._main.scroll_out(total - kept)
         return data[cut:]
 
     def resize(self, columns: int, rows: int) -> None:
