@@ -104,9 +104,10 @@ class TerminalView(ScrollView, can_focus=True):
     """Output this small (an echo, a prompt) is shown at once, not on the next tick."""
     FLOOD_CHARS = 32 * 1024
     """A view fed more than this since its last repaint is flooding..."""
-    FLOOD_INTERVAL = 0.15
-    """...and repaints at most this often: nobody reads a flood at 20 frames a second, and
-    each frame of it costs the UI loop time that keystrokes and other panes need."""
+    FLOOD_INTERVAL = 0.25
+    """...and repaints at most this often (4 frames a second): nobody reads a flood, and
+    each frame of it costs the UI loop time that keystrokes and other panes need (at 0.15 s
+    the benchmark's three floods ran at 1.3-1.5 M lines/s, at 0.25 s at 1.6-1.7)."""
 
     @dataclass
     class Input(Message):
