@@ -1,0 +1,60 @@
+"""QuietCollector: full collections at quiet moments, automatic ones turned off meanwhile."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tui import gc_policy
+from tui.gc_policy import NO_AUTOMATIC_FULL, QuietCollector
+
+
+class Timers:
+    """Records set_interval instead of running it."""
+
+    def __init__(self) -> None:
+        self.intervals: list[tuple[float, Callable[[], None]]] = []
+
+    def set_interval(self, interval: float, callback: Callable[[], None]) -> object:
+        self.intervals.append((interval, callback))
+        return None
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    now = [1000.0]
+    monkeypatch.setattr(gc_policy.time, "monotonic", lambda: now[0])
+    before = gc.get_threshold()
+    yield now
+    gc.set_threshold(*before)
+    gc.unfreeze()
+
+
+def test_full_collections_wait_for_quiet_or_the_deadline(clock: list[float],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    last_activity = [clock[0]]
+    timers = Timers()
+    collector = QuietCollector(timers, lambda: last_activity[0])
+    first, second, _ = gc.get_threshold()
+    collector.start()
+    assert gc.get_threshold() == (first, second, NO_AUTOMATIC_FULL)
+    assert timers.intervals and timers.intervals[0][0] == gc_policy.CHECK_INTERVAL
+    monkeypatch.setattr(gc_policy.gc, "get_count", lambda: (0, 0, 5))  # survivors pending
+
+    clock[0] += 0.5
+    last_activity[0] = clock[0]  # output (or a key) just now: busy
+    collector.check()
+    assert collector.collections == 0
+    clock[0] += gc_policy.QUIET + 0.1  # a quiet second
+    collector.check()
+    assert collector.collections == 1
+    for _ in range(int(gc_policy.MAX_DEFER / 0.5) + 1):  # endless output: the deadline wins
+        clock[0] += 0.5
+        last_activity[0] = clock[0]
+        collector.check()
+    assert collector.collections == 2
+    collector.stop()
+    assert gc.get_threshold() == (first, second, gc.get_threshold()[2])
+    assert gc.get_threshold()[2] != NO_AUTOMATIC_FULL
