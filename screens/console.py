@@ -119,6 +119,8 @@ class ConsoleScreen(Screen[None]):
         fleet = app.fleet
         if isinstance(fleet, Fleet):  # SSH for the shells in a child process, off the GIL
             self._relay = ShellRelay(fleet)
+            if app.connect_on_start:
+                self._relay.prestart()  # while the app's own connections are made
             fleet = RelayFleet(fleet, self._relay)  # type: ignore[assignment]
         self._model = Console(app.inventory, fleet, history=history)
         self._unsubscribe = self.console.subscribe(self._on_change)

@@ -167,3 +167,21 @@ async def test_reconnect_after_the_host_went_away(console_fleet: RelayFleet,
     again.send_line("echo back")
     assert (await seen.wait_finished(1)).output.strip() == "back"
     await again.close()
+
+
+async def test_a_relay_started_early_serves_and_stopping_during_start_leaves_none(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
+    async with Fleet.from_inventory(inventory, host_keys=policy,
+                                    use_user_config=False) as fleet:
+        relay = ShellRelay(fleet)
+        relay.prestart()
+        shell = await RelayFleet(fleet, relay).open_shell("controller-0")
+        assert shell.state == "open", shell.reason
+        await shell.close()
+        await relay.stop()
+        early = ShellRelay(fleet)
+        early.prestart()
+        await early.stop()  # while the interpreter is still starting
+        assert early._process is None or early._process.returncode is not None

@@ -61,6 +61,12 @@ class RelayError(Exception):
     """The relay process could not be started or went away."""
 
 
+def _quietly(task: asyncio.Future[None]) -> None:
+    """Mark a background start's failure as seen (the next shell reports it)."""
+    if not task.cancelled():
+        task.exception()
+
+
 class RelayChannel:
     """The app's handle on one shell channel in the relay (the asyncssh channel subset
     :class:`~tui.core.fleet.shell.Shell` uses)."""
@@ -216,6 +222,14 @@ class ShellRelay:
         self._process = process
         self._reader = asyncio.ensure_future(self._read(process))
 
+    def prestart(self) -> None:
+        """Start the relay in the background now (its interpreter and imports take about
+        half a second), so that it is up by the time the first shell opens.  A failure
+        is not raised here: the first shell reports it."""
+        if not self._stopped and (self._starting is None or self._starting.done()):
+            self._starting = asyncio.ensure_future(self._spawn())
+            self._starting.add_done_callback(_quietly)
+
     def _complaint(self) -> str:
         """The last line the relay wrote to stderr (or a placeholder)."""
         stream = self._stderr
@@ -342,6 +356,10 @@ class ShellRelay:
         if self._stopped:
             return
         self._stopped = True
+        starting = self._starting
+        if starting is not None and not starting.done():  # a start still under way
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(starting), START_TIMEOUT)
         process = self._process
         if process is not None and process.stdin is not None:
             with contextlib.suppress(OSError, RuntimeError):
