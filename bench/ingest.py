@@ -857,6 +857,14 @@ def serve_lab(directory: Path, network: str, niceness: int) -> None:
         sys.stdin.read()
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Run every thread of process ``pid`` on ``cpus`` (threads and children it starts
+    later inherit that)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task.name), cpus)
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds (user + system) used so far by process ``pid`` (0 when it is gone)."""
     try:
@@ -880,6 +888,10 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, default=None,
                         help="cProfile the last hardway round into this file and print the top")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--pin", action="store_true",
+                        help="run the lab on CPU 1 and everything else (the app, its relay, "
+                             "tmux and its ssh clients) on CPU 0: the hosts then never take "
+                             "the client's core, as hosts on machines of their own would not")
     parser.add_argument("--lab-nice", type=int, default=0, metavar="N",
                         help="run the lab process at niceness N (e.g. 19): the lab's hosts "
                              "then take only CPU the client leaves, closer to hosts on "
@@ -889,6 +901,8 @@ def main() -> None:
     if args.serve_lab:
         serve_lab(args.serve_lab, args.network, args.lab_nice)
         return
+    if args.pin and (os.cpu_count() or 1) < 2:
+        raise SystemExit("bench/ingest.py: --pin needs at least 2 CPUs")
     if not args.no_tmux and shutil.which("tmux") is None:
         raise SystemExit("bench/ingest.py: tmux is not installed (or pass --no-tmux)")
 
@@ -907,6 +921,11 @@ def main() -> None:
             print(f"lab: 3 controllers on {args.network}.10-12:2222 ({where}), "
                   f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
             LAB_PID[0] = pid
+            if args.pin:
+                pin(pid, {1})
+                pin(os.getpid(), {0})
+                print("  pinned: the lab on CPU 1; this process, the relay and tmux on CPU 0",
+                      flush=True)
             hw = asyncio.run(hardway_rounds(inventory, scratch, args.lines, args.repeat,
                                             args.profile, config))
             tm = None if args.no_tmux else tmux_side(scratch, config, args.lines, args.repeat)
