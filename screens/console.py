@@ -290,6 +290,13 @@ class ConsoleScreen(Screen[None]):
             node = node.parent  # type: ignore[assignment]
         return node.host.name if isinstance(node, HostPane) else None
 
+    def _focused_or_hint(self, hint: str) -> str | None:
+        """The focused pane's host, or None after saying "focus a pane first (F2)" + hint."""
+        name = self._focused_host()
+        if name is None:
+            self.notify(f"focus a pane first (F2){hint}", severity="warning")
+        return name
+
     def action_focus_bar(self) -> None:
         """Focus the broadcast bar."""
         self.query_one(BroadcastBar).input.focus()
@@ -356,10 +363,8 @@ class ConsoleScreen(Screen[None]):
         """Suspend the app and run OpenSSH to the focused host in the real terminal."""
         from tui.core.fleet.openssh import ssh_argv
 
-        name = self._focused_host()
+        name = self._focused_or_hint(": attach opens that host in OpenSSH")
         if name is None:
-            self.notify("focus a pane first (F2): attach opens that host in OpenSSH",
-                        severity="warning")
             return
         if shutil.which("ssh") is None:
             self.notify("OpenSSH `ssh` is not installed here", severity="error")
@@ -382,10 +387,8 @@ class ConsoleScreen(Screen[None]):
 
     def action_toggle_host(self) -> None:
         """Add or remove the focused host from the broadcast set."""
-        name = self._focused_host()
+        name = self._focused_or_hint(", or type @+name / @-name in the bar")
         if name is None:
-            self.notify("focus a pane first (F2), or type @+name / @-name in the bar",
-                        severity="warning")
             return
         self.console.broadcast_set.toggle(name)
         self._refresh_all()

@@ -149,7 +149,7 @@ class TerminalView(ScrollView, can_focus=True):
         self._alt = self.terminal.alt_screen
         self._reported: tuple[int, int] | None = None
         self._frame: _Frame | None = None
-        self._looks: dict[tuple[tuple[LineFilter, ...], Color], dict[Style, Style]] = {}
+        self._looks: dict[tuple[tuple[LineFilter, ...], Color], Callable[[Style], Style]] = {}
         self._fast = False
         self._fed = 0
         self._synced = 0.0
@@ -373,16 +373,18 @@ class TerminalView(ScrollView, can_focus=True):
 
     def _look(self, filters: tuple[LineFilter, ...],
               background: Color | None) -> Callable[[Style], Style]:
-        """The final style of a cell of ``style`` once ``filters`` are applied (cached per
-        style: every Textual line filter maps each segment's style on its own)."""
+        """A function giving the final style of a cell of ``style`` once ``filters`` are
+        applied (one function per filter set, caching per style: every Textual line filter
+        maps each segment's style on its own)."""
         if not filters or background is None:
             return _same
         key = (filters, background)
-        looks = self._looks.get(key)
-        if looks is None:
-            if len(self._looks) > 8:
-                self._looks.clear()
-            looks = self._looks[key] = {}
+        cached = self._looks.get(key)
+        if cached is not None:
+            return cached
+        if len(self._looks) > 8:
+            self._looks.clear()
+        looks: dict[Style, Style] = {}
 
         def look(style: Style) -> Style:
             final = looks.get(style)
@@ -393,6 +395,7 @@ class TerminalView(ScrollView, can_focus=True):
                 final = looks[style] = segments[0].style or Style()
             return final
 
+        self._looks[key] = look
         return look
 
     def visible_text(self) -> list[str]:

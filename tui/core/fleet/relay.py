@@ -181,7 +181,7 @@ class ShellRelay:
 
     @property
     def running(self) -> bool:
-        """True while the relay process serves (and until :meth:`stop`)."""
+        """True while the relay process runs."""
         return self._process is not None and self._process.returncode is None
 
     async def start(self) -> None:
@@ -190,15 +190,21 @@ class ShellRelay:
             raise RelayError("the console is closing")
         if self.running and self._reader is not None and not self._reader.done():
             return
+        await asyncio.shield(self._begin())
+
+    def _begin(self) -> asyncio.Task[None]:
+        """The start under way, or a new one."""
         if self._starting is None or self._starting.done():
             self._starting = asyncio.ensure_future(self._spawn())
-        await asyncio.shield(self._starting)
+        return self._starting
 
     async def _spawn(self) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
         # The relay's complaints go to a file, never to the terminal the app draws on.
+        if self._stderr is not None:  # a previous relay's
+            self._stderr.close()
         self._stderr = tempfile.TemporaryFile(prefix="hardway-relay-")  # noqa: SIM115
         try:
             process = await asyncio.create_subprocess_exec(
@@ -226,9 +232,8 @@ class ShellRelay:
         """Start the relay in the background now (its interpreter and imports take about
         half a second), so that it is up by the time the first shell opens.  A failure
         is not raised here: the first shell reports it."""
-        if not self._stopped and (self._starting is None or self._starting.done()):
-            self._starting = asyncio.ensure_future(self._spawn())
-            self._starting.add_done_callback(_quietly)
+        if not self._stopped:
+            self._begin().add_done_callback(_quietly)
 
     def _complaint(self) -> str:
         """The last line the relay wrote to stderr (or a placeholder)."""
