@@ -64,7 +64,13 @@ class ConsoleShell(Protocol):
 
 
 class ShellFleet(Protocol):
-    """The part of :class:`~tui.core.fleet.fleet.Fleet` the console uses."""
+    """The part of :class:`~tui.core.fleet.fleet.Fleet` the console uses.
+
+    A fleet may also say ``separate_shell_connections = True`` (the relay's
+    :class:`~tui.core.fleet.relay.RelayFleet`): its shells do not ride on the connections
+    whose states it reports, so a failed connection does not end a shell.  Without the
+    attribute, a failed connection ends that host's shell.
+    """
 
     def state(self, name: str) -> ConnState:
         """Connection state of ``name``."""
