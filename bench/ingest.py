@@ -464,6 +464,64 @@ class Breakdown:
             setattr(cls, attr, original)
 
 
+class SlowCallbacks:
+    """Callbacks on the app's loop that ran longer than a threshold during the floods
+    (``--slow-callbacks MS``): what blocks the loop, and so delays keys and frames."""
+
+    def __init__(self, threshold_ms: float) -> None:
+        import asyncio.events as aevents
+
+        self.threshold = threshold_ms / 1e3
+        self.on = False
+        self.seen: dict[str, list[float]] = {}
+        self.cpu: dict[str, float] = {}
+        self._cls = aevents.Handle
+        self._original = original = aevents.Handle._run
+        main = threading.main_thread()
+
+        def run(handle: Any) -> None:
+            if not self.on or threading.current_thread() is not main:
+                original(handle)
+                return
+            start, cpu = time.perf_counter(), time.thread_time()
+            original(handle)
+            took = time.perf_counter() - start
+            if took >= self.threshold:
+                self.seen.setdefault(self.label(handle), []).append(took)
+                self.cpu[self.label(handle)] = self.cpu.get(self.label(handle), 0.0) + (
+                    time.thread_time() - cpu)
+
+        aevents.Handle._run = run  # type: ignore[method-assign]
+
+    @staticmethod
+    def label(handle: Any) -> str:
+        callback = handle._callback
+        owner = getattr(callback, "__self__", None)
+        coro = getattr(owner, "get_coro", None)
+        if coro is not None:  # a task step: the chain of coroutines where it resumed
+            names, link = [], coro()
+            while link is not None and hasattr(link, "cr_code"):
+                name = link.cr_code.co_qualname
+                owner = link.cr_frame.f_locals.get("self") if link.cr_frame else None
+                if name == "Timer._run" and owner is not None:
+                    name += f"({owner.name}: {getattr(owner._callback, '__qualname__', '')})"
+                names.append(name)
+                link = link.cr_await
+            return "task " + " > ".join(names)
+        return getattr(callback, "__qualname__", repr(callback))
+
+    def report(self) -> None:
+        rows = sorted(self.seen.items(), key=lambda kv: -sum(kv[1]))
+        print(f"loop callbacks over {self.threshold * 1e3:.0f} ms during the floods "
+              "(count, total ms wall, total ms CPU, max ms wall):")
+        for label, took in rows[:15]:
+            print(f"  {len(took):5d} {sum(took) * 1e3:8.0f} {self.cpu[label] * 1e3:8.0f} "
+                  f"{max(took) * 1e3:7.1f}  {label}")
+
+    def remove(self) -> None:
+        self._cls._run = self._original  # type: ignore[method-assign]
+
+
 def describe_stuck(screen: Any, probe: Probe) -> None:
     """Say where each pane stands (and dump its text) when a flood does not finish."""
     for name in HOSTS:
@@ -489,7 +547,8 @@ async def wait_until(condition: Callable[[], bool], seconds: float, what: str) -
 
 
 async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat: int,
-                         profile: Path | None, ssh_config: Path) -> dict[str, Any]:
+                         profile: Path | None, ssh_config: Path,
+                         slow_ms: float = 0.0) -> dict[str, Any]:
     """Run the app headless and flood its panes ``repeat`` times; return the figures."""
     from textual import events
     from textual.widgets import Input
@@ -500,6 +559,7 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
 
     inventory = load_inventory(inventory_path)
     breakdown = Breakdown()
+    slow = SlowCallbacks(slow_ms) if slow_ms else None
     app = create_app(inventory, audit_path=scratch / "audit.jsonl")
     command = f"seq 1 {lines}"
     current: list[Probe | None] = [None]
@@ -535,6 +595,8 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             start = time.perf_counter()
             driver.send_message(events.Key("enter", "\r"))
             lag = asyncio.ensure_future(sample_loop_lag(probe))
+            if slow is not None:
+                slow.on = True
             # Keys go to the pane only once Enter has reached the bar and broadcast the line.
             await wait_until(lambda: bool(console.broadcasts)
                              and console.broadcasts[-1].id > before, 30, "the broadcast")
@@ -551,6 +613,8 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
                 describe_stuck(screen, probe)
                 raise
             await lag
+            if slow is not None:
+                slow.on = False
             await wait_until(lambda: all(h in probe.on_screen for h in hosts), 10,
                              "the last line on screen")
             end = max(probe.on_screen.values())
@@ -627,6 +691,9 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             results["profile"] = profile
         await app.action_quit()
     breakdown.remove()
+    if slow is not None:
+        slow.remove()
+        results["slow"] = slow
     return results
 
 
@@ -808,6 +875,8 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
           f"{KEEP_OUTPUT:,} characters = {bound / 2**20:,.0f} MiB")
     if tm and tm.get("hwm"):
         print(f"  tmux server peak RSS: {tm['hwm'] / 1024:.0f} MiB")
+    if hw.get("slow"):
+        hw["slow"].report()
     if hw.get("profile"):
         print(f"\nprofile of the last hardway round ({hw['profile']}), top by own time:")
         stats = pstats.Stats(str(hw["profile"]))
@@ -896,6 +965,9 @@ def main() -> None:
                         help="run the lab process at niceness N (e.g. 19): the lab's hosts "
                              "then take only CPU the client leaves, closer to hosts on "
                              "machines of their own (applies to tmux's runs too)")
+    parser.add_argument("--slow-callbacks", type=float, default=0.0, metavar="MS",
+                        help="list the app loop's callbacks that ran longer than MS "
+                             "milliseconds during the floods (what delays keys and frames)")
     parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_lab:
@@ -927,7 +999,7 @@ def main() -> None:
                 print("  pinned: the lab on CPU 1; this process, the relay and tmux on CPU 0",
                       flush=True)
             hw = asyncio.run(hardway_rounds(inventory, scratch, args.lines, args.repeat,
-                                            args.profile, config))
+                                            args.profile, config, args.slow_callbacks))
             tm = None if args.no_tmux else tmux_side(scratch, config, args.lines, args.repeat)
         report(args.lines, hw, tm)
     finally:

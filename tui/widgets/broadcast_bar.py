@@ -20,6 +20,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label
 
 from tui.core.term.keys import encode_key
+from tui.widgets.present import present_now
 
 PLACEHOLDER = ("command for every host in the set · @controllers @none +name -name "
                "change the set · {name} {ip} {VAR} per host")
@@ -61,8 +62,9 @@ class BroadcastInput(Input):
         await super()._on_key(event)
 
     def take_key(self, event: events.Key) -> bool:
-        """Insert a printable key now, as Input does (the app's direct key route); False
-        for anything else, which then takes the normal route."""
+        """Insert a printable key now, as Input does, and show it in a frame of its own
+        (the app's direct key route); False for anything else, which then takes the
+        normal route."""
         if self.type_through or not event.is_printable or event.character is None:
             return False
         self._restart_blink()
@@ -71,6 +73,7 @@ class BroadcastInput(Input):
             self.insert_text_at_cursor(event.character)
         else:
             self.replace(event.character, *selection)
+        present_now(self)
         return True
 
     def _watch_value(self, value: str) -> None:

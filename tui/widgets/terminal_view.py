@@ -30,6 +30,7 @@ from textual.strip import Strip
 from textual.timer import Timer
 
 from tui.core.term import Terminal, bracketed, encode_key
+from tui.widgets.present import present_now
 from tui.widgets.strips import LazyStrip
 
 _CURSOR = Style(reverse=True)
@@ -108,6 +109,10 @@ class TerminalView(ScrollView, can_focus=True):
     """...and repaints at most this often (4 frames a second): nobody reads a flood, and
     each frame of it costs the UI loop time that keystrokes and other panes need (at 0.15 s
     the benchmark's three floods ran at 1.3-1.5 M lines/s, at 0.25 s at 1.6-1.7)."""
+    TYPED_WINDOW = 0.5
+    """For this long after a key typed into the view its output is what the user waits
+    for: an echo is shown in a frame of its own at once, and a flooding view repaints on
+    every tick instead of FLOOD_INTERVAL."""
 
     @dataclass
     class Input(Message):
@@ -154,6 +159,7 @@ class TerminalView(ScrollView, can_focus=True):
         self._fed = 0
         self._synced = 0.0
         self._soon = False
+        self._typed = -1.0
         self.sink: Callable[[str], object] | None = None
         """Where input goes directly (the console's per-host send), skipping the
         :class:`Input` message; None posts the message."""
@@ -196,12 +202,22 @@ class TerminalView(ScrollView, can_focus=True):
 
     def _sync_soon(self) -> None:
         self._soon = False
-        if self.is_mounted:
-            self.sync()
+        if not self.is_mounted:
+            return
+        painted = self._painted
+        self.sync()
+        if self._painted != painted and self.typed_recently:
+            present_now(self)  # the echo of a key: on screen now, not in 1-3 loop turns
+
+    @property
+    def typed_recently(self) -> bool:
+        """A key was typed into the view within :attr:`TYPED_WINDOW` seconds."""
+        return time.monotonic() - self._typed < self.TYPED_WINDOW
 
     def _tick(self) -> None:
-        """The repaint timer: :meth:`sync`, less often while the view is flooding."""
-        if (self._fed > self.FLOOD_CHARS
+        """The repaint timer: :meth:`sync`, less often while the view is flooding (unless
+        the user is typing into it)."""
+        if (self._fed > self.FLOOD_CHARS and not self.typed_recently
                 and time.monotonic() - self._synced < self.FLOOD_INTERVAL):
             return
         self.sync()
@@ -431,6 +447,7 @@ class TerminalView(ScrollView, can_focus=True):
                           app_cursor=self.terminal.app_cursor_keys)
         if data is None:
             return False
+        self._typed = time.monotonic()
         self._send(data)
         return True
 
@@ -440,6 +457,7 @@ class TerminalView(ScrollView, can_focus=True):
         text = event.text.replace("\r\n", "\r").replace("\n", "\r")
         if self.terminal.bracketed_paste:
             text = bracketed(text)
+        self._typed = time.monotonic()
         self._send(text)
 
     def _send(self, data: str) -> None:
