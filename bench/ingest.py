@@ -65,8 +65,8 @@ TARGET_P99_MS = 50.0
 SCROLLBACK = 10_000
 BAR = "broadcast-bar"
 """``typing_host`` meaning: keys go to the console's broadcast bar (echoed locally)."""
-LAB_PID = [0]
-"""The lab's process (this one with ``--lab thread``)."""
+LAB_PIDS: list[int] = []
+"""The lab's processes (this one with ``--lab thread``)."""
 RELAY_PID = [0]
 """The app's shell relay process (where the console's SSH work happens)."""
 
@@ -97,7 +97,7 @@ def proc_status(pid: int | str = "self") -> dict[str, int]:
 
 def thread_cpu() -> dict[str, float]:
     """CPU seconds used so far by the app's thread (``app``), the lab (its thread, or its
-    process with ``--lab process``) and the rest of this process."""
+    processes) and the rest of this process."""
     names = {t.native_id: t.name for t in threading.enumerate()}
     main = threading.main_thread().native_id
     tick = os.sysconf("SC_CLK_TCK")
@@ -110,8 +110,8 @@ def thread_cpu() -> dict[str, float]:
         tid = int(task.name)
         kind = "app" if tid == main else "lab" if names.get(tid) == "hardway-lab" else "other"
         used[kind] += (int(fields[11]) + int(fields[12])) / tick
-    if LAB_PID[0] and LAB_PID[0] != os.getpid():
-        used["lab"] = process_cpu(LAB_PID[0])
+    if LAB_PIDS and os.getpid() not in LAB_PIDS:
+        used["lab"] = sum(process_cpu(pid) for pid in LAB_PIDS)
     used["relay"] = process_cpu(RELAY_PID[0]) if RELAY_PID[0] else 0.0
     return used
 
@@ -862,7 +862,7 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
               f"{size / 2**20:5.2f} MiB retained   "
               + verdict(kept <= cap + SIZE[1], "lines <= scrollback cap + screen"))
     rss = hw["rss"]
-    who = "app and lab" if LAB_PID[0] == os.getpid() else "app"
+    who = "app and lab" if os.getpid() in LAB_PIDS else "app"
     print(f"  process RSS ({who}): {hw['rss_before'] / 1024:.0f} MiB before, "
           + ", ".join(f"{r / 1024:.0f}" for r in rss) + f" MiB after each round "
           f"(+{(rss[-1] - hw['rss_before']) / 1024:.0f} MiB); peak {hw['hwm'] / 1024:.0f} MiB")
@@ -885,43 +885,56 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
 
 @contextlib.contextmanager
 def running_lab(mode: str, directory: Path, network: str,
-                niceness: int = 0) -> Iterator[tuple[Path, Path, int]]:
-    """A 3-controller LabRunner in this process (``thread``, as ``hardway demo``) or in a
-    child process (``process``, so the app's process does only the client's work, as
-    with real hosts).  Yields (inventory path, ssh_config path, lab pid)."""
+                niceness: int = 0) -> Iterator[tuple[Path, Path, list[int]]]:
+    """A 3-controller lab in this process (``thread``, as ``hardway demo``), in one child
+    process (``process``), or in a child process per host (``hosts``, the default: as
+    hosts on machines of their own, an idle host's echo does not wait behind the
+    flooding hosts' SSH work).  Yields (inventory path, ssh_config path, lab pids)."""
     from tui.lab.lab import LabRunner
 
     if mode == "thread":
-        with LabRunner(directory, controllers=3, network=network) as runner:
-            yield runner.lab.inventory_path, runner.lab.ssh_config_path, os.getpid()
+        with LabRunner(directory, controllers=3, network=network,
+                       services=False) as runner:
+            yield runner.lab.inventory_path, runner.lab.ssh_config_path, [os.getpid()]
         return
-    child = subprocess.Popen([sys.executable, __file__, "--serve-lab", str(directory),
-                              "--network", network, "--lab-nice", str(niceness)],
-                             stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    groups = [HOSTS] if mode == "process" else [[name] for name in HOSTS]
+    children: list[subprocess.Popen[str]] = []
     try:
-        assert child.stdout is not None and child.stdin is not None
-        line = child.stdout.readline()
-        if not line.startswith("ready"):
-            raise SystemExit(f"bench/ingest.py: the lab did not start ({line.strip()!r})")
-        yield directory / "inventory.toml", directory / "ssh_config", child.pid
+        for index, group in enumerate(groups):
+            home = directory if index == 0 else directory.parent / f"{directory.name}-{index}"
+            if index:  # the same host and client keys as the first lab directory's
+                home.mkdir(mode=0o700)
+                shutil.copytree(directory / "hostkeys", home / "hostkeys")
+                shutil.copy2(directory / "id_ed25519", home / "id_ed25519")
+            child = subprocess.Popen(
+                [sys.executable, __file__, "--serve-lab", str(home), "--network", network,
+                 "--lab-nice", str(niceness), "--serve-hosts", ",".join(group)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            children.append(child)
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            if not line.startswith("ready"):
+                raise SystemExit(f"bench/ingest.py: the lab did not start ({line.strip()!r})")
+        yield directory / "inventory.toml", directory / "ssh_config", [c.pid for c in children]
     finally:
-        if child.stdin is not None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            child.terminate()
-            child.wait(timeout=10)
+        for child in children:
+            if child.stdin is not None:
+                child.stdin.close()
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.terminate()
+                child.wait(timeout=10)
 
 
-def serve_lab(directory: Path, network: str, niceness: int) -> None:
-    """Child process: run the lab until stdin closes."""
+def serve_lab(directory: Path, network: str, niceness: int, hosts: list[str]) -> None:
+    """Child process: serve lab ``hosts`` until stdin closes."""
     from tui.lab.lab import LabRunner
 
     if niceness:
         os.nice(niceness)
-    with LabRunner(directory, controllers=3, network=network):
+    with LabRunner(directory, controllers=3, network=network, services=False, serve=hosts):
         print("ready", flush=True)
         sys.stdin.read()
 
@@ -949,10 +962,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--network", default="127.0.97",
                         help="loopback /24 of the lab (default 127.0.97)")
-    parser.add_argument("--lab", choices=("process", "thread"), default="process",
-                        help="run the lab in a child process (default: the app's process "
-                             "then does only a client's work, as with real hosts) or in a "
-                             "thread of the app's process, as `hardway demo` does")
+    parser.add_argument("--lab", choices=("hosts", "process", "thread"), default="hosts",
+                        help="run each lab host in a child process of its own (default: as "
+                             "with real hosts, the app's process does only a client's work "
+                             "and an idle host does not wait behind flooding ones), all "
+                             "three in one child process, or in a thread of the app's "
+                             "process, as `hardway demo` does")
     parser.add_argument("--no-tmux", action="store_true", help="hardway side only")
     parser.add_argument("--profile", type=Path, default=None,
                         help="cProfile the last hardway round into this file and print the top")
@@ -969,9 +984,10 @@ def main() -> None:
                         help="list the app loop's callbacks that ran longer than MS "
                              "milliseconds during the floods (what delays keys and frames)")
     parser.add_argument("--serve-lab", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-hosts", default=",".join(HOSTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_lab:
-        serve_lab(args.serve_lab, args.network, args.lab_nice)
+        serve_lab(args.serve_lab, args.network, args.lab_nice, args.serve_hosts.split(","))
         return
     if args.pin and (os.cpu_count() or 1) < 2:
         raise SystemExit("bench/ingest.py: --pin needs at least 2 CPUs")
@@ -986,15 +1002,18 @@ def main() -> None:
     os.environ["XDG_CONFIG_HOME"] = str(scratch / "config")
     try:
         lab = running_lab(args.lab, scratch / "lab", args.network, args.lab_nice)
-        with lab as (inventory, config, pid):
-            where = "in this process" if args.lab == "thread" else f"child process {pid}"
-            if args.lab_nice and args.lab == "process":
+        with lab as (inventory, config, pids):
+            where = ("in this process" if args.lab == "thread" else
+                     f"child process {pids[0]}" if args.lab == "process" else
+                     "a child process each: " + ", ".join(map(str, pids)))
+            if args.lab_nice and args.lab != "thread":
                 where += f", niceness {args.lab_nice}"
             print(f"lab: 3 controllers on {args.network}.10-12:2222 ({where}), "
                   f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
-            LAB_PID[0] = pid
+            LAB_PIDS[:] = pids
             if args.pin:
-                pin(pid, {1})
+                for pid in pids:
+                    pin(pid, {1})
                 pin(os.getpid(), {0})
                 print("  pinned: the lab on CPU 1; this process, the relay and tmux on CPU 0",
                       flush=True)

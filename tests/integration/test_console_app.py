@@ -206,3 +206,30 @@ async def test_keys_typed_into_the_bar_build_the_line_and_history_keys_still_wor
     await _until(pilot, lambda: bar.value == "echo bar-{name}")  # type: ignore[attr-defined]
     await pilot.press("left", "x")
     await _until(pilot, lambda: bar.value == "echo bar-{namex}")  # type: ignore[attr-defined]
+
+
+async def test_moving_the_focus_repaints_the_panes_involved_not_the_whole_screen(
+        console: Any) -> None:
+    """F2 while hosts stream: Textual's Screen.focused repainted every pane (30-40 ms)."""
+    from textual._compositor import Compositor
+
+    app, pilot = console
+    screen = _screen(app)
+    await pilot.pause(0.3)
+    full: list[int] = []
+    original = Compositor.render_full_update
+
+    def counting(self: Compositor, *args: Any, **kwargs: Any) -> Any:
+        full.append(1)
+        return original(self, *args, **kwargs)
+
+    Compositor.render_full_update = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            await pilot.press("f2")
+            await pilot.pause(0.1)
+    finally:
+        Compositor.render_full_update = original  # type: ignore[method-assign]
+    focused = app.focused
+    assert focused is not None and focused is screen._pane(HOSTS[2]).view
+    assert full == []

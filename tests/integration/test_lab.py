@@ -19,6 +19,7 @@ import asyncssh
 import pytest
 
 from tests.conftest import lab_network
+from tui.core.errors import UserError
 from tui.core.inventory.lint import lint
 from tui.core.inventory.load import load_inventory
 from tui.lab.lab import Lab, LabRunner
@@ -310,6 +311,36 @@ def test_shared_address_mode_uses_one_address_and_ports(tmp_path: Path) -> None:
                 return str((await conn.run("hostname")).stdout)
 
         assert asyncio.run(hostname()) == "controller-0\n"
+
+
+def test_a_lab_spread_over_two_processes_serves_each_host_once(tmp_path: Path) -> None:
+    """``serve``: one LabRunner per group of hosts, with copies of the same keys."""
+    network, first, second = lab_network(41), tmp_path / "a", tmp_path / "b"
+    with pytest.raises(UserError, match="no host called 'controller-9'"):
+        Lab(first, controllers=2, network=network, serve=["controller-9"])
+    with LabRunner(first, controllers=2, network=network, services=False,
+                   serve=["controller-0"]) as one:
+        assert [h.name for h in one.lab.hosts] == ["controller-0"]
+        second.mkdir()
+        shutil.copytree(first / "hostkeys", second / "hostkeys")
+        shutil.copy2(first / "id_ed25519", second / "id_ed25519")
+        with LabRunner(second, controllers=2, network=network, services=False,
+                       serve=["controller-1"]) as two:
+            assert [h.name for h in two.lab.hosts] == ["controller-1"]
+            inventory = load_inventory(one.lab.inventory_path)  # describes both hosts
+            assert [h.name for h in inventory.hosts] == ["controller-0", "controller-1"]
+
+            async def hostnames() -> list[str]:
+                names = []
+                for host in inventory.hosts:
+                    async with asyncssh.connect(
+                            host.dial, host.ssh.port, username=one.lab.user, config=None,
+                            client_keys=[str(one.lab.client_key_path)],
+                            known_hosts=str(one.lab.known_hosts_path)) as conn:
+                        names.append(str((await conn.run("hostname")).stdout).strip())
+                return names
+
+            assert asyncio.run(hostnames()) == ["controller-0", "controller-1"]
 
 
 @needs_proc

@@ -5,7 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from tui.core.fleet import relaywire as wire
-from tui.core.fleet.relayhost import FLOOD_PENDING, FLOOD_SIZE, PENDING_LIMIT, _Channel
+from tui.core.fleet.relayhost import (
+    FLOOD_PENDING,
+    FLOOD_SIZE,
+    PENDING_LIMIT,
+    TYPED_WINDOW,
+    _Channel,
+)
 
 
 class FakeChan:
@@ -85,3 +91,35 @@ async def test_a_flood_switches_to_larger_rarer_pieces() -> None:
     assert len(relay.sent) == 1  # the next piece waits for the flood interval
     await asyncio.sleep(0.12)
     assert relay.sent[1] == b"z" and not ch.flooding
+
+
+class WritableChan(FakeChan):
+    """Also records what is written to the host."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+async def test_typing_into_a_flood_brings_back_the_normal_pace_and_limit() -> None:
+    relay, chan = FakeRelay(), WritableChan()
+    ch = _Channel(relay, 7)  # type: ignore[arg-type]
+    ch.chan, ch.opened = chan, True  # type: ignore[assignment]
+    ch.write(b"seq 1 1000000\r")  # a line typed at a quiet prompt changes nothing
+    assert ch.limit == PENDING_LIMIT and not ch.batching
+    ch.received(b"y" * (FLOOD_SIZE + 1))
+    await asyncio.sleep(0)
+    assert ch.batching and ch.limit == FLOOD_PENDING
+    ch.write(b"q")  # the user types into the flooding pane
+    assert chan.written == [b"seq 1 1000000\r", b"q"]
+    assert ch.flooding and not ch.batching and ch.limit == PENDING_LIMIT
+    ch.received(b"y" * (FLOOD_SIZE + 1))
+    await asyncio.sleep(0)
+    ch.received(b"q")
+    await asyncio.sleep(0.03)
+    assert relay.sent[-1].endswith(b"q")  # at the normal pace, not after the flood interval
+    ch.typed -= TYPED_WINDOW  # long after the last key: back to flood-sized pieces
+    assert ch.batching and ch.limit == FLOOD_PENDING

@@ -38,7 +38,7 @@ import getpass
 import ipaddress
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -90,12 +90,17 @@ class Lab:
         services: write the cluster (PKI, certificates, kube-apiserver units) and run its
             services; False gives bare hosts (``systemctl`` still works).
         scenario: the state the cluster starts in (``healthy``, ``seed-cert-bug``, ...).
+        serve: start only these hosts' servers (default: all).  The files still describe
+            every host, so a lab can be spread over processes: each process serves some
+            hosts from its own directory holding copies of the same keys (the benchmark
+            gives each host a process, as real hosts have machines of their own).
     """
 
     def __init__(self, directory: Path, controllers: int = 3, workers: int = 0, *,
                  network: str = "127.0.10", port: int = 2222,
                  shared_address: bool = False, services: bool = True,
-                 scenario: str = scenarios.DEFAULT) -> None:
+                 scenario: str = scenarios.DEFAULT,
+                 serve: Collection[str] | None = None) -> None:
         if not 1 <= controllers <= MAX_CONTROLLERS:
             raise UserError(f"The lab needs 1 to {MAX_CONTROLLERS} controllers "
                             f"(--controllers), not {controllers}.")
@@ -119,6 +124,11 @@ class Lab:
         self._counts = (controllers, workers)
         self._hosts: dict[str, LabHost] = {}
         self._lock: IO[str] | None = None
+        self._serve = None if serve is None else frozenset(serve)
+        unknown = sorted(self._serve - set(self.names)) if self._serve is not None else []
+        if unknown:
+            raise UserError(f"The lab has no host called {unknown[0]!r} to serve; it has "
+                            f"{', '.join(self.names)}.")
 
     # -- paths --------------------------------------------------------------------------
 
@@ -208,6 +218,8 @@ class Lab:
             self._write_client_files(specs, keys)
             environments, units_dir = self._prepare_services()
             for spec in specs:
+                if self._serve is not None and spec.name not in self._serve:
+                    continue
                 supervisor = Supervisor(ServiceHost(
                     spec.name, spec.root, spec.address, environments.get(spec.name, {}),
                     units_dir))

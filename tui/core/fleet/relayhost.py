@@ -10,7 +10,10 @@ channel, a PTY session whose raw output it forwards:
   spell, such as an echo, goes at once);
 * flow-controlled: no more than :data:`PENDING_LIMIT` (:data:`FLOOD_PENDING` while
   flooding) bytes sent and not yet acknowledged by the app, plus what is buffered here;
-  beyond that it stops reading the SSH channel, so SSH flow control holds the host back.
+  beyond that it stops reading the SSH channel, so SSH flow control holds the host back;
+* responsive: input written into a flooding channel (a key typed into a busy pane) puts
+  it back to the normal pace and limit for :data:`TYPED_WINDOW`, so the echo does not
+  queue behind a megabyte of output.
 
 Host keys are checked with the app's known_hosts files and record file in strict mode,
 plus the keys the user accepted for this session in the app (sent with each CONNECT):
@@ -56,6 +59,10 @@ PENDING_LIMIT = 128 * 1024
 stops reading the channel (normal output)."""
 FLOOD_PENDING = 1024 * 1024
 """The same limit while the channel floods."""
+TYPED_WINDOW = 0.5
+"""For this long after input written into a flooding channel (the user typing into a
+busy pane), the channel keeps the normal pace and limit: its echo, or the reaction to a
+``q``, then waits behind at most PENDING_LIMIT of output rather than FLOOD_PENDING."""
 
 
 @dataclass
@@ -95,10 +102,30 @@ class _Channel:
         self.flooding = False
         self.scheduled = False
         self.next_flush = 0.0
+        self.typed = float("-inf")
+
+    @property
+    def batching(self) -> bool:
+        """Deliver in flood-sized pieces: the channel floods and nobody is typing into it."""
+        return self.flooding and asyncio.get_running_loop().time() - self.typed > TYPED_WINDOW
 
     @property
     def limit(self) -> int:
-        return FLOOD_PENDING if self.flooding else PENDING_LIMIT
+        return FLOOD_PENDING if self.batching else PENDING_LIMIT
+
+    def write(self, data: bytes) -> None:
+        """Input for the host; typed into a flood, it makes the channel answer sooner."""
+        if self.chan is None:
+            return
+        if self.flooding:
+            loop = asyncio.get_running_loop()
+            self.typed = now = loop.time()
+            if self.next_flush > now + FLUSH_INTERVAL:  # a flood-sized wait is pending
+                self.next_flush = now + FLUSH_INTERVAL
+                if self.scheduled:  # (the old call finds the buffer empty, or sends more)
+                    loop.call_later(FLUSH_INTERVAL, self.flush)
+        with contextlib.suppress(asyncssh.Error, OSError):
+            self.chan.write(data)
 
     def received(self, data: bytes) -> None:
         """Output from the host: buffer it, stop reading when the app is too far behind."""
@@ -129,7 +156,7 @@ class _Channel:
         self.buffer, self.buffered = [], 0
         self.unacked += len(data)
         self.flooding = len(data) > FLOOD_SIZE
-        interval = FLOOD_INTERVAL if self.flooding else FLUSH_INTERVAL
+        interval = FLOOD_INTERVAL if self.batching else FLUSH_INTERVAL
         self.next_flush = asyncio.get_running_loop().time() + interval
         self.relay.send(wire.frame(wire.DATA, self.number, data))
 
@@ -211,9 +238,8 @@ class Relay:
     def _handle(self, kind: int, number: int, payload: bytes) -> None:
         channel = self._channels.get(number)
         if kind == wire.WRITE:
-            if channel is not None and channel.chan is not None:
-                with contextlib.suppress(asyncssh.Error, OSError):
-                    channel.chan.write(payload)
+            if channel is not None:
+                channel.write(payload)
         elif kind == wire.ACK:
             if channel is not None:
                 channel.acked(int(wire.decode(payload)))
