@@ -804,6 +804,14 @@ def verdict(ok: bool, target: str) -> str:
     return "target met" if ok else f"TARGET MISSED ({target})"
 
 
+def app_part(latency: Latency) -> list[float]:
+    """Per echoed key, the time the app itself took: press to the shell's write, plus the
+    echo's arrival in the Terminal to the frame that shows it (the rest is the relay,
+    the network and the host: the round trip the OpenSSH floor measures)."""
+    return [shell + (frame - terminal) for shell, terminal, frame
+            in zip(latency.to_shell, latency.to_terminal, latency.to_frame, strict=False)]
+
+
 def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
     rounds: list[HardwayRound] = hw["rounds"]
     median = statistics.median(r.seconds for r in rounds)
@@ -843,6 +851,8 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
             ("  next frame composed after it (on screen)", quiet.to_frame, "target",
              quiet.sent),
             ("  the lab's floor: OpenSSH ssh -tt echo, same host", hw["floor"], "", 0),
+            ("  the app's own part (to shell + Terminal to frame)", app_part(quiet), "target",
+             0),
             ("typed into the broadcast bar (3 flood): next frame", hw["bar"].to_frame,
              "target", hw["bar"].sent),
             ("app loop lag (10 ms timer), all floods", latency.loop_lag + quiet.loop_lag, "", 0)]
