@@ -845,7 +845,9 @@ def report(lines: int, hw: dict[str, Any], tm: dict[str, Any] | None) -> None:
     print(f"  {'':<52} {'n':>5} {'p50':>7} {'p99':>7} {'max':>7}")
     rows = [("typed into a flooding pane: key reached its shell", latency.to_shell, "", 0),
             ("  echo in the pane's Terminal", latency.to_terminal, "", latency.sent),
-            ("  next frame composed after it", latency.to_frame, "target", latency.sent),
+            # no target: the echo comes after everything the host printed before it
+            ("  next frame composed after it (after the flood)", latency.to_frame, "",
+             latency.sent),
             ("typed into an idle pane (2 flood): key reached shell", quiet.to_shell, "", 0),
             ("  echo in the pane's Terminal", quiet.to_terminal, "", quiet.sent),
             ("  next frame composed after it (on screen)", quiet.to_frame, "target",
