@@ -10,10 +10,10 @@ idle pane took up to 60-90 ms to reach the screen.
 :func:`present_now` composes a partial frame holding only the given widget's dirty
 regions, straight away, the way ``Screen._on_timer_update`` does for its dirty set; other
 dirty widgets (a flooding pane) keep waiting for the regular frame.  Only the keys' own
-echoes use it (a typed key in the bar, a pane's echo right after a key), so it never
-adds frames beyond one per key.  It uses Textual internals (``_compositor``,
-``_display``): Textual is pinned in ``pyproject.toml``, and the console's pilot tests and
-snapshots exercise this path on every run.
+echoes use it (a key typed into the bar; a pane's small output within half a second of a
+key typed into it), so its extra frames follow the user's typing, never a host's output
+alone.  It uses Textual internals (``_compositor``, ``_display``): Textual is pinned in
+``pyproject.toml``, and ``tests/unit/test_present.py`` exercises this path on every run.
 """
 
 from __future__ import annotations

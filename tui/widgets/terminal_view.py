@@ -159,7 +159,7 @@ class TerminalView(ScrollView, can_focus=True):
         self._fed = 0
         self._synced = 0.0
         self._soon = False
-        self._typed = -1.0
+        self._typed = float("-inf")
         self.sink: Callable[[str], object] | None = None
         """Where input goes directly (the console's per-host send), skipping the
         :class:`Input` message; None posts the message."""
