@@ -312,6 +312,17 @@ class Fleet:
         """``address:port`` dialled for ``name`` (after the OpenSSH config is applied)."""
         return self._any(name).endpoint
 
+    async def jump_connection(self, name: str) -> asyncssh.SSHClientConnection:
+        """The connection to host or jump host ``name``, opened if needed (for forwards).
+
+        Raises:
+            UserError: no such host, or it cannot be reached (the reason).
+        """
+        try:
+            return await self._any(name).ensure()
+        except HostUnavailable as exc:
+            raise UserError(f"{name} cannot be reached: {exc.reason}") from None
+
     def connection(self, name: str) -> asyncssh.SSHClientConnection | None:
         """The open asyncssh connection of ``name`` (for shells and port forwards)."""
         return self._connection(name).connection
