@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import fcntl
+import inspect
 import os
 import shutil
 import signal
@@ -28,10 +29,15 @@ from typing import Any, cast
 
 import asyncssh
 from asyncssh.channel import SSHChannel
+from asyncssh.constants import EXTENDED_DATA_STDERR
 
 from tui.lab import processes
+from tui.lab.namespaces import HostHandle
 
 READ_SIZE = 65536
+CONFINED_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server",
+                "/usr/lib/sftp-server")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class HostContext:
         user: the login name (the user running the lab).
         on_open: called with each session when it starts a process.
         on_close: called with each session when its channel is gone.
+        confined: the host's namespaces (None: the fallback, a root directory on the
+            machine); sessions then run inside them, as root of the lab's user namespace.
     """
 
     name: str
@@ -51,14 +59,34 @@ class HostContext:
     user: str
     on_open: Callable[[LabSession], None]
     on_close: Callable[[LabSession], None]
+    confined: HostHandle | None = None
 
     @property
     def home(self) -> Path:
-        """HOME and working directory of every session."""
-        return self.root / "root"
+        """HOME and working directory of every session (the host's own path when confined)."""
+        return Path("/root") if self.confined is not None else self.root / "root"
+
+    def command_prefix(self) -> list[str]:
+        """What runs a program inside the host (``nsenter ...``; nothing in the fallback)."""
+        if self.confined is None:
+            return []
+        return self.confined.enter(str(self.home))
+
+    def spawn_cwd(self) -> str:
+        """The working directory given to the spawning process on the machine."""
+        return "/" if self.confined is not None else str(self.home)
+
+    def sftp_server(self) -> str | None:
+        """OpenSSH's sftp-server, run inside a confined host (None: use asyncssh's)."""
+        if self.confined is None:
+            return None
+        return next((p for p in SFTP_SERVERS if os.access(p, os.X_OK)), None)
 
     def base_env(self) -> dict[str, str]:
         """The environment every session starts from (before the client's)."""
+        if self.confined is not None:
+            return {"HOME": "/root", "PATH": CONFINED_PATH, "USER": "root", "LOGNAME": "root",
+                    "SHELL": _interactive_shell()[0], "LANG": "C.UTF-8"}
         return {
             "HOME": str(self.home),
             "PATH": ":".join([str(self.root / "usr/local/bin"), str(self.root / "lab-bin"),
@@ -125,6 +153,19 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
     def _sftp_server(self, chan: SSHChannel[bytes]) -> asyncssh.SFTPServer:
         return LabSFTPServer(cast(asyncssh.SSHServerChannel, chan), self.host.home)
 
+    def session_started(self) -> None:
+        """On a confined host, SFTP is OpenSSH's sftp-server run inside it, as sshd does."""
+        chan = self._chan
+        if chan is None or chan.get_subsystem() != "sftp" or not self.host.sftp_server():
+            super().session_started()
+            return
+        stdin = asyncssh.SSHReader[bytes](self, chan)
+        stdout = asyncssh.SSHWriter[bytes](self, chan)
+        stderr = asyncssh.SSHWriter[bytes](self, chan, EXTENDED_DATA_STDERR)
+        handler = self._start_process(stdin, stdout, stderr)
+        if inspect.isawaitable(handler) and self._conn is not None:
+            self._conn.create_task(handler, stdin.logger)
+
     def subsystem_requested(self, subsystem: str) -> bool:
         """Only the SFTP subsystem exists on a lab host."""
         return subsystem == "sftp"
@@ -188,8 +229,11 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
         env["SSH_CLIENT"] = f"{peer[0]} {peer[1]} {local[1]}"
         if pty:
             env["TERM"] = self.term_type or "dumb"
-            prompt = "# " if os.getuid() == 0 else "$ "
-            env["PS1"] = f"{self.host.user}@{self.host.name}:{prompt}"
+            if self.host.confined is not None and "bash" in _interactive_shell()[0]:
+                env["PS1"] = r"\u@\h:\w\$ "  # Debian's root prompt: root@controller-0:~#
+            else:
+                prompt = "# " if os.getuid() == 0 else "$ "
+                env["PS1"] = f"{self.host.user}@{self.host.name}:{prompt}"
         env.update(self.env)
         env[processes.MARKER] = str(self.host.root)
         return env
@@ -198,7 +242,10 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
         """Run the requested command or shell and report how it ended."""
         command = self.command
         pty = self.term_type is not None
-        if command is not None:
+        server = self.host.sftp_server()
+        if self.subsystem == "sftp" and server is not None:
+            argv, pty = [server], False
+        elif command is not None:
             argv = ["/bin/sh", "-c", command]
         else:
             argv = _interactive_shell() if pty else _plain_shell()
@@ -235,7 +282,8 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
 
     async def _spawn(self, argv: list[str], pty: bool) -> None:
         env = self._environment(pty)
-        cwd = str(self.host.home)
+        cwd = self.host.spawn_cwd()
+        argv = self.host.command_prefix() + argv
         if not pty:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
