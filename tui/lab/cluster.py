@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tui.core.inventory.model import Host, Inventory
@@ -25,39 +26,63 @@ from tui.lab.scenarios import Scenario
 READY_TIMEOUT = 15.0
 
 
-def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario) -> PkiReport:
-    """Write the PKI, the hosts' certificates, the stand-in and the units for ``scenario``."""
+def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario, *,
+                    confined: bool = False) -> PkiReport:
+    """Write the PKI, the hosts' certificates, the stand-in and the units for ``scenario``.
+
+    ``inventory``'s host roots say where each host's files live on this machine; for a
+    confined lab the programs themselves see the host's own paths (no root).
+    """
     pki_dir = directory / pki_setup.PKI_DIR
     profiles = [scenario.certificate_profile(p) for p in profiles_for(inventory)]
     report = pki_setup.ensure_pki(pki_dir, profiles)
     control_plane.ensure_encryption_config(pki_dir)
     pki_setup.install(pki_dir, inventory)
     for host in inventory.controllers:
-        control_plane.install_standin(host, inventory)
+        control_plane.install_standin(host, inventory, root="" if confined else host.root)
         control_plane.install_unit(host, inventory, control_plane.KUBE_APISERVER_UNIT,
                                    scenario.kube_apiserver_unit(inventory, host))
     return report
 
 
-def service_environment(inventory: Inventory, host: Host) -> dict[str, str]:
-    """What every service on ``host`` learns about the lab (see the stand-in's docstring)."""
+def service_environment(inventory: Inventory, host: Host, *,
+                        confined: bool = False) -> dict[str, str]:
+    """What every service on ``host`` learns about the lab (see the stand-in's docstring).
+
+    A confined host's services see its own paths and all its addresses (0.0.0.0 is
+    every address of the host, as on a VM).
+    """
     return {
-        "HARDWAY_LAB_ROOT": host.root,
-        "HARDWAY_LAB_ADDRESS": str(host.address),
+        "HARDWAY_LAB_ROOT": "" if confined else host.root,
+        "HARDWAY_LAB_ADDRESS": "0.0.0.0" if confined else str(host.address),
         "HARDWAY_LAB_HOSTNAME": host.name,
         "HARDWAY_LAB_ETCD": "absent",  # the lab runs no etcd yet
         "HARDWAY_LAB_KUBERNETES_VERSION": inventory.versions.kubernetes,
     }
 
 
-async def _serving(address: str, port: int) -> bool:
+Opener = Callable[[str, str, int], socket.socket]
+"""(host name, address, port) -> an unconnected TCP socket in that host's network."""
+
+
+async def _serving(name: str, address: str, port: int, opener: Opener | None) -> bool:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
         async with asyncio.timeout(2.0):
-            _reader, writer = await asyncio.open_connection(address, port, ssl=context,
-                                                            server_hostname=None)
+            if opener is None:
+                _reader, writer = await asyncio.open_connection(
+                    address, port, ssl=context, server_hostname=None)
+            else:
+                sock = opener(name, address, port)
+                try:
+                    await asyncio.get_running_loop().sock_connect(sock, (address, port))
+                except OSError:
+                    sock.close()
+                    raise
+                _reader, writer = await asyncio.open_connection(
+                    sock=sock, ssl=context, server_hostname="")
     except (OSError, ssl.SSLError, TimeoutError):
         return False
     writer.close()
@@ -67,15 +92,17 @@ async def _serving(address: str, port: int) -> bool:
 
 
 async def wait_until_serving(endpoints: Sequence[tuple[str, str, int]],
-                             timeout: float = READY_TIMEOUT) -> list[str]:
-    """Wait until every ``(name, address, port)`` completes a TLS handshake.
+                             timeout: float = READY_TIMEOUT, *,
+                             opener: Opener | None = None) -> list[str]:
+    """Wait until every ``(name, address, port)`` completes a TLS handshake (dialled from
+    the host's own network through ``opener`` when given).
 
     Returns the names that did not within ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     waiting = list(endpoints)
     while waiting:
-        results = await asyncio.gather(*(_serving(a, p) for _n, a, p in waiting))
+        results = await asyncio.gather(*(_serving(n, a, p, opener) for n, a, p in waiting))
         waiting = [e for e, ok in zip(waiting, results, strict=True) if not ok]
         if not waiting or time.monotonic() >= deadline:
             break

@@ -152,12 +152,14 @@ def ensure_encryption_config(pki_dir: Path) -> bytes:
     return data
 
 
-def install_standin(host: Host, inventory: Inventory) -> Path:
-    """Write the kube-apiserver shim into the host's ``/usr/local/bin``."""
+def install_standin(host: Host, inventory: Inventory, *, root: str | None = None) -> Path:
+    """Write the kube-apiserver shim into the host's ``/usr/local/bin`` (``root``: the
+    prefix the running stand-in maps paths under; default the host's root)."""
     script = STANDINS / "kube_apiserver.py"
     target = host_file(host, f"{inventory.paths.bin.rstrip('/')}/{KUBE_APISERVER}")
     text = STANDIN_SHIM.format(script=script, script_q=shlex.quote(str(script)),
-                               python=shlex.quote(sys.executable), root=host.root,
+                               python=shlex.quote(sys.executable),
+                               root=host.root if root is None else root,
                                address=host.address)
     write_bytes(target, text.encode(), 0o755)
     return target

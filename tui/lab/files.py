@@ -7,15 +7,17 @@ system's ``ssh -F``, and a ``known_hosts`` that keeps strict host key checking o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncssh
 
+from tui.core.inventory.model import Host, Inventory
 from tui.lab.server import LabHostSpec
 
 CLUSTER_NAME = "lab"
@@ -196,3 +198,99 @@ def prepare_root(spec: LabHostSpec) -> None:
             tool=tool, python=shlex.quote(sys.executable),
             client=shlex.quote(str(CONTROL_CLIENT)),
             socket=shlex.quote(str(root / CONTROL_SOCKET))), 0o755)
+
+
+CONFINED_CONTROL_SOCKET = "/run/systemd/private"
+"""The supervisor's control socket as a confined host sees it (``DIR/hosts/NAME/var/run``)."""
+
+
+def prepare_confined(specs: Sequence[LabHostSpec], hosts: Sequence[tuple[str, str]]) -> None:
+    """What a confined host's own files need: ``/etc/hosts``, ``/etc/hostname`` and, in
+    ``/usr/local/sbin`` (first on root's PATH), ``systemctl``, ``journalctl`` and ``sudo``."""
+    table = "".join(f"{address}\t{name}.{DOMAIN} {name}\n" for address, name in hosts)
+    for spec in specs:
+        root = spec.root
+        for sub in ("etc/systemd/system", "var/run", "usr/local/sbin", "usr/local/bin",
+                    "home", "opt"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        write_file(root / "etc" / "hostname", spec.name + "\n")
+        write_file(root / "etc" / "hosts", f"127.0.0.1\tlocalhost\n{table}")
+        sbin = root / "usr" / "local" / "sbin"
+        write_file(sbin / "sudo", SUDO_SHIM, 0o755)
+        for tool in ("systemctl", "journalctl"):
+            write_file(sbin / tool, CONTROL_SHIM.format(
+                tool=tool, python=shlex.quote(sys.executable),
+                client=shlex.quote(str(CONTROL_CLIENT)),
+                socket=CONFINED_CONTROL_SOCKET), 0o755)
+
+
+def rooted(inventory: Inventory, host_root: Callable[[str], Path]) -> Inventory:
+    """``inventory`` with each host's ``root`` set to its directory on this machine: how
+    the lab itself writes a confined host's files (the product sees no root)."""
+    def move(host: Host) -> Host:
+        return dataclasses.replace(host, root=str(host_root(host.name)))
+
+    return dataclasses.replace(inventory, controllers=tuple(map(move, inventory.controllers)),
+                               workers=tuple(map(move, inventory.workers)))
+
+
+def render_confined_ssh_config(specs: Sequence[LabHostSpec], identity: Path,
+                               known_hosts: Path) -> str:
+    """``ssh -F THIS controller-0``: through the hypervisor (ProxyJump), as root."""
+    out = ["# hardway lab (confined hosts): `ssh -F THIS_FILE controller-0` goes through the",
+           "# hypervisor, the jump host (strict host key checking)"]
+    for spec in specs:
+        door = spec.door
+        out += ["", f"Host {spec.name}",
+                f"  HostName {door[0] if door else spec.address}",
+                f"  Port {door[1] if door else spec.port}", "  User root",
+                f"  IdentityFile {_config_value(identity)}", "  IdentitiesOnly yes",
+                f"  UserKnownHostsFile {_config_value(known_hosts)}",
+                "  GlobalKnownHostsFile /dev/null", "  StrictHostKeyChecking yes",
+                "  PasswordAuthentication no"]
+        if door is None:
+            jump = next(s.name for s in specs if s.door is not None)
+            out.append(f"  ProxyJump {jump}")
+    return "\n".join(out) + "\n"
+
+
+def render_confined_known_hosts(hosts: Sequence[tuple[LabHostSpec, asyncssh.SSHKey]]) -> str:
+    """Each host by address and name (port 22), the hypervisor also at its door."""
+    lines = ["# hardway lab host keys (regenerated only when DIR/hostkeys is removed)"]
+    for spec, key in hosts:
+        lines.append(f"{spec.address},{spec.name} {public_line(key)}")
+        if spec.door is not None:
+            lines.append(f"[{spec.door[0]}]:{spec.door[1]},[{spec.name}]:{spec.door[1]} "
+                         f"{public_line(key)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_confined_inventory(specs: Sequence[LabHostSpec], *, identity: Path,
+                              known_hosts: Path, ssh_config: Path, vip: str) -> str:
+    """The confined lab's inventory: KTHW's paths, no root prefix, the hypervisor as the
+    jump host -- nothing that tells the product it is a lab."""
+    hypervisor = next(s for s in specs if s.door is not None)
+    assert hypervisor.door is not None
+    out = [
+        "# hardway lab inventory (confined hosts): written by `hardway lab up`. The hosts",
+        "# live on the lab's private network, reached through the hypervisor (ssh.jump).",
+        "", "[cluster]", f"name = {_toml(CLUSTER_NAME)}", f"domain = {_toml(DOMAIN)}",
+        "", "[networks]", f'nodes = "{hypervisor.address.rpartition(".")[0]}.0/24"',
+        f'control_plane_services = "{vip.rpartition(".")[0]}.0/24"',
+        f"pods = {_toml(PODS)}", f"services = {_toml(SERVICES)}",
+        "", "[api]", f"vip = {_toml(vip)}", f"hostname = {_toml('kubernetes.' + DOMAIN)}",
+        "port = 6443",
+        "", "[ssh]", 'user = "root"', "port = 22", f"jump = {_toml(hypervisor.name)}",
+        f"identity = {_toml(str(identity))}", f"known_hosts = {_toml(str(known_hosts))}",
+        f"config = {_toml(str(ssh_config))}",
+        "", "[hypervisor]", f"name = {_toml(hypervisor.name)}",
+        f"address = {_toml(hypervisor.door[0])}", 'os = "linux"', 'firewall = "ipfw"',
+        f"ssh = {{ port = {hypervisor.door[1]} }}",
+    ]
+    for spec in specs:
+        if spec.door is not None:
+            continue
+        table = "controllers" if spec.role == "controller" else "workers"
+        out += ["", f"[[{table}]]", f"name = {_toml(spec.name)}",
+                f"address = {_toml(spec.address)}"]
+    return "\n".join(out) + "\n"

@@ -44,7 +44,8 @@ from typing import IO, Any, TypeVar
 
 from tui.core.errors import UserError
 from tui.core.inventory.load import load_inventory
-from tui.lab import cluster, files, processes, scenarios
+from tui.lab import cluster, files, namespaces, processes, scenarios
+from tui.lab.namespaces import Confinement, HostNetwork
 from tui.lab.pki_setup import PKI_DIR
 from tui.lab.server import LabHost, LabHostSpec
 from tui.lab.service import SERVICE_MARKER, ServiceHost
@@ -52,8 +53,21 @@ from tui.lab.supervisor import Supervisor
 
 T = TypeVar("T")
 
-MAX_CONTROLLERS = 10
+MAX_CONTROLLERS = 100
 MAX_WORKERS = 100
+MAX_HOSTS = 100
+ISOLATIONS = ("auto", "namespaces", "none")
+HYPERVISOR = "nucklehead"
+"""The seed's hypervisor: the jump host, the API VIP's load balancer."""
+NODE_NET = "10.10.0"
+"""The node block inside a confined lab (the seed's 10.10.0.0/24)."""
+VIP = "10.50.0.1"
+"""The API VIP of a confined lab, in its control-plane services block 10.50.0.0/24."""
+
+
+def _host_entries(specs: list[LabHostSpec]) -> list[tuple[str, str]]:
+    """(address, name) of every lab host, for each host's /etc/hosts."""
+    return [(spec.address, spec.name) for spec in specs]
 
 
 def _current_user() -> str:
@@ -94,13 +108,25 @@ class Lab:
             every host, so a lab can be spread over processes: each process serves some
             hosts from its own directory holding copies of the same keys (the benchmark
             gives each host a process, as real hosts have machines of their own).
+        isolation: ``namespaces`` confines every host in its own mount, PID, UTS and
+            network namespaces on a private network (10.10.0.0/24) behind the hypervisor
+            ``nucklehead``, the jump host, whose sshd also listens on NETWORK.1:PORT;
+            ``none`` is the fallback: hosts share the machine's network on NETWORK.10+i
+            and see the machine's files, each with its own root directory prefix;
+            ``auto`` confines where the system allows it and says so otherwise.
     """
 
     def __init__(self, directory: Path, controllers: int = 3, workers: int = 0, *,
                  network: str = "127.0.10", port: int = 2222,
                  shared_address: bool = False, services: bool = True,
                  scenario: str = scenarios.DEFAULT,
-                 serve: Collection[str] | None = None) -> None:
+                 serve: Collection[str] | None = None, isolation: str = "none") -> None:
+        if isolation not in ISOLATIONS:
+            raise UserError(f"The lab isolation must be one of {', '.join(ISOLATIONS)}, "
+                            f"not {isolation!r}.")
+        if controllers + workers > MAX_HOSTS:
+            raise UserError(f"The lab takes at most {MAX_HOSTS} hosts in all "
+                            f"(--controllers {controllers} + --workers {workers}).")
         if not 1 <= controllers <= MAX_CONTROLLERS:
             raise UserError(f"The lab needs 1 to {MAX_CONTROLLERS} controllers "
                             f"(--controllers), not {controllers}.")
@@ -120,6 +146,9 @@ class Lab:
                             "services; drop --no-services or the --scenario.")
         self.services = services
         self.services_running = False
+        self.isolation = isolation
+        self.confined = False
+        self._confinement: Confinement | None = None
         self.notes: list[str] = []
         self._counts = (controllers, workers)
         self._hosts: dict[str, LabHost] = {}
@@ -163,7 +192,7 @@ class Lab:
 
     @property
     def names(self) -> list[str]:
-        """Host names, controllers first."""
+        """Host names, controllers first (then the hypervisor of a confined lab)."""
         return [spec.name for spec in self.specs()]
 
     @property
@@ -179,8 +208,19 @@ class Lab:
 
     def _plan(self, shared: bool) -> list[LabHostSpec]:
         controllers, workers = self._counts
+        first_worker = 20 if controllers <= 10 else 10 + controllers
         named = [(f"controller-{i}", "controller", 10 + i) for i in range(controllers)]
-        named += [(f"worker-{i}", "worker", 20 + i) for i in range(workers)]
+        named += [(f"worker-{i}", "worker", first_worker + i) for i in range(workers)]
+        if self.confined:
+            specs = [LabHostSpec(name=name, role=role, address=f"{NODE_NET}.{octet}",
+                                 listen=f"{NODE_NET}.{octet}", port=22,
+                                 root=self.host_root(name))
+                     for name, role, octet in named]
+            specs.append(LabHostSpec(name=HYPERVISOR, role="hypervisor",
+                                     address=f"{NODE_NET}.1", listen=f"{NODE_NET}.1", port=22,
+                                     root=self.host_root(HYPERVISOR),
+                                     door=(f"{self.network}.1", self.port)))
+            return specs
         specs = []
         for index, (name, role, octet) in enumerate(named):
             address = f"{self.network}.{octet}"
@@ -199,9 +239,11 @@ class Lab:
             return
         self._prepare_directory()
         try:
+            self._choose_isolation()
             client_key = files.load_or_create_key(self.client_key_path, "hardway-lab-client")
             specs = self._plan(self.shared_address)
-            if not self.shared_address and not _can_bind(specs[0].listen):
+            if not self.confined and not self.shared_address and \
+                    not _can_bind(specs[0].listen):
                 self.shared_address = True
                 specs = self._plan(True)
                 self.notes.append(
@@ -216,15 +258,20 @@ class Lab:
                 keys[spec.name] = files.load_or_create_key(
                     self.directory / "hostkeys" / spec.name, f"hardway-lab {spec.name}")
             self._write_client_files(specs, keys)
+            if self.confined:
+                files.prepare_confined(specs, _host_entries(specs))
+                await self._confine(specs)
             environments, units_dir = self._prepare_services()
             for spec in specs:
                 if self._serve is not None and spec.name not in self._serve:
                     continue
+                handle = self._confinement.handle(spec.name) if self._confinement else None
                 supervisor = Supervisor(ServiceHost(
                     spec.name, spec.root, spec.address, environments.get(spec.name, {}),
-                    units_dir))
-                self._hosts[spec.name] = LabHost(spec, keys[spec.name], client_key, self.user,
-                                                 supervisor=supervisor)
+                    units_dir, confined=handle))
+                self._hosts[spec.name] = LabHost(spec, keys[spec.name], client_key,
+                                                 "root" if self.confined else self.user,
+                                                 supervisor=supervisor, confined=handle)
             results = await asyncio.gather(*(host.start() for host in self._hosts.values()),
                                            return_exceptions=True)
             for result in results:
@@ -235,10 +282,43 @@ class Lab:
             await self.stop()
             raise
 
+    def _choose_isolation(self) -> None:
+        """Decide whether hosts are confined (``isolation``), noting why not in one line."""
+        if self.isolation == "none":
+            return
+        reason = namespaces.unavailable()
+        if reason is None:
+            self.confined = True
+            return
+        if self.isolation == "namespaces":
+            raise UserError(f"The lab cannot confine its hosts: {reason}. Use "
+                            "--isolation none to run them unconfined on loopback.")
+        self.notes.append(f"The lab hosts are NOT isolated ({reason}): they share this "
+                          "machine's network and files, each under its own root directory.")
+
+    async def _confine(self, specs: list[LabHostSpec]) -> None:
+        """Build the lab's private network and every host's namespaces."""
+        networks = []
+        for spec in specs:
+            if spec.role == "hypervisor":
+                networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
+                                            loopback_addresses=(f"{VIP}/32",), router=True))
+            else:
+                networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
+                                            gateway=f"{NODE_NET}.1"))
+        self._confinement = Confinement(self.directory, networks)
+        await self._confinement.start()
+
+    def confinement(self) -> Confinement | None:
+        """The running lab's namespaces (None: not confined)."""
+        return self._confinement
+
     def _prepare_services(self) -> tuple[dict[str, dict[str, str]], str]:
         """Write the scenario's cluster; returns each host's service environment and the
         unit directory (the inventory's ``paths.systemd_units``)."""
         inventory = load_inventory(self.inventory_path)
+        if self.confined:
+            inventory = files.rooted(inventory, self.host_root)
         units_dir = inventory.paths.systemd_units
         if not self.services:
             return {}, units_dir
@@ -246,9 +326,11 @@ class Lab:
             self.notes.append("The lab's cluster services need one loopback address per "
                               "host, so this lab runs none (no PKI, no kube-apiserver).")
             return {}, units_dir
-        cluster.prepare_cluster(self.directory, inventory, self.scenario)
+        cluster.prepare_cluster(self.directory, inventory, self.scenario,
+                                confined=self.confined)
         self.services_running = True
-        return ({host.name: cluster.service_environment(inventory, host)
+        return ({host.name: cluster.service_environment(inventory, host,
+                                                        confined=self.confined)
                  for host in inventory.hosts}, units_dir)
 
     async def _wait_for_services(self) -> None:
@@ -256,7 +338,12 @@ class Lab:
             return
         endpoints = [(spec.name, spec.address, 6443) for spec in self.hosts
                      if spec.role == "controller"]
-        for name in await cluster.wait_until_serving(endpoints):
+        confinement = self._confinement
+        opener = None
+        if confinement is not None:
+            def opener(name: str, address: str, port: int) -> Any:
+                return confinement.handle(name).tcp_socket(address)
+        for name in await cluster.wait_until_serving(endpoints, opener=opener):
             self.notes.append(f"kube-apiserver on {name} is not serving yet; see "
                               f"`journalctl -u kube-apiserver` on {name}.")
 
@@ -265,6 +352,9 @@ class Lab:
         await asyncio.gather(*(host.stop() for host in self._hosts.values()))
         self._hosts.clear()
         self.services_running = False
+        if self._confinement is not None:
+            await self._confinement.stop()
+            self._confinement = None
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -346,9 +436,19 @@ class Lab:
     def _write_client_files(self, specs: list[LabHostSpec],
                             keys: dict[str, Any]) -> None:
         hosts = [(spec, keys[spec.name]) for spec in specs]
-        files.write_file(self.known_hosts_path, files.render_known_hosts(hosts))
+        if self.confined:
+            files.write_file(self.known_hosts_path, files.render_confined_known_hosts(hosts))
+        else:
+            files.write_file(self.known_hosts_path, files.render_known_hosts(hosts))
         files.write_file(self.ssh_config_path, files.render_ssh_config(
             specs, self.user, self.client_key_path, self.known_hosts_path), 0o600)
+        if self.confined:
+            files.write_file(self.ssh_config_path, files.render_confined_ssh_config(
+                specs, self.client_key_path, self.known_hosts_path), 0o600)
+            files.write_file(self.inventory_path, files.render_confined_inventory(
+                specs, identity=self.client_key_path, known_hosts=self.known_hosts_path,
+                ssh_config=self.ssh_config_path, vip=VIP))
+            return
         files.write_file(self.inventory_path, files.render_inventory(
             specs, network=self.network, port=self.port, user=self.user,
             identity=self.client_key_path, known_hosts=self.known_hosts_path,

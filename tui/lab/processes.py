@@ -91,6 +91,21 @@ def signal_group(pgid: int, signum: int) -> bool:
     return True
 
 
+def signal_group_but(pgid: int, signum: int, spare: int) -> bool:
+    """Send ``signum`` to every member of group ``pgid`` except ``spare``.
+
+    A confined host's programs run under an ``nsenter`` parent in the same group; it
+    does not pass signals on, so it is spared and reports the program's own end.
+    Falls back to the whole group where ``/proc`` is missing.
+    """
+    if not has_proc():
+        return signal_group(pgid, signum)
+    members = [pid for pid, fields in process_stats()
+               if int(fields[2]) == pgid and pid != spare and fields[0] != "Z"]
+    signal_pids(members, signum)
+    return bool(members)
+
+
 def signal_pids(pids: Iterable[int], signum: int) -> None:
     """Send ``signum`` to each pid, ignoring processes that already ended."""
     for pid in pids:

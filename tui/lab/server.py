@@ -13,17 +13,20 @@ enabled units start -- and stopping the host stops its services too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import asyncssh
 
 from tui.core.errors import UserError
 from tui.lab import journalctl, processes, systemctl
 from tui.lab.control import CONTROL_SOCKET, ControlServer
+from tui.lab.namespaces import HostHandle, LabAddressRefused, guard_address
 from tui.lab.service import SERVICE_MARKER
 from tui.lab.session import HostContext, LabSession
 from tui.lab.supervisor import Supervisor
@@ -46,6 +49,8 @@ class LabHostSpec:
         listen: the address its sshd binds (the same, or 127.0.0.1 in shared mode).
         port: the TCP port its sshd binds.
         root: the host's root directory.
+        door: for the hypervisor of a confined lab, where its sshd also listens on the
+            machine's loopback (``127.0.10.1:2222``): the way in, as a jump host.
     """
 
     name: str
@@ -54,6 +59,7 @@ class LabHostSpec:
     listen: str
     port: int
     root: Path
+    door: tuple[str, int] | None = None
 
 
 class _LabSSHServer(asyncssh.SSHServer):
@@ -87,6 +93,11 @@ class _LabSSHServer(asyncssh.SSHServer):
         return (username == self._host.user
                 and key.public_data == self._host.client_key.public_data)
 
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
+                             orig_port: int) -> Any:
+        """``direct-tcpip`` (``ssh -J``, ``-L``): dialled from the host's own network."""
+        return self._host.forward_to(dest_host, dest_port)
+
     def session_requested(self) -> LabSession:
         return LabSession(self._host.context)
 
@@ -112,9 +123,13 @@ class LabHost:
     sessions: set[LabSession] = field(default_factory=set)
     _acceptor: asyncssh.SSHAcceptor | None = None
 
+    confined: HostHandle | None = None
+    _door: asyncssh.SSHAcceptor | None = None
+
     def __post_init__(self) -> None:
         self.context = HostContext(name=self.spec.name, root=self.spec.root, user=self.user,
-                                   on_open=self.sessions.add, on_close=self.sessions.discard)
+                                   on_open=self.sessions.add, on_close=self.sessions.discard,
+                                   confined=self.confined)
         self.control: ControlServer | None = None
         if self.supervisor is not None:
             self.control = ControlServer(
@@ -133,8 +148,35 @@ class LabHost:
             return
         spec = self.spec
         try:
-            self._acceptor = await asyncssh.listen(
-                spec.listen, spec.port,
+            where: dict[str, object] = {"host": spec.listen, "port": spec.port}
+            if self.confined is not None:
+                where = {"sock": self.confined.listen(spec.address, spec.port)}
+            else:
+                guard_address(spec.listen, inside=False)
+            if spec.door is not None:
+                guard_address(spec.door[0], inside=False)
+                self._door = await self._listen(host=spec.door[0], port=spec.door[1])
+            self._acceptor = await self._listen(**where)
+        except OSError as exc:
+            if self._door is not None:
+                self._door.close()
+                self._door = None
+            where_text = f"{spec.listen}:{spec.port}"
+            if exc.errno == errno.EADDRINUSE:
+                raise LabAddressInUse(
+                    f"The lab cannot listen on {where_text} for {spec.name}: the address is "
+                    "already in use (another lab, or an sshd, is there). Stop it, or start "
+                    "this lab on another network (--network 127.0.11) or port (--port 2223)."
+                ) from exc
+            raise UserError(
+                f"The lab cannot listen on {where_text} for {spec.name}: "
+                f"{exc.strerror or exc}. Lab hosts need a free loopback address and port."
+            ) from exc
+        await self._boot()
+
+    async def _listen(self, **where: object) -> asyncssh.SSHAcceptor:
+        return await asyncssh.listen(
+                **where,
                 server_factory=lambda: _LabSSHServer(self),
                 server_host_keys=[self.host_key],
                 encoding=None,
@@ -145,19 +187,30 @@ class LabHost:
                 login_timeout=LOGIN_TIMEOUT,
                 reuse_address=True,
             )
-        except OSError as exc:
-            where = f"{spec.listen}:{spec.port}"
-            if exc.errno == errno.EADDRINUSE:
-                raise LabAddressInUse(
-                    f"The lab cannot listen on {where} for {spec.name}: the address is "
-                    "already in use (another lab, or an sshd, is there). Stop it, or start "
-                    "this lab on another network (--network 127.0.11) or port (--port 2223)."
-                ) from exc
-            raise UserError(
-                f"The lab cannot listen on {where} for {spec.name}: {exc.strerror or exc}. "
-                "Lab hosts need a free loopback address and port."
-            ) from exc
-        await self._boot()
+
+    def forward_to(self, address: str, port: int) -> Any:
+        """A stream handler that connects to ``address:port`` from this host's network
+        (refused for non-loopback addresses when the host is not confined)."""
+        try:
+            guard_address(address, inside=self.confined is not None)
+        except LabAddressRefused:
+            return False
+
+        async def pipe(reader: asyncssh.SSHReader[bytes],
+                       writer: asyncssh.SSHWriter[bytes]) -> None:
+            try:
+                if self.confined is not None:
+                    sock = self.confined.tcp_socket(address)
+                    await asyncio.get_running_loop().sock_connect(sock, (address, port))
+                    peer_reader, peer_writer = await asyncio.open_connection(sock=sock)
+                else:
+                    peer_reader, peer_writer = await asyncio.open_connection(address, port)
+            except OSError:
+                writer.close()
+                return
+            await _splice(reader, writer, peer_reader, peer_writer)
+
+        return pipe
 
     async def _boot(self) -> None:
         """Empty /var/run (a tmpfs on a real host), open the control socket, start units."""
@@ -175,10 +228,11 @@ class LabHost:
 
     async def stop(self) -> None:
         """Die like a host: stop listening, drop connections, kill every process."""
-        if self._acceptor is not None:
-            self._acceptor.close()
-            await self._acceptor.wait_closed()
-            self._acceptor = None
+        for acceptor in (self._acceptor, self._door):
+            if acceptor is not None:
+                acceptor.close()
+                await acceptor.wait_closed()
+        self._acceptor = self._door = None
         for conn in list(self.connections):
             conn.abort()
         if self.control is not None:
@@ -192,6 +246,9 @@ class LabHost:
             if session.pid is not None:
                 processes.signal_session(session.pid, signal.SIGHUP)  # SIGKILL follows
         await processes.kill_marked(self.spec.root)
+        if self.confined is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.confined.kill_all)  # daemons started by hand
         if sessions:
             await asyncio.wait([asyncio.ensure_future(s.wait_finished()) for s in sessions],
                                timeout=5.0)
@@ -208,3 +265,31 @@ class LabHost:
             return processes.marked_pids(self.spec.root)
         return sorted(s.pid for s in self.sessions if s.pid is not None
                       and processes.signal_group(s.pid, 0))
+
+
+async def _splice(reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes],
+                  peer_reader: asyncio.StreamReader, peer_writer: asyncio.StreamWriter) -> None:
+    """Copy both ways between an SSH channel and a TCP connection until both end."""
+
+    async def upstream() -> None:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            while data := await reader.read(65536):
+                peer_writer.write(data)
+                await peer_writer.drain()
+        with contextlib.suppress(OSError):
+            if peer_writer.can_write_eof():
+                peer_writer.write_eof()
+
+    async def downstream() -> None:
+        with contextlib.suppress(OSError, asyncssh.Error):
+            while data := await peer_reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        with contextlib.suppress(OSError, asyncssh.Error):
+            writer.write_eof()
+
+    try:
+        await asyncio.gather(upstream(), downstream())
+    finally:
+        peer_writer.close()
+        writer.close()

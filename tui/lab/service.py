@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from tui.core.inventory.model import Paths
 from tui.lab import processes
 from tui.lab.journal import Journal
+from tui.lab.namespaces import HostHandle
 from tui.lab.systemd_unit import (
     ExecCommand,
     UnitFile,
@@ -91,6 +92,8 @@ class ServiceHost:
         address: the host's lab address.
         environment: extra variables for every service (lab settings).
         units_dir: the logical unit directory.
+        confined: the host's namespaces; services then run inside them with the host's
+            own paths (None: on the machine, paths mapped under ``root``).
     """
 
     name: str
@@ -98,6 +101,7 @@ class ServiceHost:
     address: str
     environment: Mapping[str, str] = field(default_factory=dict)
     units_dir: str = UNITS_DIR
+    confined: HostHandle | None = None
 
     def path(self, logical: str) -> Path:
         """Map an absolute host path under the root."""
@@ -304,8 +308,8 @@ class Service:
         self._set_state("deactivating", "stop-sigterm")
         self._stopping = True
         kill_signal = _signal_named(definition.setting("Service", "KillSignal", "SIGTERM"))
-        processes.signal_group(process.pid, kill_signal)
-        processes.signal_group(process.pid, signal.SIGCONT)
+        self._signal(process.pid, kill_signal)
+        self._signal(process.pid, signal.SIGCONT)
         limit = definition.timeout_stop if timeout is None else timeout
         timed_out = False
         try:
@@ -345,13 +349,17 @@ class Service:
 
     def _environment(self) -> dict[str, str]:
         host = self.supervisor.host
-        env = {
-            "PATH": ":".join([str(host.path("/usr/local/bin")), str(host.root / "lab-bin"),
-                              *SEARCH_DIRS]),
-            "LANG": "C.UTF-8",
-            "TMPDIR": str(host.root / "tmp"),
-            "INVOCATION_ID": uuid.uuid4().hex,
-        }
+        if host.confined is not None:
+            env = {"PATH": ":".join(SEARCH_DIRS), "LANG": "C.UTF-8",
+                   "INVOCATION_ID": uuid.uuid4().hex}
+        else:
+            env = {
+                "PATH": ":".join([str(host.path("/usr/local/bin")), str(host.root / "lab-bin"),
+                                  *SEARCH_DIRS]),
+                "LANG": "C.UTF-8",
+                "TMPDIR": str(host.root / "tmp"),
+                "INVOCATION_ID": uuid.uuid4().hex,
+            }
         env.update(host.environment)
         config = self.definition.config
         if config is not None:
@@ -382,6 +390,28 @@ class Service:
             return self.supervisor.host.path(wanted)
         return self.supervisor.host.root
 
+    def _signal(self, pid: int, signum: int) -> None:
+        """Signal the service's processes (not the ``nsenter`` that waits for them)."""
+        if self.supervisor.host.confined is not None:
+            processes.signal_group_but(pid, signum, spare=pid)
+        else:
+            processes.signal_group(pid, signum)
+
+    def _launch(self, argv: list[str], executable: Path,
+                logical: str) -> tuple[list[str], str, str]:
+        """(argv, executable, cwd) for the machine: through ``nsenter`` when confined."""
+        host = self.supervisor.host
+        if host.confined is None:
+            return argv, str(executable), str(self._working_directory())
+        wanted = self.definition.setting("Service", "WorkingDirectory").lstrip("-")
+        cwd = wanted if wanted.startswith("/") else "/"
+        if not logical.startswith("/"):
+            root = str(host.root).rstrip("/")
+            text = str(executable)
+            logical = text[len(root):] if text.startswith(root + "/") else text
+        prefix = host.confined.enter(cwd)
+        return [*prefix, logical, *argv[1:]], prefix[0], "/"
+
     async def _spawn(self, command: ExecCommand) -> bool:
         """Start ``command``; on failure log like systemd and record status 203/EXEC."""
         env = self._environment()
@@ -392,11 +422,13 @@ class Service:
         self.exec_start_time = time.time()
         reason = "No such file or directory"
         if executable is not None:
+            full, program, cwd = self._launch(argv or [command.path], executable,
+                                              command.path)
             try:
                 process = await asyncio.create_subprocess_exec(
-                    argv[0] if argv else command.path, *argv[1:], executable=str(executable),
+                    full[0], *full[1:], executable=program,
                     stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT, cwd=self._working_directory(), env=env,
+                    stderr=asyncio.subprocess.STDOUT, cwd=cwd, env=env,
                     start_new_session=True)
             except OSError as exc:
                 reason = exc.strerror or str(exc)
