@@ -70,5 +70,6 @@ def run_demo(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="hardway-demo-") as tmp:
         directory = Path(args.dir) if args.dir else Path(tmp) / "lab"
         with LabRunner(directory, controllers=args.controllers, workers=args.workers,
-                       scenario=args.scenario, services=args.services) as runner:
+                       scenario=args.scenario, services=args.services,
+                       isolation=args.isolation) as runner:
             return _launch(runner.lab.inventory_path, accept_new=False)

@@ -13,12 +13,26 @@ from pathlib import Path
 from typing import Any, TextIO
 
 LAB_HELP = """\
-The embedded lab: Kubernetes-the-hard-way hosts without VMs. Each lab host is an
-SSH server inside this process, on its own loopback address (controllers at
-NETWORK.10, .11, ...; workers at NETWORK.20, ...; port 2222), running real commands
-with /bin/sh in its own root directory DIR/hosts/NAME (HOME is DIR/hosts/NAME/root;
-`hostname` answers the lab host's name). The lab writes an inventory, a client key,
-a known_hosts file and an OpenSSH client config into DIR, and nothing outside it.
+The embedded lab: Kubernetes-the-hard-way hosts without VMs, a place you can break
+without harm.
+
+Confined (the default where Linux allows unprivileged namespaces): every host has its
+own mount, PID, UTS and network namespaces inside a user namespace the lab owns. Its
+/etc, /var, /opt and /usr/local are overlays whose writes land in DIR/hosts/NAME; /root,
+/home, /tmp and /run are its own; /usr is the machine's, read-only. The hosts live on a
+private network that exists only inside the lab: controllers at 10.10.0.10, .11, ...,
+workers at 10.10.0.20, ..., the hypervisor `nucklehead` at 10.10.0.1 holding the API
+VIP 10.50.0.1. You log in as root (sudo works) and type KTHW's commands verbatim. The
+way in is the hypervisor, the jump host: its SSH server also listens on NETWORK.1:PORT
+(127.0.10.1:2222), and the lab's inventory and ssh_config go through it (ProxyJump).
+
+Not confined (--isolation none, or where namespaces are unavailable, which the lab
+says in one line): each host is an SSH server on its own loopback address (NETWORK.10+i,
+port PORT) running commands as you, on this machine, under DIR/hosts/NAME.
+
+Either way the lab writes an inventory, a client key, a known_hosts file and an
+OpenSSH client config into DIR, and nothing outside it. At most 100 hosts in all
+(controllers + workers).
 """
 
 UP_HELP = LAB_HELP + """
@@ -26,7 +40,7 @@ Each host has a `systemctl` and `journalctl` backed by the lab's service supervi
 The lab also writes a Kubernetes-the-hard-way cluster: a CA and the KTHW certificates
 in DIR/pki (the default --pki of `hardway certs`), each host's certificates, and on
 every controller an enabled kube-apiserver unit running the lab's stand-in (HTTPS
-/healthz /livez /readyz /version on NETWORK.1x:6443). --scenario starts it broken on
+/healthz /livez /readyz /version on :6443). --scenario starts it broken on
 purpose; --no-services gives bare hosts.
 
 `lab up` starts the lab and keeps it running in the foreground; Ctrl-C (or SIGTERM)
@@ -40,6 +54,7 @@ examples:
   hardway lab up --controllers 5 --workers 2 --dir /tmp/lab
   hardway lab up --network 127.0.11     # a second lab beside the default one
   hardway lab up --scenario seed-cert-bug
+  hardway lab up --isolation none       # unconfined hosts on loopback addresses
 
 then, in another terminal:
   ssh -F DIR/ssh_config controller-0
@@ -98,6 +113,10 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
                              f"{', '.join(scenarios.names())} (default {scenarios.DEFAULT})")
     parser.add_argument("--no-services", dest="services", action="store_false",
                         help="bare hosts: no PKI, no kube-apiserver (systemctl still works)")
+    parser.add_argument("--isolation", choices=("auto", "namespaces", "none"), default="auto",
+                        help="confine each host in its own namespaces on a private network "
+                             "(namespaces), run them unconfined on loopback (none), or "
+                             "confine where the system allows it (auto, the default)")
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -112,7 +131,7 @@ def lab_up(args: argparse.Namespace) -> int:
     directory = args.dir if args.dir is not None else default_lab_dir()
     lab = Lab(directory, controllers=args.controllers, workers=args.workers,
               network=args.network, port=args.port, services=args.services,
-              scenario=args.scenario)
+              scenario=args.scenario, isolation=args.isolation)
     return asyncio.run(_serve(lab, sys.stdout))
 
 
@@ -141,7 +160,8 @@ def describe(lab: Any) -> str:
     q = shlex.quote
     hosts = lab.hosts
     controllers = sum(1 for h in hosts if h.role == "controller")
-    workers = len(hosts) - controllers
+    hosts_only = [h for h in hosts if h.role != "hypervisor"]
+    workers = sum(1 for h in hosts_only if h.role == "worker")
     counted = f"{controllers} controller{'s' * (controllers != 1)}"
     if workers:
         counted += f" and {workers} worker{'s' * (workers != 1)}"
@@ -149,8 +169,14 @@ def describe(lab: Any) -> str:
     lines = [f"hardway lab: {counted} running in {directory}", ""]
     for host in hosts:
         endpoint = f"{host.listen}:{host.port}"
-        lines.append(f"  {host.name:<{width}}  {endpoint:<20} root {host.root}")
+        if host.door is not None:
+            endpoint += f" (door {host.door[0]}:{host.door[1]})"
+        where = "files in" if getattr(lab, "confined", False) else "root"
+        lines.append(f"  {host.name:<{width}}  {endpoint:<20} {where} {host.root}")
     lines += [f"  note: {note}" for note in lab.notes]
+    if getattr(lab, "confined", False):
+        lines += ["", "The hosts are confined: their network exists only inside the lab; "
+                  "reach them through the hypervisor (ssh.jump / ProxyJump)."]
     if getattr(lab, "services_running", False):
         controllers_at = ", ".join(f"https://{h.address}:6443" for h in hosts
                                    if h.role == "controller")

@@ -1,0 +1,196 @@
+"""The confined lab: hosts in their own namespaces behind the hypervisor (issue 10, part 1).
+
+Everything here goes through the product's own path (the inventory, the Fleet with its
+jump host) or OpenSSH (``ssh -F DIR/ssh_config``, ProxyJump), as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lab_network
+from tui.core.fleet.fleet import Fleet
+from tui.core.fleet.hostkeys import HostKeyPolicy
+from tui.core.inventory.load import load_inventory
+from tui.lab import namespaces
+from tui.lab.lab import HYPERVISOR, LabRunner
+from tui.lab.namespaces import LabAddressRefused, guard_address
+
+pytestmark = pytest.mark.skipif(namespaces.unavailable() is not None,
+                                reason=f"no namespaces: {namespaces.unavailable()}")
+
+
+def _lab_processes(directory: Path) -> list[int]:
+    """Live processes whose command line or environment names the lab directory."""
+    needle = str(directory).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            data = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in data:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module")
+def confined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """A confined 3-controller lab with its services."""
+    runner = LabRunner(tmp_path_factory.mktemp("confined"), controllers=3,
+                       network=lab_network(7), isolation="namespaces")
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+@pytest.fixture
+async def fleet(confined: LabRunner, tmp_path: Path) -> AsyncIterator[Fleet]:
+    """The product's fleet on the confined lab (through the jump host)."""
+    inventory = load_inventory(confined.lab.inventory_path)
+    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
+    async with Fleet.from_inventory(inventory, host_keys=policy,
+                                    use_user_config=False) as fleet:
+        yield fleet
+
+
+def test_inventory_has_kthw_paths_and_the_jump_host(confined: LabRunner) -> None:
+    inventory = load_inventory(confined.lab.inventory_path)
+    assert [h.root for h in inventory.hosts] == ["", "", ""]
+    assert [str(h.address) for h in inventory.controllers] == [
+        "10.10.0.10", "10.10.0.11", "10.10.0.12"]
+    assert inventory.ssh.jump == HYPERVISOR
+    assert inventory.hypervisor is not None and inventory.hypervisor.name == HYPERVISOR
+    assert str(inventory.api.vip) == "10.50.0.1"
+
+
+async def test_writes_stay_on_their_host(confined: LabRunner, fleet: Fleet) -> None:
+    mark = f"hardway-confined-{uuid.uuid4().hex[:8]}"
+    wrote = await fleet.run(["controller-0"], (
+        f"sudo mkdir -p /etc/{mark} && echo $HOST_NAME | sudo tee /etc/{mark}/who >/dev/null && "
+        f"sudo mv /etc/{mark}/who /usr/local/bin/{mark} && touch /tmp/{mark} && "
+        f"cat /usr/local/bin/{mark}"))
+    assert wrote["controller-0"].ok, wrote["controller-0"].stderr
+    assert wrote["controller-0"].stdout.strip() == "controller-0"
+    for path in (f"/etc/{mark}", f"/usr/local/bin/{mark}", f"/tmp/{mark}"):
+        assert not os.path.lexists(path), f"{path} reached the machine"
+    elsewhere = await fleet.run(["controller-1"], (
+        f"test -e /etc/{mark} || test -e /usr/local/bin/{mark} || test -e /tmp/{mark}"))
+    assert elsewhere["controller-1"].status == 1
+    root = confined.lab.host_root("controller-0")
+    assert (root / "usr" / "local" / "bin" / mark).read_text() == "controller-0\n"
+    assert (root / "tmp" / mark).exists()
+
+
+async def test_system_directories_are_read_only(fleet: Fleet) -> None:
+    result = await fleet.run(["controller-0"], "touch /usr/bin/hardway-nope")
+    assert result["controller-0"].status != 0
+    assert "Read-only file system" in result["controller-0"].stderr
+    assert not os.path.exists("/usr/bin/hardway-nope")
+
+
+async def test_each_host_sees_its_own_processes_and_ports(fleet: Fleet) -> None:
+    # A daemon started by hand, as KTHW readers do, on 127.0.0.1:2379 of two hosts at once.
+    start = ("echo $HOST_NAME > /tmp/who && cd /tmp && setsid python3 -m http.server "
+             "--bind 127.0.0.1 2379 >/dev/null 2>&1 < /dev/null & "
+             "for i in $(seq 50); do curl -s 127.0.0.1:2379/who && break; sleep 0.1; done")
+    served = await fleet.run(["controller-0", "controller-1"], start)
+    assert served["controller-0"].stdout.strip() == "controller-0"
+    assert served["controller-1"].stdout.strip() == "controller-1"
+    listing = await fleet.run(["controller-0", "controller-2"],
+                              "ps -e -o pid=,args= | grep -c '[h]ttp.server'; "
+                              "ps -e -o pid= | head -1")
+    assert listing["controller-0"].stdout.split() == ["1", "1"]
+    assert listing["controller-2"].stdout.split() == ["0", "1"]
+
+
+def test_openssh_reaches_controllers_through_the_hypervisor(confined: LabRunner) -> None:
+    config = str(confined.lab.ssh_config_path)
+    result = subprocess.run(
+        ["ssh", "-F", config, "controller-2", "hostname; id -u; pwd; ip -br -4 addr show eth0"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    assert lines[:3] == ["controller-2", "0", "/root"]
+    assert "10.10.0.12/24" in lines[3]
+    vip = subprocess.run(
+        ["ssh", "-F", config, HYPERVISOR, "ip -br -4 addr show lo"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert "10.50.0.1/32" in vip.stdout
+
+
+def test_non_loopback_addresses_are_refused_outside_the_lab() -> None:
+    with pytest.raises(LabAddressRefused, match="10.10.0.10"):
+        guard_address("10.10.0.10", inside=False)
+    guard_address("10.10.0.10", inside=True)
+    guard_address("127.0.10.1", inside=False)
+
+
+def test_an_unconfined_host_never_forwards_to_a_lab_address(tmp_path: Path) -> None:
+    from tui.lab.server import LabHost, LabHostSpec
+
+    spec = LabHostSpec("h", "controller", "127.0.77.10", "127.0.77.10", 2222, tmp_path)
+    host = LabHost(spec, host_key=None, client_key=None, user="u")  # type: ignore[arg-type]
+    assert host.forward_to("10.10.0.10", 6443) is False
+    assert callable(host.forward_to("127.0.77.11", 6443))
+
+
+def test_a_killed_lab_leaves_nothing_behind(tmp_path: Path) -> None:
+    directory = tmp_path / "lab"
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "lab", "up", "--dir", str(directory),
+         "--controllers", "1", "--no-services", "--isolation", "namespaces",
+         "--network", lab_network(13)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Ctrl-C stops"):
+                break
+        else:
+            pytest.fail("lab up did not come up")
+        daemon = subprocess.run(
+            ["ssh", "-F", str(directory / "ssh_config"), "controller-0",
+             "setsid sleep 1000 >/dev/null 2>&1 < /dev/null & echo started"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert daemon.stdout.strip() == "started", daemon.stderr
+        assert _lab_processes(directory)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _lab_processes(directory) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _lab_processes(directory) == []
+
+
+def test_sigterm_stops_the_lab_cleanly(tmp_path: Path) -> None:
+    directory = tmp_path / "lab"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "lab", "up", "--dir", str(directory),
+         "--controllers", "1", "--no-services", "--isolation", "namespaces",
+         "--network", lab_network(17)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("Ctrl-C stops"):
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "every lab process has ended" in out
+    assert _lab_processes(directory) == []
