@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tui.core.inventory.model import Host, Inventory
 from tui.core.pki.profiles import profiles_for
-from tui.lab import control_plane, pki_setup
+from tui.lab import control_plane, etcd_release, kubeconfig, pki_setup
 from tui.lab.pki_setup import PkiReport
 from tui.lab.scenarios import Scenario
 
@@ -37,12 +37,45 @@ def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario, *
     profiles = [scenario.certificate_profile(p) for p in profiles_for(inventory)]
     report = pki_setup.ensure_pki(pki_dir, profiles)
     control_plane.ensure_encryption_config(pki_dir)
+    api = f"https://{inventory.api.vip or inventory.controllers[0].address}:{inventory.api.port}"
+    kubeconfig.write_kthw_kubeconfigs(pki_dir, cluster=inventory.name, api_server=api,
+                                      workers=[h.name for h in inventory.workers])
+    if scenario.stage == "certs-pushed":
+        push_to_homes(directory, pki_dir, inventory)
+        return report
     pki_setup.install(pki_dir, inventory)
     for host in inventory.controllers:
         control_plane.install_standin(host, inventory, root="" if confined else host.root)
         control_plane.install_unit(host, inventory, control_plane.KUBE_APISERVER_UNIT,
                                    scenario.kube_apiserver_unit(inventory, host))
     return report
+
+
+CONTROLLER_HOME_FILES = ("ca.pem", "ca-key.pem", "kubernetes-key.pem", "kubernetes.pem",
+                         "service-account-key.pem", "service-account.pem",
+                         "admin.kubeconfig", "kube-controller-manager.kubeconfig",
+                         "kube-scheduler.kubeconfig", control_plane.ENCRYPTION_CONFIG)
+"""What KTHW docs 04-06 ``scp`` to each controller's home."""
+
+
+def push_to_homes(directory: Path, pki_dir: Path, inventory: Inventory) -> None:
+    """Leave in each host's home what KTHW's ``scp`` (and ``wget``) steps leave there."""
+    release = etcd_release.ensure_release(directory)
+    for host in inventory.hosts:
+        home = control_plane.host_file(host, "/root")
+        if host.role == "controller":
+            names = list(CONTROLLER_HOME_FILES)
+        else:
+            names = ["ca.pem", f"{host.name}-key.pem", f"{host.name}.pem",
+                     f"{host.name}.kubeconfig", "kube-proxy.kubeconfig"]
+        for name in names:
+            source = pki_dir / name
+            if source.exists():
+                secret = name.endswith(("-key.pem", ".kubeconfig", ".yaml"))
+                control_plane.write_bytes(home / name, source.read_bytes(),
+                                          0o600 if secret else 0o644)
+        if host.role == "controller" and release is not None:
+            etcd_release.place(release, home)
 
 
 def service_environment(inventory: Inventory, host: Host, *,
@@ -56,7 +89,7 @@ def service_environment(inventory: Inventory, host: Host, *,
         "HARDWAY_LAB_ROOT": "" if confined else host.root,
         "HARDWAY_LAB_ADDRESS": "0.0.0.0" if confined else str(host.address),
         "HARDWAY_LAB_HOSTNAME": host.name,
-        "HARDWAY_LAB_ETCD": "absent",  # the lab runs no etcd yet
+        "HARDWAY_LAB_ETCD": "absent",  # no lab scenario starts etcd with kube-apiserver yet
         "HARDWAY_LAB_KUBERNETES_VERSION": inventory.versions.kubernetes,
     }
 

@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -gt 0 ] || exec "${SHELL:-/bin/sh}"
-exec "$@"
+exec env "$@"
 """
 
 
@@ -210,9 +210,12 @@ def prepare_confined(specs: Sequence[LabHostSpec], hosts: Sequence[tuple[str, st
     table = "".join(f"{address}\t{name}.{DOMAIN} {name}\n" for address, name in hosts)
     for spec in specs:
         root = spec.root
-        for sub in ("etc/systemd/system", "var/run", "usr/local/sbin", "usr/local/bin",
-                    "home", "opt"):
+        for sub in ("etc/systemd/system", "var/run/lock", "var/lib", "var/log", "var/cache",
+                    "var/tmp", "usr/local/sbin", "usr/local/bin", "home", "opt"):
             (root / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(root / "var" / "tmp", 0o1777)
+        if not os.path.lexists(root / "var" / "lock"):
+            os.symlink("/run/lock", root / "var" / "lock")
         write_file(root / "etc" / "hostname", spec.name + "\n")
         write_file(root / "etc" / "hosts", f"127.0.0.1\tlocalhost\n{table}")
         sbin = root / "usr" / "local" / "sbin"
@@ -266,7 +269,8 @@ def render_confined_known_hosts(hosts: Sequence[tuple[LabHostSpec, asyncssh.SSHK
 
 
 def render_confined_inventory(specs: Sequence[LabHostSpec], *, identity: Path,
-                              known_hosts: Path, ssh_config: Path, vip: str) -> str:
+                              known_hosts: Path, ssh_config: Path, vip: str,
+                              etcd_version: str | None = None) -> str:
     """The confined lab's inventory: KTHW's paths, no root prefix, the hypervisor as the
     jump host -- nothing that tells the product it is a lab."""
     hypervisor = next(s for s in specs if s.door is not None)
@@ -287,6 +291,8 @@ def render_confined_inventory(specs: Sequence[LabHostSpec], *, identity: Path,
         f"address = {_toml(hypervisor.door[0])}", 'os = "linux"', 'firewall = "ipfw"',
         f"ssh = {{ port = {hypervisor.door[1]} }}",
     ]
+    if etcd_version:
+        out += ["", "[versions]", f"etcd = {_toml(etcd_version)}  # the lab's release cache"]
     for spec in specs:
         if spec.door is not None:
             continue

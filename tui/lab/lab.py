@@ -334,7 +334,7 @@ class Lab:
                  for host in inventory.hosts}, units_dir)
 
     async def _wait_for_services(self) -> None:
-        if not self.services_running:
+        if not self.services_running or not self.scenario.runs_apiserver:
             return
         endpoints = [(spec.name, spec.address, 6443) for spec in self.hosts
                      if spec.role == "controller"]
@@ -447,12 +447,20 @@ class Lab:
                 specs, self.client_key_path, self.known_hosts_path), 0o600)
             files.write_file(self.inventory_path, files.render_confined_inventory(
                 specs, identity=self.client_key_path, known_hosts=self.known_hosts_path,
-                ssh_config=self.ssh_config_path, vip=VIP))
+                ssh_config=self.ssh_config_path, vip=VIP, etcd_version=_etcd_version()))
             return
         files.write_file(self.inventory_path, files.render_inventory(
             specs, network=self.network, port=self.port, user=self.user,
             identity=self.client_key_path, known_hosts=self.known_hosts_path,
             ssh_config=self.ssh_config_path))
+
+
+def _etcd_version() -> str | None:
+    """The version of the etcd binaries the lab's release cache is built from."""
+    from tui.lab import etcd_release
+
+    found = etcd_release.find_binaries()
+    return etcd_release.binary_version(found[0]) if found else None
 
 
 def _can_bind(address: str) -> bool:

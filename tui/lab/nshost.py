@@ -13,9 +13,10 @@ order it:
    changes, so the lab process outside can reach it);
 2. sets the host name (UTS namespace);
 3. builds the host's root on a tmpfs and pivots into it: ``/usr`` (and the ``/bin``,
-   ``/lib`` links) are the machine's, read-only; ``/etc``, ``/var``, ``/opt`` and
-   ``/usr/local`` are overlays whose writable layer is ``DIR/hosts/NAME/<dir>``; ``/root``,
-   ``/home``, ``/tmp`` and ``/run`` (= ``/var/run``) are the host's own directories; its own
+   ``/lib`` links) are the machine's, read-only; ``/etc`` and ``/usr/local`` are overlays
+   whose writable layer is ``DIR/hosts/NAME/<dir>``; ``/var``, ``/opt``, ``/root``,
+   ``/home``, ``/tmp`` and ``/run`` (= ``/var/run``) are the host's own directories (a
+   fresh ``/var``: the machine's package state and service data stay out); its own
    ``/proc`` (only its processes), ``/sys``, ``/dev`` (a private ``/dev/shm``); the Python
    and project directories the lab's shims run from, read-only, at their own paths;
 4. configures ``lo`` and ``eth0`` (addresses, default route) with ``ip -batch``;
@@ -89,8 +90,9 @@ def _mkdir(path: str, mode: int = 0o755) -> None:
     os.makedirs(path, mode=mode, exist_ok=True)
 
 
-OVERLAYS = ("etc", "var", "opt", "usr/local")
-OWN = (("root", "root"), ("home", "home"), ("tmp", "tmp"), ("run", "var/run"))
+OVERLAYS = ("etc", "usr/local")
+OWN = (("var", "var"), ("opt", "opt"), ("root", "root"), ("home", "home"), ("tmp", "tmp"),
+       ("run", "var/run"))
 SYSTEM = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 

@@ -40,6 +40,14 @@ class Scenario:
     name = DEFAULT
     summary = "a healthy cluster: KTHW certificates and a kube-apiserver on every controller"
     problems: tuple[str, ...] = ()
+    stage = "control-plane"
+    """How far KTHW has got: ``certs-pushed`` (docs 04-06: files in the homes, nothing
+    installed) or ``control-plane`` (certificates installed, kube-apiserver running)."""
+
+    @property
+    def runs_apiserver(self) -> bool:
+        """True when the controllers run kube-apiserver at boot."""
+        return self.stage == "control-plane"
 
     def certificate_profile(self, profile: Profile) -> Profile:
         """The profile the lab issues a certificate from (the right one by default)."""
@@ -79,6 +87,18 @@ class SeedCertBug(Scenario):
         return kube_apiserver_unit(inventory, host, drop_continuation_before="--tls-cert-file")
 
 
+class CertsPushed(Scenario):
+    """KTHW docs 04-06 done: every host's home holds what the ``scp`` steps left there."""
+
+    name = "certs-pushed"
+    summary = ("KTHW docs 04-06 done, nothing installed: each controller's home holds "
+               "ca.pem, ca-key.pem, kubernetes(-key).pem, service-account(-key).pem, the "
+               "kubeconfigs, encryption-config.yaml and the etcd release tarball, as KTHW's "
+               "scp and wget steps leave them (each worker's: its certificate and "
+               "kubeconfigs); the starting point for doc 07, etcd")
+    stage = "certs-pushed"
+
+
 _REGISTRY: dict[str, Scenario] = {}
 
 
@@ -116,3 +136,4 @@ def describe() -> str:
 
 register(Scenario())
 register(SeedCertBug())
+register(CertsPushed())

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import time
 import uuid
 from collections import deque
@@ -143,6 +144,13 @@ class UnitDefinition:
     def service_type(self) -> str:
         """``Type=`` (simple by default)."""
         return self.setting("Service", "Type", "simple")
+
+    @property
+    def timeout_start(self) -> float:
+        """``TimeoutStartSec=`` (or ``TimeoutSec=``) in seconds (90 s by default)."""
+        value = self.setting("Service", "TimeoutStartSec") or self.setting("Service",
+                                                                          "TimeoutSec")
+        return parse_timespan(value, 90.0)
 
     @property
     def restart(self) -> str:
@@ -286,11 +294,20 @@ class Service:
             await self._run_oneshot()
             return
         self._set_state("activating", "start")
-        if not await self._spawn(definition.exec_start[0]):
-            if definition.service_type == "exec":
-                raise ServiceError(self._job_failed("control process exited with error "
-                                                    "code"), 1)
-            return
+        notify = self._notify_socket() if definition.service_type == "notify" else None
+        try:
+            if not await self._spawn(definition.exec_start[0], notify):
+                if definition.service_type in ("exec", "notify"):
+                    raise ServiceError(self._job_failed("control process exited with error "
+                                                        "code"), 1)
+                return
+            if notify is not None:
+                await self._wait_ready(notify[0])
+        finally:
+            if notify is not None:
+                notify[0].close()
+                with contextlib.suppress(OSError):
+                    os.unlink(notify[2])
         self._set_state("active", "running")
         self.journal.systemd(self.name, f"Started {definition.description}.")
 
@@ -341,7 +358,8 @@ class Service:
         return False
 
     def _job_failed(self, why: str) -> str:
-        return (f"Job for {self.name} failed because the {why}.\n"
+        article = "" if why.startswith(("a ", "the ")) else "the "
+        return (f"Job for {self.name} failed because {article}{why}.\n"
                 f"See \"systemctl status {self.name}\" and \"journalctl -xeu {self.name}\" "
                 "for details.")
 
@@ -390,6 +408,59 @@ class Service:
             return self.supervisor.host.path(wanted)
         return self.supervisor.host.root
 
+    def _notify_socket(self) -> tuple[socket.socket, str, str] | None:
+        """A datagram socket for sd_notify: (socket, NOTIFY_SOCKET value, path here)."""
+        host = self.supervisor.host
+        logical = f"/var/run/systemd/notify/{self.name}"  # /run on a confined host
+        path = host.path(logical)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            sock.bind(f"/proc/self/fd/{fd}/{path.name}")
+        except OSError:
+            sock.close()
+            return None
+        finally:
+            os.close(fd)
+        sock.setblocking(False)
+        shown = logical if host.confined is not None else str(path)
+        if len(shown.encode()) >= 108:
+            sock.close()
+            return None
+        return sock, shown, str(path)
+
+    async def _wait_ready(self, sock: socket.socket) -> None:
+        """Until the service says READY=1 (systemd's Type=notify), exits, or times out."""
+        loop = asyncio.get_running_loop()
+        limit = self.definition.timeout_start
+        exited = asyncio.ensure_future(self._exited.wait())
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    received = asyncio.ensure_future(loop.sock_recv(sock, 4096))
+                    done, _ = await asyncio.wait({received, exited},
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if received not in done:
+                        received.cancel()
+                        raise ServiceError(self._job_failed(
+                            "control process exited with error code"), 1)
+                    if b"READY=1" in received.result().split(b"\n"):
+                        return
+        except TimeoutError:
+            self.journal.systemd(self.name, f"{self.name}: start operation timed out. "
+                                            "Terminating.")
+            await self._stop_locked(None)
+            self.result = "timeout"
+            self.journal.systemd(self.name, f"{self.name}: Failed with result 'timeout'.")
+            self.journal.systemd(self.name, f"Failed to start {self.definition.description}.")
+            self._set_state("failed", "failed")
+            raise ServiceError(self._job_failed("a timeout was exceeded"), 1) from None
+        finally:
+            exited.cancel()
+
     def _signal(self, pid: int, signum: int) -> None:
         """Signal the service's processes (not the ``nsenter`` that waits for them)."""
         if self.supervisor.host.confined is not None:
@@ -412,9 +483,12 @@ class Service:
         prefix = host.confined.enter(cwd)
         return [*prefix, logical, *argv[1:]], prefix[0], "/"
 
-    async def _spawn(self, command: ExecCommand) -> bool:
+    async def _spawn(self, command: ExecCommand,
+                     notify: tuple[socket.socket, str, str] | None = None) -> bool:
         """Start ``command``; on failure log like systemd and record status 203/EXEC."""
         env = self._environment()
+        if notify is not None:
+            env["NOTIFY_SOCKET"] = notify[1]
         argv = expand_environment(command.argv, env)
         executable = self.supervisor.resolve_executable(command.path)
         self._exited = asyncio.Event()

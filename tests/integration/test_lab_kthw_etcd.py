@@ -1,0 +1,130 @@
+"""KTHW doc 07 typed verbatim on the confined ``certs-pushed`` lab brings up a real etcd.
+
+The commands are KTHW 1.18.6's, sent with ``hardway run`` to the three controllers at
+once as a reader would paste them (only the release version is the lab's, and the
+``wget`` is skipped: the tarball is already in each home, as the scenario promises).
+Nothing outside the lab directory may change.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import lab_network
+from tui.core.inventory.load import load_inventory
+from tui.lab import namespaces
+from tui.lab.lab import LabRunner
+
+pytestmark = pytest.mark.skipif(namespaces.unavailable() is not None,
+                                reason=f"no namespaces: {namespaces.unavailable()}")
+
+INSTALL = """\
+tar -xf etcd-v{version}-linux-amd64.tar.gz
+sudo mv etcd-v{version}-linux-amd64/etcd* /usr/local/bin/
+sudo mkdir -p /etc/etcd /var/lib/etcd
+sudo chmod 700 /var/lib/etcd
+sudo cp ca.pem kubernetes-key.pem kubernetes.pem /etc/etcd/
+"""
+
+UNIT = """\
+ETCD_NAME=$(hostname -s)
+cat <<EOF | sudo tee /etc/systemd/system/etcd.service
+[Unit]
+Description=etcd
+Documentation=https://github.com/coreos
+
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/etcd \\\\
+  --name ${{ETCD_NAME}} \\\\
+  --cert-file=/etc/etcd/kubernetes.pem \\\\
+  --key-file=/etc/etcd/kubernetes-key.pem \\\\
+  --peer-cert-file=/etc/etcd/kubernetes.pem \\\\
+  --peer-key-file=/etc/etcd/kubernetes-key.pem \\\\
+  --trusted-ca-file=/etc/etcd/ca.pem \\\\
+  --peer-trusted-ca-file=/etc/etcd/ca.pem \\\\
+  --peer-client-cert-auth \\\\
+  --client-cert-auth \\\\
+  --initial-advertise-peer-urls https://${{INTERNAL_IP}}:2380 \\\\
+  --listen-peer-urls https://${{INTERNAL_IP}}:2380 \\\\
+  --listen-client-urls https://${{INTERNAL_IP}}:2379,https://127.0.0.1:2379 \\\\
+  --advertise-client-urls https://${{INTERNAL_IP}}:2379 \\\\
+  --initial-cluster-token etcd-cluster-0 \\\\
+  --initial-cluster {initial_cluster} \\\\
+  --initial-cluster-state new \\\\
+  --data-dir=/var/lib/etcd
+Restart=on-failure
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
+EOF
+"""
+
+START = """\
+sudo systemctl daemon-reload
+sudo systemctl enable etcd
+sudo systemctl start etcd
+"""
+
+VERIFY = """\
+sudo ETCDCTL_API=3 etcdctl member list \\
+  --endpoints=https://127.0.0.1:2379 \\
+  --cacert=/etc/etcd/ca.pem \\
+  --cert=/etc/etcd/kubernetes.pem \\
+  --key=/etc/etcd/kubernetes-key.pem
+"""
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """The confined lab where KTHW docs 04-06 are done."""
+    runner = LabRunner(tmp_path_factory.mktemp("kthw"), controllers=3,
+                       network=lab_network(23), isolation="namespaces",
+                       scenario="certs-pushed")
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+def hardway_run(inventory: Path, command: str, timeout: float = 120) -> \
+        subprocess.CompletedProcess[str]:
+    """``hardway run -i INVENTORY -w @controllers -- COMMAND`` as a user types it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "run", "-i", str(inventory), "-w", "@controllers",
+         "--", command], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _machine_snapshot() -> dict[str, bool]:
+    return {path: os.path.lexists(path) for path in (
+        "/etc/etcd", "/etc/systemd/system/etcd.service", "/usr/local/bin/etcd",
+        "/usr/local/bin/etcdctl")}
+
+
+def test_kthw_doc_07_verbatim_brings_up_three_members(lab: LabRunner) -> None:
+    before = _machine_snapshot()
+    inventory = load_inventory(lab.lab.inventory_path)
+    version = inventory.versions.etcd
+    homes = [lab.lab.host_root(h.name) / "root" for h in inventory.controllers]
+    assert all((home / f"etcd-v{version}-linux-amd64.tar.gz").exists() for home in homes)
+    assert all((home / "kubernetes-key.pem").exists() for home in homes)
+
+    for step in (INSTALL.format(version=version),
+                 UNIT.format(initial_cluster=inventory.etcd_initial_cluster), START):
+        result = hardway_run(lab.lab.inventory_path, step)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    listed = hardway_run(lab.lab.inventory_path, VERIFY)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    for host in inventory.controllers:
+        line = f"started, {host.name}, https://{host.address}:2380, https://{host.address}:2379"
+        assert listed.stdout.count(line) == 3, listed.stdout  # every member sees all three
+    assert _machine_snapshot() == before
