@@ -133,7 +133,7 @@ def test_openssh_reaches_controllers_through_the_hypervisor(confined: LabRunner)
 
 
 def test_non_loopback_addresses_are_refused_outside_the_lab() -> None:
-    with pytest.raises(LabAddressRefused, match="10.10.0.10"):
+    with pytest.raises(LabAddressRefused, match=r"10\.10\.0\.10"):
         guard_address("10.10.0.10", inside=False)
     guard_address("10.10.0.10", inside=True)
     guard_address("127.0.10.1", inside=False)
