@@ -350,7 +350,7 @@ def test_lab_up_runs_in_the_foreground_and_ctrl_c_stops_everything(tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     up = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "lab", "up", "--controllers", "1",
-         "--dir", str(directory), "--network", network],
+         "--dir", str(directory), "--network", network, "--isolation", "none"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
     try:
         assert up.stdout is not None and up.stderr is not None

@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 DEMO_HELP = """\
-Start the embedded lab (in-process SSH hosts on loopback, each with its own root
-directory, no VMs needed) and open hardway on it. Everything is removed on exit
-unless --dir is given.
+Start the embedded lab and open hardway on it: three controllers confined in their own
+namespaces on a private network behind the hypervisor `nucklehead` (see `hardway lab up
+--help`), no VMs needed, nothing typed there touches this machine. It starts where KTHW
+doc 07 begins (--scenario certs-pushed): each controller's home holds the certificates,
+kubeconfigs and the etcd release tarball, so you can bootstrap etcd by hand in the
+console. Everything is removed on exit unless --dir is given. At most 100 hosts.
 
 examples:
   hardway demo
   hardway demo --controllers 5 --workers 2
   hardway demo --scenario seed-cert-bug   # the seed's certificate problems, to diagnose and fix
+  hardway demo --isolation none           # unconfined hosts on loopback (no namespaces)
 """
 
 
@@ -39,7 +43,7 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                       help="keep the lab's files in DIR instead of a temporary directory")
     from tui.commands.lab import add_scenario_options
 
-    add_scenario_options(demo)
+    add_scenario_options(demo, default="certs-pushed")
     demo.set_defaults(handler=run_demo)
 
 

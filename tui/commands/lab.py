@@ -104,13 +104,14 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     lab.set_defaults(handler=lambda _args: _usage(lab))
 
 
-def add_scenario_options(parser: argparse.ArgumentParser) -> None:
-    """``--scenario NAME`` and ``--no-services`` (shared by ``lab up`` and ``demo``)."""
+def add_scenario_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """``--scenario NAME``, ``--no-services`` and ``--isolation`` (``lab up`` and ``demo``)."""
     from tui.lab import scenarios
 
-    parser.add_argument("--scenario", default=scenarios.DEFAULT, metavar="NAME",
+    chosen = default or scenarios.DEFAULT
+    parser.add_argument("--scenario", default=chosen, metavar="NAME",
                         help="the state the lab cluster starts in: "
-                             f"{', '.join(scenarios.names())} (default {scenarios.DEFAULT})")
+                             f"{', '.join(scenarios.names())} (default {chosen})")
     parser.add_argument("--no-services", dest="services", action="store_false",
                         help="bare hosts: no PKI, no kube-apiserver (systemctl still works)")
     parser.add_argument("--isolation", choices=("auto", "namespaces", "none"), default="auto",
