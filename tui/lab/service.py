@@ -385,7 +385,8 @@ class Service:
                 env.update(self._environment_file(value))
             env.update(parse_environment(config.values("Service", "Environment")))
         env["HARDWAY_LAB_UNIT"] = self.name
-        env["HARDWAY_LAB_PARENT"] = str(os.getpid())
+        if host.confined is None:  # a confined host's processes die with its PID namespace
+            env["HARDWAY_LAB_PARENT"] = str(os.getpid())
         env[SERVICE_MARKER] = str(host.root)
         return env
 
