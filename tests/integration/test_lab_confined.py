@@ -194,3 +194,28 @@ def test_sigterm_stops_the_lab_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0
     assert "every lab process has ended" in out
     assert _lab_processes(directory) == []
+
+
+async def test_control_plane_components_report_health(fleet: Fleet) -> None:
+    checks = await fleet.run(["controller-1"], (
+        "for i in $(seq 50); do curl -sf http://127.0.0.1:10252/healthz >/dev/null && break; "
+        "sleep 0.1; done; curl -s http://127.0.0.1:10252/healthz; echo; "
+        "curl -sk https://127.0.0.1:10259/healthz; echo; "
+        "sleep 1.2; systemctl is-active kube-apiserver kube-controller-manager kube-scheduler"))
+    assert checks["controller-1"].stdout.split() == ["ok", "ok", "active", "active", "active"]
+
+
+def test_seed_cert_bug_shows_in_the_components_health(tmp_path: Path) -> None:
+    with LabRunner(tmp_path / "seed", controllers=1, network=lab_network(29),
+                   isolation="namespaces", scenario="seed-cert-bug") as runner:
+        result = subprocess.run(
+            ["ssh", "-F", str(runner.lab.ssh_config_path), "controller-0",
+             "for i in $(seq 50); do curl -s http://127.0.0.1:10252/healthz | "
+             "grep -q leaderElection && break; sleep 0.1; done; "
+             "curl -s -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:10252/healthz; "
+             "journalctl -u kube-controller-manager | grep -c 'x509: certificate signed by "
+             "unknown authority'"],
+            capture_output=True, text=True, timeout=60, check=False)
+    status, count = result.stdout.split()
+    assert status == "500"
+    assert int(count) >= 1

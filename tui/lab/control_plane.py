@@ -100,6 +100,13 @@ def kube_apiserver_unit(inventory: Inventory, host: Host, *,
     """
     command = [f"{inventory.paths.bin.rstrip('/')}/{KUBE_APISERVER}",
                *kube_apiserver_flags(inventory, host)]
+    return service_unit("Kubernetes API Server", command,
+                        drop_continuation_before=drop_continuation_before)
+
+
+def service_unit(description: str, command: list[str], *,
+                 drop_continuation_before: str | None = None) -> str:
+    """A KTHW control-plane unit: ``ExecStart=`` one flag per continued line."""
     lines = []
     for index, word in enumerate(command):
         last = index == len(command) - 1
@@ -109,7 +116,7 @@ def kube_apiserver_unit(inventory: Inventory, host: Host, *,
         lines.append(text if last or broken else f"{text} \\")
     return "\n".join([
         "[Unit]",
-        "Description=Kubernetes API Server",
+        f"Description={description}",
         "Documentation=https://github.com/kubernetes/kubernetes",
         "",
         "[Service]",
@@ -121,6 +128,79 @@ def kube_apiserver_unit(inventory: Inventory, host: Host, *,
         "WantedBy=multi-user.target",
         "",
     ])
+
+
+KUBE_CONTROLLER_MANAGER = "kube-controller-manager"
+KUBE_SCHEDULER = "kube-scheduler"
+SCHEDULER_CONFIG = "/etc/kubernetes/config/kube-scheduler.yaml"
+
+
+def kube_controller_manager_unit(inventory: Inventory) -> str:
+    """KTHW doc 08's kube-controller-manager.service (this inventory's blocks and paths)."""
+    config = inventory.paths.kubernetes_config.rstrip("/")
+    return service_unit("Kubernetes Controller Manager", [
+        f"{inventory.paths.bin.rstrip('/')}/{KUBE_CONTROLLER_MANAGER}",
+        "--bind-address=0.0.0.0",
+        f"--cluster-cidr={inventory.networks.pods}",
+        "--cluster-name=kubernetes",
+        f"--cluster-signing-cert-file={config}/ca.pem",
+        f"--cluster-signing-key-file={config}/ca-key.pem",
+        f"--kubeconfig={config}/kube-controller-manager.kubeconfig",
+        "--leader-elect=true",
+        f"--root-ca-file={config}/ca.pem",
+        f"--service-account-private-key-file={config}/service-account-key.pem",
+        f"--service-cluster-ip-range={inventory.networks.services}",
+        "--use-service-account-credentials=true",
+        "--v=2"])
+
+
+def kube_scheduler_config(inventory: Inventory) -> str:
+    """KTHW doc 08's kube-scheduler.yaml."""
+    config = inventory.paths.kubernetes_config.rstrip("/")
+    return "\n".join([
+        "apiVersion: kubescheduler.config.k8s.io/v1alpha1",
+        "kind: KubeSchedulerConfiguration",
+        "clientConnection:",
+        f'  kubeconfig: "{config}/kube-scheduler.kubeconfig"',
+        "leaderElection:",
+        "  leaderElect: true",
+        ""])
+
+
+def kube_scheduler_unit(inventory: Inventory) -> str:
+    """KTHW doc 08's kube-scheduler.service."""
+    return service_unit("Kubernetes Scheduler", [
+        f"{inventory.paths.bin.rstrip('/')}/{KUBE_SCHEDULER}",
+        f"--config={SCHEDULER_CONFIG}", "--v=2"])
+
+
+COMPONENT_SHIM = """\
+#!/bin/sh
+# hardway lab stand-in for {component}: /healthz on its ports, leader election's view of
+# the API server (source: {script}).
+: "${{HARDWAY_LAB_ROOT:={root}}}"
+: "${{HARDWAY_LAB_ADDRESS:={address}}}"
+export HARDWAY_LAB_ROOT HARDWAY_LAB_ADDRESS
+exec {python} -P {script_q} {component} "$@"
+"""
+
+
+def install_components(host: Host, inventory: Inventory, *, root: str | None = None) -> None:
+    """kube-controller-manager and kube-scheduler on ``host``: stand-ins, the scheduler's
+    config, both units enabled (KTHW doc 08)."""
+    script = STANDINS / "kube_component.py"
+    for component in (KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER):
+        target = host_file(host, f"{inventory.paths.bin.rstrip('/')}/{component}")
+        text = COMPONENT_SHIM.format(component=component, script=script,
+                                     script_q=shlex.quote(str(script)),
+                                     python=shlex.quote(sys.executable),
+                                     root=host.root if root is None else root,
+                                     address=host.address)
+        write_bytes(target, text.encode(), 0o755)
+    write_bytes(host_file(host, SCHEDULER_CONFIG), kube_scheduler_config(inventory).encode())
+    install_unit(host, inventory, f"{KUBE_CONTROLLER_MANAGER}.service",
+                 kube_controller_manager_unit(inventory))
+    install_unit(host, inventory, f"{KUBE_SCHEDULER}.service", kube_scheduler_unit(inventory))
 
 
 def encryption_config(key: bytes) -> str:

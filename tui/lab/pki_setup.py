@@ -36,6 +36,8 @@ CONTROLLER_FILES = ("ca.pem", "ca-key.pem", "kubernetes.pem", "kubernetes-key.pe
                     "service-account.pem", "service-account-key.pem")
 ETCD_FILES = ("ca.pem", "kubernetes.pem", "kubernetes-key.pem")
 KUBELET_DIR = "/var/lib/kubelet"
+CONTROLLER_KUBECONFIGS = ("kube-controller-manager.kubeconfig", "kube-scheduler.kubeconfig")
+"""Moved into /var/lib/kubernetes by KTHW doc 08 (when the lab has made them)."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,9 @@ def install_controller(pki_dir: Path, inventory: Inventory, host: Host) -> list[
     """KTHW's controller files: /var/lib/kubernetes (with the encryption config), /etc/etcd."""
     paths = inventory.paths
     written = []
-    for directory, names in ((paths.kubernetes_config, (*CONTROLLER_FILES, ENCRYPTION_CONFIG)),
+    kubeconfigs = tuple(name for name in CONTROLLER_KUBECONFIGS if (pki_dir / name).exists())
+    for directory, names in ((paths.kubernetes_config,
+                              (*CONTROLLER_FILES, ENCRYPTION_CONFIG, *kubeconfigs)),
                              (paths.etcd_config, ETCD_FILES)):
         for name in names:
             target = host_file(host, f"{directory.rstrip('/')}/{name}")
