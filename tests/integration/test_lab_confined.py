@@ -205,6 +205,15 @@ async def test_control_plane_components_report_health(fleet: Fleet) -> None:
     assert checks["controller-1"].stdout.split() == ["ok", "ok", "active", "active", "active"]
 
 
+async def test_nginx_health_proxy_answers_on_port_80(fleet: Fleet) -> None:
+    if not os.access("/usr/sbin/nginx", os.X_OK):
+        pytest.skip("nginx is not installed (scripts/install-test-deps.sh installs it)")
+    result = await fleet.run(["controller-2"], (
+        "for i in $(seq 50); do curl -sf -H 'Host: kubernetes.default.svc.cluster.local' "
+        "http://127.0.0.1/healthz && break; sleep 0.1; done"))
+    assert result["controller-2"].stdout == "ok"
+
+
 def test_seed_cert_bug_shows_in_the_components_health(tmp_path: Path) -> None:
     with LabRunner(tmp_path / "seed", controllers=1, network=lab_network(29),
                    isolation="namespaces", scenario="seed-cert-bug") as runner:

@@ -48,6 +48,7 @@ def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario, *
         control_plane.install_standin(host, inventory, root="" if confined else host.root)
         if confined:  # ports of their own on every host: the rest of KTHW doc 08
             control_plane.install_components(host, inventory, root="")
+            control_plane.install_nginx_health_proxy(host, inventory)
         control_plane.install_unit(host, inventory, control_plane.KUBE_APISERVER_UNIT,
                                    scenario.kube_apiserver_unit(inventory, host))
     return report

@@ -203,6 +203,62 @@ def install_components(host: Host, inventory: Inventory, *, root: str | None = N
     install_unit(host, inventory, f"{KUBE_SCHEDULER}.service", kube_scheduler_unit(inventory))
 
 
+NGINX = "/usr/sbin/nginx"
+HEALTH_SITE = "kubernetes.default.svc.cluster.local"
+NGINX_CONF = """\
+# hardway lab: nginx runs as root of the lab host's user namespace, one process (the user
+# namespace has no www-data and refuses setgroups)
+user root;
+worker_processes 1;
+pid /run/nginx.pid;
+error_log stderr;
+events { worker_connections 64; }
+http {
+    include /etc/nginx/mime.types;
+    access_log off;
+    include /etc/nginx/sites-enabled/*;
+}
+"""
+
+
+def nginx_health_site(inventory: Inventory) -> str:
+    """KTHW doc 08's health proxy: :80 /healthz -> https://127.0.0.1:6443/healthz."""
+    config = inventory.paths.kubernetes_config.rstrip("/")
+    return "\n".join([
+        "server {",
+        "  listen      80;",
+        f"  server_name {HEALTH_SITE};",
+        "",
+        "  location /healthz {",
+        f"     proxy_pass                    https://127.0.0.1:{inventory.api.port}/healthz;",
+        f"     proxy_ssl_trusted_certificate {config}/ca.pem;",
+        "  }",
+        "}",
+        ""])
+
+
+def install_nginx_health_proxy(host: Host, inventory: Inventory) -> bool:
+    """The health proxy with this machine's nginx, as KTHW's apt-get + site + enable leave
+    it; False when nginx is not installed here."""
+    if not os.access(NGINX, os.X_OK):
+        return False
+    site = f"/etc/nginx/sites-available/{HEALTH_SITE}"
+    write_bytes(host_file(host, site), nginx_health_site(inventory).encode())
+    write_bytes(host_file(host, "/etc/nginx/nginx.conf"), NGINX_CONF.encode())
+    enabled = host_file(host, f"/etc/nginx/sites-enabled/{HEALTH_SITE}")
+    enabled.parent.mkdir(parents=True, exist_ok=True)
+    if not os.path.lexists(enabled):
+        os.symlink(site, enabled)
+    for directory in ("/var/lib/nginx", "/var/log/nginx"):
+        host_file(host, directory).mkdir(parents=True, exist_ok=True)
+    install_unit(host, inventory, "nginx.service", "\n".join([
+        "[Unit]", "Description=A high performance web server and a reverse proxy server",
+        "Documentation=man:nginx(8)", "", "[Service]", "Type=simple",
+        f"ExecStart={NGINX} -g 'daemon off; master_process off;'", "Restart=on-failure", "",
+        "[Install]", "WantedBy=multi-user.target", ""]))
+    return True
+
+
 def encryption_config(key: bytes) -> str:
     """KTHW doc 06: aescbc with ``key`` (32 bytes), then identity."""
     secret = base64.b64encode(key).decode()
