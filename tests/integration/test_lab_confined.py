@@ -178,6 +178,36 @@ def test_a_killed_lab_leaves_nothing_behind(tmp_path: Path) -> None:
     assert _lab_processes(directory) == []
 
 
+def test_lab_status_and_down_from_another_terminal(tmp_path: Path) -> None:
+    directory = tmp_path / "lab"
+    cli = [sys.executable, "-m", "tui.cli", "lab"]
+    proc = subprocess.Popen(
+        [*cli, "up", "--dir", str(directory), "--controllers", "1", "--no-services",
+         "--isolation", "namespaces", "--network", lab_network(19)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("Ctrl-C stops"):
+                break
+        status = subprocess.run([*cli, "status", "--dir", str(directory)],
+                                capture_output=True, text=True, timeout=30, check=False)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert f"(pid {proc.pid})" in status.stdout
+        assert "controller-0" in status.stdout and "(jump host)" in status.stdout
+        down = subprocess.run([*cli, "down", "--dir", str(directory)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    again = subprocess.run([*cli, "status", "--dir", str(directory)],
+                           capture_output=True, text=True, timeout=30, check=False)
+    assert again.returncode == 3
+    assert _lab_processes(directory) == []
+
+
 def test_sigterm_stops_the_lab_cleanly(tmp_path: Path) -> None:
     directory = tmp_path / "lab"
     proc = subprocess.Popen(

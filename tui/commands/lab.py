@@ -101,6 +101,16 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                     help="SSH port of every lab host (default 2222)")
     add_scenario_options(up)
     up.set_defaults(handler=lab_up)
+    for name, helptext, handler in (
+            ("status", "is a lab running in DIR (started in another terminal)? its hosts",
+             lab_status),
+            ("down", "stop the lab running in DIR (started in another terminal)", lab_down)):
+        action = actions.add_parser(name, help=helptext, description=helptext[0].upper()
+                                    + helptext[1:] + ". Exit status 0 when a lab runs there "
+                                    "(status) or was stopped (down), 3 when none runs.")
+        action.add_argument("--dir", type=Path, default=None, metavar="DIR",
+                            help=f"lab directory (default {default_lab_dir()})")
+        action.set_defaults(handler=handler)
     lab.set_defaults(handler=lambda _args: _usage(lab))
 
 
@@ -118,6 +128,64 @@ def add_scenario_options(parser: argparse.ArgumentParser, default: str | None = 
                         help="confine each host in its own namespaces on a private network "
                              "(namespaces), run them unconfined on loopback (none), or "
                              "confine where the system allows it (auto, the default)")
+
+
+NOT_RUNNING = 3
+
+
+def lab_status(args: argparse.Namespace) -> int:
+    """Say whether a lab runs in DIR, and what it holds."""
+    from tui.core.inventory.load import load_inventory
+    from tui.lab.lab import running_pid
+
+    directory = args.dir if args.dir is not None else default_lab_dir()
+    pid = running_pid(directory)
+    if pid is None:
+        print(f"hardway lab: no lab is running in {directory}.")
+        return NOT_RUNNING
+    print(f"hardway lab: running in {directory} (pid {pid}).")
+    inventory_path = directory / "inventory.toml"
+    if inventory_path.exists():
+        inventory = load_inventory(inventory_path)
+        for host in inventory.hosts:
+            print(f"  {host.name:<14} {host.role:<10} {host.address}")
+        if inventory.hypervisor is not None:
+            hv = inventory.hypervisor
+            jump = " (jump host)" if inventory.ssh.jump == hv.name else ""
+            print(f"  {hv.name:<14} {'hypervisor':<10} {hv.address}:{hv.ssh.port}{jump}")
+        print(f"  inventory: {inventory_path}")
+    return 0
+
+
+def lab_down(args: argparse.Namespace) -> int:
+    """SIGTERM the process running the lab in DIR and wait until it has stopped."""
+    import time
+
+    from tui.lab.lab import running_pid
+
+    directory = args.dir if args.dir is not None else default_lab_dir()
+    pid = running_pid(directory)
+    if pid is None or pid <= 0:
+        print(f"hardway lab: no lab is running in {directory}.")
+        return NOT_RUNNING
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        print(f"hardway lab: no lab is running in {directory}.")
+        return NOT_RUNNING
+    except PermissionError:
+        print(f"hardway lab: the lab in {directory} belongs to another user (pid {pid}).",
+              file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + 30
+    while running_pid(directory) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running_pid(directory) is not None:
+        print(f"hardway lab: the lab in {directory} (pid {pid}) did not stop within 30 s.",
+              file=sys.stderr)
+        return 1
+    print(f"hardway lab: stopped the lab in {directory}; every lab process has ended.")
+    return 0
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

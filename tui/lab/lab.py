@@ -455,6 +455,24 @@ class Lab:
             ssh_config=self.ssh_config_path))
 
 
+def running_pid(directory: Path) -> int | None:
+    """The process running a lab in ``directory`` (None: no lab runs there)."""
+    path = Path(directory) / "lab.lock"
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            text = handle.read().strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
+
+
 def _etcd_version() -> str | None:
     """The version of the etcd binaries the lab's release cache is built from."""
     from tui.lab import etcd_release
