@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Protocol
 
-import asyncssh
-
 from tui.core.errors import UserError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # asyncssh is imported only when a tunnel is opened
+    import asyncssh
+
     from tui.core.fleet.fleet import Fleet
     from tui.core.inventory.model import Inventory
 
@@ -76,6 +76,8 @@ class TunnelDialer:
 
     async def endpoint(self, address: str, port: int) -> tuple[str, int]:
         """A ``127.0.0.1`` port forwarded to ``address:port`` by the jump host."""
+        import asyncssh
+
         async with self._lock:
             try:
                 conn = await self._fleet.jump_connection(self.jump)

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui.core.errors import UserError
+from tui.core.fleet.dial import Dialer, DirectDialer
 
 __all__ = ["CertInfo", "chains_to", "fetch_served", "inspect_file", "inspect_pem",
            "key_matches"]
@@ -156,8 +157,10 @@ def certificate_info(cert: x509.Certificate, source: str) -> CertInfo:
     )
 
 
-async def fetch_served(address: str, port: int, *, timeout: float = 5.0) -> CertInfo:
-    """The certificate a TLS server presents on ``address:port`` (no verification, no SNI).
+async def fetch_served(address: str, port: int, *, timeout: float = 5.0,
+                       dialer: Dialer | None = None) -> CertInfo:
+    """The certificate a TLS server presents on ``address:port`` (no verification, no SNI),
+    reached through ``dialer`` (direct by default; through the jump host when it is one).
 
     Raises:
         UserError: no connection, no TLS, or no certificate within ``timeout`` seconds.
@@ -169,8 +172,10 @@ async def fetch_served(address: str, port: int, *, timeout: float = 5.0) -> Cert
     writer: asyncio.StreamWriter | None = None
     try:
         # server_hostname="" makes asyncio send no SNI at all.
-        _, connected = await asyncio.wait_for(
-            asyncio.open_connection(address, port, ssl=context, server_hostname=""), timeout)
+        async with asyncio.timeout(timeout):
+            host, dialled = await (dialer or DirectDialer()).endpoint(address, port)
+            _, connected = await asyncio.open_connection(host, dialled, ssl=context,
+                                                         server_hostname="")
         writer = connected
         ssl_object = connected.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

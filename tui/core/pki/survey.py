@@ -23,6 +23,7 @@ from pathlib import Path
 from cryptography import x509
 
 from tui.core.errors import UserError
+from tui.core.fleet.dial import Dialer, dialer_for
 from tui.core.fleet.fleet import Fleet
 from tui.core.inventory.model import Host, Inventory, San
 from tui.core.pki.ca import CA_CERT_FILE, CertificateAuthority
@@ -272,8 +273,12 @@ async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificat
     """
     selected = list(names) if names is not None else [h.name for h in inventory.hosts]
     hosts = [inventory.host(n) for n in selected]
-    results = await asyncio.gather(*(_survey_host(inventory, fleet, h, served, timeout)
-                                     for h in hosts))
+    dialer = dialer_for(inventory, fleet)  # served certificates: as SSH reaches the hosts
+    try:
+        results = await asyncio.gather(*(_survey_host(inventory, fleet, h, served, timeout,
+                                                      dialer) for h in hosts))
+    finally:
+        await dialer.close()
     report = Survey({r.name: r for r in results})
     for result in results:
         result.findings = host_findings(inventory, result, ca_cert, pki_dir)
@@ -288,7 +293,7 @@ async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificat
 
 
 async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: bool,
-                       timeout: float) -> HostSurvey:
+                       timeout: float, dialer: Dialer) -> HostSurvey:
     result = HostSurvey(host, cert_dir=inventory.paths.kubernetes_run)
     wanted = [p.path for p in placements(inventory, host)]
     units = {s: unit_path(inventory, s) for s in SERVICES}
@@ -321,7 +326,8 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
     if host.role == "controller" and served:
         try:
             result.served = await fetch_served(str(host.address), inventory.api.port,
-                                               timeout=min(timeout, SERVED_TIMEOUT))
+                                               timeout=min(timeout, SERVED_TIMEOUT),
+                                               dialer=dialer)
         except UserError as exc:
             result.served_error = str(exc)
     return result
