@@ -258,3 +258,24 @@ def test_seed_cert_bug_shows_in_the_components_health(tmp_path: Path) -> None:
     status, count = result.stdout.split()
     assert status == "500"
     assert int(count) >= 1
+
+
+def test_vip_in_node_block_and_controller_down_scenarios(tmp_path: Path) -> None:
+    with LabRunner(tmp_path / "vip", controllers=3, network=lab_network(31),
+                   isolation="namespaces", scenario="vip-in-node-block") as runner:
+        inventory = load_inventory(runner.lab.inventory_path)
+        assert str(inventory.api.vip) == "10.10.0.100"
+        alias = subprocess.run(["ssh", "-F", str(runner.lab.ssh_config_path), HYPERVISOR,
+                                "ip -br -4 addr show lo"],
+                               capture_output=True, text=True, timeout=60, check=False)
+        assert "10.10.0.100/32" in alias.stdout
+    with LabRunner(tmp_path / "down", controllers=3, network=lab_network(37),
+                   isolation="namespaces", scenario="controller-down") as runner:
+        assert [runner.lab.running(n) for n in ("controller-0", "controller-1",
+                                                "controller-2")] == [True, True, False]
+        dead = subprocess.run(["ssh", "-F", str(runner.lab.ssh_config_path), HYPERVISOR,
+                               "curl -sk -m 2 https://10.10.0.12:6443/healthz; echo $?; "
+                               "curl -sk -m 2 https://10.10.0.11:6443/healthz"],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert dead.stdout.split("\n")[0] == "28"  # curl: timed out, as for a dead VM
+        assert dead.stdout.endswith("ok")

@@ -278,6 +278,9 @@ class Lab:
                 if isinstance(result, BaseException):
                     raise result
             await self._wait_for_services()
+            for name in self._down_hosts():
+                if name in self._hosts:
+                    await self.stop_host(name)
         except BaseException:
             await self.stop()
             raise
@@ -302,12 +305,21 @@ class Lab:
         for spec in specs:
             if spec.role == "hypervisor":
                 networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
-                                            loopback_addresses=(f"{VIP}/32",), router=True))
+                                            loopback_addresses=(f"{self.vip}/32",),
+                                            router=True))
             else:
                 networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
                                             gateway=f"{NODE_NET}.1"))
         self._confinement = Confinement(self.directory, networks)
         await self._confinement.start()
+
+    def _down_hosts(self) -> list[str]:
+        return self.scenario.down_hosts([s.name for s in self.specs() if s.role == "controller"])
+
+    @property
+    def vip(self) -> str:
+        """The API VIP of a confined lab (the scenario's, else 10.50.0.1)."""
+        return self.scenario.vip or VIP
 
     def confinement(self) -> Confinement | None:
         """The running lab's namespaces (None: not confined)."""
@@ -337,7 +349,7 @@ class Lab:
         if not self.services_running or not self.scenario.runs_apiserver:
             return
         endpoints = [(spec.name, spec.address, 6443) for spec in self.hosts
-                     if spec.role == "controller"]
+                     if spec.role == "controller" and spec.name not in self._down_hosts()]
         confinement = self._confinement
         opener = None
         if confinement is not None:
@@ -447,7 +459,8 @@ class Lab:
                 specs, self.client_key_path, self.known_hosts_path), 0o600)
             files.write_file(self.inventory_path, files.render_confined_inventory(
                 specs, identity=self.client_key_path, known_hosts=self.known_hosts_path,
-                ssh_config=self.ssh_config_path, vip=VIP, etcd_version=_etcd_version()))
+                ssh_config=self.ssh_config_path, vip=self.vip,
+                etcd_version=_etcd_version()))
             return
         files.write_file(self.inventory_path, files.render_inventory(
             specs, network=self.network, port=self.port, user=self.user,

@@ -193,6 +193,12 @@ class HostHandle:
         sock.setblocking(False)
         return sock
 
+    def set_link(self, up: bool) -> None:
+        """Plug (``up``) or unplug the host's network: unplugged, it is a powered-off VM."""
+        reply, _fd = self._request({"op": "link", "up": up})
+        if not reply.get("ok"):
+            raise OSError(f"{self.network.name}: {reply.get('error')}")
+
     def kill_all(self) -> None:
         """End every process of the host (its init stays: the host's disk and network)."""
         self._request({"op": "killall"})

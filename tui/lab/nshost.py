@@ -22,7 +22,8 @@ order it:
 4. configures ``lo`` and ``eth0`` (addresses, default route) with ``ip -batch``;
 5. serves the control socket: ``listen`` and ``socket`` answer a file descriptor of a TCP
    socket made in this host's network namespace (SCM_RIGHTS), ``killall`` ends every other
-   process of the host (a host "dying"), ``ping`` answers; it reaps orphans as PID 1 does.
+   process of the host (a host "dying"), ``link`` takes ``eth0`` down or up (a powered-off
+   VM: its peers' packets go unanswered), ``ping`` answers; it reaps orphans as PID 1 does.
 
 Nothing it does is visible outside the lab's namespaces; when it dies, the kernel ends
 every process of the host.
@@ -222,6 +223,11 @@ def _handle(conn: socket.socket, request: dict[str, Any]) -> None:
             return
         _answer(conn, {"ok": True}, sock.fileno())
         sock.close()
+    elif op == "link":  # the host's network cable: "down" is a powered-off VM to its peers
+        state = "up" if request.get("up") else "down"
+        result = subprocess.run(["ip", "link", "set", "eth0", state], capture_output=True,
+                                text=True, check=False)
+        _answer(conn, {"ok": result.returncode == 0, "error": result.stderr.strip()})
     elif op == "killall":
         os.kill(-1, signal.SIGKILL)  # as PID 1: every process of this host but itself
         _reap()

@@ -43,6 +43,12 @@ class Scenario:
     stage = "control-plane"
     """How far KTHW has got: ``certs-pushed`` (docs 04-06: files in the homes, nothing
     installed) or ``control-plane`` (certificates installed, kube-apiserver running)."""
+    vip: str | None = None
+    """The API VIP of a confined lab (None: 10.50.0.1, in its own block)."""
+
+    def down_hosts(self, controllers: list[str]) -> list[str]:
+        """Hosts powered off once the lab is up (their VMs died): none by default."""
+        return []
 
     @property
     def runs_apiserver(self) -> bool:
@@ -99,6 +105,32 @@ class CertsPushed(Scenario):
     stage = "certs-pushed"
 
 
+class VipInNodeBlock(Scenario):
+    """The seed's first VIP: inside the node block, before it moved to 10.50.0.0/24."""
+
+    name = "vip-in-node-block"
+    summary = ("the seed's first API VIP, 10.10.0.100, inside the node block 10.10.0.0/24 "
+               "(confined lab): DNS, the hypervisor's VIP and kubernetes.pem all use it; "
+               "move it to 10.50.0.1 as the seed's author had to")
+    problems = ("the API VIP 10.10.0.100 lies inside the node block 10.10.0.0/24: a node "
+                "that takes that address breaks the API; it belongs in "
+                "control_plane_services 10.50.0.0/24",)
+    vip = "10.10.0.100"
+
+
+class ControllerDown(Scenario):
+    """A healthy cluster whose controller-2 has just died (its VM powered off)."""
+
+    name = "controller-down"
+    summary = ("a healthy cluster whose last controller is powered off: its SSH, services "
+               "and address are gone, so a third of the VIP's round robin fails")
+    problems = ("the last controller is down: connections the VIP sends there fail",)
+
+    def down_hosts(self, controllers: list[str]) -> list[str]:
+        """The last controller (none when it is the only one)."""
+        return controllers[-1:] if len(controllers) > 1 else []
+
+
 _REGISTRY: dict[str, Scenario] = {}
 
 
@@ -137,3 +169,5 @@ def describe() -> str:
 register(Scenario())
 register(SeedCertBug())
 register(CertsPushed())
+register(VipInNodeBlock())
+register(ControllerDown())

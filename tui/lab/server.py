@@ -172,6 +172,8 @@ class LabHost:
                 f"The lab cannot listen on {where_text} for {spec.name}: "
                 f"{exc.strerror or exc}. Lab hosts need a free loopback address and port."
             ) from exc
+        if self.confined is not None:
+            await asyncio.to_thread(self.confined.set_link, True)
         await self._boot()
 
     async def _listen(self, **where: object) -> asyncssh.SSHAcceptor:
@@ -249,6 +251,8 @@ class LabHost:
         if self.confined is not None:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(self.confined.kill_all)  # daemons started by hand
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.confined.set_link, False)  # powered off
         if sessions:
             await asyncio.wait([asyncio.ensure_future(s.wait_finished()) for s in sessions],
                                timeout=5.0)
