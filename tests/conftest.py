@@ -2,7 +2,8 @@
 
 Fixtures:
     lab_runner: one embedded lab (3 controllers) for the whole test session, running on
-        its own thread and event loop.  ``lab_runner.lab`` gives the paths
+        its own thread and event loop; unconfined unless HARDWAY_TEST_LAB_ISOLATION says
+        ``namespaces`` (the confined lab has tests of its own).  ``lab_runner.lab`` gives the paths
         (``inventory_path``, ``ssh_config_path``, ``known_hosts_path``,
         ``client_key_path``, ``host_root(name)``) and ``pids(name)``;
         ``lab_runner.call(lab_runner.lab.stop_host, "controller-1")`` runs lab
@@ -34,7 +35,8 @@ def lab_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A running 3-controller lab shared by the session (see the module docstring)."""
     directory = tmp_path_factory.mktemp("lab")
     for attempt in range(5):
-        runner = LabRunner(directory, controllers=3, network=lab_network(attempt))
+        runner = LabRunner(directory, controllers=3, network=lab_network(attempt),
+                           isolation=os.environ.get("HARDWAY_TEST_LAB_ISOLATION", "none"))
         try:
             runner.start()
         except LabAddressInUse:
