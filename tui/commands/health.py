@@ -77,7 +77,8 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=positive_int, metavar="N",
                    help="with --watch, stop after N rounds")
     p.add_argument("--timeout", type=positive_seconds, default=2.0, metavar="S",
-                   help="seconds each probe may take (default 2; the VIP's at least 3)")
+                   help="seconds each probe (each request through the VIP) may take "
+                        "(default 2)")
     p.add_argument("--rise", type=positive_int, default=2, metavar="N",
                    help="consecutive passes that bring a DOWN probe UP (default 2)")
     p.add_argument("--fall", type=positive_int, default=3, metavar="N",

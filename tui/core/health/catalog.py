@@ -225,16 +225,17 @@ def _vip_probes(inventory: Inventory, client: HttpClient, tls: _Contexts,
         return
     port = inventory.api.port
     repeats = options.vip_repeats or 3 * max(1, len(inventory.controllers))
-    timeout = max(options.timeout, 3.0)
+    each = options.timeout
+    timeout = each + 1.0  # the requests run at once, each within ``each`` seconds
     builder.add("vip", Kind.VIP_ADDRESS, f"https://{vip}:{port} x{2 * repeats}",
                 partial(vip_checks.vip_check, client, str(vip), port, context=tls.api,
-                        repeats=repeats), timeout=timeout)
+                        repeats=repeats, request_timeout=each), timeout=timeout)
     name = inventory.api.hostname
     if name and resolve is not None:
         builder.add("vip", Kind.VIP_NAME, f"https://{name}:{port} x{2 * repeats}",
                     partial(vip_checks.vip_check, client, str(vip), port, context=tls.api,
-                            repeats=repeats, name=name, resolve=resolve),
-                    timeout=timeout)
+                            repeats=repeats, name=name, resolve=resolve,
+                            request_timeout=each), timeout=timeout)
         builder.add("vip", Kind.DNS_API, f"{name} A",
                     partial(dns_checks.record_check, resolve, name, str(vip),
                             what="the API VIP"))

@@ -35,12 +35,16 @@ PATHS = ("/healthz", "/version")
 
 
 async def _one(client: HttpClient, address: str, port: int, path: str,
-               context: ssl.SSLContext, name: str | None) -> tuple[str, bool, str, float | None]:
+               context: ssl.SSLContext, name: str | None,
+               timeout: float) -> tuple[str, bool, str, float | None]:
     where = f"{name or address}:{port}"
     try:
-        exchange = await client.request(
-            address, port, path, context=context, server_name=name, fresh=True,
-            host_header=f"{name}:{port}" if name else None)
+        async with asyncio.timeout(timeout):
+            exchange = await client.request(
+                address, port, path, context=context, server_name=name, fresh=True,
+                host_header=f"{name}:{port}" if name else None)
+    except TimeoutError:
+        return path, False, f"no answer from {where} within {timeout:g} s", None
     except (OSError, ssl.SSLError, ValueError, asyncio.IncompleteReadError) as exc:
         return path, False, describe_error(exc, where), None
     answer = exchange.answer
@@ -58,12 +62,14 @@ async def _one(client: HttpClient, address: str, port: int, path: str,
 
 async def vip_check(client: HttpClient, vip: str, port: int, *, context: ssl.SSLContext,
                     repeats: int, name: str | None = None,
-                    resolve: Resolver | None = None) -> Outcome:
+                    resolve: Resolver | None = None, request_timeout: float = 2.0) -> Outcome:
     """``repeats`` fresh requests each of /healthz and /version through the VIP.
 
     Args:
         vip: the VIP address (dialled when ``name`` is None).
         name: the API DNS name: resolved with ``resolve`` and verified by TLS.
+        request_timeout: seconds each request gets (one that takes longer counts as
+            failed; the others still count).
     """
     addresses = [vip]
     label = vip
@@ -75,8 +81,8 @@ async def vip_check(client: HttpClient, vip: str, port: int, *, context: ssl.SSL
             addresses = list(await resolve(name))
         except LookupError as exc:
             return Outcome.fail(f"{name} does not resolve: {exc.args[0] if exc.args else exc}")
-    jobs = [_one(client, addresses[i % len(addresses)], port, path, context, name)
-            for i in range(repeats) for path in PATHS]
+    jobs = [_one(client, addresses[i % len(addresses)], port, path, context, name,
+                 request_timeout) for i in range(repeats) for path in PATHS]
     results = await asyncio.gather(*jobs)
     failed = [r for r in results if not r[1]]
     latencies = [r[3] for r in results if r[1] and r[3] is not None]
