@@ -8,6 +8,7 @@
 #   tmux            terminal checks and the ingest comparison
 #   openssl         certificate cross-checks
 #   etcd-server     a real etcd restarted behind its /health probe by the certificate push
+#   haproxy nginx   the health probes' VIP round robin and KTHW's nginx health proxy
 #
 # Idempotent and quiet: packages already installed are skipped (no apt-get at all when
 # everything is there), the user is created once.  Needs root (or sudo) on Debian/Ubuntu.
