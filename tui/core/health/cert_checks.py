@@ -63,8 +63,14 @@ async def served_certificate(dialer: Dialer, address: str, port: int,
 
 def judge_certificate(info: CertInfo, ca_cert: x509.Certificate | None,
                       required: Sequence[San], *, warn_days: float = WARN_DAYS,
-                      now: dt.datetime | None = None) -> Outcome:
-    """Judge a served certificate: issuer, required SANs, days left."""
+                      now: dt.datetime | None = None, issued_by_ca: bool | None = None
+                      ) -> Outcome:
+    """Judge a served certificate: issuer, required SANs, days left.
+
+    Args:
+        issued_by_ca: the result of the signature check when already known (it is the
+            costly part; the caller may keep it per certificate).
+    """
     days = info.days_left(now)
     present = {("ip", ip) for ip in info.ip_addresses} | {("dns", n.lower())
                                                          for n in info.dns_names}
@@ -81,7 +87,9 @@ def judge_certificate(info: CertInfo, ca_cert: x509.Certificate | None,
     facts: dict[str, object] = {"days_left": round(days, 1), "subject": info.subject_cn,
                                 "issuer": info.issuer_cn, "fingerprint": info.fingerprint,
                                 "missing_sans": [s.value for s in missing]}
-    if ca_cert is not None and not chains_to(info, ca_cert):
+    if issued_by_ca is None:
+        issued_by_ca = ca_cert is None or chains_to(info, ca_cert)
+    if not issued_by_ca:
         if info.self_signed or "-ca@" in info.issuer_cn:
             why = (f"not issued by the cluster CA: issuer {info.issuer_cn!r} (the self-signed "
                    "certificate kube-apiserver makes when its unit lost --tls-cert-file?)")
@@ -122,7 +130,8 @@ class ServedCertCheck:
         self.dialer, self.address, self.port, self.context = dialer, address, port, context
         self.ca_cert, self.required = ca_cert, tuple(required)
         self.refresh, self.warn_days, self._clock = refresh, warn_days, clock
-        self._kept: tuple[float, CertInfo, float] | None = None
+        self._kept: tuple[float, CertInfo, float, bool] | None = None
+        self._judged: tuple[tuple[str, int], Outcome] | None = None
 
     async def __call__(self) -> Outcome:
         """One run (a handshake only when the kept certificate is too old)."""
@@ -135,12 +144,19 @@ class ServedCertCheck:
             except (OSError, ssl.SSLError, ValueError) as exc:
                 self._kept = None
                 return Outcome.fail(describe_error(exc, f"{self.address}:{self.port}"))
-            self._kept = (now, info, time.monotonic() - started)
-        _fetched, info, latency = self._kept
+            latency = time.monotonic() - started
+            issued = self.ca_cert is None or chains_to(info, self.ca_cert)
+            self._kept = (now, info, latency, issued)
+        _fetched, info, latency, issued = self._kept
+        day = int(info.days_left())
+        if self._judged is not None and self._judged[0] == (info.fingerprint, day):
+            return self._judged[1]  # the same certificate on the same day: the same verdict
         outcome = judge_certificate(info, self.ca_cert, self.required,
-                                    warn_days=self.warn_days)
+                                    warn_days=self.warn_days, issued_by_ca=issued)
         if outcome.status.passed:
-            return Outcome(outcome.status, outcome.detail, latency, outcome.verbose,
-                           facts=outcome.facts)
-        self._kept = None  # fetch again next time: it may have been fixed
+            outcome = Outcome(outcome.status, outcome.detail, latency, outcome.verbose,
+                              facts=outcome.facts)
+            self._judged = ((info.fingerprint, day), outcome)
+            return outcome
+        self._kept = self._judged = None  # fetch again next time: it may have been fixed
         return outcome

@@ -9,9 +9,13 @@ cluster service), the authoritative answer rather than a cache's.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
 import dns.message
@@ -31,6 +35,9 @@ Resolver = Callable[[str], Awaitable[tuple[str, ...]]]
 class ServerResolver:
     """Ask DNS server ``server:port`` for A records over TCP, through ``dialer``.
 
+    One TCP connection is kept and reused for the queries (one at a time), and opened
+    again when the server has closed it (servers close idle TCP clients after a while).
+
     Args:
         server: the DNS server's address (the inventory's ``dns.server``).
         port: its port.
@@ -40,19 +47,23 @@ class ServerResolver:
 
     def __init__(self, server: str, port: int, dialer: Dialer, *, timeout: float = 2.0) -> None:
         self.server, self.port, self.dialer, self.timeout = server, port, dialer, timeout
+        self._sock: dns.asyncbackend.StreamSocket | None = None
+        self._lock = asyncio.Lock()
 
     async def __call__(self, name: str) -> tuple[str, ...]:
         """The A records of ``name`` (CNAMEs followed by the server's answer)."""
-        host, port = await self.dialer.endpoint(self.server, self.port)
         query = dns.message.make_query(name, dns.rdatatype.A)
-        try:
-            response = await dns.asyncquery.tcp(query, host, timeout=self.timeout, port=port)
-        except dns.exception.Timeout:
-            raise LookupError(f"the DNS server {self.server}:{self.port} did not answer "
-                              f"within {self.timeout:g} s") from None
-        except (OSError, dns.exception.DNSException) as exc:
-            raise LookupError(f"the DNS server {self.server}:{self.port} failed: "
-                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        async with self._lock:
+            try:
+                response = await self._exchange(query)
+            except dns.exception.Timeout:
+                await self.close()
+                raise LookupError(f"the DNS server {self.server}:{self.port} did not answer "
+                                  f"within {self.timeout:g} s") from None
+            except (OSError, EOFError, dns.exception.DNSException) as exc:
+                await self.close()
+                raise LookupError(f"the DNS server {self.server}:{self.port} failed: "
+                                  f"{getattr(exc, 'strerror', None) or exc}") from None
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise LookupError(f"{self.server} answers {dns.rcode.to_text(rcode)} for {name}")
@@ -61,6 +72,28 @@ class ServerResolver:
         if not addresses:
             raise LookupError(f"{self.server} has no A record for {name}")
         return addresses
+
+    async def _exchange(self, query: dns.message.Message) -> dns.message.Message:
+        if self._sock is not None:
+            try:
+                return await dns.asyncquery.tcp(query, self.server, timeout=self.timeout,
+                                                sock=self._sock)
+            except (OSError, EOFError, dns.exception.DNSException):
+                await self.close()  # closed while idle: once more on a new connection
+        host, port = await self.dialer.endpoint(self.server, self.port)
+        backend = dns.asyncbackend.get_default_backend()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = await backend.make_socket(family, socket.SOCK_STREAM, 0, None,
+                                               (host, port), self.timeout)
+        return await dns.asyncquery.tcp(query, self.server, timeout=self.timeout,
+                                        sock=self._sock)
+
+    async def close(self) -> None:
+        """Close the kept connection."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            with contextlib.suppress(Exception):
+                await sock.close()
 
 
 async def record_check(resolve: Resolver, name: str, expected: str, *, what: str) -> Outcome:

@@ -100,10 +100,9 @@ async def etcd_status_check(client: HttpClient, address: str, port: int, *,
                                 body)
     try:
         status = json.loads(status_x.answer.body)
-        members = json.loads(members_x.answer.body).get("members", [])
+        members, names, member_lines, problems = _members(members_x.answer.body, expected)
     except (ValueError, AttributeError) as exc:
         return Outcome.fail(f"etcd status: not a v3 gateway answer ({exc})", latency)
-    names = {str(m.get("ID")): str(m.get("name") or "?") for m in members}
     me = str(status.get("header", {}).get("member_id", ""))
     leader = str(status.get("leader", ""))
     facts: dict[str, object] = {
@@ -114,19 +113,15 @@ async def etcd_status_check(client: HttpClient, address: str, port: int, *,
         "db_size": int(status.get("dbSize", 0) or 0), "version": status.get("version", ""),
         "members": sorted(names.values()),
     }
+    del members
     lines = [f"member {facts['member']} (etcd {facts['version']})",
              f"leader: {facts['leader'] or 'none'}",
              f"raft term {facts['raft_term']}, index {facts['raft_index']}",
-             f"DB size {_size(facts['db_size'])}", "members:"]
-    for m in members:
-        lines.append(f"  {m.get('name') or '(unstarted)'}  id {m.get('ID')}  peers "
-                     f"{', '.join(m.get('peerURLs', []))}  clients "
-                     f"{', '.join(m.get('clientURLs', []) or [])}")
+             f"DB size {_size(facts['db_size'])}", "members:", *member_lines]
     role = "leader" if facts["is_leader"] else (
         f"follower of {facts['leader']}" if facts["leader"] else "no leader")
     detail = (f"{role}, term {facts['raft_term']}, index {facts['raft_index']}, "
               f"db {_size(facts['db_size'])}")
-    problems = member_differences(members, expected)
     alarms = [str(e) for e in status.get("errors", []) or []]
     if not facts["leader"]:
         return Outcome.fail(f"etcd: {detail}", latency, "\n".join(lines), facts=facts)
@@ -135,6 +130,32 @@ async def etcd_status_check(client: HttpClient, address: str, port: int, *,
         first = (alarms or problems)[0]
         return Outcome.warn(f"{role}; {first}", latency, "\n".join(lines), facts=facts)
     return Outcome.ok(detail, latency, "\n".join(lines), facts=facts)
+
+
+_MemberView = tuple[list[dict[str, object]], dict[str, str], list[str], list[str]]
+_member_cache: dict[bytes, tuple[Mapping[str, str], _MemberView]] = {}
+
+
+def _members(body: bytes, expected: Mapping[str, str]) -> _MemberView:
+    """Parse a member list and compare it with ``expected``; kept per answer (every
+    member of a cluster answers the same list, round after round).
+
+    Raises:
+        ValueError, AttributeError: not a member list.
+    """
+    known = _member_cache.get(body)
+    if known is not None and known[0] is expected:
+        return known[1]
+    members = json.loads(body).get("members", [])
+    names = {str(m.get("ID")): str(m.get("name") or "?") for m in members}
+    lines = [f"  {m.get('name') or '(unstarted)'}  id {m.get('ID')}  peers "
+             f"{', '.join(m.get('peerURLs', []))}  clients "
+             f"{', '.join(m.get('clientURLs', []) or [])}" for m in members]
+    view = (members, names, lines, member_differences(members, expected))
+    if len(_member_cache) >= 16:
+        _member_cache.clear()
+    _member_cache[body] = (expected, view)
+    return view
 
 
 def _size(value: object) -> str:

@@ -1,12 +1,12 @@
 """The poller: rounds of every probe, rise/fall per probe, latency history, typed events.
 
 Rounds never overlap: the next starts ``interval`` seconds after the previous one ended
-(dolphie's rule).  Every probe of a round runs at once under its own timeout, and its
-result is applied (and announced) the moment it arrives, so a fast host is never kept
-waiting by a slow one.  A round ends when all its runs are done, or at the latest
-``straggler_wait`` seconds (default: the interval) after it started: a run still going
-then keeps going and reports when it finishes, and the next round leaves that probe
-alone until it has (a probe never runs twice at once).
+(dolphie's rule).  Every probe of a round starts at once (at most ``concurrency`` runs
+at a time) under its own timeout, and its result is applied (and announced) the moment
+it arrives, so a fast host is never kept waiting by a slow one.  A round ends when all
+its runs are done, or at the latest ``straggler_wait`` seconds (default: the interval)
+after it started: a run still going then keeps going and reports when it finishes, and
+the next round leaves that probe alone until it has (a probe never runs twice at once).
 
 Views subscribe one listener type, :data:`HealthListener`, and receive
 :class:`RoundStarted`, :class:`ProbeUpdated`, :class:`StateChanged` and
@@ -114,12 +114,14 @@ class Poller:
         rise, fall: HAProxy's counters (consecutive passes to go UP, failures to go DOWN).
         history_window: seconds of latency history per probe.
         straggler_wait: seconds a round waits for its slowest run (default ``interval``).
+        concurrency: runs at once at most (the others wait their turn; a probe's timeout
+            starts when its run does, so a long queue is not mistaken for a dead host).
         clock: wall clock for results and history.
     """
 
     def __init__(self, probes: Sequence[Probe], *, interval: float = 2.0, rise: int = 2,
                  fall: int = 3, history_window: float = 600.0,
-                 straggler_wait: float | None = None,
+                 straggler_wait: float | None = None, concurrency: int = 64,
                  clock: Callable[[], float] = time.time) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -139,6 +141,7 @@ class Poller:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(max(1, concurrency))
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -203,7 +206,8 @@ class Poller:
 
     async def _run(self, cell: Cell, number: int) -> None:
         try:
-            outcome = await run_probe(cell.probe, self.clock)
+            async with self._slots:
+                outcome = await run_probe(cell.probe, self.clock)
             transition = cell.apply(outcome)
         finally:
             cell.in_flight = False
