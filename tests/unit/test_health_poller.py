@@ -166,3 +166,24 @@ def test_probe_keys_must_be_unique() -> None:
     same = [probe("c0", Kind.LIVEZ, Script([True])), probe("c0", Kind.LIVEZ, Script([True]))]
     with pytest.raises(ValueError):
         Poller(same)
+
+
+async def test_at_most_concurrency_runs_at_once_and_timeouts_start_with_the_run() -> None:
+    running = 0
+    most = 0
+
+    async def busy() -> Outcome:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        return Outcome.ok("done")
+
+    probes = [probe(f"c{i}", Kind.LIVEZ, busy, timeout=0.05) for i in range(12)]
+    poller = Poller(probes, interval=0.01, concurrency=3)
+    report = await poller.run_round(wait_all=True)
+    assert most == 3
+    # 12 runs of 20 ms in 4 waves: the last wave waited longer than its 50 ms timeout,
+    # but the timeout only counts its own run
+    assert all(c.outcome is not None and c.outcome.status is Status.OK for c in report.cells)
