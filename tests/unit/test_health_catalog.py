@@ -143,3 +143,21 @@ async def test_kinds_and_hosts_select_probes(tmp_path: Path) -> None:
                                        hosts=("controller-1",)))
     assert [p.key for p in probes] == ["controller-1/readyz", "vip/vip"]
     assert probes[1].target == "https://127.3.4.1:6443 x12"
+
+
+async def test_vip_rules_probe_reads_the_backends_that_are_up_when_it_runs(
+        tmp_path: Path) -> None:
+    from tui.core.health.catalog import Seams
+
+    async def backends() -> tuple[str, ...]:
+        return ("127.3.3.10",)
+
+    seams = Seams(vip_backends=backends)
+    probes = build_probes(inventory(tmp_path), HttpClient(), Credentials(),
+                          ProbeOptions(kinds=frozenset({Kind.VIP_RULES})), seams)
+    assert [p.key for p in probes] == ["hypervisor/vip-rules"]
+    seams.up_backends = lambda: ["127.3.3.10"]  # wired after the poller exists
+    assert (await run_probe(probes[0])).status is Status.OK
+    seams.up_backends = lambda: []
+    outcome = await run_probe(probes[0])
+    assert outcome.status is Status.FAIL and "still sends to 127.3.3.10" in outcome.detail

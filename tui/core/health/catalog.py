@@ -43,6 +43,7 @@ ALL_KINDS = frozenset(Kind)
 SCHEDULER_PORT = 10259
 CONTROLLER_MANAGER_PORT = 10257
 NGINX_PORT = 80
+SSH_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,12 @@ def build_probes(inventory: Inventory, client: HttpClient, credentials: Credenti
     builder = _Builder(options)
     expected = {h.name: f"https://{h.address}:2380" for h in inventory.controllers}
     api_port = inventory.api.port
+    ssh_timeout = max(options.timeout, SSH_TIMEOUT)  # a (re)connection is part of a run
     for host in hosts:
         row, address = host.name, str(host.address)
         if seams.fleet is not None:
-            builder.add(row, Kind.SSH, f"ssh {host.dial}", _ssh(seams.fleet, host.name))
+            builder.add(row, Kind.SSH, f"ssh {host.dial}", _ssh(seams.fleet, host.name),
+                        timeout=ssh_timeout)
         if host.role == "controller":
             etcd_port = etcd_checks.ETCD_CLIENT_PORT
             builder.add(row, Kind.ETCD_HEALTH, f"https://{address}:{etcd_port}/health",
@@ -207,13 +210,13 @@ def build_probes(inventory: Inventory, client: HttpClient, credentials: Credenti
         hypervisor = inventory.hypervisor
         if seams.fleet is not None:
             builder.add("hypervisor", Kind.SSH, f"ssh {hypervisor.address}",
-                        _ssh(seams.fleet, hypervisor.name))
+                        _ssh(seams.fleet, hypervisor.name), timeout=ssh_timeout)
         if seams.vip_backends is not None:
             controllers = [str(h.address) for h in inventory.controllers]
             backends = seams.vip_backends
             builder.add("hypervisor", Kind.VIP_RULES, f"VIP rules on {hypervisor.name}",
-                        partial(vip_checks.rules_check, backends, seams.up_backends,
-                                controllers))
+                        partial(vip_checks.rules_check, backends,
+                                lambda: seams.up_backends(), controllers))
     return builder.probes
 
 
