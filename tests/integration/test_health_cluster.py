@@ -206,5 +206,6 @@ def test_the_cli_exit_status_table_and_json(cluster: ProbeCluster) -> None:
                     "--json", "-p", "livez")
     lines = watch.stdout.splitlines()
     assert watch.returncode == 0 and [json.loads(line)["round"] for line in lines] == [1, 2]
+    assert json.loads(lines[1])["transitions"] == []
     wrong = hardway("-i", inventory, "--skip", "nonsense")
     assert wrong.returncode == 2 and "'nonsense' is not a probe" in wrong.stderr

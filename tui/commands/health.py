@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -15,6 +16,7 @@ from tui.core.errors import UserError
 
 if TYPE_CHECKING:
     from tui.core.health.model import Kind
+    from tui.core.health.poller import StateChanged
     from tui.core.health.report import RoundReport
 
 HEALTH_HELP = """\
@@ -38,8 +40,10 @@ every --interval seconds (the next one starts when one ends) until interrupted o
 probes (-p/--skip take these names): ssh, etcd, etcd-status, livez, readyz, nginx,
 scheduler, controller-manager, cert-6443, cert-2379, dns, vip, vip-name, dns-api
 
-output: a table (one line per probe), or with --json one JSON object per round (one line
-each with --watch; --verbose adds every probe's full output).
+output: a table (one line per probe; with --watch followed by the probes that went UP
+or DOWN since the previous round, with the time and reason), or with --json one JSON
+object per round (one line each with --watch, its "transitions" listed; --verbose adds
+every probe's full output).
 
 exit status: 0 healthy, 1 degraded (some probe is not UP and ok), 2 down (no API server
 ready, etcd without quorum, or nothing answers through the VIP), also 2 when the probes
@@ -160,7 +164,7 @@ async def _main(args: argparse.Namespace, inventory: Any, credentials: Any, opti
     from tui.core.health.catalog import Seams, build_probes
     from tui.core.health.client import HttpClient
     from tui.core.health.model import Kind
-    from tui.core.health.poller import Poller, RoundFinished
+    from tui.core.health.poller import Poller, RoundFinished, StateChanged
 
     policy = HostKeyPolicy(mode="accept-new" if args.accept_new else "strict",
                            notify=lambda message: print(f"hardway: {message}",
@@ -178,10 +182,15 @@ async def _main(args: argparse.Namespace, inventory: Any, credentials: Any, opti
     seams.up_backends = lambda: [addresses[r] for r in poller.rows_up(Kind.READYZ)
                                  if r in addresses]
 
+    changes: list[StateChanged] = []
+
     def on_event(event: object) -> None:
-        if isinstance(event, RoundFinished):
+        if isinstance(event, StateChanged):
+            changes.append(event)
+        elif isinstance(event, RoundFinished):
             last[0] = event.report.verdict.exit_code
-            printer.round(event.report)
+            printer.round(event.report, list(changes))
+            changes.clear()
 
     poller.subscribe(on_event)
     try:
@@ -207,17 +216,30 @@ class _Printer:
         self.tty = out.isatty()
         self.colour = self.tty and not os.environ.get("NO_COLOR") and not json_output
 
-    def round(self, report: RoundReport) -> None:
+    def round(self, report: RoundReport, changes: list[StateChanged]) -> None:
+        """Print one round and the transitions since the previous one (after the first
+        round, whose transitions are only the starting states)."""
         from tui.core.health.report import render_text, to_json
 
+        changes = changes if report.round > 1 else []
         if self.json:
             data = to_json(report, verbose=self.verbose)
+            data["transitions"] = [{"key": c.key, "at": c.transition.at,
+                                    "from": c.transition.before.value,
+                                    "to": c.transition.after.value,
+                                    "reason": c.transition.reason} for c in changes]
             text = json.dumps(data, default=str, indent=None if self.watch else 2)
             self.out.write(text + "\n")
         else:
             if self.watch and self.tty:
                 self.out.write("\x1b[H\x1b[2J")
             self.out.write(render_text(report, colour=self.colour))
+            for change in changes:
+                t = change.transition
+                at = time.strftime("%H:%M:%S", time.localtime(t.at))
+                self.out.write(f"  {at} {change.row} {change.kind.value} "
+                               f"{t.before.value.upper()} -> {t.after.value.upper()}: "
+                               f"{t.reason}\n")
             if self.verbose:
                 for cell in report.cells:
                     if cell.outcome is not None:
