@@ -158,30 +158,22 @@ def run_health(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, inventory: Any, credentials: Any, options: Any,
                 printer: _Printer, last: list[int]) -> None:
-    from tui.core.fleet.dial import dialer_for
     from tui.core.fleet.fleet import Fleet
     from tui.core.fleet.hostkeys import HostKeyPolicy
-    from tui.core.health.catalog import Seams, build_probes
-    from tui.core.health.client import HttpClient
-    from tui.core.health.model import Kind
-    from tui.core.health.poller import Poller, RoundFinished, StateChanged
+    from tui.core.health.poller import RoundFinished, StateChanged
+    from tui.core.health.session import HealthSession
 
     policy = HostKeyPolicy(mode="accept-new" if args.accept_new else "strict",
                            notify=lambda message: print(f"hardway: {message}",
                                                         file=sys.stderr, flush=True))
     fleet = Fleet.from_inventory(inventory, host_keys=policy,
                                  connect_timeout=args.connect_timeout)
-    dialer = dialer_for(inventory, fleet)
-    client = HttpClient(dialer)
-    addresses = {h.name: str(h.address) for h in inventory.hosts}
-    seams = Seams(fleet=fleet if Kind.SSH in options.kinds else None)
-    probes = build_probes(inventory, client, credentials, options, seams)
-    if not probes:
-        raise UserError("No probe applies to the selected hosts and probe names.")
-    poller = Poller(probes, interval=args.interval, rise=args.rise, fall=args.fall)
-    seams.up_backends = lambda: [addresses[r] for r in poller.rows_up(Kind.READYZ)
-                                 if r in addresses]
-
+    try:
+        session = HealthSession.open(inventory, fleet, credentials, options,
+                                     interval=args.interval, rise=args.rise, fall=args.fall)
+    except BaseException:
+        await fleet.close()
+        raise
     changes: list[StateChanged] = []
 
     def on_event(event: object) -> None:
@@ -192,16 +184,14 @@ async def _main(args: argparse.Namespace, inventory: Any, credentials: Any, opti
             printer.round(event.report, list(changes))
             changes.clear()
 
-    poller.subscribe(on_event)
+    session.poller.subscribe(on_event)
     try:
         if args.watch:
-            await poller.run(rounds=args.rounds)
+            await session.poller.run(rounds=args.rounds)
         else:
-            await poller.run_round(wait_all=True)
+            await session.poller.run_round(wait_all=True)
     finally:
-        await poller.stop()
-        await client.close()
-        await dialer.close()
+        await session.close()
         await fleet.close()
 
 
