@@ -35,35 +35,38 @@ Resolver = Callable[[str], Awaitable[tuple[str, ...]]]
 class ServerResolver:
     """Ask DNS server ``server:port`` for A records over TCP, through ``dialer``.
 
-    One TCP connection is kept and reused for the queries (one at a time), and opened
-    again when the server has closed it (servers close idle TCP clients after a while).
+    TCP connections are kept and reused (one query at a time on each, at most
+    ``connections`` of them), and opened again when the server has closed them (servers
+    close idle TCP clients after a while).
 
     Args:
         server: the DNS server's address (the inventory's ``dns.server``).
         port: its port.
         dialer: where to connect for it.
         timeout: seconds per query.
+        connections: TCP connections kept at most.
     """
 
-    def __init__(self, server: str, port: int, dialer: Dialer, *, timeout: float = 2.0) -> None:
+    def __init__(self, server: str, port: int, dialer: Dialer, *, timeout: float = 2.0,
+                 connections: int = 4) -> None:
         self.server, self.port, self.dialer, self.timeout = server, port, dialer, timeout
-        self._sock: dns.asyncbackend.StreamSocket | None = None
-        self._lock = asyncio.Lock()
+        self._idle: list[dns.asyncbackend.StreamSocket] = []
+        self._slots = asyncio.Semaphore(max(1, connections))
 
     async def __call__(self, name: str) -> tuple[str, ...]:
         """The A records of ``name`` (CNAMEs followed by the server's answer)."""
         query = dns.message.make_query(name, dns.rdatatype.A)
-        async with self._lock:
+        async with self._slots:
+            sock = self._idle.pop() if self._idle else None
             try:
-                response = await self._exchange(query)
+                response, sock = await self._exchange(query, sock)
             except dns.exception.Timeout:
-                await self.close()
                 raise LookupError(f"the DNS server {self.server}:{self.port} did not answer "
                                   f"within {self.timeout:g} s") from None
             except (OSError, EOFError, dns.exception.DNSException) as exc:
-                await self.close()
                 raise LookupError(f"the DNS server {self.server}:{self.port} failed: "
                                   f"{getattr(exc, 'strerror', None) or exc}") from None
+            self._idle.append(sock)
         rcode = response.rcode()
         if rcode != dns.rcode.NOERROR:
             raise LookupError(f"{self.server} answers {dns.rcode.to_text(rcode)} for {name}")
@@ -73,27 +76,41 @@ class ServerResolver:
             raise LookupError(f"{self.server} has no A record for {name}")
         return addresses
 
-    async def _exchange(self, query: dns.message.Message) -> dns.message.Message:
-        if self._sock is not None:
+    async def _exchange(self, query: dns.message.Message,
+                        sock: dns.asyncbackend.StreamSocket | None
+                        ) -> tuple[dns.message.Message, dns.asyncbackend.StreamSocket]:
+        """One query on ``sock`` (or a new connection); a failed socket is closed."""
+        if sock is not None:
             try:
                 return await dns.asyncquery.tcp(query, self.server, timeout=self.timeout,
-                                                sock=self._sock)
-            except (OSError, EOFError, dns.exception.DNSException):
-                await self.close()  # closed while idle: once more on a new connection
+                                                sock=sock), sock
+            except BaseException as exc:
+                await _close(sock)
+                if not isinstance(exc, OSError | EOFError | dns.exception.DNSException):
+                    raise  # cancelled (the probe's timeout): not kept, not retried
+                # closed while idle: once more on a new connection
         host, port = await self.dialer.endpoint(self.server, self.port)
         backend = dns.asyncbackend.get_default_backend()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = await backend.make_socket(family, socket.SOCK_STREAM, 0, None,
-                                               (host, port), self.timeout)
-        return await dns.asyncquery.tcp(query, self.server, timeout=self.timeout,
-                                        sock=self._sock)
+        sock = await backend.make_socket(family, socket.SOCK_STREAM, 0, None, (host, port),
+                                         self.timeout)
+        try:
+            return await dns.asyncquery.tcp(query, self.server, timeout=self.timeout,
+                                            sock=sock), sock
+        except BaseException:
+            await _close(sock)
+            raise
 
     async def close(self) -> None:
-        """Close the kept connection."""
-        sock, self._sock = self._sock, None
-        if sock is not None:
-            with contextlib.suppress(Exception):
-                await sock.close()
+        """Close the kept connections."""
+        idle, self._idle = self._idle, []
+        for sock in idle:
+            await _close(sock)
+
+
+async def _close(sock: dns.asyncbackend.StreamSocket) -> None:
+    with contextlib.suppress(Exception):
+        await sock.close()
 
 
 async def record_check(resolve: Resolver, name: str, expected: str, *, what: str) -> Outcome:
