@@ -43,6 +43,8 @@ class Server:
                     length = int(headers.split("content-length:")[1].split("\r\n")[0])
                     await reader.readexactly(length)
                 self.requests.append(line)
+                if "/hang" in line:
+                    await asyncio.Event().wait()
                 close = "/close" in line
                 body = b"ok"
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
@@ -146,4 +148,18 @@ async def test_tls_verifies_the_cluster_address_not_the_endpoint(pki: Path,
     result = await apiserver_probe(CLUSTER_ADDRESS, 6443, ca_pem=(pki / "ca.pem").read_bytes(),
                                    dialer=MapDialer(server.port))
     assert result.ok and result.status == 200
+    await client.close()
+
+
+async def test_a_request_cut_by_its_timeout_leaves_no_connection_behind(
+        pki: Path, server: Server) -> None:
+    client = HttpClient(MapDialer(server.port))
+    context = tls_context((pki / "ca.pem").read_bytes())
+    await client.request(CLUSTER_ADDRESS, 6443, "/livez", context=context)
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await client.request(CLUSTER_ADDRESS, 6443, "/hang", context=context)
+    assert client.idle_count() == 0  # the half-used connection was closed, not kept
+    after = await client.request(CLUSTER_ADDRESS, 6443, "/livez", context=context)
+    assert after.answer.status == 200 and not after.reused and server.connections == 2
     await client.close()

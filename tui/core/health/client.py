@@ -110,9 +110,11 @@ class HttpClient:
             started = time.monotonic()
             try:
                 answer = await self._exchange(kept, wire)
-            except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                kept.close()
-                if getattr(exc, "partial", b""):
+            except BaseException as exc:
+                kept.close()  # never kept after a failure or a cancellation
+                retry = (isinstance(exc, ConnectionError | asyncio.IncompleteReadError)
+                         and not getattr(exc, "partial", b""))
+                if not retry:
                     raise
                 # closed while idle: send again on a fresh connection
             else:
