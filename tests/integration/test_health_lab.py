@@ -79,3 +79,44 @@ def test_hardway_health_on_the_lab(lab_runner: LabRunner,
     out = capsys.readouterr().out
     assert status == 0 and "HEALTHY" in out and "keepalive@openssh.com answered" in out
     assert "[+]ping ok" in out and "controller-1" not in out
+
+
+@pytest.fixture(scope="module")
+def seed_lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A lab in the seed's broken state: kube-apiserver serves a self-signed certificate."""
+    import os
+
+    from tui.lab.server import LabAddressInUse
+
+    for attempt in range(5):
+        network = f"127.0.{20 + (os.getpid() + attempt) % 30}"
+        runner = LabRunner(tmp_path_factory.mktemp("seed"), controllers=3, network=network,
+                           scenario="seed-cert-bug")
+        try:
+            runner.start()
+        except LabAddressInUse:
+            continue
+        try:
+            yield runner
+        finally:
+            runner.stop()
+        return
+    pytest.fail("no free loopback network for the seed-cert-bug lab")
+
+
+def test_seed_cert_bug_turns_the_certificate_cells_red_with_the_reason(
+        seed_lab: LabRunner, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(seed_lab.lab.inventory_path)
+    status = main(["health", "-i", path, "-p", "ssh,readyz,cert-6443", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert status == 2 and data["verdict"] == "down"  # no API server verifies: none ready
+    cells = {p["key"]: p for p in data["probes"]}
+    for i in range(3):
+        cert = cells[f"controller-{i}/cert-6443"]
+        assert cert["state"] == "down" and cert["status"] == "fail"
+        assert cert["detail"].startswith("not issued by the cluster CA: issuer "
+                                         f"'{seed_lab.lab.specs()[i].address}-ca@")
+        assert "lost --tls-cert-file" in cert["detail"]
+        readyz = cells[f"controller-{i}/readyz"]
+        assert "does not verify against the CA" in readyz["detail"]
+        assert cells[f"controller-{i}/ssh"]["state"] == "up"
