@@ -154,8 +154,9 @@ def summarize(cells: Sequence[CellSnapshot]) -> tuple[GroupSummary, ...]:
             vip = [c for c in members if c.kind is Kind.VIP_ADDRESS] or members
             fractions = [1.0 - float(c.outcome.facts.get("failed_fraction", 1.0))  # type: ignore[arg-type]
                          for c in vip if c.outcome is not None]
-            share = min(fractions) if fractions else 0.0
-            out.append(GroupSummary(group, int(share == 1.0), 1, share))
+            if fractions:  # nothing to say before the first answer
+                share = min(fractions)
+                out.append(GroupSummary(group, int(share == 1.0), 1, share))
             continue
         rows = list(dict.fromkeys(c.row for c in members))
         good = sum(1 for r in rows if all(c.clean for c in members if c.row == r))
