@@ -9,12 +9,14 @@
 #   openssl         certificate cross-checks
 #   etcd-server     a real etcd restarted behind its /health probe by the certificate push
 #   etcd-client     etcdctl: with etcd-server, the lab's etcd release cache (KTHW's 3.4 line)
+#   haproxy nginx   the health probes' VIP round robin and KTHW's nginx health proxy (the
+#                   confined lab runs it on every controller)
 #
 # Idempotent and quiet: packages already installed are skipped (no apt-get at all when
 # everything is there), the user is created once.  Needs root (or sudo) on Debian/Ubuntu.
 set -eu
 
-PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client nginx-light"
+PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client haproxy nginx"
 TEST_USER="hardway-test"
 
 if [ "$(id -u)" -eq 0 ]; then

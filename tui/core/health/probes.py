@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui.core.fleet.dial import Dialer, DirectDialer
+
 DEFAULT_TIMEOUT = 5.0
 MAX_BODY = 1024 * 1024
 """Bytes of a response body read at most (health answers are tiny)."""
@@ -124,23 +126,28 @@ def _spill(directory: str, name: str, source: PemSource) -> Path:
 
 async def https_get(address: str, port: int, path: str, *, context: ssl.SSLContext,
                     timeout: float = DEFAULT_TIMEOUT,
-                    headers: dict[str, str] | None = None) -> HttpAnswer:
+                    headers: dict[str, str] | None = None,
+                    dialer: Dialer | None = None) -> HttpAnswer:
     """One ``GET`` over TLS to ``address:port``; no SNI is sent for an IP address.
+
+    The connection goes where ``dialer`` says (default: directly); the certificate is
+    still checked against ``address``.
 
     Raises:
         OSError, ssl.SSLError, TimeoutError, ValueError: the exchange failed.
     """
     async with asyncio.timeout(timeout):
         server_hostname = address if context.check_hostname else ""
+        host, real_port = await (dialer or DirectDialer()).endpoint(address, port)
         reader, writer = await asyncio.open_connection(
-            address, port, ssl=context, server_hostname=server_hostname)
+            host, real_port, ssl=context, server_hostname=server_hostname)
         try:
             lines = [f"GET {path} HTTP/1.1", f"Host: {_host_header(address, port)}",
                      "User-Agent: hardway-probe", "Accept: */*", "Connection: close"]
             lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
             await writer.drain()
-            return await _read_answer(reader)
+            return await read_answer(reader)
         finally:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
@@ -151,7 +158,12 @@ def _host_header(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> HttpAnswer:
+async def read_answer(reader: asyncio.StreamReader) -> HttpAnswer:
+    """Read one HTTP/1.1 response (status line, headers, body by length or chunks).
+
+    Raises:
+        ValueError: not an HTTP answer; asyncio.IncompleteReadError: the peer closed.
+    """
     head = await reader.readuntil(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     parts = status_line.split(" ", 2)
@@ -188,7 +200,8 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
 
 async def probe(name: str, address: str, port: int, path: str, *,
                 context: ssl.SSLContext, timeout: float = DEFAULT_TIMEOUT,
-                healthy: type[_Judge] | None = None) -> ProbeResult:
+                healthy: type[_Judge] | None = None,
+                dialer: Dialer | None = None) -> ProbeResult:
     """GET ``path`` and judge the answer (default: healthy means HTTP 200).
 
     Args:
@@ -198,11 +211,13 @@ async def probe(name: str, address: str, port: int, path: str, *,
         context: TLS client context (see :func:`tls_context`).
         timeout: seconds for connect, handshake and answer together.
         healthy: a judge class; ``judge(answer)`` returns None when healthy or a reason.
+        dialer: where to connect for ``address:port`` (default: directly).
     """
     target = f"https://{_host_header(address, port)}{path}"
     start = time.monotonic()
     try:
-        answer = await https_get(address, port, path, context=context, timeout=timeout)
+        answer = await https_get(address, port, path, context=context, timeout=timeout,
+                                 dialer=dialer)
     except TimeoutError:
         return ProbeResult(False, None, None,
                            f"{name}: no answer from {address}:{port} within {timeout:g} s",
@@ -273,7 +288,8 @@ class _EtcdJudge(_Judge):
 async def apiserver_probe(address: str, port: int = 6443, path: str = "/livez", *,
                           ca_pem: PemSource | None = None,
                           context: ssl.SSLContext | None = None,
-                          timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+                          timeout: float = DEFAULT_TIMEOUT,
+                          dialer: Dialer | None = None) -> ProbeResult:
     """Probe kube-apiserver's ``path`` (``/livez``, ``/readyz``, ``/healthz``, ``/version``,
     optionally with ``?verbose``) on ``address:port``.
 
@@ -282,19 +298,22 @@ async def apiserver_probe(address: str, port: int = 6443, path: str = "/livez", 
             ``address``; None probes without verification.
         context: a prepared TLS context (overrides ``ca_pem``).
         timeout: seconds for the whole exchange.
+        dialer: where to connect for ``address:port`` (default: directly).
     """
     name = path.lstrip("/").split("?")[0] or "/"
     try:
         ctx = context or tls_context(ca_pem)
     except ValueError as exc:
         return ProbeResult(False, None, None, f"{name}: {exc}")
-    return await probe(name, address, port, path, context=ctx, timeout=timeout)
+    return await probe(name, address, port, path, context=ctx, timeout=timeout,
+                       dialer=dialer)
 
 
 async def etcd_health(address: str, port: int = 2379, *, ca_pem: PemSource | None = None,
                       cert_pem: PemSource | None = None, key_pem: PemSource | None = None,
                       context: ssl.SSLContext | None = None,
-                      timeout: float = DEFAULT_TIMEOUT) -> ProbeResult:
+                      timeout: float = DEFAULT_TIMEOUT,
+                      dialer: Dialer | None = None) -> ProbeResult:
     """Probe etcd's ``/health`` with a client certificate (KTHW requires one).
 
     Args:
@@ -302,13 +321,14 @@ async def etcd_health(address: str, port: int = 2379, *, ca_pem: PemSource | Non
         cert_pem, key_pem: the client pair (KTHW uses kubernetes.pem).
         context: a prepared TLS context (overrides the PEM arguments).
         timeout: seconds for the whole exchange.
+        dialer: where to connect for ``address:port`` (default: directly).
     """
     try:
         ctx = context or tls_context(ca_pem, cert_pem, key_pem)
     except ValueError as exc:
         return ProbeResult(False, None, None, f"etcd health: {exc}")
     return await probe("etcd health", address, port, "/health", context=ctx, timeout=timeout,
-                       healthy=_EtcdJudge)
+                       healthy=_EtcdJudge, dialer=dialer)
 
 
 __all__ = [
@@ -318,5 +338,6 @@ __all__ = [
     "etcd_health",
     "https_get",
     "probe",
+    "read_answer",
     "tls_context",
 ]
