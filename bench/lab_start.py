@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tui.lab import namespaces  # noqa: E402
-from tui.lab.lab import LabRunner  # noqa: E402
+from tui.lab import namespaces
+from tui.lab.lab import LabRunner
 
 
 def one_start(directory: Path, isolation: str, args: argparse.Namespace,
