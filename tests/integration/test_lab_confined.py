@@ -279,3 +279,28 @@ def test_vip_in_node_block_and_controller_down_scenarios(tmp_path: Path) -> None
                               capture_output=True, text=True, timeout=60, check=False)
         assert dead.stdout.split("\n")[0] == "28"  # curl: timed out, as for a dead VM
         assert dead.stdout.endswith("ok")
+
+
+async def test_services_are_reached_through_the_jump_host(confined: LabRunner,
+                                                          fleet: Fleet) -> None:
+    import asyncio
+    import ssl
+
+    from tui.core.fleet.dial import TunnelDialer, dialer_for
+
+    inventory = load_inventory(confined.lab.inventory_path)
+    dialer = dialer_for(inventory, fleet)
+    assert isinstance(dialer, TunnelDialer) and dialer.jump == HYPERVISOR
+    try:
+        with pytest.raises(OSError, match=r"Connection refused .*through the jump host"):
+            await dialer.endpoint("10.10.0.10", 2379)  # no etcd in this scenario
+        host, port = await dialer.endpoint("10.10.0.10", 6443)
+        assert host == "127.0.0.1"
+        context = ssl.create_default_context(
+            cafile=str(confined.lab.pki_directory / "ca.pem"))
+        _reader, writer = await asyncio.open_connection(host, port, ssl=context,
+                                                        server_hostname="10.10.0.10")
+        assert writer.get_extra_info("peercert") is not None  # verified as 10.10.0.10
+        writer.close()
+    finally:
+        await dialer.close()

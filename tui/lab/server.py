@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import shutil
 import signal
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from tui.lab.session import HostContext, LabSession
 from tui.lab.supervisor import Supervisor
 
 LOGIN_TIMEOUT = 30.0
+FORWARD_CONNECT_TIMEOUT = 20.0
 
 
 class LabAddressInUse(UserError):
@@ -191,28 +193,36 @@ class LabHost:
             )
 
     def forward_to(self, address: str, port: int) -> Any:
-        """A stream handler that connects to ``address:port`` from this host's network
-        (refused for non-loopback addresses when the host is not confined)."""
+        """``direct-tcpip`` to ``address:port``, connected from this host's own network
+        first, as sshd does: a refused or unreachable destination fails the channel open
+        with its reason (refused outright for non-loopback addresses when unconfined)."""
         try:
             guard_address(address, inside=self.confined is not None)
         except LabAddressRefused:
             return False
 
-        async def pipe(reader: asyncssh.SSHReader[bytes],
-                       writer: asyncssh.SSHWriter[bytes]) -> None:
+        async def connect() -> _TcpBridge:
             try:
-                if self.confined is not None:
-                    sock = self.confined.tcp_socket(address)
-                    await asyncio.get_running_loop().sock_connect(sock, (address, port))
-                    peer_reader, peer_writer = await asyncio.open_connection(sock=sock)
-                else:
-                    peer_reader, peer_writer = await asyncio.open_connection(address, port)
-            except OSError:
-                writer.close()
-                return
-            await _splice(reader, writer, peer_reader, peer_writer)
+                async with asyncio.timeout(FORWARD_CONNECT_TIMEOUT):
+                    if self.confined is not None:
+                        sock = self.confined.tcp_socket(address)
+                        try:
+                            await asyncio.get_running_loop().sock_connect(sock, (address, port))
+                        except BaseException:
+                            sock.close()
+                            raise
+                        reader, writer = await asyncio.open_connection(sock=sock)
+                    else:
+                        reader, writer = await asyncio.open_connection(address, port)
+            except TimeoutError:
+                raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED,
+                                                "Connection timed out") from None
+            except OSError as exc:
+                reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+                raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, reason) from None
+            return _TcpBridge(reader, writer)
 
-        return pipe
+        return connect()
 
     async def _boot(self) -> None:
         """Empty /var/run (a tmpfs on a real host), open the control socket, start units."""
@@ -271,29 +281,37 @@ class LabHost:
                       and processes.signal_group(s.pid, 0))
 
 
-async def _splice(reader: asyncssh.SSHReader[bytes], writer: asyncssh.SSHWriter[bytes],
-                  peer_reader: asyncio.StreamReader, peer_writer: asyncio.StreamWriter) -> None:
-    """Copy both ways between an SSH channel and a TCP connection until both end."""
+class _TcpBridge(asyncssh.SSHTCPSession[bytes]):
+    """A forwarded channel joined to a TCP connection the lab host made."""
 
-    async def upstream() -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader, self._writer = reader, writer
+        self._chan: asyncssh.SSHTCPChannel[bytes] | None = None
+        self._pump: asyncio.Future[None] | None = None
+
+    def connection_made(self, chan: asyncssh.SSHTCPChannel[bytes]) -> None:
+        self._chan = chan
+        self._pump = asyncio.ensure_future(self._copy_out())
+
+    async def _copy_out(self) -> None:
+        chan = self._chan
+        assert chan is not None
         with contextlib.suppress(OSError, asyncssh.Error):
-            while data := await reader.read(65536):
-                peer_writer.write(data)
-                await peer_writer.drain()
+            while data := await self._reader.read(65536):
+                chan.write(data)
+        with contextlib.suppress(OSError, asyncssh.Error):
+            chan.write_eof()
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        self._writer.write(data)
+
+    def eof_received(self) -> bool:
         with contextlib.suppress(OSError):
-            if peer_writer.can_write_eof():
-                peer_writer.write_eof()
+            if self._writer.can_write_eof():
+                self._writer.write_eof()
+        return True
 
-    async def downstream() -> None:
-        with contextlib.suppress(OSError, asyncssh.Error):
-            while data := await peer_reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        with contextlib.suppress(OSError, asyncssh.Error):
-            writer.write_eof()
-
-    try:
-        await asyncio.gather(upstream(), downstream())
-    finally:
-        peer_writer.close()
-        writer.close()
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._writer.close()
+        if self._pump is not None:
+            self._pump.cancel()

@@ -20,9 +20,11 @@ it against the certificate's IP SANs)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Protocol
 
 from tui.core.errors import UserError
+from tui.core.fleet.splice import splice
 
 if TYPE_CHECKING:  # asyncssh is imported only when a tunnel is opened
     import asyncssh
@@ -60,24 +62,36 @@ class DirectDialer:
 
 
 class TunnelDialer:
-    """Through the SSH connection of jump host ``jump`` (a local forward per destination).
+    """Through the SSH connection of jump host ``jump``: a local forward per destination.
+
+    Each connection to the forward opens a ``direct-tcpip`` channel on the jump host's
+    connection (as ``ssh -L`` does).  When the jump host refuses one (nothing listens
+    there, the host is down), the next :meth:`endpoint` for that destination checks
+    again first and raises :class:`OSError` with the jump host's reason, so callers
+    report "connection refused by 10.10.0.12:2379 (through the jump host nucklehead)"
+    instead of an unexplained end of stream.
 
     Args:
         fleet: the fleet whose connection to ``jump`` is used (and opened when needed).
         jump: the jump host's name (a host or the hypervisor of the inventory).
+        open_timeout: seconds the jump host may take to connect to a destination.
     """
 
-    def __init__(self, fleet: Fleet, jump: str) -> None:
+    def __init__(self, fleet: Fleet, jump: str, *, open_timeout: float = 10.0) -> None:
         self._fleet = fleet
         self.jump = jump
-        self._forwards: dict[tuple[str, int], tuple[asyncssh.SSHClientConnection,
-                                                    asyncssh.SSHListener]] = {}
+        self.open_timeout = open_timeout
+        self._forwards: dict[tuple[str, int], tuple[object, asyncio.Server]] = {}
+        self._failures: dict[tuple[str, int], str] = {}
         self._lock = asyncio.Lock()
 
     async def endpoint(self, address: str, port: int) -> tuple[str, int]:
-        """A ``127.0.0.1`` port forwarded to ``address:port`` by the jump host."""
-        import asyncssh
+        """A ``127.0.0.1`` port forwarded to ``address:port`` by the jump host.
 
+        Raises:
+            OSError: the jump host cannot be reached, or refused this destination the last
+                time and still does (its reason).
+        """
         async with self._lock:
             try:
                 conn = await self._fleet.jump_connection(self.jump)
@@ -85,23 +99,68 @@ class TunnelDialer:
                 raise OSError(f"jump host {self.jump}: {exc}") from None
             key = (address, port)
             known = self._forwards.get(key)
+            if key in self._failures or known is None or known[0] is not conn:
+                await self._recheck(conn, address, port)  # a reason now, not an EOF later
             if known is not None and known[0] is conn:
-                return "127.0.0.1", known[1].get_port()
+                return "127.0.0.1", known[1].sockets[0].getsockname()[1]
             if known is not None:
                 known[1].close()
-            try:
-                listener = await conn.forward_local_port("127.0.0.1", 0, address, port)
-            except (asyncssh.Error, OSError) as exc:
-                raise OSError(f"jump host {self.jump} cannot forward to {address}:{port}: "
-                              f"{exc}") from None
-            self._forwards[key] = (conn, listener)
-            return "127.0.0.1", listener.get_port()
+
+            async def forward(reader: asyncio.StreamReader,
+                              writer: asyncio.StreamWriter) -> None:
+                # the handler's own task: ending it quietly when the loop shuts down
+                # (Python 3.11's start_server reports a cancelled handler as an error)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._forward(conn, address, port, reader, writer)
+
+            server = await asyncio.start_server(forward, "127.0.0.1", 0)
+            self._forwards[key] = (conn, server)
+            return "127.0.0.1", server.sockets[0].getsockname()[1]
+
+    async def _open(self, conn: asyncssh.SSHClientConnection, address: str,
+                    port: int) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]]:
+        import asyncssh
+
+        try:
+            async with asyncio.timeout(self.open_timeout):
+                return await conn.open_connection(address, port, encoding=None)
+        except asyncssh.ChannelOpenError as exc:
+            raise OSError(f"{exc.reason or 'connect failed'} ({address}:{port} through the "
+                          f"jump host {self.jump})") from None
+        except TimeoutError:
+            raise OSError(f"the jump host {self.jump} could not connect to {address}:{port} "
+                          f"within {self.open_timeout:g} s (is the host up?)") from None
+
+    async def _recheck(self, conn: asyncssh.SSHClientConnection, address: str,
+                       port: int) -> None:
+        key = (address, port)
+        try:
+            _reader, writer = await self._open(conn, address, port)
+        except OSError as exc:
+            self._failures[key] = str(exc)
+            raise
+        writer.close()
+        self._failures.pop(key, None)
+
+    async def _forward(self, conn: asyncssh.SSHClientConnection, address: str, port: int,
+                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            chan_reader, chan_writer = await self._open(conn, address, port)
+        except OSError as exc:
+            self._failures[(address, port)] = str(exc)
+            writer.close()
+            return
+        except Exception:  # the jump connection went away: the caller sees the stream end
+            writer.close()
+            return
+        self._failures.pop((address, port), None)
+        await splice(reader, writer, chan_reader, chan_writer)
 
     async def close(self) -> None:
         """Close every forward."""
         async with self._lock:
-            for _conn, listener in self._forwards.values():
-                listener.close()
+            for _conn, server in self._forwards.values():
+                server.close()
             self._forwards.clear()
 
 

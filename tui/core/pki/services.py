@@ -15,6 +15,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
+from tui.core.fleet.dial import dialer_for
 from tui.core.fleet.fleet import Fleet
 from tui.core.health.probes import ProbeResult, apiserver_probe, etcd_health, tls_context
 from tui.core.inventory.model import Inventory
@@ -66,6 +67,7 @@ class ServiceProbes:
         self._ca_pem = ca_pem
         self._etcd_pair = etcd_pair
         self._contexts: dict[str, ssl.SSLContext] = {}
+        self.dialer = dialer_for(inventory, fleet)  # as SSH reaches the hosts (jump host)
 
     def describe(self, service: str, name: str, *, verified: bool = True) -> str:
         """What :meth:`wait` probes for ``service`` on ``name``, for previews."""
@@ -96,10 +98,10 @@ class ServiceProbes:
         if service == "kube-apiserver":
             context = self.context("api" if verified else "api-unverified")
             return await apiserver_probe(address, self.inventory.api.port, "/livez",
-                                         context=context, timeout=5.0)
+                                         context=context, timeout=5.0, dialer=self.dialer)
         if service == "etcd":
             return await etcd_health(address, ETCD_CLIENT_PORT, context=self.context("etcd"),
-                                     timeout=5.0)
+                                     timeout=5.0, dialer=self.dialer)
         state = await self._is_active(name, service)
         return ProbeResult(state == "active", None, None, f"{service} is {state}")
 
