@@ -49,7 +49,8 @@ def test_three_backends_are_the_seed_rules() -> None:
 
 def test_listing_parses_back_into_the_same_rules() -> None:
     rules = wanted_rules(LAYOUT, BACKENDS)
-    text = "\n".join(r.line(show_sets=True) for r in rules) + "\n65535 set 31 deny ip from any to any\n"
+    text = "\n".join(r.line(show_sets=True) for r in rules)
+    text += "\n65535 set 31 deny ip from any to any\n"
     parsed = parse_list(text)
     assert all(a.same_as(b) for a, b in zip(rules, parsed, strict=False))
     assert parsed[-1].number == 65535 and parsed[-1].action is Action.DENY

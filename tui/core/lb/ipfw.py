@@ -3,9 +3,9 @@
 The hypervisor spreads new connections to ``VIP:PORT`` over the controllers with one
 ``fwd`` rule per backend, in one numbered set::
 
-    01000 prob 0.333333 fwd 10.10.0.10,6443 tcp from any to 10.50.0.10 dst-port 6443 keep-state :default
-    01010 prob 0.500000 fwd 10.10.0.11,6443 tcp from any to 10.50.0.10 dst-port 6443 keep-state :default
-    01020 fwd 10.10.0.12,6443 tcp from any to 10.50.0.10 dst-port 6443 keep-state :default
+    01000 prob 0.333333 fwd 10.10.0.10,6443 tcp from any to VIP dst-port 6443 keep-state :default
+    01010 prob 0.500000 fwd 10.10.0.11,6443 tcp from any to VIP dst-port 6443 keep-state :default
+    01020 fwd 10.10.0.12,6443 tcp from any to VIP dst-port 6443 keep-state :default
 
 Rule *i* of *n* matches with probability 1/(n-i) of what reaches it, so every backend
 gets 1/n of the new connections; the last rule is unconditional.  ``keep-state`` pins a
@@ -273,7 +273,20 @@ def script(commands: Sequence[IpfwCommand]) -> str:
     return "set -e\n" + "\n".join(c.shell for c in commands) + "\n"
 
 
-__all__ = ["Backend", "Change", "IpfwCommand", "LIST_COMMAND", "RuleDelta", "RuleDiff",
-           "VipLayout", "diff_rules", "parse_hypervisor_list", "remove_commands",
-           "rollback_commands", "round_robin_probabilities", "script", "swap_commands",
-           "wanted_rules"]
+__all__ = [
+    "LIST_COMMAND",
+    "Backend",
+    "Change",
+    "IpfwCommand",
+    "RuleDelta",
+    "RuleDiff",
+    "VipLayout",
+    "diff_rules",
+    "parse_hypervisor_list",
+    "remove_commands",
+    "rollback_commands",
+    "round_robin_probabilities",
+    "script",
+    "swap_commands",
+    "wanted_rules",
+]

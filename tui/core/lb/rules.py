@@ -331,6 +331,21 @@ def parse_list(text: str) -> list[IpfwRule]:
     return rules
 
 
-__all__ = ["AUTOINC_STEP", "Action", "DEFAULT_RULE", "EX_DATAERR", "EX_OSERR",
-           "EX_UNAVAILABLE", "EX_USAGE", "IpfwError", "IpfwRule", "PROB_SCALE", "RESVD_SET",
-           "compile_add", "format_prob", "parse_line", "parse_list", "prob_fixed"]
+__all__ = [
+    "AUTOINC_STEP",
+    "DEFAULT_RULE",
+    "EX_DATAERR",
+    "EX_OSERR",
+    "EX_UNAVAILABLE",
+    "EX_USAGE",
+    "PROB_SCALE",
+    "RESVD_SET",
+    "Action",
+    "IpfwError",
+    "IpfwRule",
+    "compile_add",
+    "format_prob",
+    "parse_line",
+    "parse_list",
+    "prob_fixed",
+]
