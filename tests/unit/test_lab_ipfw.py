@@ -144,3 +144,52 @@ def test_runs_as_a_script(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "tui.lab.ipfw", "--state", str(state), "set",
                     "disable", "5"], check=True, env=env)
     assert state.stat().st_ino != inode  # replaced, never rewritten in place
+
+
+def test_show_is_refused_plainly(tmp_path: Path) -> None:
+    code, out, err = ipfw(tmp_path / "s.json", "show")
+    assert code == 64 and out == "" and "use `ipfw list`" in err
+
+
+def test_shim_runs_the_command(tmp_path: Path) -> None:
+    from tui.lab.ipfw import shim_script
+
+    state = tmp_path / "ipfw.json"
+    shim = tmp_path / "ipfw"
+    shim.write_text(shim_script(state, pythonpath=str(Path(__file__).resolve().parents[2])))
+    shim.chmod(0o755)
+    done = subprocess.run([str(shim), "-q", "add", "100", *RULE], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert len(load_state(state).rules) == 1
+
+
+def test_decide_follows_first_match_prob_count_tables_and_sets(tmp_path: Path) -> None:
+    import random
+
+    from tui.lab.forwarder import decide
+
+    state_path = tmp_path / "ipfw.json"
+    layout = VipLayout(vip="10.50.0.10")
+    backends = [Backend(f"controller-{i}", f"10.10.0.1{i}") for i in range(3)]
+    for command in swap_commands(layout, backends):
+        ipfw(state_path, *command.argv[1:])
+    ipfw(state_path, "-q", "add", "500", "count", "tcp", "from", "any", "to", "10.50.0.10")
+    state = load_state(state_path)
+    rng = random.Random(1)
+    picks = [decide(state, "10.0.0.5", "10.50.0.10", 6443, rng) for _ in range(30000)]
+    counts = {b.address: sum(1 for p in picks if p.backend == (b.address, 6443))
+              for b in backends}
+    assert all(abs(n - 10000) < 500 for n in counts.values()), counts  # 1/3 each
+    assert decide(state, "10.0.0.5", "10.50.0.10", 80, rng).backend is None  # wrong port
+    assert decide(state, "10.0.0.5", "10.50.0.99", 6443, rng).rule.number == 65535
+    ipfw(state_path, "-q", "add", "10", "deny", "tcp", "from", "10.0.0.66", "to", "any")
+    ipfw(state_path, "-q", "add", "20", "fwd", "10.10.0.12,6443", "tcp", "from", "any", "to",
+         "table(vips)", "dst-port", "6443")
+    ipfw(state_path, "-q", "table", "vips", "add", "10.60.0.0/24")
+    state = load_state(state_path)
+    assert decide(state, "10.0.0.66", "10.50.0.10", 6443, rng).rule.number == 10
+    assert decide(state, "10.0.0.5", "10.60.0.7", 6443, rng).backend == ("10.10.0.12", 6443)
+    ipfw(state_path, "set", "disable", "10")
+    assert decide(load_state(state_path), "10.0.0.5", "10.50.0.10", 6443,
+                  rng).rule.number == 65535

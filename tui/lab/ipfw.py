@@ -15,8 +15,8 @@ FreeBSD's ``sbin/ipfw``)::
 
 Every change is one atomic replace of the state file under an exclusive lock, so a
 ``set swap`` reaches the forwarder's next new connection all at once.  The default rule
-``65535 deny ip from any to any`` (set 31) is always there.  ``ipfw show`` (packet
-counters) is not modelled.
+``65535 deny ip from any to any`` (set 31) is always there.  ``ipfw show``, ``zero``
+and ``resetlog`` (packet counters) are refused with a clear message.
 
 Run as ``python -m tui.lab.ipfw --state FILE ARGS...``.
 """
@@ -30,6 +30,7 @@ import ipaddress
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -434,6 +435,9 @@ def run(argv: Sequence[str], state_path: Path, *, stdout: TextIO | None = None,
         word, rest = av[0], av[1:]
         if _substr(word, "list") or _substr(word, "print"):
             return _cmd_list(load_state(state_path), rest, opts, io)
+        if _substr(word, "show") or _substr(word, "zero") or _substr(word, "resetlog"):
+            raise IpfwError(f"{word}: packet counters are not kept by the hardway lab's "
+                            f"ipfw; use `ipfw list` (or `ipfw -S list`)", EX_USAGE)
         with locked_state(state_path) as state:
             if _substr(word, "add"):
                 rule = state.add(compile_add(rest))
@@ -452,6 +456,15 @@ def run(argv: Sequence[str], state_path: Path, *, stdout: TextIO | None = None,
     except IpfwError as exc:
         io.err.write(f"ipfw: {exc.message}\n")
         return exc.exit_code
+
+
+def shim_script(state_path: Path, *, python: str = sys.executable,
+                pythonpath: str | None = None) -> str:
+    """A ``/sbin/ipfw`` for a lab host: runs this module on ``state_path``."""
+    env = f"PYTHONPATH={shlex.quote(pythonpath)} " if pythonpath else ""
+    return (f"#!/bin/sh\n# hardway lab: ipfw(8) for the hypervisor (rules in "
+            f"{state_path})\nexec env {env}{shlex.quote(python)} -m tui.lab.ipfw "
+            f"--state {shlex.quote(str(state_path))} \"$@\"\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
