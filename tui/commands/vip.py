@@ -76,6 +76,7 @@ examples:
   hardway vip apply -i /tmp/lab/inventory.toml --dry-run
   hardway vip apply -i hardway.toml --yes
   hardway vip apply -i hardway.toml --vip 10.50.0.20 --dry-run
+  hardway vip apply -i hardway.toml --without controller-1 --yes   # while it is down
   hardway vip apply -i hardway.toml --rollback --yes
 """
 
@@ -104,6 +105,10 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
         p.add_argument("--first-rule", type=int, default=1000, metavar="N",
                        help="number of the first rule; the next follow every 10 "
                             "(default 1000)")
+        p.add_argument("-x", "--without", dest="without", action="append", default=[],
+                       metavar="CONTROLLER",
+                       help="leave this controller out of the backends (repeatable), e.g. "
+                            "while it is down")
         p.add_argument("--ipfw", default="ipfw", metavar="CMD",
                        help="the ipfw command on the hypervisor (e.g. 'sudo /sbin/ipfw')")
         p.add_argument("--accept-new", action="store_true", default=argparse.SUPPRESS,
@@ -155,8 +160,17 @@ def _context(args: argparse.Namespace) -> _Context:
     layout = vip_layout(inventory, vip=args.vip, active_set=args.active_set,
                         spare_set=args.spare_set, first_rule=args.first_rule)
     colour = (not os.environ.get("NO_COLOR") and sys.stdout.isatty() and not args.json)
-    return _Context(inventory, layout, vip_backends(inventory), inventory.hypervisor.name,
-                    sys.stdout, sys.stderr, colour)
+    backends = vip_backends(inventory)
+    unknown = sorted(set(args.without) - {b.name for b in backends})
+    if unknown:
+        raise UserError(f"--without {', '.join(unknown)}: not a controller of "
+                        f"{inventory.path} (controllers: "
+                        f"{', '.join(b.name for b in backends)}).")
+    backends = [b for b in backends if b.name not in args.without]
+    if not backends:
+        raise UserError("--without leaves the VIP no backend; keep at least one controller.")
+    return _Context(inventory, layout, backends, inventory.hypervisor.name, sys.stdout,
+                    sys.stderr, colour)
 
 
 def _fleet(ctx: _Context, args: argparse.Namespace) -> Fleet:
