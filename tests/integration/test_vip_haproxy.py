@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import ssl
@@ -224,3 +225,39 @@ async def test_a_backend_with_another_ca_is_down(tmp_path: Path, pki: dict[str, 
     finally:
         for backend in (good, bad):
             await backend.stop()
+
+
+async def test_haproxy_step_checks_before_it_replaces(fleet: object, inventory: object,
+                                                      pki: dict[str, Path]) -> None:
+    """On a lab host: a good config is checked with haproxy -c and installed; a config
+    HAProxy refuses (a CA file that is not a certificate) fails the step and leaves the
+    live file as it was."""
+    from tui.core.fleet.fleet import Fleet
+    from tui.core.inventory.model import Inventory
+    from tui.core.lb.haproxy import haproxy_step
+    from tui.core.plan import StepFailed
+
+    assert isinstance(fleet, Fleet) and isinstance(inventory, Inventory)
+    host = inventory.controllers[0]
+    config = f"/etc/haproxy-{os.getpid()}/haproxy.cfg"
+    settings = HaproxySettings(vip=VIP, ca_file=f"/etc/haproxy-{os.getpid()}/ca.pem",
+                               daemon_user=None,
+                               backends=(Backend("controller-0", f"{NET}.11"),))
+    binary = shutil.which("haproxy") or "haproxy"
+    step = haproxy_step(fleet, host.name, settings, pki["ca"].read_bytes(),
+                        config_path=config, reload_command="true", haproxy=binary)
+    assert await step.check(host.name) is None  # type: ignore[misc]
+    preview = await step.preview(host.name)  # type: ignore[misc]
+    assert preview.commands[0].startswith(f"{binary} -c -q -f ")
+    await step.apply(host.name)  # type: ignore[misc]
+    live = await fleet.get(host.name, config)
+    assert f"ca-file {host.path(settings.ca_file)}" in live.decode()
+    assert await step.check(host.name) is not None  # type: ignore[misc]
+
+    broken = haproxy_step(fleet, host.name, dataclasses.replace(settings, inter_ms=500),
+                          b"not a certificate\n", config_path=config, reload_command="true",
+                          haproxy=binary)
+    with pytest.raises(StepFailed, match="haproxy -c"):
+        await broken.apply(host.name)  # type: ignore[misc]
+    assert await fleet.get(host.name, config) == live  # untouched
+    assert await fleet.get(host.name, settings.ca_file) == pki["ca"].read_bytes()

@@ -19,8 +19,10 @@ the live file and HAProxy is reloaded (:func:`haproxy_step`).
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 CONFIG_PATH = "/etc/haproxy/haproxy.cfg"
 CA_PATH = "/etc/haproxy/kubernetes-ca.pem"
+NEW_SUFFIX = ".hardway-new"
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
@@ -169,15 +172,24 @@ def check_config_local(text: str, *, haproxy: str = "haproxy") -> ConfigCheck:
 
 def haproxy_step(fleet: Fleet, host: str, settings: HaproxySettings, ca_pem: bytes, *,
                  config_path: str = CONFIG_PATH, sudo: bool = False,
-                 reload_command: str = "systemctl reload haproxy") -> Step:
+                 reload_command: str = "systemctl reload haproxy",
+                 haproxy: str = "haproxy") -> Step:
     """A plan step that installs the config (and CA) on ``host``, checked, then reloads.
 
-    The candidate goes to ``CONFIG.hardway-new`` first; only when ``haproxy -c`` accepts
-    it does it replace the live file (atomically, the previous one kept as a backup)
-    and HAProxy reloads.  A refused config leaves the live one untouched.
+    The candidates go to ``CONFIG.hardway-new`` and ``CA.hardway-new`` first; only when
+    ``haproxy -c`` accepts them do they replace the live files (atomically, the previous
+    ones kept as backups) and HAProxy reloads.  A refused config leaves the live files
+    untouched.  ``haproxy`` is the binary on the host (e.g. ``/usr/sbin/haproxy`` when it is not on the PATH).
     """
-    text = render_config(settings).encode()
-    candidate = config_path + ".hardway-new"
+    target = fleet.host(host)
+    # the config names the CA as the host's processes see it (through ``root``)
+    text = render_config(dataclasses.replace(
+        settings, ca_file=target.path(settings.ca_file))).encode()
+    candidate = config_path + NEW_SUFFIX
+    ca_candidate = settings.ca_file + NEW_SUFFIX
+    candidate_text = render_config(dataclasses.replace(
+        settings, ca_file=target.path(ca_candidate))).encode()
+    check_line = check_command(shlex.quote(target.path(candidate)), haproxy=haproxy)
     prefix = "sudo " if sudo else ""
 
     async def current(path: str) -> bytes | None:
@@ -193,7 +205,7 @@ def haproxy_step(fleet: Fleet, host: str, settings: HaproxySettings, ca_pem: byt
 
     async def preview(_host: str) -> Preview:
         return Preview(
-            commands=(check_command(candidate), f"{prefix}{reload_command}"),
+            commands=(check_line, f"{prefix}{reload_command}"),
             files=(file_change(settings.ca_file, ca_pem, await current(settings.ca_file),
                                diff_text=False, description="the cluster CA for the checks"),
                    file_change(config_path, text, await current(config_path))))
@@ -205,15 +217,19 @@ def haproxy_step(fleet: Fleet, host: str, settings: HaproxySettings, ca_pem: byt
                      or f"exit {result.status}")
             raise StepFailed(f"`{command}` failed on {host}: {words}")
 
+    async def put(path: str, data: bytes, *, backup: bool) -> None:
+        result = await fleet.put(host, data, path, mode=0o644, backup=backup)
+        if not result.ok:
+            raise StepFailed(f"writing {path} on {host} failed: {result.error}")
+
     async def apply(_host: str) -> str | None:
-        for path, data, mode in ((settings.ca_file, ca_pem, 0o644), (candidate, text, 0o644)):
-            put = await fleet.put(host, data, path, mode=mode, backup=False)
-            if not put.ok:
-                raise StepFailed(f"writing {path} on {host} failed: {put.error}")
-        await run(check_command(candidate))
-        put = await fleet.put(host, text, config_path)
-        if not put.ok:
-            raise StepFailed(f"writing {config_path} on {host} failed: {put.error}")
+        # candidates first (CA and config side by side); the live files only once
+        # haproxy -c accepted them
+        await put(ca_candidate, ca_pem, backup=False)
+        await put(candidate, candidate_text, backup=False)
+        await run(check_line)
+        await put(settings.ca_file, ca_pem, backup=True)
+        await put(config_path, text, backup=True)
         await run(f"{prefix}{reload_command}")
         return f"haproxy serves {settings.vip}:{settings.port}"
 
