@@ -179,7 +179,8 @@ def haproxy_step(fleet: Fleet, host: str, settings: HaproxySettings, ca_pem: byt
     The candidates go to ``CONFIG.hardway-new`` and ``CA.hardway-new`` first; only when
     ``haproxy -c`` accepts them do they replace the live files (atomically, the previous
     ones kept as backups) and HAProxy reloads.  A refused config leaves the live files
-    untouched.  ``haproxy`` is the binary on the host (e.g. ``/usr/sbin/haproxy`` when it is not on the PATH).
+    untouched.  ``haproxy`` is the binary on the host (e.g. ``/usr/sbin/haproxy`` when
+    it is not on the PATH).
     """
     target = fleet.host(host)
     # the config names the CA as the host's processes see it (through ``root``)
