@@ -13,6 +13,11 @@ packet:
   given for its whole life, whatever the rules become (dynamic states outlive a swap);
 - ``deny`` (and ``allow`` to the VIP itself, where nothing listens) fail the connection.
 
+Two differences from the kernel, both inherent to a user-space proxy: a rule without
+``keep-state`` still pins its connection (one TCP connection cannot be split between
+backends packet by packet), and a failed connection is accepted first and then reset,
+so the client sees "connection reset" where real ipfw gives "connection refused".
+
 A backend that refuses fails the client's connection as a ``fwd`` to a dead controller
 does: the client's socket is reset (the forwarder already accepted it; the kernel would
 have passed the SYN and the controller answered RST).  With one of three controllers
