@@ -91,3 +91,30 @@ def test_errors_are_one_paragraph(setup: tuple[Path, Path, str],
     assert status == 2
     assert "nucklehead: `/nonexistent/ipfw -S list` failed" in err
     assert "Traceback" not in err
+
+
+async def test_ipfw_step_in_a_plan(setup: tuple[Path, Path, str], tmp_path: Path) -> None:
+    """The step the "move the VIP" plan uses: preview, apply + verify, then skipped."""
+    from tui.core.audit import AuditLog
+    from tui.core.fleet.fleet import Fleet
+    from tui.core.fleet.hostkeys import HostKeyPolicy
+    from tui.core.lb.hypervisor import HypervisorIpfw, ipfw_step, vip_backends, vip_layout
+    from tui.core.plan import Plan
+
+    inventory_path, state, ipfw = setup
+    inventory = load_inventory(inventory_path)
+    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
+    async with Fleet.from_inventory(inventory, host_keys=policy, use_user_config=False,
+                                    audit=AuditLog(tmp_path / "a.jsonl")) as fleet:
+        hv = HypervisorIpfw(fleet, "nucklehead", ipfw=ipfw)
+        plan = Plan([ipfw_step(hv, vip_layout(inventory), vip_backends(inventory))])
+        preview = (await plan.preview())["nucklehead"][0]
+        assert preview.done is None and preview.preview.commands[-1].endswith("set swap 10 11")
+        assert len(preview.preview.notes) == 3  # three missing rules
+        result = await plan.run()
+        assert result.ok, result.failure
+        assert result.states[(plan.steps[0].name, "nucklehead")].state == "done"
+        again = await Plan([ipfw_step(hv, vip_layout(inventory),
+                                      vip_backends(inventory))]).run()
+        assert [e.state for e in again.states.values()] == ["skipped"]
+    assert len([r for r in load_state(state).ordered() if r.set == 10]) == 3

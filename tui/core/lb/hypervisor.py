@@ -27,6 +27,7 @@ from tui.core.lb.ipfw import (
     wanted_rules,
 )
 from tui.core.lb.rules import IpfwRule, parse_list
+from tui.core.plan import Preview, Step, StepFailed
 
 if TYPE_CHECKING:
     from tui.core.fleet.fleet import Fleet
@@ -187,5 +188,41 @@ class HypervisorIpfw:
         return await self._run_all(rollback_commands(layout), layout, None)
 
 
-__all__ = ["ApplyOutcome", "ApplyResult", "HypervisorIpfw", "RemoteResult", "vip_backends",
-           "vip_layout"]
+def ipfw_step(hv: HypervisorIpfw, layout: VipLayout, backends: Sequence[Backend], *,
+              name: str | None = None) -> Step:
+    """A plan step (on the hypervisor) that swaps the VIP's wanted rules in.
+
+    Skipped when the hypervisor already has them; the preview lists the ipfw commands
+    and the current difference; verify reads the rules back.
+    """
+    commands = swap_commands(layout, backends)
+
+    async def check(_host: str) -> str | None:
+        diff = await hv.diff(layout, backends)
+        return f"set {layout.active_set} already forwards {layout.vip}" if diff.in_sync else None
+
+    async def preview(_host: str) -> Preview:
+        diff = await hv.diff(layout, backends)
+        return Preview(commands=tuple(hv.commands(commands)), notes=tuple(diff.lines()))
+
+    async def apply(_host: str) -> str | None:
+        result = await hv.apply(layout, backends)
+        if result.outcome is ApplyOutcome.FAILED:
+            last = result.ran[-1]
+            raise StepFailed(f"`{last.command}` failed (exit {last.status}): "
+                             f"{(last.stderr or last.stdout).strip()}")
+        return f"set {layout.active_set} swapped; the previous rules are in set " \
+               f"{layout.spare_set}"
+
+    async def verify(_host: str) -> str | None:
+        diff = await hv.diff(layout, backends)
+        if not diff.in_sync:
+            raise StepFailed(f"the rules read back differ: {'; '.join(diff.lines())}")
+        return f"{len(backends)} backends behind {layout.vip}:{layout.port}"
+
+    return Step(name or f"ipfw rules for {layout.vip}", [hv.name], check=check,
+                preview=preview, apply=apply, verify=verify)
+
+
+__all__ = ["ApplyOutcome", "ApplyResult", "HypervisorIpfw", "RemoteResult", "ipfw_step",
+           "vip_backends", "vip_layout"]
