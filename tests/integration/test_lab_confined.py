@@ -304,3 +304,33 @@ async def test_services_are_reached_through_the_jump_host(confined: LabRunner,
         writer.close()
     finally:
         await dialer.close()
+
+
+def _vip_requests(config: str, count: int) -> dict[str, int]:
+    """``count`` new HTTPS connections to the VIP from the hypervisor, as a KTHW reader
+    checks it (``curl --cacert ca.pem https://VIP:6443/version``): status -> how many."""
+    loop = (f"for i in $(seq {count}); do curl -s -o /dev/null -w '%{{http_code}}\\n' "
+            "--cacert ca.pem https://10.50.0.1:6443/version; done")
+    result = subprocess.run(["ssh", "-F", config, HYPERVISOR, loop], capture_output=True,
+                            text=True, timeout=300, check=False)
+    counts: dict[str, int] = {}
+    for line in result.stdout.split():
+        counts[line] = counts.get(line, 0) + 1
+    return counts
+
+
+def test_the_vip_round_robin_fails_a_third_with_a_controller_down(confined: LabRunner) -> None:
+    config = str(confined.lab.ssh_config_path)
+    assert _vip_requests(config, 30) == {"200": 30}
+    stop = subprocess.run(["ssh", "-F", config, "controller-1",
+                           "systemctl stop kube-apiserver"], timeout=60, check=False)
+    assert stop.returncode == 0
+    try:
+        counts = _vip_requests(config, 300)
+        failed = 300 - counts.get("200", 0)
+        print(f"VIP round robin with controller-1's kube-apiserver stopped: {failed}/300 "
+              f"failed ({failed / 3:.1f}%)")
+        assert 0.20 <= failed / 300 <= 0.45
+    finally:
+        subprocess.run(["ssh", "-F", config, "controller-1",
+                        "systemctl start kube-apiserver"], timeout=60, check=False)

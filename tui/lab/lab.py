@@ -44,7 +44,7 @@ from typing import IO, Any, TypeVar
 
 from tui.core.errors import UserError
 from tui.core.inventory.load import load_inventory
-from tui.lab import cluster, files, namespaces, processes, scenarios
+from tui.lab import cluster, files, hypervisor, namespaces, processes, scenarios
 from tui.lab.namespaces import Confinement, HostNetwork
 from tui.lab.pki_setup import PKI_DIR
 from tui.lab.server import LabHost, LabHostSpec
@@ -340,6 +340,10 @@ class Lab:
             return {}, units_dir
         cluster.prepare_cluster(self.directory, inventory, self.scenario,
                                 confined=self.confined)
+        if self.confined:
+            hypervisor.prepare(self.host_root(HYPERVISOR), self.vip,
+                               [(h.name, str(h.address)) for h in inventory.controllers],
+                               inventory.api.port, pki_dir=self.pki_directory)
         self.services_running = True
         return ({host.name: cluster.service_environment(inventory, host,
                                                         confined=self.confined)

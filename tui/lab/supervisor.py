@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tui.lab import processes
 from tui.lab.journal import Journal
+from tui.lab.namespaces import readonly_paths
 from tui.lab.service import (
     SEARCH_DIRS,
     SERVICE_MARKER,
@@ -243,8 +244,11 @@ class Supervisor:
             mapped = self.host.path(logical)
             if mapped.is_file():
                 return mapped
+        shared = HOST_FALLBACK_DIRS
+        if self.host.confined is not None:  # what a confined host sees of the machine
+            shared = (*shared, *readonly_paths())
         for logical in candidates:
-            if logical.startswith(tuple(d + "/" for d in HOST_FALLBACK_DIRS)) \
+            if logical.startswith(tuple(d.rstrip("/") + "/" for d in shared)) \
                     and Path(logical).is_file():
                 return Path(logical)
         return None
