@@ -140,22 +140,30 @@ class Signed:
 
 
 def sign(message: dns.message.Message, key: dns.tsig.Key, *,
-         clock: Callable[[], float] = time.time, fudge: int = FUDGE) -> Signed:
-    """Render ``message`` and append a TSIG record signed at ``clock()``."""
+         clock: Callable[[], float] = time.time, fudge: int = FUDGE, error: int = 0,
+         other: bytes = b"", request_mac: bytes = b"") -> Signed:
+    """Render ``message`` and append a TSIG record signed at ``clock()``.
+
+    ``error``, ``other`` and ``request_mac`` are for a server signing a response (the
+    lab's stand-in answers BADTIME with its clock in ``other``)."""
     wire = message.to_wire()
     now = int(clock())
     template = dns.rdtypes.ANY.TSIG.TSIG(
         dns.rdataclass.ANY, dns.rdatatype.TSIG, key.algorithm, 0, fudge, b"",
-        message.id, 0, b"")
-    rdata, _ctx = dns.tsig.sign(wire, key, template, now, b"")
+        message.id, error, other)
+    rdata, _ctx = dns.tsig.sign(wire, key, template, now, request_mac)
     record = bytearray()
     record += key.name.to_wire() or b""
     record += struct.pack("!HHI", dns.rdatatype.TSIG, dns.rdataclass.ANY, 0)
     body = rdata.to_wire() or b""
     record += struct.pack("!H", len(body)) + body
+    return Signed(append_rr(wire, bytes(record)), rdata.mac, now)
+
+
+def append_rr(wire: bytes, record: bytes) -> bytes:
+    """``wire`` with one more additional record (ARCOUNT + 1)."""
     (arcount,) = struct.unpack("!H", wire[10:12])
-    signed = wire[:10] + struct.pack("!H", arcount + 1) + wire[12:] + bytes(record)
-    return Signed(signed, rdata.mac, now)
+    return wire[:10] + struct.pack("!H", arcount + 1) + wire[12:] + record
 
 
 @dataclass(frozen=True)

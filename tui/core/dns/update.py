@@ -120,18 +120,21 @@ def render_update(message: dns.update.UpdateMessage) -> str:
     lines = [f"zone {zone}"]
     for rrset in message.prerequisite:
         name, rdtype = rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)
-        if rrset.rdclass == dns.rdataclass.NONE:
-            lines.append(f"prereq nxrrset {name} {rdtype}")
-        elif rrset.rdclass == dns.rdataclass.ANY:
-            lines.append(f"prereq yxrrset {name} {rdtype}")
+        rdclass = rrset.deleting or rrset.rdclass
+        domain = rrset.rdtype == dns.rdatatype.ANY
+        if rdclass == dns.rdataclass.NONE:
+            lines.append(f"prereq nxdomain {name}" if domain else f"prereq nxrrset {name} {rdtype}")
+        elif rdclass == dns.rdataclass.ANY:
+            lines.append(f"prereq yxdomain {name}" if domain else f"prereq yxrrset {name} {rdtype}")
         else:
             for rdata in rrset:
                 lines.append(f"prereq yxrrset {name} IN {rdtype} {rdata.to_text()}")
     for rrset in message.update:
         name, rdtype = rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)
-        if rrset.rdclass == dns.rdataclass.ANY:
+        rdclass = rrset.deleting or rrset.rdclass
+        if rdclass == dns.rdataclass.ANY:
             lines.append(f"update delete {name} {rdtype}")
-        elif rrset.rdclass == dns.rdataclass.NONE:
+        elif rdclass == dns.rdataclass.NONE:
             for rdata in rrset:
                 lines.append(f"update delete {name} {rdtype} {rdata.to_text()}")
         else:
