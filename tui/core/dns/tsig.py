@@ -40,6 +40,10 @@ from tui.core.inventory.model import Dns
 FUDGE = 300
 """Seconds of clock difference a TSIG signature tolerates (RFC 8945's recommended value)."""
 
+TSIG_ERRORS = {16: "BADSIG", 17: "BADKEY", 18: "BADTIME", 19: "BADMODE", 20: "BADNAME",
+               21: "BADALG", 22: "BADTRUNC"}
+"""TSIG error codes by number (16 is BADSIG in a TSIG record, BADVERS in EDNS)."""
+
 _KEY_STATEMENT = re.compile(
     r'key\s+"?(?P<name>[^"\s{]+)"?\s*\{(?P<body>.*?)\}\s*;', re.DOTALL | re.IGNORECASE)
 _SECRET = re.compile(r'secret\s+"(?P<secret>[^"]+)"', re.IGNORECASE)
@@ -194,7 +198,8 @@ def read_response(wire: bytes, key: dns.tsig.Key, signed: Signed) -> Response:
     if tsig_rr is not None:
         rdata = tsig_rr[0]
         if rdata.error:
-            error = dns.rcode.to_text(dns.rcode.Rcode(rdata.error))
+            error = TSIG_ERRORS.get(rdata.error) or dns.rcode.to_text(
+                dns.rcode.Rcode(rdata.error))
             if rdata.error == dns.rcode.BADTIME and len(rdata.other) == 6:
                 high, low = struct.unpack("!HI", rdata.other)
                 server_time = (high << 32) | low
