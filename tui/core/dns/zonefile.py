@@ -124,8 +124,12 @@ class ZoneFileResult:
     backup: str | None = None
 
 
+SBIN_PATH = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH; '
+"""Checkers and control programs live in sbin, which an ordinary login's PATH lacks."""
+
+
 def _fill(template: str, zone: str, file: str) -> str:
-    return template.replace("{zone}", shlex.quote(zone.rstrip("."))).replace(
+    return SBIN_PATH + template.replace("{zone}", shlex.quote(zone.rstrip("."))).replace(
         "{file}", shlex.quote(file))
 
 
@@ -162,7 +166,8 @@ async def _commands(fleet: Fleet, edit: ZoneFileEdit, options: ZoneFileOptions
         return options.check_command, options.reload_command
     probe = " || ".join(f"command -v {program} >/dev/null 2>&1 && echo {program}"
                         for program, _c, _r in CHECKERS)
-    found = (await fleet.run([edit.host], f"{{ {probe}; }} || true", timeout=15))[edit.host]
+    found = (await fleet.run([edit.host], f"{SBIN_PATH}{{ {probe}; }} || true",
+                             timeout=15))[edit.host]
     name = found.stdout.strip().splitlines()[0] if found.stdout.strip() else ""
     for program, check, reload in CHECKERS:
         if program == name:
@@ -202,7 +207,7 @@ async def apply_zone_file(fleet: Fleet, edit: ZoneFileEdit, client: DnsClient, *
         restored = await _restore(fleet, edit)
         return ZoneFileResult(False, ZoneFileStep.CHECK, restored,
                               f"The edited zone file failed its check "
-                              f"(`{_fill(check, edit.zone, remote)}`: "
+                              f"(`{_fill(check, edit.zone, remote)[len(SBIN_PATH):]}`: "
                               f"{checked.error or f'exit {checked.status}'}); "
                               + ("the previous file was put back." if restored else
                                  f"putting the previous file back FAILED: restore it from "
@@ -212,7 +217,7 @@ async def apply_zone_file(fleet: Fleet, edit: ZoneFileEdit, client: DnsClient, *
     if not reloaded.ok:
         restored = await _restore(fleet, edit)
         return ZoneFileResult(False, ZoneFileStep.RELOAD, restored,
-                              f"The reload (`{_fill(reload, edit.zone, remote)}`) failed "
+                              f"The reload (`{_fill(reload, edit.zone, remote)[len(SBIN_PATH):]}`) failed "
                               f"({reloaded.error or f'exit {reloaded.status}'}); "
                               + ("the previous file was put back (the server still serves "
                                  "it)." if restored else

@@ -178,7 +178,12 @@ def edit_zone_text(text: str, zone: str, changes: Sequence[Change], *,
     line = new_lines[index]
     new_lines[index] = line[:match.start()] + str(new_serial) + line[match.end():]
     new_text = "\n".join(new_lines) + "\n"
-    after = parse_zone(new_text, origin)
+    try:
+        after = parse_zone(new_text, origin)
+    except UserError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise UserError(f"The edited zone file for {origin} would not load ({reason}), so "
+                         "nothing was written; fix the conflicting records first.") from None
     for change in changes:
         have = _rrset_values(after, change.name, change.rdtype)
         want = set(change.new.values) if change.new is not None else set()

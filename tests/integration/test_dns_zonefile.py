@@ -1,0 +1,187 @@
+"""Zone-file mode against real NSD on loopback, edited over a real OpenSSH sshd.
+
+NSD runs with its own config in a temp directory (unprivileged port, control over a Unix
+socket) as the sshd test user, who owns the zone file, as an operator would.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.dnsd import Nsd, dig, running_nsd, tool_missing_reason
+from tests.support.sshd import Sshd, loopback_network, running_sshd, sshd_missing_reason
+from tui.core.audit import AuditLog
+from tui.core.dns.drift import DriftKind, check_drift
+from tui.core.dns.query import DnsClient
+from tui.core.dns.records import Record, RecordType
+from tui.core.dns.update import changes_for
+from tui.core.dns.zonefile import (
+    ZoneFileOptions,
+    ZoneFileStep,
+    apply_zone_file,
+    plan_zone_file,
+)
+from tui.core.fleet.fleet import Fleet
+from tui.core.fleet.hostkeys import HostKeyPolicy
+from tui.core.inventory.model import Host, SSHOptions
+
+REASON = sshd_missing_reason() or tool_missing_reason("nsd", "nsd-checkzone", "nsd-control",
+                                                      "dig")
+pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+
+ZONE = "cluster.test."
+ZONE_TEXT = """; cluster.test, kept by hand
+$ORIGIN cluster.test.
+$TTL 300
+@       IN SOA ns.cluster.test. hostmaster.cluster.test. (
+                2026010101 ; serial YYYYMMDDnn
+                3600 900 604800 300 )
+        IN NS ns
+ns      IN A 127.0.0.1
+controller-0 IN A 10.10.0.10
+controller-1 IN A 10.10.0.99   ; moved by hand
+kubernetes   IN A 10.10.0.10
+             IN TXT "api"
+stray        IN A 10.10.0.77
+"""
+RECORDS = (
+    Record("controller-0.cluster.test.", RecordType.A, "10.10.0.10", 300, "controller"),
+    Record("controller-1.cluster.test.", RecordType.A, "10.10.0.11", 300, "controller"),
+    Record("controller-2.cluster.test.", RecordType.A, "10.10.0.12", 300, "controller"),
+    Record("kubernetes.cluster.test.", RecordType.A, "10.50.0.1", 300, "the API name"),
+)
+
+
+@dataclass
+class Setup:
+    nsd: Nsd
+    sshd: Sshd
+    fleet: Fleet
+    client: DnsClient
+    audit: Path
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    with running_sshd(tmp_path_factory.mktemp("sshd"),
+                      address=f"{loopback_network()}.30") as server:
+        yield server
+
+
+@pytest.fixture
+async def setup(sshd: Sshd, tmp_path: Path) -> AsyncIterator[Setup]:
+    # The zone's directory must be reachable by the sshd user: not under pytest's 0700 tmp.
+    directory = Path(tempfile.mkdtemp(prefix="hardway-nsd-"))
+    directory.chmod(0o755)
+    try:
+        owner = sshd.user if os.geteuid() == 0 else None
+        with running_nsd(directory, ZONE, ZONE_TEXT, owner=owner) as nsd:
+            known = tmp_path / "known_hosts"
+            known.write_text(sshd.known_hosts_line())
+            host = Host(name="dns-0", address=ipaddress.IPv4Address(sshd.address),
+                        role="worker",
+                        ssh=SSHOptions(user=sshd.user, identity=sshd.client_key_path,
+                                       port=sshd.port, known_hosts=known))
+            policy = HostKeyPolicy("strict", record_file=tmp_path / "record",
+                                   user_files=False)
+            audit = tmp_path / "audit.jsonl"
+            async with Fleet([host], host_keys=policy, use_user_config=False,
+                             audit=AuditLog(audit)) as fleet:
+                yield Setup(nsd, sshd, fleet, DnsClient(nsd.address, nsd.port), audit)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def options(nsd: Nsd) -> ZoneFileOptions:
+    return ZoneFileOptions(check_command="nsd-checkzone {zone} {file}",
+                           reload_command=nsd.reload_command, verify_timeout=10)
+
+
+async def test_nsd_refuses_dynamic_updates_so_zone_file_mode_is_needed(setup: Setup) -> None:
+    from tui.core.dns.update import UpdateStatus, build_update, send_update
+
+    changes = changes_for((await check_drift(setup.client, ZONE, RECORDS, extras=False)).drifts)
+    result = await send_update(setup.client, build_update(ZONE, changes), None)
+    assert result.status in (UpdateStatus.NOTIMP, UpdateStatus.REFUSED)
+    assert result.status is not UpdateStatus.NOTIMP or "zonefile" in result.explanation
+
+
+async def test_edit_check_reload_verify(setup: Setup) -> None:
+    report = await check_drift(setup.client, ZONE, RECORDS)
+    kinds = {(d.name, d.kind) for d in report.drifts}
+    assert ("controller-1.cluster.test.", DriftKind.WRONG_VALUE) in kinds
+    assert ("controller-2.cluster.test.", DriftKind.MISSING) in kinds
+    changes = changes_for(report.drifts, delete_extras=report.extras_checked)
+    edit = await plan_zone_file(setup.fleet, "dns-0", str(setup.nsd.zone_file), ZONE, changes,
+                                today=dt.date(2026, 12, 3))
+    assert (edit.old_serial, edit.new_serial) == (2026010101, 2026120300)
+    assert "-controller-1 IN A 10.10.0.99" in edit.diff()
+    assert "; cluster.test, kept by hand" in edit.new_text   # comments and layout kept
+    result = await apply_zone_file(setup.fleet, edit, setup.client, options=options(setup.nsd))
+    assert result.ok, (result.message, result.output)
+    assert dig((setup.nsd.address, setup.nsd.port),
+               "controller-1.cluster.test") == "10.10.0.11"
+    assert dig((setup.nsd.address, setup.nsd.port), "kubernetes.cluster.test", "TXT") == '"api"'
+    assert (await check_drift(setup.client, ZONE, RECORDS, extras=False)).in_sync
+    backup = Path(str(setup.nsd.zone_file) + ".hardway-bak")
+    assert backup.read_text() == ZONE_TEXT
+    assert "put" in setup.audit.read_text()
+
+
+async def test_a_failed_check_restores_the_previous_file(setup: Setup) -> None:
+    report = await check_drift(setup.client, ZONE, RECORDS, extras=False)
+    changes = changes_for(report.drifts)
+    edit = await plan_zone_file(setup.fleet, "dns-0", str(setup.nsd.zone_file), ZONE, changes)
+    # A checker that rejects the new file (as nsd-checkzone does for a broken one).
+    broken = ZoneFileOptions(check_command="nsd-checkzone {zone} {file} && "
+                             "echo 'zone cluster.test: syntax error' >&2 && false",
+                             reload_command=setup.nsd.reload_command)
+    result = await apply_zone_file(setup.fleet, edit, setup.client, options=broken)
+    assert not result.ok and result.failed_step is ZoneFileStep.CHECK and result.restored
+    assert "syntax error" in result.output
+    assert setup.nsd.zone_file.read_text() == ZONE_TEXT
+    assert dig((setup.nsd.address, setup.nsd.port), "controller-1.cluster.test") == "10.10.0.99"
+
+
+async def test_an_edit_that_would_break_the_zone_is_refused_before_upload(
+        setup: Setup) -> None:
+    from tui.core.dns.drift import RRset
+    from tui.core.dns.update import Change, ChangeAction
+    from tui.core.errors import UserError
+
+    # A CNAME beside other data at the same name: nsd-checkzone would refuse the file;
+    # the edit is parsed back before upload, so it never reaches the server.
+    change = Change(ChangeAction.ADD, "kubernetes.cluster.test.", "CNAME",
+                    RRset("kubernetes.cluster.test.", "CNAME", 300,
+                          ("controller-0.cluster.test.",)), None)
+    with pytest.raises(UserError, match="CNAME"):
+        await plan_zone_file(setup.fleet, "dns-0", str(setup.nsd.zone_file), ZONE, [change])
+    assert setup.nsd.zone_file.read_text() == ZONE_TEXT
+
+
+async def test_a_file_changed_since_the_plan_is_not_overwritten(setup: Setup) -> None:
+    changes = changes_for((await check_drift(setup.client, ZONE, RECORDS, extras=False)).drifts)
+    edit = await plan_zone_file(setup.fleet, "dns-0", str(setup.nsd.zone_file), ZONE, changes)
+    edited = ZONE_TEXT + "late IN A 10.10.0.5\n"
+    setup.nsd.zone_file.write_text(edited)
+    result = await apply_zone_file(setup.fleet, edit, setup.client, options=options(setup.nsd))
+    assert not result.ok and result.failed_step is ZoneFileStep.READ
+    assert setup.nsd.zone_file.read_text() == edited
+
+
+async def test_commands_are_detected_on_the_host(setup: Setup) -> None:
+    from tui.core.dns.zonefile import _commands
+
+    changes = changes_for((await check_drift(setup.client, ZONE, RECORDS, extras=False)).drifts)
+    edit = await plan_zone_file(setup.fleet, "dns-0", str(setup.nsd.zone_file), ZONE, changes)
+    check, reload = await _commands(setup.fleet, edit, ZoneFileOptions())
+    assert check.startswith("nsd-checkzone") and reload.startswith("nsd-control reload")
