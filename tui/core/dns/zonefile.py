@@ -217,7 +217,8 @@ async def apply_zone_file(fleet: Fleet, edit: ZoneFileEdit, client: DnsClient, *
     if not reloaded.ok:
         restored = await _restore(fleet, edit)
         return ZoneFileResult(False, ZoneFileStep.RELOAD, restored,
-                              f"The reload (`{_fill(reload, edit.zone, remote)[len(SBIN_PATH):]}`) failed "
+                              f"The reload (`{_fill(reload, edit.zone, remote)[len(SBIN_PATH):]}`) "
+                              "failed "
                               f"({reloaded.error or f'exit {reloaded.status}'}); "
                               + ("the previous file was put back (the server still serves "
                                  "it)." if restored else
