@@ -200,6 +200,7 @@ def explain(status: UpdateStatus, *, zone: str, server: str, key: str | None,
             offset: int | None = None, detail: str = "") -> str:
     """The sentence for ``status``: what it means and what to check."""
     keyname = key or "(none)"
+    zone = zone.rstrip(".") or "."
     texts = {
         UpdateStatus.APPLIED: f"The server {server} applied the update to {zone}; it bumps "
                               "the SOA serial itself.",
