@@ -30,6 +30,7 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import cast
 
 import dns.exception
@@ -50,6 +51,7 @@ import dns.zone
 
 from tui.core.dns.records import Record, absolute
 from tui.core.dns.tsig import FUDGE, append_rr, sign
+from tui.lab.bind import BindServer, named_missing_reason
 from tui.lab.zonedata import zone_text
 
 log = logging.getLogger("hardway.lab.dns")
@@ -406,4 +408,41 @@ def _rrset(name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> dns.rrset.RR
     return rrset
 
 
-__all__ = ["StandinDnsServer"]
+
+
+# -- for the lab: BIND when installed, else the stand-in ---------------------------------
+
+
+def write_secret_file(path: Path, name: str, algorithm: str = "hmac-sha256") -> str:
+    """Write a fresh TSIG key to ``path`` (mode 600) as BIND's ``key`` statement, the form
+    ``tsig-keygen`` prints and ``nsupdate -k`` and hardway read; return the secret."""
+    import base64
+    import os
+    import secrets
+
+    secret = base64.b64encode(secrets.token_bytes(32)).decode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f'key "{name}" {{\n\talgorithm {algorithm};\n\tsecret "{secret}";\n}};\n')
+    path.chmod(0o600)
+    return secret
+
+
+def lab_zone_server(zone: str, records: Sequence[Record], *, key_name: str, key_secret: str,
+                    algorithm: str = "hmac-sha256", directory: Path,
+                    prefer_bind: bool = True) -> BindServer | StandinDnsServer:
+    """The lab's zone server: real BIND when ``named`` is installed (and preferred), else
+    the stand-in; both have ``start(address, port)`` and ``stop()``.
+
+    BIND binds only addresses configured on an interface (inside the lab's network
+    namespace, or 127.0.0.1); the stand-in binds any loopback address.
+    """
+    if prefer_bind and named_missing_reason() is None:
+        return BindServer(zone, records, key_name=key_name, key_secret=key_secret,
+                          algorithm=algorithm, directory=directory)
+    return StandinDnsServer(zone, records, key_name=key_name, key_secret=key_secret,
+                            algorithm=algorithm)
+
+
+__all__ = ["StandinDnsServer", "lab_zone_server", "write_secret_file"]
