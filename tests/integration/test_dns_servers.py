@@ -294,3 +294,36 @@ async def test_axfr_needs_the_key(zone_server: ZoneServer) -> None:
     assert refused.value.rcode == dns.rcode.REFUSED
     zone = await dns_client.axfr(ZONE, zone_server.key_ref.load())
     assert zone.get_rdataset("kubernetes.cluster.test.", "A") is not None
+
+
+async def test_the_secret_is_read_only_when_an_update_is_sent(zone_server: ZoneServer,
+                                                              tmp_path: Path) -> None:
+    from tui.core.dns.tsig import TsigKeyRef
+    from tui.core.errors import UserError
+
+    await ansupdate(zone_server, zone_server.key_file, "update delete controller-2.cluster.test A")
+    missing = TsigKeyRef("hardway-key", "hmac-sha256", tmp_path / "not-yet")
+    dns_client = client(zone_server)
+    report = await check_drift(dns_client, ZONE, RECORDS, key=missing, extras=False)
+    changes = changes_for(report.drifts)
+    assert [c.name for c in changes] == ["controller-2.cluster.test."]
+    with pytest.raises(UserError, match="does not exist"):
+        await send_update(dns_client, build_update(ZONE, changes), missing)
+
+
+async def test_lab_server_on_its_own_loopback_address(tmp_path: Path) -> None:
+    from tui.lab.dns_server import lab_zone_server, write_secret_file
+
+    secret = write_secret_file(tmp_path / "key", "hardway-key")
+    server = lab_zone_server(ZONE, RECORDS, key_name="hardway-key", key_secret=secret,
+                             directory=tmp_path / "dns", prefer_bind=False)
+    from tests.support.dnsd import free_port
+
+    address = "127.0.53.2"
+    port = free_port(address)
+    await server.start(address, port)
+    try:
+        answer = await asyncio.to_thread(dig, (address, port), "kubernetes.cluster.test")
+        assert answer == VIP
+    finally:
+        await server.stop()
