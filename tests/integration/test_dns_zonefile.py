@@ -185,3 +185,98 @@ async def test_commands_are_detected_on_the_host(setup: Setup) -> None:
     edit = await plan_zone_file(setup.fleet, "dns-0", str(setup.nsd.zone_file), ZONE, changes)
     check, reload = await _commands(setup.fleet, edit, ZoneFileOptions())
     assert check.startswith("nsd-checkzone") and reload.startswith("nsd-control reload")
+
+
+CLI_INVENTORY = """\
+[cluster]
+name = "cluster"
+domain = "cluster.test"
+
+[networks]
+nodes = "10.10.0.0/24"
+pods = "10.100.0.0/16"
+services = "10.110.0.0/24"
+
+[api]
+vip = "10.50.0.1"
+hostname = "kubernetes.cluster.test"
+
+[ssh]
+user = "{user}"
+identity = "{identity}"
+port = {ssh_port}
+known_hosts = "{known}"
+
+[dns]
+server = "{address}"
+port = {dns_port}
+zone = "cluster.test"
+mode = "zonefile"
+zone_file = "{zone_file}"
+
+[[controllers]]
+name = "controller-0"
+address = "10.10.0.10"
+
+[[controllers]]
+name = "controller-1"
+address = "10.10.0.11"
+
+[[controllers]]
+name = "controller-2"
+address = "10.10.0.12"
+
+[[workers]]
+name = "dns-0"
+address = "{address}"
+"""
+
+
+async def test_cli_apply_in_zone_file_mode(sshd: Sshd, tmp_path: Path) -> None:
+    import asyncio
+    import json
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    directory = Path(tempfile.mkdtemp(prefix="hardway-nsd-"))
+    directory.chmod(0o755)
+    try:
+        owner = sshd.user if os.geteuid() == 0 else None
+        with running_nsd(directory, ZONE, ZONE_TEXT, owner=owner, address=sshd.address) as nsd:
+            known = tmp_path / "known_hosts"
+            known.write_text(sshd.known_hosts_line())
+            inventory = tmp_path / "inventory.toml"
+            inventory.write_text(CLI_INVENTORY.format(
+                user=sshd.user, identity=sshd.client_key_path, ssh_port=sshd.port,
+                known=known, address=sshd.address, dns_port=nsd.port,
+                zone_file=nsd.zone_file))
+
+            async def hardway(*args: str) -> tuple[int, str, str]:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "tui.cli", "dns", *args, "-i", str(inventory),
+                    "--audit", str(tmp_path / "audit.jsonl"),
+                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=dict(os.environ, PYTHONPATH=str(root), NO_COLOR="1"))
+                out, err = await asyncio.wait_for(process.communicate(), 60)
+                return process.returncode or 0, out.decode(), err.decode()
+
+            status, out, err = await hardway("diff", "--delete-extras")
+            assert status == 1, out + err
+            assert "zonefile mode" in out and "-controller-1 IN A 10.10.0.99" in out
+            assert "-stray        IN A 10.10.0.77" in out
+            status, out, err = await hardway("apply", "--dry-run")
+            assert status == 0 and nsd.zone_file.read_text() == ZONE_TEXT
+            status, out, err = await hardway("apply", "--yes", "--reload-command",
+                                             nsd.reload_command)
+            assert status == 0, out + err
+            assert "done:" in out and "is served by" in out
+            assert dig((nsd.address, nsd.port), "controller-1.cluster.test") == "10.10.0.11"
+            status, out, err = await hardway("check", "--json")
+            data = json.loads(out)
+            # The worker dns-0's own A record is implied too; stray is kept (no
+            # --delete-extras), the rest is in sync.
+            assert {(d["name"], d["kind"]) for d in data["drift"]} == {
+                ("stray.cluster.test.", "extra")}, data["drift"]
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -64,7 +64,7 @@ def test_edit_keeps_layout_and_inherited_owners() -> None:
 
 def test_a_file_edited_since_the_plan_is_refused() -> None:
     stale = [change(ChangeAction.REPLACE, "controller-1", "10.10.0.11", "10.10.0.50")]
-    with pytest.raises(UserError, match="someone edited the file"):
+    with pytest.raises(UserError, match="edited meanwhile"):
         edit_zone_text(TEXT.format(serial=7), Z, stale)
 
 

@@ -234,8 +234,12 @@ async def transfer(client: DnsClient, zone: str, key: TsigKeyRef | None
 
 
 async def check_drift(client: DnsClient, zone: str, records: Sequence[Record], *,
-                      key: TsigKeyRef | None = None, extras: bool = True) -> DriftReport:
+                      key: TsigKeyRef | None = None, extras: bool = True,
+                      known_zone: dns.zone.Zone | None = None) -> DriftReport:
     """Compare what ``client``'s server answers with ``records``.
+
+    Extras are looked for in ``known_zone`` when given (zone-file mode reads the file),
+    else by zone transfer.
 
     Raises:
         DnsUnreachable: the server did not answer at all.
@@ -247,11 +251,14 @@ async def check_drift(client: DnsClient, zone: str, records: Sequence[Record], *
     rrsets: list[RRset] | None = None
     note: str | None = "not asked (--no-extras)"
     ignore: list[str] = []
-    if extras:
+    transferred: dns.zone.Zone | None = None
+    if extras and known_zone is not None:
+        transferred, note = known_zone, None
+    elif extras:
         transferred, note = await transfer(client, zone, key)
-        if transferred is not None:
-            rrsets = [r for r in zone_rrsets(transferred) if in_zone(r.name, zone)]
-            ignore = name_servers(transferred)
+    if transferred is not None:
+        rrsets = [r for r in zone_rrsets(transferred) if in_zone(r.name, zone)]
+        ignore = name_servers(transferred)
     drifts = compare(wanted, served, reasons={(n, str(t)): w for (n, t), w in reasons.items()},
                      zone_rrsets=rrsets, ignore=ignore)
     return DriftReport(zone, client.server, tuple(records), served, drifts,

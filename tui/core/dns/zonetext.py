@@ -137,8 +137,9 @@ def edit_zone_text(text: str, zone: str, changes: Sequence[Change], *,
         if have != want:
             raise UserError(f"The zone file's {change.name} {change.rdtype} is "
                             f"{', '.join(sorted(have)) or 'absent'}, not "
-                            f"{', '.join(sorted(want)) or 'absent'} as when the change was "
-                            "planned: someone edited the file meanwhile; plan again.")
+                            f"{', '.join(sorted(want)) or 'absent'} as the server answered: the "
+                            "file was edited and not reloaded yet, or edited meanwhile; "
+                            "reload the zone or plan again.")
     lines = text.splitlines()
     scanned = _scan(lines, origin)
     targets = {(c.name, c.rdtype.upper()) for c in changes}
