@@ -150,6 +150,15 @@ async def test_diff_dry_run_and_apply(cli: Cli) -> None:
     assert cli.server.secret not in cli.audit.read_text()
 
 
+async def test_ptr_records_without_a_reverse_zone_are_reported_not_sent(cli: Cli) -> None:
+    status, out, _err = await cli.run("diff", "--ptr")
+    assert status == 1
+    assert "Not changed: 10.0.10.10.in-addr.arpa. PTR" in out
+    assert "serves no zone for this name" in out
+    status, out, _err = await cli.run("apply", "--ptr", "--yes")
+    assert status == 1 and "applied" not in out and "Not changed" in out
+
+
 async def test_apply_with_a_wrong_secret_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     await cli.nsupdate("update delete controller-1.something.local A")
     cli.server.write_key(cli.server.key_file,

@@ -19,6 +19,7 @@ from tui.core.errors import UserError
 if TYPE_CHECKING:
     from tui.core.dns.drift import DriftReport
     from tui.core.dns.query import DnsClient
+    from tui.core.dns.update import UpdateResult
     from tui.core.dns.zoneplan import DnsPlan
     from tui.core.fleet.fleet import Fleet
     from tui.core.inventory.model import Inventory
@@ -65,7 +66,8 @@ the old and new values, then the exact update message with its prerequisites (rf
 mode; unsigned here, the key only signs it when it is sent) or the zone file's diff with
 the new SOA serial (zonefile mode, read over SSH). Nothing is changed.
 
-exit status: 0 nothing to change, 1 changes pending, 2 could not run.
+exit status: 0 nothing to change, 1 changes pending (or drift hardway cannot repair,
+such as PTRs of a reverse zone the server does not serve), 2 could not run.
 
 examples:
   hardway dns diff -i /tmp/lab/inventory.toml
@@ -84,7 +86,8 @@ reload puts the previous file back.
 Extra records are kept unless --delete-extras. On a terminal apply asks first; --yes
 answers for scripts (needed without a terminal). --dry-run shows the same and stops.
 
-exit status: 0 applied (or nothing to do), 1 refused or failed, 2 could not run.
+exit status: 0 applied (or nothing to do), 1 refused or failed (or drift left that
+cannot be repaired here), 2 could not run.
 
 examples:
   hardway dns apply -i /tmp/lab/inventory.toml --dry-run
@@ -328,7 +331,7 @@ def run_diff(args: argparse.Namespace) -> int:
         _json(ctx, _plan_json(plan))
     else:
         _render_plan(ctx, plan)
-    return 0 if plan.empty else 1
+    return 0 if plan.empty and not plan.skipped else 1
 
 
 async def _plan_only(ctx: Context, args: argparse.Namespace) -> DnsPlan:
@@ -356,6 +359,8 @@ def _plan_json(plan: DnsPlan) -> dict[str, Any]:
                          "expected": dataclasses.asdict(c.expected) if c.expected else None}
                         for c in plan.changes],
             "update": plan.update_text,
+            "updates": [{"zone": u.zone, "text": u.text} for u in plan.updates],
+            "skipped": list(plan.skipped),
             "zone_file": None if plan.edit is None else {
                 "host": plan.edit.host, "path": plan.edit.path, "diff": plan.edit.diff(),
                 "old_serial": plan.edit.old_serial, "new_serial": plan.edit.new_serial},
@@ -366,9 +371,11 @@ def _render_plan(ctx: Context, plan: DnsPlan) -> None:
     out = ctx.out
     if plan.empty:
         kept = sum(d.kind == "extra" for d in plan.report.drifts)
-        out.write(f"Nothing to change in {plan.zone}"
+        out.write(f"Nothing to change in {plan.zone.rstrip('.')}"
                   + (f" ({kept} extra record{'s' * (kept != 1)} kept; --delete-extras "
                      "removes them)" if kept else "") + ".\n")
+        for note in plan.skipped:
+            out.write(f"Not changed: {note}\n")
         return
     out.write(f"Changes to {plan.zone} ({plan.mode} mode):\n")
     for change in plan.changes:
@@ -383,6 +390,8 @@ def _render_plan(ctx: Context, plan: DnsPlan) -> None:
         out.write(f"\nZone file {plan.edit.host}:{plan.edit.path}, serial "
                   f"{plan.edit.old_serial} -> {plan.edit.new_serial}:\n")
         out.write(plan.edit.diff())
+    for note in plan.skipped:
+        out.write(f"\nNot changed: {note}\n")
     if not plan.report.extras_checked:
         out.write(f"\nExtra records were not checked: {plan.report.extras_note}\n")
 
@@ -394,7 +403,6 @@ def run_apply(args: argparse.Namespace) -> int:
 
 
 async def _apply(ctx: Context, args: argparse.Namespace) -> int:
-    from tui.core.dns.update import UpdateResult
     from tui.core.dns.zonefile import ZoneFileOptions
     from tui.core.dns.zoneplan import apply_plan
 
@@ -407,7 +415,7 @@ async def _apply(ctx: Context, args: argparse.Namespace) -> int:
                 _render_plan(ctx, plan)
                 if args.dry_run and not plan.empty:
                     ctx.out.write("\nDry run: nothing was sent or written.\n")
-            return 0
+            return 0 if args.dry_run or not plan.skipped else 1
         if not args.json:
             _render_plan(ctx, plan)
         if not args.yes:
@@ -416,16 +424,20 @@ async def _apply(ctx: Context, args: argparse.Namespace) -> int:
                                   reload_command=args.reload_command, sudo=args.sudo)
         result = await apply_plan(ctx.inventory, plan, client, fleet=fleet,
                                   audit=fleet.audit, options=options)
-    if isinstance(result, UpdateResult):
+    if isinstance(result, tuple):
+        ok = all(r.ok for r in result) and len(result) == len(plan.updates)
         if args.json:
-            _json(ctx, {"mode": plan.mode, "ok": result.ok, "status": str(result.status),
-                        "rcode": result.rcode, "tsig_error": result.tsig_error,
-                        "clock_offset": result.clock_offset,
-                        "explanation": result.explanation, "update": plan.update_text})
+            _json(ctx, {"mode": plan.mode, "ok": ok, "update": plan.update_text,
+                        "results": [_result_json(r) for r in result],
+                        **(_result_json(result[-1]) if result else {})})
         else:
-            code = "32" if result.ok else "1;31"
-            ctx.out.write(f"\n{_paint(ctx, str(result.status), code)}: {result.explanation}\n")
-        return 0 if result.ok else 1
+            for one in result:
+                code = "32" if one.ok else "1;31"
+                ctx.out.write(f"\n{_paint(ctx, str(one.status), code)}: {one.explanation}\n")
+            if not ok and len(result) > 1:
+                done = ", ".join(r.zone for r in result if r.ok)
+                ctx.out.write(f"Already applied: {done}; the rest was not sent.\n")
+        return 0 if ok and not plan.skipped else 1
     if args.json:
         _json(ctx, {"mode": plan.mode, "ok": result.ok,
                     "failed_step": str(result.failed_step) if result.failed_step else None,
@@ -437,7 +449,13 @@ async def _apply(ctx: Context, args: argparse.Namespace) -> int:
                       f"{result.message}\n")
         if result.output and not result.ok:
             ctx.out.write(result.output.rstrip() + "\n")
-    return 0 if result.ok else 1
+    return 0 if result.ok and not plan.skipped else 1
+
+
+def _result_json(result: UpdateResult) -> dict[str, Any]:
+    return {"zone": result.zone, "ok": result.ok, "status": str(result.status),
+            "rcode": result.rcode, "tsig_error": result.tsig_error,
+            "clock_offset": result.clock_offset, "explanation": result.explanation}
 
 
 async def _confirm(plan: DnsPlan) -> None:

@@ -124,6 +124,33 @@ class DnsClient:
             transport = "tcp" if used_tcp else "udp"
         return _answer(absolute(name), rdtype, response, transport)
 
+    async def find_zone(self, name: str) -> str | None:
+        """The zone this server serves ``name`` from (the SOA owner it answers with), or
+        None when it is not authoritative for it (REFUSED, no SOA).
+
+        Raises:
+            DnsUnreachable: no answer.
+        """
+        query = dns.message.make_query(absolute(name), "SOA")
+        query.flags &= ~dns.flags.RD
+        if self.tcp_only:
+            response = dns.message.from_wire(await self.exchange_tcp(query.to_wire()))
+        else:
+            try:
+                response, _tcp = await dns.asyncquery.udp_with_fallback(
+                    query, self.address, timeout=self.timeout, port=self.port)
+            except (dns.exception.Timeout, TimeoutError):
+                raise DnsUnreachable(self.server, f"no answer within {self.timeout:g} s "
+                                     "over UDP") from None
+            except OSError as exc:
+                raise DnsUnreachable(self.server, exc.strerror or str(exc)) from None
+        if not response.flags & dns.flags.AA:
+            return None
+        for rrset in (*response.answer, *response.authority):
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return rrset.name.to_text().lower()
+        return None
+
     async def exchange_tcp(self, wire: bytes) -> bytes:
         """Send one wire message over TCP and return the wire response.
 

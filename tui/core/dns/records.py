@@ -6,7 +6,8 @@ Every record lives in the cluster zone (``dns.zone``) unless it is a PTR:
 * the API name (``api.hostname``) -> the API VIP, when the name is inside the zone;
 * the hypervisor's name -> its address, when the inventory gives it as an IPv4 address;
 * optionally (``ptr=True``) a PTR record per address (``10.0.10.10.in-addr.arpa.``); those
-  live in a reverse zone the server must also serve.
+  live in a reverse zone the server must also serve (the update goes to the zone the
+  server answers for the name, see ``DnsClient.find_zone``).
 
 Names are absolute, lower-case and end with a dot, so they compare with what a server
 answers.  Nothing here touches the network.
@@ -143,13 +144,5 @@ def _put(records: dict[tuple[str, RecordType], Record], record: Record, *,
                         f"({record.reason}); give the hosts distinct names.")
 
 
-def zone_of(record: Record, zone: str) -> str:
-    """The zone ``record`` is updated in: the cluster zone, or for a PTR outside it the
-    /24 reverse zone (``0.10.10.in-addr.arpa.``)."""
-    if in_zone(record.name, zone):
-        return absolute(zone)
-    return record.name.split(".", 1)[1]
-
-
 __all__ = ["DEFAULT_TTL", "Record", "RecordType", "absolute", "in_zone", "relative",
-           "reverse_name", "wanted_records", "zone_of"]
+           "reverse_name", "wanted_records"]

@@ -14,7 +14,7 @@ from typing import Literal
 from tui.core.audit import AuditLog
 from tui.core.dns.drift import DriftReport, check_drift
 from tui.core.dns.query import DnsClient
-from tui.core.dns.records import DEFAULT_TTL, in_zone, wanted_records, zone_of
+from tui.core.dns.records import DEFAULT_TTL, in_zone, wanted_records
 from tui.core.dns.tsig import TsigKeyRef
 from tui.core.dns.update import (
     Change,
@@ -87,6 +87,21 @@ def zone_file_host(inventory: Inventory) -> Host:
 
 
 @dataclass(frozen=True)
+class ZoneUpdate:
+    """One UPDATE message: the changes of one zone.
+
+    Attributes:
+        zone: absolute zone name (the cluster zone, or a reverse zone for PTRs).
+        changes: its RRset changes.
+        text: the message as nsupdate would show it (unsigned).
+    """
+
+    zone: str
+    changes: tuple[Change, ...]
+    text: str
+
+
+@dataclass(frozen=True)
 class DnsPlan:
     """What ``hardway dns apply`` would do.
 
@@ -95,18 +110,25 @@ class DnsPlan:
         zone: absolute zone name.
         report: the drift it repairs.
         changes: the RRset changes (records of other zones, e.g. PTRs, are left out).
-        update_text: the UPDATE message as nsupdate would show it (rfc2136 mode).
+        updates: one UPDATE per zone (rfc2136 mode; PTRs go to their reverse zone).
         edit: the zone-file edit (zonefile mode).
         key: the TSIG key name that will sign (never its secret).
+        skipped: changes that cannot be made, each with the reason.
     """
 
     mode: Literal["rfc2136", "zonefile"]
     zone: str
     report: DriftReport
     changes: tuple[Change, ...]
-    update_text: str | None = None
+    updates: tuple[ZoneUpdate, ...] = ()
     edit: ZoneFileEdit | None = None
     key: str | None = None
+    skipped: tuple[str, ...] = ()
+
+    @property
+    def update_text(self) -> str | None:
+        """Every UPDATE message, as nsupdate would show them (None in zonefile mode)."""
+        return "\n\n".join(u.text for u in self.updates) if self.updates else None
 
     @property
     def empty(self) -> bool:
@@ -146,35 +168,57 @@ async def plan_zone(inventory: Inventory, client: DnsClient, *, fleet: Fleet | N
     table = dns_table(inventory)
     report = await check_zone(inventory, client, ptr=ptr, extras=extras, ttl=ttl,
                               fleet=fleet, host=host)
-    changes = tuple(c for c in changes_for(report.drifts, delete_extras=delete_extras)
-                    if in_zone(c.name, table.zone))
+    changes = changes_for(report.drifts, delete_extras=delete_extras)
     key = table.tsig_name
+    zone = report.zone
     if table.mode == "zonefile":
-        if not changes:
-            return DnsPlan("zonefile", report.zone, report, changes, key=key)
+        inside = tuple(c for c in changes if in_zone(c.name, zone))
+        skipped = tuple(f"{c.name} {c.rdtype}: outside {zone}, which is the only zone file "
+                        "hardway edits" for c in changes if not in_zone(c.name, zone))
+        if not inside:
+            return DnsPlan("zonefile", zone, report, inside, key=key, skipped=skipped)
         if fleet is None or table.zone_file is None:
             raise UserError("zone-file mode needs SSH to the DNS server and dns.zone_file.")
         name = host or zone_file_host(inventory).name
-        edit = await plan_zone_file(fleet, name, table.zone_file, table.zone, changes)
-        return DnsPlan("zonefile", report.zone, report, changes, edit=edit, key=key)
-    text = render_update(build_update(table.zone, changes)) if changes else None
-    return DnsPlan("rfc2136", report.zone, report, changes, update_text=text, key=key)
+        edit = await plan_zone_file(fleet, name, table.zone_file, table.zone, inside)
+        return DnsPlan("zonefile", zone, report, inside, edit=edit, key=key, skipped=skipped)
+    by_zone: dict[str, list[Change]] = {}
+    notes: list[str] = []
+    for change in changes:
+        target = zone if in_zone(change.name, zone) else await client.find_zone(change.name)
+        if target is None:
+            notes.append(f"{change.name} {change.rdtype}: {client.server} serves no zone "
+                         "for this name (add the reverse zone to the server, or drop --ptr)")
+            continue
+        by_zone.setdefault(target, []).append(change)
+    updates = tuple(ZoneUpdate(z, tuple(cs), render_update(build_update(z, cs)))
+                    for z, cs in by_zone.items())
+    kept = tuple(c for u in updates for c in u.changes)
+    return DnsPlan("rfc2136", zone, report, kept, updates=updates, key=key,
+                   skipped=tuple(notes))
 
 
 async def apply_plan(inventory: Inventory, plan: DnsPlan, client: DnsClient, *,
                      fleet: Fleet | None = None, audit: AuditLog | None = None,
                      options: ZoneFileOptions | None = None
-                     ) -> UpdateResult | ZoneFileResult:
-    """Send the update (rfc2136) or write, check, reload and verify the zone file."""
+                     ) -> tuple[UpdateResult, ...] | ZoneFileResult:
+    """Send the updates (rfc2136; one per zone, stopping at the first refusal) or write,
+    check, reload and verify the zone file."""
     table = dns_table(inventory)
     if plan.mode == "zonefile":
         if plan.edit is None or fleet is None:
             raise UserError("Nothing to write: the plan has no zone-file edit.")
         return await apply_zone_file(fleet, plan.edit, client, options=options)
-    message = build_update(table.zone, plan.changes)
-    return await send_update(client, message, TsigKeyRef.from_inventory(table),
-                             changes=plan.changes, audit=audit)
+    key = TsigKeyRef.from_inventory(table)
+    results: list[UpdateResult] = []
+    for update in plan.updates:
+        result = await send_update(client, build_update(update.zone, update.changes), key,
+                                   changes=update.changes, audit=audit)
+        results.append(result)
+        if not result.ok:
+            break
+    return tuple(results)
 
 
-__all__ = ["DnsPlan", "apply_plan", "check_zone", "client_for", "dns_table", "plan_zone",
-           "zone_file_host", "zone_of"]
+__all__ = ["DnsPlan", "ZoneUpdate", "apply_plan", "check_zone", "client_for", "dns_table",
+           "plan_zone", "zone_file_host"]
