@@ -280,3 +280,48 @@ async def test_cli_apply_in_zone_file_mode(sshd: Sshd, tmp_path: Path) -> None:
                 ("stray.cluster.test.", "extra")}, data["drift"]
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_bind_zone_kept_by_hand_named_checkzone_and_rndc(sshd: Sshd,
+                                                               tmp_path: Path) -> None:
+    from tests.support.dnsd import free_port, missing_reason
+    from tui.lab.bind import BindServer
+
+    reason = missing_reason("bind") or tool_missing_reason("named-checkzone", "rndc")
+    if reason:
+        pytest.skip(reason)
+    directory = Path(tempfile.mkdtemp(prefix="hardway-bind-"))
+    directory.chmod(0o755)
+    zone_file = directory / "cluster.test.zone"
+    zone_file.write_text(ZONE_TEXT)
+    server = BindServer(ZONE, (), key_name="rndc-key", key_secret="c2VjcmV0c2VjcmV0c2VjcmV0",
+                        directory=directory / "named", dynamic=False, zone_file=zone_file,
+                        control_port=free_port())
+    await server.start("127.0.0.1", free_port())
+    try:
+        if os.geteuid() == 0:   # the operator who keeps the zone may edit it and run rndc
+            for path in (directory, zone_file, server.rndc_config_path):
+                shutil.chown(path, sshd.user)
+            (directory / "named").chmod(0o755)
+        known = tmp_path / "known_hosts"
+        known.write_text(sshd.known_hosts_line())
+        host = Host(name="dns-0", address=ipaddress.IPv4Address(sshd.address), role="worker",
+                    ssh=SSHOptions(user=sshd.user, identity=sshd.client_key_path,
+                                   port=sshd.port, known_hosts=known))
+        policy = HostKeyPolicy("strict", record_file=tmp_path / "record", user_files=False)
+        client = DnsClient(server.address, server.port)
+        async with Fleet([host], host_keys=policy, use_user_config=False) as fleet:
+            report = await check_drift(client, ZONE, RECORDS, extras=False)
+            changes = changes_for(report.drifts)
+            edit = await plan_zone_file(fleet, "dns-0", str(zone_file), ZONE, changes,
+                                        today=dt.date(2026, 12, 3))
+            result = await apply_zone_file(fleet, edit, client, options=ZoneFileOptions(
+                check_command="named-checkzone {zone} {file}",
+                reload_command=f"rndc -c {server.rndc_config_path} reload {{zone}}"))
+        assert result.ok, (result.message, result.output)
+        assert "loaded serial 2026120300" in result.output      # named-checkzone's report
+        assert dig((server.address, server.port), "controller-2.cluster.test") == "10.10.0.12"
+        assert dig((server.address, server.port), ZONE, "SOA").split()[2] == "2026120300"
+    finally:
+        await server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

@@ -60,11 +60,17 @@ class BindServer:
         algorithm: the key's algorithm.
         directory: where named.conf, the zone file, the journal and named.log go.
         ttl: the SOA/NS TTL.
+        dynamic: allow RFC 2136 updates (False: a zone kept by hand, edited in
+            zone-file mode and reloaded with rndc).
+        zone_file: load this zone file instead of writing one from ``records``.
+        control_port: also open rndc's control channel on ``127.0.0.1:PORT`` (with
+            ``rndc.conf`` in ``directory``), for ``rndc -c DIR/rndc.conf reload ZONE``.
     """
 
     def __init__(self, zone: str, records: Sequence[Record], *, key_name: str,
                  key_secret: str, algorithm: str = "hmac-sha256", directory: Path,
-                 ttl: int = 300) -> None:
+                 ttl: int = 300, dynamic: bool = True, zone_file: Path | None = None,
+                 control_port: int | None = None) -> None:
         self.zone = absolute(zone)
         self.records = tuple(records)
         self.key_name = key_name
@@ -72,6 +78,9 @@ class BindServer:
         self.algorithm = algorithm
         self.directory = Path(directory).resolve()
         self.ttl = ttl
+        self.dynamic = dynamic
+        self.given_zone_file = Path(zone_file).resolve() if zone_file else None
+        self.control_port = control_port
         self.address = ""
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -84,7 +93,12 @@ class BindServer:
     @property
     def zone_path(self) -> Path:
         """The zone file named loads (and rewrites from its journal)."""
-        return self.directory / f"{self.zone.rstrip('.')}.zone"
+        return self.given_zone_file or self.directory / f"{self.zone.rstrip('.')}.zone"
+
+    @property
+    def rndc_config_path(self) -> Path:
+        """rndc.conf for the control channel (when ``control_port`` is set)."""
+        return self.directory / "rndc.conf"
 
     @property
     def log_path(self) -> Path:
@@ -99,6 +113,11 @@ class BindServer:
     def config(self) -> str:
         """The named.conf text (holds the secret: written 0600)."""
         zone = self.zone.rstrip(".")
+        policy = (f"update-policy {{ grant {self.key_name} zonesub ANY; }};"
+                  if self.dynamic else "")
+        controls = ("controls { };" if self.control_port is None else
+                    f"controls {{ inet 127.0.0.1 port {self.control_port} allow "
+                    f"{{ 127.0.0.1; }} keys {{ \"{self.key_name}\"; }}; }};")
         return f"""options {{
     directory "{self.directory}";
     pid-file none;
@@ -110,7 +129,7 @@ class BindServer:
     notify no;
     dnssec-validation no;
 }};
-controls {{ }};
+{controls}
 key "{self.key_name}" {{
     algorithm {self.algorithm};
     secret "{self.key_secret}";
@@ -118,7 +137,7 @@ key "{self.key_name}" {{
 zone "{zone}" {{
     type primary;
     file "{self.zone_path}";
-    update-policy {{ grant {self.key_name} zonesub ANY; }};
+    {policy}
     allow-transfer {{ key {self.key_name}; }};
 }};
 """
@@ -138,9 +157,18 @@ zone "{zone}" {{
         self.directory.mkdir(parents=True, exist_ok=True)
         for stale in self.directory.glob("*.jnl"):
             stale.unlink()
-        self.zone_path.write_text(zone_text(self.zone, self.records, address, ttl=self.ttl))
+        if self.given_zone_file is None:
+            self.zone_path.write_text(zone_text(self.zone, self.records, address,
+                                                ttl=self.ttl))
         self.config_path.write_text(self.config())
         self.config_path.chmod(0o600)
+        if self.control_port is not None:
+            self.rndc_config_path.write_text(
+                f'key "{self.key_name}" {{ algorithm {self.algorithm}; '
+                f'secret "{self.key_secret}"; }};\n'
+                f'options {{ default-key "{self.key_name}"; default-server 127.0.0.1; '
+                f"default-port {self.control_port}; }};\n")
+            self.rndc_config_path.chmod(0o600)
         log = self.log_path.open("wb")
         try:
             self._process = await asyncio.create_subprocess_exec(
