@@ -149,8 +149,11 @@ async def check_zone(inventory: Inventory, client: DnsClient, *, ptr: bool = Fal
     known = None
     if extras and table.mode == "zonefile" and fleet is not None and table.zone_file:
         name = host or zone_file_host(inventory).name
-        text = (await fleet.get(name, table.zone_file)).decode("utf-8", errors="replace")
-        known = parse_zone(text, table.zone)
+        try:
+            text = (await fleet.get(name, table.zone_file)).decode("utf-8", errors="replace")
+            known = parse_zone(text, table.zone)
+        except UserError:
+            known = None    # unreadable over SSH: fall back to a zone transfer
     return await check_drift(client, table.zone, records,
                              key=TsigKeyRef.from_inventory(table), extras=extras,
                              known_zone=known)
