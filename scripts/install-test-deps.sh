@@ -11,12 +11,14 @@
 #   etcd-client     etcdctl: with etcd-server, the lab's etcd release cache (KTHW's 3.4 line)
 #   haproxy nginx   the health probes' VIP round robin and KTHW's nginx health proxy (the
 #                   confined lab runs it on every controller)
+#   bind9-dnsutils  dig and nsupdate, run by the DNS tests against BIND and the stand-in
+#   nsd             real NSD for the DNS zone-file mode tests
 #
 # Idempotent and quiet: packages already installed are skipped (no apt-get at all when
 # everything is there), the user is created once.  Needs root (or sudo) on Debian/Ubuntu.
 set -eu
 
-PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client haproxy nginx"
+PACKAGES="openssh-server sudo bind9 bind9-dnsutils librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client haproxy nginx nsd"
 TEST_USER="hardway-test"
 
 if [ "$(id -u)" -eq 0 ]; then
