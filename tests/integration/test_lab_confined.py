@@ -334,3 +334,30 @@ def test_the_vip_round_robin_fails_a_third_with_a_controller_down(confined: LabR
     finally:
         subprocess.run(["ssh", "-F", config, "controller-1",
                         "systemctl start kube-apiserver"], timeout=60, check=False)
+
+
+def test_the_zone_is_served_and_updated_with_the_labs_key(confined: LabRunner) -> None:
+    if not os.access("/usr/sbin/named", os.X_OK):
+        pytest.skip("named is not installed (scripts/install-test-deps.sh installs bind9)")
+    config = str(confined.lab.ssh_config_path)
+
+    def on_hypervisor(command: str) -> str:
+        result = subprocess.run(["ssh", "-F", config, HYPERVISOR, command],
+                                capture_output=True, text=True, timeout=60, check=False)
+        return result.stdout + result.stderr
+
+    assert on_hypervisor("dig +short @10.10.0.2 kubernetes.lab.home.arpa").strip() == \
+        "10.50.0.1"
+    update = ("server 10.10.0.2\\nzone lab.home.arpa\\n"
+              "update add test-{n}.lab.home.arpa 60 A 10.10.0.99\\nsend\\n")
+    wrong = ("key \"hardway-key\" { algorithm hmac-sha256; "
+             "secret \"d3JvbmcgYnV0IGxvbmcgZW5vdWdoIHNlY3JldCEhIQ==\"; };")
+    out = on_hypervisor(
+        f"printf '{update.format(n=1)}' | nsupdate -k hardway-key.secret && "
+        "dig +short @10.10.0.2 test-1.lab.home.arpa; "
+        f"echo '{wrong}' > wrong.key; printf '{update.format(n=2)}' | nsupdate -k wrong.key; "
+        "echo status=$?; dig +short @10.10.0.2 test-2.lab.home.arpa")
+    assert "10.10.0.99" in out.split("status=")[0]
+    assert "BADSIG" in out or "BADKEY" in out
+    assert out.split("status=")[1].split()[0] != "0"
+    assert "10.10.0.99" not in out.split("status=")[1]

@@ -200,6 +200,8 @@ def prepare_root(spec: LabHostSpec) -> None:
             socket=shlex.quote(str(root / CONTROL_SOCKET))), 0o755)
 
 
+DNS_SERVER = "10.10.0.2"
+"""The confined lab's DNS server (the hypervisor's second address)."""
 CONFINED_CONTROL_SOCKET = "/run/systemd/private"
 """The supervisor's control socket as a confined host sees it (``DIR/hosts/NAME/var/run``)."""
 
@@ -218,6 +220,11 @@ def prepare_confined(specs: Sequence[LabHostSpec], hosts: Sequence[tuple[str, st
             os.symlink("/run/lock", root / "var" / "lock")
         write_file(root / "etc" / "hostname", spec.name + "\n")
         write_file(root / "etc" / "hosts", f"127.0.0.1\tlocalhost\n{table}")
+        resolv = root / "etc" / "resolv.conf"
+        if resolv.is_symlink():
+            resolv.unlink()
+        write_file(resolv, f"# hardway lab: the zone's server on the hypervisor\n"
+                           f"nameserver {DNS_SERVER}\nsearch {DOMAIN}\n")
         sbin = root / "usr" / "local" / "sbin"
         write_file(sbin / "sudo", SUDO_SHIM, 0o755)
         for tool in ("systemctl", "journalctl"):
@@ -270,7 +277,8 @@ def render_confined_known_hosts(hosts: Sequence[tuple[LabHostSpec, asyncssh.SSHK
 
 def render_confined_inventory(specs: Sequence[LabHostSpec], *, identity: Path,
                               known_hosts: Path, ssh_config: Path, vip: str,
-                              etcd_version: str | None = None) -> str:
+                              etcd_version: str | None = None,
+                              dns: tuple[str, str, Path] | None = None) -> str:
     """The confined lab's inventory: KTHW's paths, no root prefix, the hypervisor as the
     jump host -- nothing that tells the product it is a lab."""
     hypervisor = next(s for s in specs if s.door is not None)
@@ -291,6 +299,11 @@ def render_confined_inventory(specs: Sequence[LabHostSpec], *, identity: Path,
         f"address = {_toml(hypervisor.door[0])}", 'os = "linux"', 'firewall = "ipfw"',
         f"ssh = {{ port = {hypervisor.door[1]} }}",
     ]
+    if dns is not None:
+        server, key, secret = dns
+        out += ["", "[dns]", f"server = {_toml(server)}", f"zone = {_toml(DOMAIN)}",
+                'mode = "rfc2136"', f"tsig_name = {_toml(key)}",
+                f"tsig_secret_file = {_toml(str(secret))}"]
     if etcd_version:
         out += ["", "[versions]", f"etcd = {_toml(etcd_version)}  # the lab's release cache"]
     for spec in specs:

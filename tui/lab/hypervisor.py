@@ -11,6 +11,10 @@ it over the controllers with ipfw: ``prob`` rules with ``fwd`` and ``keep-state`
 
 The rules start as the seed's: no health checks, so with a controller down about a
 third of new connections through the VIP fail.
+
+It also serves the cluster zone, as the seed's DNS box did: real BIND (``named.service``)
+on 10.10.0.2:53 with a TSIG key and ``update-policy``, so ``dig``, ``nsupdate -k`` and
+``hardway dns`` work against it.
 """
 
 from __future__ import annotations
@@ -20,9 +24,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from tui.core.dns.records import wanted_records
+from tui.core.inventory.model import Inventory
 from tui.core.lb.ipfw import Backend, VipLayout, wanted_rules
 from tui.lab import ipfw
+from tui.lab.bind import BindServer, named_missing_reason
 from tui.lab.control_plane import write_bytes
+from tui.lab.dns_server import write_secret_file
+from tui.lab.files import DNS_SERVER
+from tui.lab.zonedata import zone_text
 
 STATE = "/var/db/ipfw.json"
 """The ipfw state file, as the hypervisor sees it."""
@@ -59,8 +69,10 @@ def prepare(root: Path, vip: str, controllers: Sequence[tuple[str, str]],
         port: the API port.
         pki_dir: the lab's PKI (None: no admin files).
     """
-    for name in ADMIN_FILES if pki_dir is not None else ():
-        source = pki_dir / name
+    for name in ADMIN_FILES:
+        source = pki_dir / name if pki_dir is not None else None
+        if source is None:
+            break
         if source.exists():
             secret = name.endswith(("-key.pem", ".kubeconfig"))
             write_bytes(root / "root" / name, source.read_bytes(), 0o600 if secret else 0o644)
@@ -76,8 +88,64 @@ def prepare(root: Path, vip: str, controllers: Sequence[tuple[str, str]],
     unit = UNIT.format(python=shlex.quote(sys.executable), state=STATE, vip=vip, port=port)
     units = root / "etc/systemd/system"
     write_bytes(units / "ipfw.service", unit.encode())
+    _enable(units, "ipfw.service")
+
+
+DNS_ADDRESS = DNS_SERVER
+"""Where the lab's zone is served: a second address of the hypervisor, as the seed's."""
+DNS_DIR = "/var/lib/bind-lab"
+TSIG_NAME = "hardway-key"
+NAMED = "/usr/sbin/named"
+
+NAMED_UNIT = """\
+[Unit]
+Description=BIND Domain Name Server (the lab's zone, RFC 2136 with TSIG)
+Documentation=man:named(8)
+
+[Service]
+Type=simple
+ExecStart={named} -g -n 1 -c {conf} -p 53
+Restart=on-failure
+RestartSec=1
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def secret_path(directory: Path) -> Path:
+    """The TSIG secret file the lab's inventory names (``DIR/secrets/hardway-key.secret``)."""
+    return directory / "secrets" / f"{TSIG_NAME}.secret"
+
+
+def prepare_dns(root: Path, directory: Path, inventory: Inventory) -> bool:
+    """BIND on the hypervisor for the inventory's zone (a ``named.service`` unit), with a
+    fresh TSIG key whose secret file (0600) the inventory names; False when this machine
+    has no ``named`` (then the lab serves no zone)."""
+    if named_missing_reason() is not None or inventory.dns is None:
+        return False
+    secret = write_secret_file(secret_path(directory), TSIG_NAME)
+    write_bytes(root / "root" / secret_path(directory).name,  # the admin's copy, for nsupdate -k
+                secret_path(directory).read_bytes(), 0o600)
+    server = BindServer(inventory.dns.zone, wanted_records(inventory), key_name=TSIG_NAME,
+                        key_secret=secret, directory=Path(DNS_DIR))
+    server.address, server.port = DNS_ADDRESS, 53
+    here = root / DNS_DIR.lstrip("/")
+    for stale in here.glob("*.jnl") if here.is_dir() else ():
+        stale.unlink()
+    write_bytes(here / server.zone_path.name,
+                zone_text(server.zone, server.records, DNS_ADDRESS).encode())
+    write_bytes(here / "named.conf", server.config().encode(), 0o600)
+    units = root / "etc/systemd/system"
+    write_bytes(units / "named.service", NAMED_UNIT.format(
+        named=NAMED, conf=f"{DNS_DIR}/named.conf").encode())
+    _enable(units, "named.service")
+    return True
+
+
+def _enable(units: Path, name: str) -> None:
     wants = units / "multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
-    link = wants / "ipfw.service"
+    link = wants / name
     if not link.is_symlink():
-        link.symlink_to("../ipfw.service")
+        link.symlink_to(f"../{name}")

@@ -304,9 +304,10 @@ class Lab:
         networks = []
         for spec in specs:
             if spec.role == "hypervisor":
-                networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
-                                            loopback_addresses=(f"{self.vip}/32",),
-                                            router=True))
+                networks.append(HostNetwork(
+                    spec.name, spec.root, (f"{spec.address}/24",
+                                           f"{hypervisor.DNS_ADDRESS}/24"),
+                    loopback_addresses=(f"{self.vip}/32",), router=True))
             else:
                 networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
                                             gateway=f"{NODE_NET}.1"))
@@ -320,6 +321,15 @@ class Lab:
     def vip(self) -> str:
         """The API VIP of a confined lab (the scenario's, else 10.50.0.1)."""
         return self.scenario.vip or VIP
+
+    def _dns_table(self) -> tuple[str, str, Path] | None:
+        """(server, TSIG key name, secret file) when the lab serves its zone."""
+        from tui.lab.bind import named_missing_reason
+
+        if not self.services or named_missing_reason() is not None:
+            return None
+        return (hypervisor.DNS_ADDRESS, hypervisor.TSIG_NAME,
+                hypervisor.secret_path(self.directory))
 
     def confinement(self) -> Confinement | None:
         """The running lab's namespaces (None: not confined)."""
@@ -344,6 +354,7 @@ class Lab:
             hypervisor.prepare(self.host_root(HYPERVISOR), self.vip,
                                [(h.name, str(h.address)) for h in inventory.controllers],
                                inventory.api.port, pki_dir=self.pki_directory)
+            hypervisor.prepare_dns(self.host_root(HYPERVISOR), self.directory, inventory)
         self.services_running = True
         return ({host.name: cluster.service_environment(inventory, host,
                                                         confined=self.confined)
@@ -464,7 +475,7 @@ class Lab:
             files.write_file(self.inventory_path, files.render_confined_inventory(
                 specs, identity=self.client_key_path, known_hosts=self.known_hosts_path,
                 ssh_config=self.ssh_config_path, vip=self.vip,
-                etcd_version=_etcd_version()))
+                etcd_version=_etcd_version(), dns=self._dns_table()))
             return
         files.write_file(self.inventory_path, files.render_inventory(
             specs, network=self.network, port=self.port, user=self.user,

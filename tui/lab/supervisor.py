@@ -244,7 +244,7 @@ class Supervisor:
             mapped = self.host.path(logical)
             if mapped.is_file():
                 return mapped
-        shared = HOST_FALLBACK_DIRS
+        shared: tuple[str, ...] = HOST_FALLBACK_DIRS
         if self.host.confined is not None:  # what a confined host sees of the machine
             shared = (*shared, *readonly_paths())
         for logical in candidates:

@@ -28,8 +28,11 @@ async def splice(a_reader: _Reader, a_writer: _Writer, b_reader: _Reader,
     """a -> b and b -> a (asyncio or asyncssh streams), half-closing each side at EOF."""
 
     async def copy(reader: _Reader, writer: _Writer) -> None:
+        closing = getattr(writer, "is_closing", lambda: False)
         with contextlib.suppress(Exception):
             while data := await reader.read(CHUNK):
+                if closing():  # the other side has gone: stop rather than write into it
+                    break
                 writer.write(data)
                 await writer.drain()
         with contextlib.suppress(Exception):
