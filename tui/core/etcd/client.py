@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui.core.etcd.unit import CLIENT_PORT
 from tui.core.fleet.dial import Dialer, DirectDialer
 from tui.core.health.probes import PemSource, tls_context
-from tui.core.etcd.unit import CLIENT_PORT
 
 DEFAULT_TIMEOUT = 5.0
 MAX_BODY = 4 * 1024 * 1024
@@ -314,7 +314,7 @@ class EtcdClient:
             raise EtcdError(f"etcd at {endpoint} answered {path} with HTTP {answer.status} "
                             f"and no JSON ({answer.body[:80]!r}).", endpoint,
                             status=answer.status)
-        if answer.status != 200 or "error" in data and "header" not in data:
+        if answer.status != 200 or ("error" in data and "header" not in data):
             message = data.get("message") or data.get("error") or answer.body[:200].decode(
                 "utf-8", "replace")
             raise EtcdError(f"etcd at {endpoint} refused {path}: {message} "
@@ -409,16 +409,16 @@ class EtcdClient:
                                               "/v3/maintenance/snapshot", b"{}") as (
                             reader, status, headers):
                         if status != 200:
-                            text = (await _read_body(reader, headers))[:200]
+                            refused = (await _read_body(reader, headers))[:200]
                             raise EtcdError(f"etcd at {endpoint} refused the snapshot "
-                                            f"(HTTP {status}: {text!r}).", endpoint,
+                                            f"(HTTP {status}: {refused!r}).", endpoint,
                                             status=status, kind="http")
                         async for message in _json_lines(_body_chunks(reader, headers)):
                             if "error" in message:
                                 err = message["error"]
-                                text = err.get("message") if isinstance(err, dict) else err
+                                why = err.get("message") if isinstance(err, dict) else err
                                 raise EtcdError(f"etcd at {endpoint} stopped the snapshot: "
-                                                f"{text}.", endpoint, kind="http")
+                                                f"{why}.", endpoint, kind="http")
                             blob = base64.b64decode((message.get("result") or {}).get(
                                 "blob") or "")
                             handle.write(blob)
