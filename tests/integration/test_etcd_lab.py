@@ -1,0 +1,185 @@
+"""`hardway etcd` on the embedded lab: plan, bootstrap from a release tarball, idempotent
+rerun, status, snapshot, replace of a stopped member.
+
+The lab as it is today (in-process hosts, each with its own root directory, one shared
+network stack) cannot run KTHW's etcd.service verbatim: the supervisor maps only the
+executable's path through the host root, so etcd would get the *machine's*
+/etc/etcd/kubernetes.pem and /var/lib/etcd, and three members cannot all listen on
+https://127.0.0.1:2379.  The tarball built here therefore carries the real etcdctl and,
+as ``etcd``, a small adapter that maps those paths under the host root
+($HARDWAY_LAB_SERVICE, set by the lab's supervisor) and drops the shared loopback listener
+before exec'ing the real etcd binary of this machine.  Everything else -- SFTP, systemctl,
+journalctl, TLS, the gateway -- is real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.etcd_cluster import etcd_binary
+from tui.cli import main
+from tui.lab.lab import LabRunner
+
+ADAPTER = """\
+#!/bin/sh
+# hardway test: the fallback lab cannot confine paths (see tests/integration/test_etcd_lab.py)
+real={real}
+root="${{HARDWAY_LAB_SERVICE:-}}"
+[ -n "$root" ] || exec "$real" "$@"
+for arg do
+  shift
+  case "$arg" in
+    *=/etc/*|*=/var/*) arg=$(printf '%s' "$arg" | sed "s#=/#=$root/#") ;;
+  esac
+  arg=$(printf '%s' "$arg" | sed 's#,https://127.0.0.1:2379##')
+  set -- "$@" "$arg"
+done
+exec "$real" "$@"
+"""
+
+
+def build_release(directory: Path, binary: Path) -> tuple[Path, str]:
+    """etcd-vV-linux-amd64.tar.gz (+ SHA256SUMS) from this machine's etcd."""
+    out = subprocess.run([str(binary), "--version"], capture_output=True, text=True).stdout
+    version = out.splitlines()[0].split(":", 1)[1].strip()
+    prefix = f"etcd-v{version}-linux-amd64"
+    tarball = directory / f"{prefix}.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        members = {"etcd": ADAPTER.format(real=binary).encode(),
+                   "etcdctl": binary.with_name("etcdctl").read_bytes()
+                   if binary.with_name("etcdctl").exists() else b"#!/bin/sh\nexit 0\n"}
+        for name, data in members.items():
+            info = tarfile.TarInfo(f"{prefix}/{name}")
+            info.size, info.mode = len(data), 0o755
+            archive.addfile(info, io.BytesIO(data))
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    (directory / "SHA256SUMS").write_text(f"{digest}  {tarball.name}\n")
+    return tarball, version
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out + err
+
+
+def sh(runner: LabRunner, host: str, command: str) -> str:
+    root = runner.lab.host_root(host)
+    return subprocess.run(["sh", "-c", command], cwd=root, capture_output=True, text=True,
+                          env={"PATH": f"{root}/lab-bin:/usr/bin:/bin"}).stdout
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    binary = etcd_binary("3.5") or etcd_binary("3.4")
+    if binary is None:
+        pytest.skip("no etcd binary (scripts/install-test-deps.sh)")
+    return build_release(tmp_path_factory.mktemp("release"), binary)
+
+
+@pytest.fixture(scope="module")
+def lab_etcd(lab_runner: LabRunner) -> Iterator[LabRunner]:
+    """The session lab; afterwards etcd is stopped, disabled and removed again."""
+    yield lab_runner
+    for name in ("controller-0", "controller-1", "controller-2"):
+        root = lab_runner.lab.host_root(name)
+        subprocess.run(["sh", "-c", "systemctl stop etcd; systemctl disable etcd"],
+                       cwd=root, env={"PATH": f"{root}/lab-bin:/usr/bin:/bin"},
+                       capture_output=True)
+        subprocess.run(["sh", "-c", f"rm -rf {root}/var/lib/etcd* "
+                        f"{root}/etc/systemd/system/etcd.service* {root}/usr/local/bin/etcd*"],
+                       capture_output=True)
+
+
+def test_bootstrap_rerun_status_snapshot_replace(lab_etcd: LabRunner,
+                                                 release: tuple[Path, str], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    inv = str(lab_etcd.lab.inventory_path)
+    tarball, version = release
+    # a stale certificate on one host: the push replaces it and keeps the old one
+    stale = lab_etcd.lab.host_root("controller-1") / "etc/etcd/kubernetes.pem"
+    stale.write_bytes(stale.read_bytes() + b"\n")
+
+    status, out = run(capsys, "etcd", "plan", "-i", inv, "--etcd-tarball", str(tarball))
+    assert status == 0, out
+    assert "+  --initial-cluster-state new \\" in out
+    assert "systemctl enable etcd" in out and "chmod 700" in out
+    assert "matches SHA256SUMS" in out
+    assert "certificates: skipped" in out and "/etc/etcd/kubernetes.pem" in out
+
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
+                      "--yes", "--start-timeout", "60")
+    assert status == 0, out
+    assert "Bootstrap complete" in out
+    assert out.count("leader") == 1, out
+    assert (stale.with_name("kubernetes.pem.hardway-bak")).exists()
+    assert "controller-0  certificates ... skipped" in out
+
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
+                      "--yes")
+    assert status == 0, out
+    assert "nothing changed, the cluster was already healthy" in out
+    for step in ("binaries", "directories", "certificates", "unit", "start"):
+        assert out.count(f"{step} ... skipped") == 3, (step, out)
+
+    status, out = run(capsys, "etcd", "status", "-i", inv, "--json")
+    assert status == 0, out
+    data = json.loads(out)
+    assert data["healthy"] and len(data["members"]) == 3
+    assert sum(m["leader"] for m in data["members"]) == 1
+    assert {m["version"] for m in data["members"]} == {version}
+    assert len({m["cluster_id"] for m in data["members"]}) == 1
+
+    status, out = run(capsys, "etcd", "snapshot", "-i", inv, "-o", str(tmp_path) + "/")
+    assert status == 0 and "verified" in out, out
+
+    # controller-2 dies; replace it
+    sh(lab_etcd, "controller-2", "systemctl stop etcd")
+    status, out = run(capsys, "etcd", "status", "-i", inv)
+    assert status == 1 and "controller-2" in out and "DOWN" in out, out
+    before = json.loads(run(capsys, "etcd", "status", "-i", inv, "--json")[1])
+    old_id = next(m for m in before["members"] if m["name"] == "controller-2")["id"]
+    status, out = run(capsys, "etcd", "replace", "controller-2", "-i", inv, "--yes",
+                      "--snapshot-dir", str(tmp_path / "snaps"))
+    assert status == 0, out
+    assert "Replace complete" in out
+    assert list((tmp_path / "snaps").glob("etcd-before-replace-controller-2-*.db"))
+    moved = list((lab_etcd.lab.host_root("controller-2") / "var/lib").glob(
+        "etcd.hardway-replaced-*"))
+    assert moved, "the old data directory was not kept"
+    after = json.loads(run(capsys, "etcd", "status", "-i", inv, "--json")[1])
+    assert after["healthy"]
+    new_id = next(m for m in after["members"] if m["name"] == "controller-2")["id"]
+    assert new_id != old_id
+    unit = (lab_etcd.lab.host_root("controller-2") / "etc/systemd/system/etcd.service")
+    assert "--initial-cluster-state existing" in unit.read_text()
+
+    status, out = run(capsys, "etcd", "replace", "controller-2", "-i", inv, "--yes")
+    assert status == 0 and "nothing to replace" in out
+
+
+def test_a_lone_member_is_diagnosed(lab_etcd: LabRunner, release: tuple[Path, str],
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Needs the cluster of the test above: stop two members, restart one alone."""
+    inv = str(lab_etcd.lab.inventory_path)
+    for name in ("controller-1", "controller-2"):
+        sh(lab_etcd, name, "systemctl stop etcd")
+    sh(lab_etcd, "controller-0", "systemctl restart etcd")
+    status, out = run(capsys, "etcd", "status", "-i", inv, "--json")
+    assert status == 1
+    data = json.loads(out)
+    problems = {(d["host"], d["problem"]) for d in data["diagnoses"]}
+    assert ("controller-0", "no-quorum") in problems or any(
+        p == "no-quorum" for _h, p in problems), data["diagnoses"]
+    tarball, _version = release
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
+                      "--yes")
+    assert status == 0, out
