@@ -10,6 +10,7 @@ import pytest
 from tests.support.etcd_cluster import write_inventory
 from tui.core.etcd.diagnose import Problem, diagnose_client_error, diagnose_journal
 from tui.core.inventory.load import load_inventory
+from tui.core.inventory.model import Inventory
 
 LOGS = Path(__file__).resolve().parents[1] / "data" / "etcd-logs"
 VERSIONS = ["3.4", "3.5"]
@@ -27,7 +28,7 @@ EXPECTED = {
 }
 
 
-def inventory_for(lines: list[str], tmp_path: Path):  # type: ignore[no-untyped-def]
+def inventory_for(lines: list[str], tmp_path: Path) -> Inventory | None:
     """The inventory of the capture's loopback network (found in the log)."""
     for line in lines:
         if m := re.search(r"127\.0\.(\d+)\.1[0-2]", line):
