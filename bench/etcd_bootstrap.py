@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.integration.test_etcd_lab import build_release  # noqa: E402
-from tests.support.etcd_cluster import etcd_binary  # noqa: E402
-from tui.cli import main  # noqa: E402
-from tui.lab.lab import LabRunner  # noqa: E402
+from tests.integration.test_etcd_lab import build_release
+from tests.support.etcd_cluster import etcd_binary
+from tui.cli import main
+from tui.lab.lab import LabRunner
 
 
 def one_round(binary: Path, network: str) -> float:
