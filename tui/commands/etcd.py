@@ -234,18 +234,16 @@ async def _bootstrap(cli: Cli, *, preview_only: bool) -> int:
     async with _context(cli, release=True) as ctx:
         await _connect(ctx)
         plan = bootstrap_plan(ctx)
-        preview = await plan.preview()
-        if preview_only:
-            _show_preview(cli, preview)
-            return 0
-        todo = [i for items in preview.values() for i in items
-                if i.done is None and not i.preview.empty and i.step != "verify"]
-        if not todo:
-            if not cli.args.json:
-                cli.out.write("Every step is already done on every controller:\n")
-        elif not cli.args.yes:
-            _show_preview(cli, preview)
-            await _confirm("Bootstrap etcd on " + ", ".join(ctx.controllers))
+        if preview_only or not cli.args.yes:  # --yes: the run's own checks decide
+            preview = await plan.preview()
+            if preview_only:
+                _show_preview(cli, preview)
+                return 0
+            todo = [i for items in preview.values() for i in items
+                    if i.done is None and not i.preview.empty and i.step != "verify"]
+            if todo:
+                _show_preview(cli, preview)
+                await _confirm("Bootstrap etcd on " + ", ".join(ctx.controllers))
         return await _run(cli, ctx, plan, "Bootstrap")
 
 

@@ -201,7 +201,7 @@ def directories_step(ctx: EtcdContext) -> Step:
 
     def commands(name: str) -> list[str]:
         dirs = f"{ctx.remote(name, paths.config)} {ctx.remote(name, paths.data)}"
-        return [f"mkdir -p {dirs}", f"chmod 700 {dirs}"]
+        return [f"mkdir -p {dirs} && chmod 700 {dirs}"]
 
     async def modes(name: str) -> str:
         dirs = f"{ctx.remote(name, paths.config)} {ctx.remote(name, paths.data)}"
@@ -289,7 +289,7 @@ def certificates_step(ctx: EtcdContext) -> Step:
 def unit_step(ctx: EtcdContext) -> Step:
     """Step 4: etcd.service, daemon-reload, enable."""
     paths = etcd_paths(ctx.inventory)
-    commands = ("systemctl daemon-reload", f"systemctl enable {SERVICE}")
+    commands = (f"systemctl daemon-reload && systemctl enable {SERVICE}",)
 
     def text(name: str) -> bytes:
         return render_unit(ctx.inventory, ctx.host(name)).encode()
