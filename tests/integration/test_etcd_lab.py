@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 import subprocess
 import tarfile
 import time
@@ -194,4 +195,72 @@ def test_a_lone_member_is_diagnosed(lab_etcd: LabRunner, release: tuple[Path, st
     tarball, _version = release
     status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
                       "--yes")
+    assert status == 0, out
+
+
+def test_rejoining_with_new_state_is_diagnosed_and_replaced(
+        lab_etcd: LabRunner, release: tuple[Path, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Needs the healthy cluster of the tests above: controller-0 (never replaced, its unit
+    says `new`) loses its data dir and is started again."""
+    inv = str(lab_etcd.lab.inventory_path)
+    sh(lab_etcd, "controller-0", 'systemctl stop etcd; rm -rf "$PWD"/var/lib/etcd/member; '
+                                 "systemctl start etcd")
+    problems: set[tuple[str, str]] = set()
+    for _ in range(20):
+        status, out = run(capsys, "etcd", "status", "-i", inv, "--json")
+        problems = {(d["host"], d["problem"]) for d in json.loads(out)["diagnoses"]}
+        if problems:
+            break
+        time.sleep(0.5)
+    assert ("controller-0", "new-state-rejoin") in problems, out
+    status, out = run(capsys, "etcd", "replace", "controller-0", "-i", inv, "--yes")
+    assert status == 0, out
+    assert json.loads(run(capsys, "etcd", "status", "-i", inv, "--json")[1])["healthy"]
+    # a rerun of bootstrap keeps the replaced member's `existing`
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball",
+                      str(release[0]), "--yes")
+    assert status == 0 and "nothing changed" in out, out
+
+
+def test_port_in_use_fails_the_start_with_its_diagnosis(
+        lab_etcd: LabRunner, release: tuple[Path, str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    inv = str(lab_etcd.lab.inventory_path)
+    tarball, _version = release
+    sh(lab_etcd, "controller-0", "systemctl stop etcd")
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind((f"{lab_etcd.lab.network}.10", 2379))
+    blocker.listen()
+    try:
+        status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball",
+                          str(tarball), "--yes", "--start-timeout", "6")
+    finally:
+        blocker.close()
+    assert status == 1, out
+    assert "start failed on controller-0" in out
+    assert f"cannot listen on {lab_etcd.lab.network}.10:2379" in out
+    assert "ss -ltnp" in out
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
+                      "--yes")
+    assert status == 0, out
+
+
+def test_clock_skew_is_measured_over_ssh(lab_etcd: LabRunner, release: tuple[Path, str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """controller-1's `date` runs 5 s fast (a shim first in its PATH)."""
+    shim = lab_etcd.lab.host_root("controller-1") / "usr/local/bin/date"
+    shim.write_text('#!/bin/sh\nexec /bin/date -d "@$(( $(/bin/date +%s) + 5 ))" "$@"\n')
+    shim.chmod(0o755)
+    try:
+        status, out = run(capsys, "etcd", "status", "-i", str(lab_etcd.lab.inventory_path),
+                          "--json")
+    finally:
+        shim.unlink()
+    data = json.loads(out)
+    assert status == 1 and not data["healthy"]
+    (skew,) = [d for d in data["diagnoses"] if d["problem"] == "clock-skew"]
+    assert skew["host"] == "controller-1" and "ahead" in skew["summary"]
+    status, out = run(capsys, "etcd", "status", "-i", str(lab_etcd.lab.inventory_path))
     assert status == 0, out

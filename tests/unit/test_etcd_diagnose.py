@@ -91,3 +91,12 @@ def test_client_error_diagnosis() -> None:
     found = diagnose_client_error("controller-0", "client-cert", "closed")
     assert found is not None and found.problem == Problem.CLIENT_CERT_REFUSED
     assert diagnose_client_error("controller-0", "refused", "x") is None
+
+
+def test_a_replaced_member_restarted_with_new_state() -> None:
+    """Captured from the lab's journal (etcd 3.4): controller-2 had been replaced, then its
+    data dir was wiped and it was started with KTHW's `new` unit again."""
+    lines = (LOGS / "3.4" / "removed-member-restarted" / "controller-2.log").read_text()
+    (found,) = diagnose_journal("controller-2", lines.splitlines())
+    assert found.problem == Problem.NEW_STATE_REJOIN and "removed" in found.summary
+    assert "hardway etcd replace controller-2" in found.fix

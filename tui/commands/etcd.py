@@ -302,6 +302,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 async def _status(cli: Cli) -> int:
+    from tui.core.etcd.clock import read_clocks, skew_diagnoses
     from tui.core.etcd.cluster import observe, problems
     from tui.core.etcd.diagnose import diagnose_client_error
 
@@ -309,15 +310,18 @@ async def _status(cli: Cli) -> int:
         view = await observe(ctx.inventory, ctx.client)
         found = problems(view, ctx.inventory)
         diagnoses = []
+        states = await ctx.fleet.connect(ctx.controllers)
+        reachable = [n for n, s in states.items() if s.value == "ready"]
         for name, health in view.health.items():
             if health.ok:
                 continue
             hint = diagnose_client_error(name, health.error_kind, health.detail)
             if hint is not None:
                 diagnoses.append(hint)
-            states = await ctx.fleet.connect([name])
-            if states[name].value == "ready":
+            if name in reachable:
                 diagnoses += await ctx.diagnose(name)
+        skew = skew_diagnoses(await read_clocks(ctx.fleet, reachable))
+        diagnoses += skew
         rows: list[dict[str, Any]] = []
         for host in ctx.inventory.controllers:
             status = view.statuses.get(host.name)
@@ -335,7 +339,7 @@ async def _status(cli: Cli) -> int:
                 "cluster_id": format(status.cluster_id, "x") if status else None,
                 "error": view.errors.get(host.name)})
         if cli.args.json:
-            _json(cli, {"healthy": not found, "members": rows,
+            _json(cli, {"healthy": not found and not skew, "members": rows,
                         "problems": [p.message for p in found],
                         "diagnoses": [dataclasses.asdict(d) for d in diagnoses]})
         else:
@@ -354,10 +358,10 @@ async def _status(cli: Cli) -> int:
                 out.write(f"problem: {p.message}\n")
             for d in diagnoses:
                 out.write(f"{d.host}: {d.summary}\n  fix: {d.fix}\n")
-            if not found:
+            if not found and not skew:
                 out.write(f"cluster {view.cluster_id:x}: {len(rows)} members, all healthy, "
                           f"leader {view.leader}.\n")
-        return 0 if not found else 1
+        return 0 if not found and not skew else 1
 
 
 # -- snapshot --------------------------------------------------------------------------

@@ -31,7 +31,14 @@ from tui.core.etcd.client import EtcdClient, EtcdError
 from tui.core.etcd.cluster import ClusterView, observe, problems
 from tui.core.etcd.diagnose import Diagnosis, diagnose_journal
 from tui.core.etcd.release import Release
-from tui.core.etcd.unit import SERVICE, UNIT_NAME, etcd_paths, render_unit
+from tui.core.etcd.unit import (
+    SERVICE,
+    UNIT_NAME,
+    ClusterState,
+    etcd_paths,
+    render_unit,
+    unit_state,
+)
 from tui.core.fleet.fleet import Fleet
 from tui.core.inventory.model import Host, Inventory
 from tui.core.plan import FileChange, Plan, Preview, Step, StepFailed, file_change
@@ -291,25 +298,32 @@ def unit_step(ctx: EtcdContext) -> Step:
     paths = etcd_paths(ctx.inventory)
     commands = (f"systemctl daemon-reload && systemctl enable {SERVICE}",)
 
-    def text(name: str) -> bytes:
-        return render_unit(ctx.inventory, ctx.host(name)).encode()
+    def text(name: str, old: bytes | None) -> bytes:
+        # a member that joined a running cluster (replace) keeps "existing": "new" with an
+        # empty data directory would recreate the member ID the cluster removed
+        state: ClusterState = "existing" if old is not None and unit_state(
+            old.decode("utf-8", "replace")) == "existing" else "new"
+        return render_unit(ctx.inventory, ctx.host(name), state=state).encode()
 
     async def enabled(name: str) -> bool:
         status, _out = await ctx.sh(name, f"systemctl is-enabled {SERVICE}", check=False)
         return status == 0
 
     async def check(name: str) -> str | None:
-        if await ctx.read(name, paths.unit) == text(name) and await enabled(name):
+        old = await ctx.read(name, paths.unit)
+        if old == text(name, old) and await enabled(name):
             return f"{UNIT_NAME} is up to date and enabled"
         return None
 
     async def preview(name: str) -> Preview:
         old = await ctx.read(name, paths.unit)
-        change = file_change(paths.unit, text(name), old, description="KTHW doc 07's unit")
+        change = file_change(paths.unit, text(name, old), old,
+                             description="KTHW doc 07's unit")
         return Preview(commands=commands, files=(change,))
 
     async def apply(name: str) -> str:
-        put = await ctx.fleet.put(name, text(name), paths.unit, mode=0o644)
+        old = await ctx.read(name, paths.unit)
+        put = await ctx.fleet.put(name, text(name, old), paths.unit, mode=0o644)
         if not put.ok:
             raise StepFailed(f"{name}: {put.error}")
         for command in commands:

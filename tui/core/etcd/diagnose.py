@@ -88,6 +88,7 @@ _LOCAL_NAME = re.compile(r"couldn't find local name \\?\"(?P<name>[^\"\\]+)\\?\"
 _URL = re.compile(r"--initial-cluster has (?P<name>[^=\s]+)=(?P<want>\S+) but missing from "
                   r"--initial-advertise-peer-urls=(?P<got>\S+)")
 _BOOTSTRAPPED = re.compile(r"member (?P<id>[0-9a-f]+) has already been bootstrapped")
+_REMOVED = re.compile(r"the member has been permanently removed from the cluster")
 _MISMATCH = re.compile(r"cluster ID mismatch")
 _LOCAL_CID = re.compile(r"(?:local=|local-member-cluster-id=)(?P<cid>[0-9a-f]+)")
 _REMOTE_CID = re.compile(r"(?:peer\[[0-9a-f]+\]=|remote-peer-cluster-id=)(?P<cid>[0-9a-f]+)")
@@ -146,6 +147,13 @@ def diagnose_journal(host: str, lines: Iterable[str],
                 f"replace the member: `hardway etcd replace {host}` (member remove, member "
                 "add, --initial-cluster-state existing, start); never `new` on a rejoining "
                 "member", text)
+        elif _REMOVED.search(text):
+            add(Problem.NEW_STATE_REJOIN, host,
+                f"{host} started as a member the cluster has removed: after a replace, "
+                "--initial-cluster-state new with an empty data directory recreates the old "
+                "member ID (or its data directory predates the replace)",
+                f"replace the member again: `hardway etcd replace {host}` (its unit then keeps "
+                "--initial-cluster-state existing)", text)
         elif _MISMATCH.search(text):
             local = _LOCAL_CID.search(text)
             remote = _REMOTE_CID.search(text)
