@@ -14,9 +14,11 @@ journalctl, TLS, the gateway -- is real.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -28,6 +30,9 @@ import pytest
 
 from tests.support.etcd_cluster import etcd_binary
 from tui.cli import main
+from tui.core.inventory.load import load_inventory
+from tui.core.pki.ca import CertificateAuthority
+from tui.core.pki.profiles import profile_named, write_pair
 from tui.lab.lab import LabRunner
 
 ADAPTER = """\
@@ -263,4 +268,35 @@ def test_clock_skew_is_measured_over_ssh(lab_etcd: LabRunner, release: tuple[Pat
     (skew,) = [d for d in data["diagnoses"] if d["problem"] == "clock-skew"]
     assert skew["host"] == "controller-1" and "ahead" in skew["summary"]
     status, out = run(capsys, "etcd", "status", "-i", str(lab_etcd.lab.inventory_path))
+    assert status == 0, out
+
+
+def test_peer_certificate_without_the_member_address(
+        lab_etcd: LabRunner, release: tuple[Path, str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The seed's mistake: kubernetes.pem lacks controller-1's address.  The bootstrap
+    pushes it, restarts the members whose files changed and explains the failure; the
+    right PKI then repairs the cluster."""
+    inv = str(lab_etcd.lab.inventory_path)
+    tarball, _version = release
+    inventory = load_inventory(lab_etcd.lab.inventory_path)
+    bad = tmp_path / "pki"
+    bad.mkdir()
+    for name in ("ca.pem", "ca-key.pem"):
+        shutil.copy(lab_etcd.lab.pki_directory / name, bad / name)
+    address = str(inventory.host("controller-1").address)
+    profile = profile_named(inventory, "kubernetes")
+    profile = dataclasses.replace(
+        profile, ip_addresses=tuple(a for a in profile.ip_addresses if a != address),
+        sans_reasons=())
+    write_pair(bad, "kubernetes", CertificateAuthority.load(bad).issue(profile,
+                                                                       key_type="ecdsa"))
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--pki", str(bad),
+                      "--etcd-tarball", str(tarball), "--yes", "--start-timeout", "8")
+    assert status == 1, out
+    assert "restarted (its files changed)" in out
+    assert "start failed on controller-1" in out
+    assert "the certificate controller-1 serves" in out, out
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
+                      "--yes")
     assert status == 0, out

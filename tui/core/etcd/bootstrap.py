@@ -62,6 +62,8 @@ class EtcdContext:
         version: the wanted etcd version (the release's, else the inventory's).
         start_timeout: seconds for every member to become healthy after the start.
         diagnoses: per host, what the last failure's journal said.
+        changed: hosts where this run changed the certificates or the unit (a running
+            etcd there is restarted by the start step).
     """
 
     inventory: Inventory
@@ -72,6 +74,7 @@ class EtcdContext:
     version: str = ""
     start_timeout: float = START_TIMEOUT
     diagnoses: dict[str, list[Diagnosis]] = field(default_factory=dict)
+    changed: set[str] = field(default_factory=set)
     _deadline: float | None = None
     _view: ClusterView | None = None
     _view_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -280,6 +283,7 @@ def certificates_step(ctx: EtcdContext) -> Step:
                 raise StepFailed(f"{name}: {put.error}")
             if put.changed:
                 written.append(file + (" (previous kept)" if put.backup else ""))
+                ctx.changed.add(name)
         return "wrote " + (", ".join(written) or "nothing")
 
     async def verify(name: str) -> str:
@@ -328,6 +332,8 @@ def unit_step(ctx: EtcdContext) -> Step:
             raise StepFailed(f"{name}: {put.error}")
         for command in commands:
             await ctx.sh(name, command)
+        if put.changed:
+            ctx.changed.add(name)
         return "unit written" if put.changed else "unit unchanged"
 
     async def verify(name: str) -> str:
@@ -360,23 +366,34 @@ async def wait_healthy(ctx: EtcdContext, name: str, deadline: float) -> str:
 
 
 def start_step(ctx: EtcdContext) -> Step:
-    """Step 5: start every member at once, one overall deadline."""
+    """Step 5: start every member at once (restart where this run changed its files), one
+    overall deadline."""
     command = f"systemctl start --no-block {SERVICE}"
+    restart = f"systemctl restart --no-block {SERVICE}"
+
+    async def active(name: str) -> bool:
+        status, _out = await ctx.sh(name, f"systemctl is-active {SERVICE}", check=False)
+        return status == 0
 
     async def check(name: str) -> str | None:
-        status, _out = await ctx.sh(name, f"systemctl is-active {SERVICE}", check=False)
-        if status == 0 and (await ctx.client.health(str(ctx.host(name).address))).ok:
+        if name in ctx.changed:
+            return None
+        if await active(name) and (await ctx.client.health(str(ctx.host(name).address))).ok:
             return "etcd is active and healthy"
         return None
 
     async def preview(name: str) -> Preview:
         return Preview(commands=(command,), notes=(
             f"started on every controller at once; all must answer /health within "
-            f"{ctx.start_timeout:g} s",))
+            f"{ctx.start_timeout:g} s",
+            f"`{restart}` instead where etcd runs and step 3 or 4 changed a file"))
 
     async def apply(name: str) -> str:
         if ctx._deadline is None:
             ctx._deadline = time.monotonic() + ctx.start_timeout
+        if name in ctx.changed and await active(name):
+            await ctx.sh(name, restart)
+            return "restarted (its files changed)"
         await ctx.sh(name, command)
         return "started"
 
