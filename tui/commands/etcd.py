@@ -271,12 +271,13 @@ async def _run(cli: Cli, ctx: EtcdContext, plan: Plan, verb: str) -> int:
     printer = ProgressPrinter(cli.out, plan.hosts, colour=cli.colour, as_json=cli.args.json)
     result: PlanResult = await plan.run(printer)
     diagnoses = {h: [dataclasses.asdict(d) for d in ds] for h, ds in ctx.diagnoses.items()}
-    if cli.args.json:
-        _json(cli, {"ok": result.ok,
+    if cli.args.json:  # one line: the progress before it is JSON lines too
+        cli.out.write(json.dumps({"ok": result.ok,
                     "failure": dataclasses.asdict(result.failure) if result.failure else None,
                     "skipped": [f"{s}@{h}" for (s, h), e in result.states.items()
                                 if e.state == "skipped"],
-                    "untouched": result.untouched_hosts(), "diagnoses": diagnoses})
+                    "untouched": result.untouched_hosts(), "diagnoses": diagnoses},
+                                 default=str) + "\n")
         return 0 if result.ok else 1
     if result.ok:
         changed = [e for e in result.states.values() if e.state == "done" and e.step != "verify"]
