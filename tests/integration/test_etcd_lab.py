@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -136,14 +137,14 @@ def test_bootstrap_rerun_status_snapshot_replace(lab_etcd: LabRunner,
     assert "Bootstrap complete" in out
     assert out.count("leader") == 1, out
     assert (stale.with_name("kubernetes.pem.hardway-bak")).exists()
-    assert "controller-0  certificates ... skipped" in out
+    assert re.search(r"controller-0  certificates +skipped", out), out
 
     status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
                       "--yes")
     assert status == 0, out
     assert "nothing changed, the cluster was already healthy" in out
     for step in ("binaries", "directories", "certificates", "unit", "start"):
-        assert out.count(f"{step} ... skipped") == 3, (step, out)
+        assert len(re.findall(rf"  {step} +skipped", out)) == 3, (step, out)
 
     status, out = run(capsys, "etcd", "status", "-i", inv, "--json")
     assert status == 0, out

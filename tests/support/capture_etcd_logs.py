@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.etcd_cluster import (EtcdTestCluster, etcd_binary, issue_pki,
-                                        loopback_network)
+from tests.support.etcd_cluster import EtcdTestCluster, etcd_binary, issue_pki, loopback_network
 
 SETTLE = 7.0
 

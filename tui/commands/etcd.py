@@ -19,7 +19,7 @@ from tui.core.errors import UserError
 if TYPE_CHECKING:
     from tui.core.etcd.bootstrap import EtcdContext
     from tui.core.inventory.model import Inventory
-    from tui.core.plan import Plan, PlanResult
+    from tui.core.plan import Plan, PlanEvent, PlanResult
 
 ETCD_HELP = """\
 etcd on the controllers, as in Kubernetes the Hard Way (doc 07), over SSH and HTTPS:
@@ -268,7 +268,8 @@ async def _confirm(what: str) -> None:
 async def _run(cli: Cli, ctx: EtcdContext, plan: Plan, verb: str) -> int:
     from tui.core.pki.report import ProgressPrinter
 
-    printer = ProgressPrinter(cli.out, plan.hosts, colour=cli.colour, as_json=cli.args.json)
+    printer = (ProgressPrinter(cli.out, plan.hosts, as_json=True) if cli.args.json
+               else _Progress(cli, plan.hosts))
     result: PlanResult = await plan.run(printer)
     diagnoses = {h: [dataclasses.asdict(d) for d in ds] for h, ds in ctx.diagnoses.items()}
     if cli.args.json:  # one line: the progress before it is JSON lines too
@@ -292,6 +293,27 @@ async def _run(cli: Cli, ctx: EtcdContext, plan: Plan, verb: str) -> int:
         for d in found:
             cli.out.write(f"  {host}: {d.summary}\n    fix: {d.fix}\n    log: {d.evidence}\n")
     return 1
+
+
+class _Progress:
+    """One line per host and step as it ends (steps run on every host at once)."""
+
+    def __init__(self, cli: Cli, hosts: list[str]) -> None:
+        self.cli = cli
+        self.pad = max((len(h) for h in hosts), default=0)
+
+    def __call__(self, event: PlanEvent) -> None:
+        from tui.core.pki.report import paint
+
+        if event.state not in ("skipped", "done", "failed"):
+            return
+        word, code = {"done": ("ok", "32"), "skipped": ("skipped", "2"),
+                      "failed": ("FAILED", "1;31")}[event.state]
+        took = f" {event.duration:.1f} s" if event.duration is not None else ""
+        detail = f" ({event.detail})" if event.detail else ""
+        self.cli.out.write(f"{event.host:<{self.pad}}  {event.step:<12} "
+                           f"{paint(word, code, self.cli.colour)}{took}{detail}\n")
+        self.cli.out.flush()
 
 
 # -- status ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from tui.core.errors import UserError
 from tui.core.etcd.client import EtcdClient, EtcdError
 from tui.core.etcd.cluster import ClusterView, observe, problems
 from tui.core.etcd.diagnose import Diagnosis, diagnose_journal
-from tui.core.etcd.release import Release
+from tui.core.etcd.release import CHECKSUMS, Release
 from tui.core.etcd.unit import (
     SERVICE,
     UNIT_NAME,
@@ -190,7 +190,9 @@ def binaries_step(ctx: EtcdContext) -> Step:
             put = await ctx.fleet.put(name, ctx.release.binaries[binary], target, mode=0o755)
             if not put.ok:
                 raise StepFailed(f"{name}: {put.error}")
-        return f"installed etcd {ctx.release.version} ({ctx.release.checksum})"
+        check = ("checksum verified" if ctx.release.checksum == "verified"
+                 else f"no {CHECKSUMS} to check against")
+        return f"installed etcd {ctx.release.version} ({check})"
 
     async def verify(name: str) -> str:
         found = await installed_version(ctx, name)
@@ -355,7 +357,7 @@ async def wait_healthy(ctx: EtcdContext, name: str, deadline: float) -> str:
     while True:
         health = await ctx.client.health(address)
         if health.ok:
-            return f"healthy in {health.rtt or 0:.2f} s round trip"
+            return f"healthy (/health answered in {health.rtt or 0:.2f} s)"
         last = health.detail
         if time.monotonic() >= deadline:
             break
