@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -135,3 +136,37 @@ async def test_unreachable_member(cluster: EtcdTestCluster) -> None:
                                    cluster.pki / "kubernetes-key.pem", timeout=2.0)
     health = await client.health(f"{cluster.network}.77")
     assert not health.ok and health.error_kind == "refused"
+
+
+async def test_through_a_jump_host(cluster: EtcdTestCluster, tmp_path: Path) -> None:
+    """The client reaches etcd through a real OpenSSH jump host (TunnelDialer) and still
+    verifies each member's certificate for the member's address."""
+    from tests.support.sshd import running_sshd, sshd_missing_reason
+    from tui.core.fleet.dial import TunnelDialer
+    from tui.core.fleet.fleet import Fleet
+    from tui.core.fleet.hostkeys import HostKeyPolicy
+    from tui.core.inventory.model import Host, SSHOptions
+
+    if (reason := sshd_missing_reason()) is not None:
+        pytest.skip(reason)
+    with running_sshd(tmp_path / "sshd", address=f"{cluster.network}.5") as server:
+        known = tmp_path / "known_hosts"
+        known.write_text(server.known_hosts_line())
+        jump = Host(name="jump", address=ipaddress.IPv4Address(server.address),
+                    role="controller",
+                    ssh=SSHOptions(user=server.user, identity=server.client_key_path,
+                                   port=server.port, known_hosts=known))
+        policy = HostKeyPolicy("strict", record_file=tmp_path / "record", user_files=False)
+        async with Fleet([jump], host_keys=policy, use_user_config=False) as fleet:
+            dialer = TunnelDialer(fleet, "jump")
+            try:
+                address = cluster.address("controller-1")
+                host, port = await dialer.endpoint(address, 2379)
+                assert (host, port) != (address, 2379) and host == "127.0.0.1"
+                client = EtcdClient(cluster.client().context, dialer=dialer)
+                status = await client.status(address)
+                assert status.version.startswith(cluster.version)  # type: ignore[attr-defined]
+                result = await client.snapshot(address, tmp_path / "via-jump.db")
+                assert result.verified
+            finally:
+                await dialer.close()
