@@ -124,6 +124,23 @@ def test_bootstrap_rerun_status_snapshot_replace(lab_etcd: LabRunner,
     stale = lab_etcd.lab.host_root("controller-1") / "etc/etcd/kubernetes.pem"
     stale.write_bytes(stale.read_bytes() + b"\n")
 
+    # no tarball: the binaries step fails everywhere and nothing after it runs
+    empty = tmp_path / "cache"
+    empty.mkdir()
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--cache", str(empty), "--yes")
+    assert status == 1, out
+    assert "no release tarball was given" in out and "binaries failed" in out
+    assert not (lab_etcd.lab.host_root("controller-0") / "etc/systemd/system/etcd.service"
+                ).exists()
+    # a tarball that does not match its SHA256SUMS: refused before anything is contacted
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    shutil.copy(tarball, tampered / tarball.name)
+    (tampered / "SHA256SUMS").write_text(f"{'0' * 64}  {tarball.name}\n")
+    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball",
+                      str(tampered / tarball.name), "--yes")
+    assert status == 2 and "does not match its checksum" in out, out
+
     status, out = run(capsys, "etcd", "plan", "-i", inv, "--etcd-tarball", str(tarball))
     assert status == 0, out
     assert "+  --initial-cluster-state new \\" in out
