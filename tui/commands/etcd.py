@@ -94,6 +94,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
         p.add_argument("--connect-timeout", type=positive_seconds, default=10.0,
                        metavar="S", help="give up connecting to a host after S seconds")
         p.add_argument("--audit", metavar="FILE", help="append the audit record to FILE")
+        p.add_argument("--sudo", action="store_true",
+                       help="run remote commands with sudo -n (file writes still need a "
+                            "root login)")
         return p
 
     def changing(p: argparse.ArgumentParser) -> None:
@@ -197,7 +200,8 @@ async def _context(cli: Cli, *, release: bool = False) -> AsyncIterator[EtcdCont
                             "--pki DIR.") from None
         try:
             yield EtcdContext(cli.inventory, fleet, client, cli.pki, release=found,
-                              start_timeout=getattr(args, "start_timeout", 60.0))
+                              start_timeout=getattr(args, "start_timeout", 60.0),
+                              sudo=args.sudo)
         finally:
             await dialer.close()
 

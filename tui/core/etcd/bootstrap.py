@@ -64,6 +64,7 @@ class EtcdContext:
         diagnoses: per host, what the last failure's journal said.
         changed: hosts where this run changed the certificates or the unit (a running
             etcd there is restarted by the start step).
+        sudo: run commands through ``sudo -n`` (file writes still need a root login).
     """
 
     inventory: Inventory
@@ -75,6 +76,7 @@ class EtcdContext:
     start_timeout: float = START_TIMEOUT
     diagnoses: dict[str, list[Diagnosis]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
+    sudo: bool = False
     _deadline: float | None = None
     _view: ClusterView | None = None
     _view_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -101,7 +103,8 @@ class EtcdContext:
                  timeout: float = COMMAND_TIMEOUT) -> tuple[int | None, str]:
         """Run ``command`` on ``name``; (status, stdout+stderr).  ``check``: StepFailed
         unless it exits 0."""
-        result = (await self.fleet.run([name], command, timeout=timeout))[name]
+        result = (await self.fleet.run([name], command, timeout=timeout,
+                                       sudo=self.sudo))[name]
         output = (result.stdout + result.stderr).strip()
         if result.error is not None:
             raise StepFailed(f"{name}: {result.error}")
