@@ -9,5 +9,6 @@ Textual-free.  Modules:
 - :mod:`.bootstrap`: the bootstrap :class:`~tui.core.plan.Plan` (steps 1-6 of doc 07);
 - :mod:`.cluster`: cluster status seen over HTTPS, compared with the inventory;
 - :mod:`.diagnose`: journal lines and endpoint answers in plain words with the fix;
+- :mod:`.clock`: clock skew between controllers, read over SSH;
 - :mod:`.replace`: replace a dead member (remove, re-add, restart with ``existing``).
 """
