@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from tui import __version__
 from tui.core.errors import UserError
 
-COMMANDS = ("app", "inventory", "run", "lab", "certs", "health", "vip", "dns")
+COMMANDS = ("app", "inventory", "run", "lab", "certs", "etcd", "health", "vip", "dns")
 
 DESCRIPTION = """\
 hardway keeps an SSH session to every controller of a hand-built Kubernetes cluster,
