@@ -284,17 +284,21 @@ def test_default_inventory_in_current_directory(env: dict[str, str], inventory: 
     assert result.returncode == 0
 
 
-def test_lint_errors_warn_but_do_not_block(env: dict[str, str], inventory: Path,
-                                           lab_runner: LabRunner, tmp_path: Path) -> None:
+def test_lint_errors_block_run_before_anything_runs(env: dict[str, str], inventory: Path,
+                                                    lab_runner: LabRunner,
+                                                    tmp_path: Path) -> None:
     vip_in_nodes = lab_runner.lab.network + ".5"
     text, count = re.subn(r'(?m)^vip = ".*"$', f'vip = "{vip_in_nodes}"',
                           inventory.read_text())
     assert count == 1
     linted = tmp_path / "inventory.toml"
     linted.write_text(text)
-    result = hardway(env, "-i", str(linted), "-b", "-w", "controller-0", "--", "echo ran")
-    assert result.stdout == block("controller-0 (1)", "ran")
-    assert result.stderr.startswith(f"hardway: warning: {linted}: api.vip: api.vip "
-                                    f"{vip_in_nodes} is inside networks.nodes")
-    assert result.stderr.rstrip().endswith("(not blocking `run`)")
-    assert result.returncode == 0
+    marker = tmp_path / "ran"
+    result = hardway(env, "-i", str(linted), "-b", "-w", "controller-0", "--",
+                     f"touch {marker}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"hardway: {linted}: run refused: the inventory has 1 "
+                                    "error")
+    assert f"  - api.vip: api.vip {vip_in_nodes} is inside networks.nodes" in result.stderr
+    assert not marker.exists()

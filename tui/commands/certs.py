@@ -225,7 +225,9 @@ def _context(args: argparse.Namespace) -> Context:
 
 def _names(ctx: Context, args: argparse.Namespace) -> list[str]:
     from tui.core.hostset import select
+    from tui.core.inventory.gate import require_runnable
 
+    require_runnable(ctx.inventory, f"certs {args.certs_command}")
     names = select(ctx.inventory, args.include, args.exclude)
     if not names:
         raise UserError(f"-w/-x selected no hosts of {ctx.inventory.path}; hosts there: "

@@ -96,7 +96,7 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Load the inventory, select the hosts, run the command, print, return the status."""
-    from tui.core.inventory.lint import lint
+    from tui.core.inventory.gate import require_runnable
     from tui.core.inventory.load import load_inventory
     from tui.core.inventory.locate import locate_inventory
 
@@ -109,10 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
                         "command to run, e.g. `hardway run -- uptime`.")
     path = locate_inventory(getattr(args, "inventory", None))
     inventory = load_inventory(path)
-    for finding in lint(inventory):
-        if finding.severity == "error":
-            print(f"hardway: warning: {path}: {finding.key}: {finding.message} "
-                  "(not blocking `run`)", file=sys.stderr)
+    require_runnable(inventory, "run")
 
     from tui.core.hostset import select
 

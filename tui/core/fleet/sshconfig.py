@@ -164,6 +164,11 @@ class OptionsFactory:
         except asyncssh.ConfigParseError as exc:
             raise UserError(f"The OpenSSH config for {target.name} cannot be used: {exc}.",
                             ) from None
+        except RecursionError:
+            raise UserError(
+                f"The OpenSSH config for {target.name} ({', '.join(kwargs['config'] or [])}) "
+                "includes itself, directly or through other Include lines; `hardway "
+                "inventory check` shows the loop.") from None
         except asyncssh.KeyImportError as exc:
             raise UserError(
                 f"A key named in the OpenSSH config for {target.name} cannot be read: {exc}; "
