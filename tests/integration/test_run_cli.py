@@ -302,3 +302,20 @@ def test_lint_errors_block_run_before_anything_runs(env: dict[str, str], invento
                                     "error")
     assert f"  - api.vip: api.vip {vip_in_nodes} is inside networks.nodes" in result.stderr
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["/dev/full", "directory"])
+def test_unwritable_audit_log_stops_run_before_anything_runs(
+        env: dict[str, str], inventory: Path, tmp_path: Path, where: str) -> None:
+    audit = str(tmp_path) if where == "directory" else where
+    marker = f"audit-probe-{where.strip('/').replace('/', '-')}"
+    result = hardway(env, "-i", str(inventory), "--audit", audit, "-w", "controller-0", "--",
+                     f"echo ran > {marker}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"hardway: the audit log {audit} cannot be written (")
+    assert "nothing was run" in result.stderr
+    check = hardway(env, "-i", str(inventory), "-b", "-w", "controller-0", "--",
+                    f"cat {marker} 2>/dev/null || echo absent")
+    assert check.stdout == block("controller-0 (1)", "absent")

@@ -247,7 +247,8 @@ def _fleet(ctx: Context, args: argparse.Namespace) -> Fleet:
         policy = HostKeyPolicy(mode="accept-new", notify=notify)
     else:
         policy = HostKeyPolicy(mode="strict")
-    audit = AuditLog(Path(args.audit) if args.audit else AuditLog.default_path())
+    audit = AuditLog.for_inventory(ctx.inventory, Path(args.audit) if args.audit else None,
+                                   pki=ctx.pki)
     return Fleet.from_inventory(ctx.inventory, host_keys=policy, audit=audit,
                                 connect_timeout=args.connect_timeout)
 

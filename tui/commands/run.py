@@ -180,7 +180,7 @@ async def execute(
     colour = _wants_colour(out)
     recorder = RunRecorder(names)
     live = LivePrinter(out, err, names, colour=colour) if options.mode == "live" else None
-    audit = AuditLog(options.audit or AuditLog.default_path())
+    audit = AuditLog.for_inventory(inventory, options.audit)
     fleet = Fleet.from_inventory(
         inventory,
         fanout=options.fanout,
