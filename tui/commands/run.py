@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from dataclasses import dataclass
@@ -129,7 +128,9 @@ def run_command(args: argparse.Namespace) -> int:
         accept_new=bool(getattr(args, "accept_new", False)),
         audit=Path(args.audit) if args.audit else None,
     )
-    return asyncio.run(execute(inventory, names, options, sys.stdout, sys.stderr))
+    from tui.core.interrupt import run_interruptible
+
+    return run_interruptible(execute(inventory, names, options, sys.stdout, sys.stderr))
 
 
 @dataclass(frozen=True)
