@@ -386,12 +386,15 @@ def run_check(args: argparse.Namespace) -> int:
 
 async def _survey(ctx: Context, args: argparse.Namespace, names: list[str], *,
                   ca_cert: Any, served: bool) -> Survey:
+    from tui.core.pki.rollout import add_push_findings
     from tui.core.pki.survey import survey
 
     async with _fleet(ctx, args) as fleet:
         await fleet.connect(names)
-        return await survey(ctx.inventory, fleet, ca_cert=ca_cert, names=names,
-                            pki_dir=ctx.pki if ctx.pki.is_dir() else None, served=served)
+        report = await survey(ctx.inventory, fleet, ca_cert=ca_cert, names=names,
+                              pki_dir=ctx.pki if ctx.pki.is_dir() else None, served=served)
+        await add_push_findings(ctx.inventory, fleet, report)
+        return report
 
 
 # -- issue -----------------------------------------------------------------------------

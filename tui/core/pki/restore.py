@@ -1,7 +1,9 @@
 """Undo the last certificate push: the record of what changed, and the restore plan.
 
 The rollout records every change in ``PKI/last-push.json`` (paths and services only, never
-contents) as it makes it.  :func:`build_restore` turns that record into a rolling plan that
+contents) after staging the new files and before replacing any (the backups are linked
+while staging), so a push interrupted at any moment is undone whole.
+:func:`build_restore` turns that record into a rolling plan that
 moves each ``NAME.hardway-bak`` back over ``NAME`` (or removes a file the push created),
 runs daemon-reload when a unit file comes back, and restarts the services concerned,
 waiting for each to answer its health probe (liveness only: the files put back may hold
@@ -20,6 +22,7 @@ from pathlib import Path
 from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.sftp import BACKUP_SUFFIX
+from tui.core.fleet.staged import settle, sweep_temps
 from tui.core.inventory.model import Inventory
 from tui.core.pki.ca import write_atomic
 from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
@@ -151,6 +154,8 @@ class _Restore:
 
     async def _apply(self, name: str) -> str:
         host = self.inventory.host(name)
+        settled = await settle(self.fleet, name)  # an interrupted push: drop its temps
+        swept = await sweep_temps(self.fleet, name, [e.path for e in self._entries[name]])
         missing = []
         for entry in self._entries[name]:
             target = remote_path(host, entry.path)
@@ -172,6 +177,10 @@ class _Restore:
         detail = f"{count} file{'s' if count != 1 else ''} put back"
         if missing:
             detail += f"; no backup of {', '.join(missing)}"
+        if settled is not None:
+            detail += "; the interrupted push's journal and staged files removed"
+        if swept:
+            detail += f"; removed {len(swept)} leftover temp file{'s' * (len(swept) != 1)}"
         return detail
 
     def _restart(self, service: str, hosts: list[str]) -> Step:
