@@ -248,3 +248,60 @@ def test_begin_without_end_in_a_transcript_keeps_what_follows(tmp_path: Path) ->
 def test_registered_secret_shorter_than_four_is_ignored() -> None:
     redactor = Redactor(["ab", "  "])
     assert redactor.known == 0 and redactor.redact("ab cd") == "ab cd"
+
+
+# -- transcripts store the command as accepted, not readline's redraw ----------------------
+
+FIXED = __import__("datetime").datetime(2026, 1, 2, 3, 4, 5, tzinfo=__import__("datetime").UTC)
+
+
+def transcript_of(tmp_path: Path, line: str, *chunks: str) -> str:
+    transcript = Transcript(tmp_path / "echo.log", clock=lambda: FIXED)
+    transcript.output("root@controller-0:~# ")
+    transcript.command(line)
+    for chunk in chunks:
+        transcript.output(chunk)
+    transcript.close()
+    return (tmp_path / "echo.log").read_text()
+
+
+def test_a_wrapped_command_is_stored_as_accepted_not_as_its_redraw(tmp_path: Path) -> None:
+    secret = "Zq77x7Hb4Kp9Wd3Lm8TrQQ"
+    line = f"curl -u admin:{secret} https://10.0.0.1:6443/version"
+    # readline on an 40-column pane: the line wraps, with " \r" at the margin
+    echo = ("root@controller-0:~# curl -u admin:Zq77x7Hb4Kp9 \rWd3Lm8TrQQ https://10.0.0.1:"
+            "6443/version\r\n")
+    text = transcript_of(tmp_path, line, echo[:30], echo[30:], '{"major":"1"}\r\n',
+                         "root@controller-0:~# ")
+    assert "Zq77" not in text and "Wd3Lm8" not in text and "Hb4Kp9" not in text
+    assert text == ("# 2026-01-02T03:04:05Z broadcast: curl -u admin:[REDACTED] "
+                    "https://10.0.0.1:6443/version\n"
+                    '{"major":"1"}\n'
+                    "root@controller-0:~# \n")
+
+
+def test_echo_with_cursor_moves_and_output_in_the_same_chunk(tmp_path: Path) -> None:
+    text = transcript_of(tmp_path, "echo hi",
+                         "e\x1b[Kcho h\x08\x1b[Ci\r\nhi\r\nroot@controller-0:~# ")
+    assert text == ("# 2026-01-02T03:04:05Z broadcast: echo hi\nhi\n"
+                    "root@controller-0:~# \n")
+
+
+def test_a_shell_that_does_not_echo_loses_nothing(tmp_path: Path) -> None:
+    from tui.core.console.transcript import EchoSkip
+
+    transcript = Transcript(tmp_path / "t.log", clock=lambda: FIXED)
+    transcript.command("printf something-unusual")
+    transcript.output("x" * (EchoSkip.ECHO_LIMIT + 10) + "\r\nend\r\n")
+    transcript.close()
+    lines = (tmp_path / "t.log").read_text().splitlines()
+    assert lines[1] == "x" * (EchoSkip.ECHO_LIMIT + 10) and lines[2] == "end"
+
+
+def test_input_for_a_program_skips_no_output(tmp_path: Path) -> None:
+    transcript = Transcript(tmp_path / "t.log", clock=lambda: FIXED)
+    transcript.output("Password: ")
+    transcript.broadcast("yes")  # a line for a program (no command echo expected)
+    transcript.output("\r\naccepted\r\n")
+    transcript.close()
+    assert (tmp_path / "t.log").read_text().splitlines()[-1] == "accepted"

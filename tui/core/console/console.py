@@ -266,7 +266,7 @@ class Console:
                 del record.runs[name]
                 record.skipped[name] = self._why_not(name)
                 continue
-            self._transcribe(name, "broadcast", text)
+            self._transcribe(name, "command", text)
             if run.state == "pending" and run not in self._inflight[name]:
                 self._inflight[name].append(run)  # a shell that reports no CommandStarted
         for old in list(self._broadcasts)[:-MAX_BROADCASTS]:
@@ -366,7 +366,7 @@ class Console:
             self._emit(ConsoleChanged("mode"))
         return self.transcripts
 
-    def _transcribe(self, name: str, kind: Literal["output", "broadcast", "note"],
+    def _transcribe(self, name: str, kind: Literal["output", "broadcast", "command", "note"],
                     text: str) -> None:
         if not self._transcripts.write(name, kind, text):
             self._emit(ConsoleChanged("host", name))
