@@ -305,3 +305,28 @@ def test_input_for_a_program_skips_no_output(tmp_path: Path) -> None:
     transcript.output("\r\naccepted\r\n")
     transcript.close()
     assert (tmp_path / "t.log").read_text().splitlines()[-1] == "accepted"
+
+
+def test_the_consoles_default_transcripts_and_history_use_the_sessions_redactor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from tui.core.console.console import Console
+    from tui.core.inventory.load import load_inventory
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    inventory = load_inventory(seed_inventory(tmp_path, "c2VjcmV0LXRzaWcta2V5LXZhbHVlLTEyMzQ=\n",
+                                              None))
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    audit.add_inventory_secrets(inventory)
+    fleet = SimpleNamespace(audit=audit, subscribe=lambda callback: lambda: None)
+    console = Console(inventory, fleet)  # type: ignore[arg-type]
+    assert console.history.add("echo c2VjcmV0LXRzaWcta2V5LXZhbHVlLTEyMzQ=") is False
+    transcripts = console._transcripts
+    transcripts.on = True
+    transcripts.open("controller-0")
+    transcripts.write("controller-0", "output", "c2VjcmV0LXRzaWcta2V5LXZhbHVlLTEyMzQ=\r\n")
+    path = transcripts.path("controller-0")
+    transcripts.stop()
+    assert path is not None and "c2VjcmV0LXRzaWcta2V5" not in path.read_text()
+    assert "[REDACTED]" in path.read_text()

@@ -77,7 +77,9 @@ class Console:
                  clock: Callable[[], datetime] = _utc_now) -> None:
         self.inventory = inventory
         self.fleet = fleet
-        self.history = history or History()
+        audit = getattr(fleet, "audit", None)
+        redact = audit.redact if audit is not None else None  # the session's one redactor
+        self.history = history or History(redact=redact)
         self._clock = clock
         self.hosts = [host.name for host in inventory.hosts]
         self.broadcast_set = BroadcastSet(self.hosts, inventory.groups())
@@ -89,7 +91,7 @@ class Console:
         self._inflight: dict[str, deque[HostRun | None]] = {n: deque() for n in self.hosts}
         self._broadcasts: dict[int, Broadcast] = {}
         self._next_id = 1
-        self._transcripts = TranscriptSet(inventory.name, transcripts)
+        self._transcripts = TranscriptSet(inventory.name, transcripts, redact=redact)
         self._type_through = False
         self._listeners: list[Callable[[ConsoleChanged], None]] = []
         self._tasks: set[asyncio.Future[Any]] = set()

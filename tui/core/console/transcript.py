@@ -260,14 +260,18 @@ class TranscriptSet:
         cluster: the cluster name (used when no store is given).
         store: where files are created (default: :class:`TranscriptStore` in the XDG
             state dir, made on first use).
+        redact: the session's redactor for the default store (``audit.redact``: the
+            inventory's registered secrets too).
 
     A disk error while writing stops that host's transcript (logged); the console and
     the other transcripts carry on.
     """
 
-    def __init__(self, cluster: str, store: TranscriptStore | None = None) -> None:
+    def __init__(self, cluster: str, store: TranscriptStore | None = None, *,
+                 redact: Redact | None = None) -> None:
         self._cluster = cluster
         self._store = store
+        self._redact = redact
         self._open: dict[str, Transcript] = {}
         self.on = False
 
@@ -315,7 +319,7 @@ class TranscriptSet:
         if not self.on or host in self._open:
             return
         if self._store is None:
-            self._store = TranscriptStore(self._cluster)
+            self._store = TranscriptStore(self._cluster, redact=self._redact)
         try:
             self._open[host] = self._store.open(host)
         except OSError as error:
