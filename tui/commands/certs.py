@@ -443,7 +443,9 @@ def run_push(args: argparse.Namespace) -> int:
     """Handler of ``certs push`` (and ``--restore``)."""
     ctx = _context(args)
     names = _names(ctx, args)
-    return asyncio.run(_push(ctx, args, names))
+    from tui.core.interrupt import run_interruptible
+
+    return run_interruptible(_push(ctx, args, names))
 
 
 async def _push(ctx: Context, args: argparse.Namespace, names: list[str]) -> int:
