@@ -108,7 +108,7 @@ def killable(command: str) -> str:
     command without a PTY when the client vanishes (kill -9, a dropped network), it exits
     and the shell is re-parented.  The watchdog then sends HUP to the shell, whose trap
     kills the group.  A ``ps`` that cannot tell (missing, unsupported options) never
-    triggers it.  The watchdog is ended with the command.
+    triggers it.  The watchdog (and its ``sleep``) is ended with the command.
     """
     on_signal = (
         "trap '' TERM HUP INT; exec 2>/dev/null; "
@@ -120,8 +120,8 @@ def killable(command: str) -> str:
     watchdog = (
         "hw_parent=$PPID; hw_watch=\n"
         "if [ -n \"$hw_parent\" ]; then (\n"
-        "  trap - TERM HUP INT\n"
-        f"  while sleep {ORPHAN_CHECK_SECONDS}; do\n"
+        "  hw_s=; trap 'kill $hw_s 2>/dev/null; exit 0' TERM; trap - HUP INT\n"
+        f"  while sleep {ORPHAN_CHECK_SECONDS} & hw_s=$!; wait $hw_s; do\n"
         "    hw_now=$(ps -o ppid= -p $$ 2>/dev/null | tr -d ' ')\n"
         "    [ -z \"$hw_now\" ] && ! kill -0 $$ 2>/dev/null && break\n"
         "    if [ -n \"$hw_now\" ] && [ \"$hw_now\" != \"$hw_parent\" ]; then\n"
