@@ -30,7 +30,7 @@ from tui.core.fleet.sftp import TEMP_MARK
 from tui.core.fleet.staged import FileWrite, read_journal, stage, sweep_temps
 from tui.core.inventory.model import Inventory
 from tui.core.pki.inspect import key_matches
-from tui.core.pki.restore import PushManifest
+from tui.core.pki.restore import PushManifest, build_restore
 from tui.core.pki.rollout import _journal_findings, switch_order
 from tui.core.pki.survey import HostSurvey, Placement, RemoteFile
 
@@ -124,18 +124,29 @@ async def test_kill_9_during_pushes_never_leaves_an_undetected_split(
     await (await stage(fleet, HOST, [FileWrite(CERT, (tmp_path / "a.pem").read_bytes()),
                                      FileWrite(KEY, (tmp_path / "a-key.pem").read_bytes(),
                                                0o600)], label="test")).switch()
-    current = "a"
-    outcomes = {"untouched": 0, "detected": 0, "switched": 0}
-    for _ in range(KILLS):
+    # how long one push takes from "ready" to "done": the kills land inside that window
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.push_child", str(inventory.path), HOST,
+         str(manifest_path), str(tmp_path), "b"], env=env, stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    assert child.stdout.readline().strip() == "done"
+    window = time.monotonic() - started
+    child.kill()
+    child.wait(10)
+    current = "b"
+    outcomes = {"untouched": 0, "detected": 0, "switched": 0, "restored": 0}
+    for turn in range(KILLS):
         before = {p: _sha(await fleet.get(HOST, p)) for p in (CERT, KEY)}
         other = "b" if current == "a" else "a"
+        pause = "0.1" if turn % 2 else "0"  # every other push lingers between stage and switch
         child = subprocess.Popen(
             [sys.executable, "-m", "tests.support.push_child", str(inventory.path), HOST,
-             str(manifest_path), str(tmp_path), other], env=env, stdout=subprocess.PIPE,
-            text=True)
+             str(manifest_path), str(tmp_path), other, pause], env=env,
+            stdout=subprocess.PIPE, text=True)
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0.0, 0.15))
+        time.sleep(rng.uniform(0.0, window * 1.1 + float(pause)))
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         journal = await read_journal(fleet, HOST)
@@ -148,6 +159,14 @@ async def test_kill_9_during_pushes_never_leaves_an_undetected_split(
             outcomes["switched" if changed else "untouched"] += 1
         recorded = {e.path for e in PushManifest(manifest_path).entries(HOST)}
         assert set(changed) <= recorded, f"{changed} changed, last-push.json has {recorded}"
+        if (changed or journal is not None) and rng.random() < 0.5:
+            # push --restore puts back every file the interrupted push touched
+            plan = build_restore(inventory, fleet, tmp_path, names=[HOST])
+            result = await plan.run()
+            assert result.ok, result
+            assert {p: _sha(await fleet.get(HOST, p)) for p in (CERT, KEY)} == before
+            assert await read_journal(fleet, HOST) is None
+            outcomes["restored"] += 1
         # the next push settles any journal, sweeps temps and leaves a matching pair
         await settle(fleet, HOST)
         pair = rng.choice("ab")
@@ -159,8 +178,8 @@ async def test_kill_9_during_pushes_never_leaves_an_undetected_split(
         current = pair
         assert not [n for n in await listing(fleet, "/etc/hardway-killtest") if TEMP_MARK in n]
         assert key_matches(await fleet.get(HOST, CERT), await fleet.get(HOST, KEY))
-    assert sum(outcomes.values()) == KILLS
-    print("kill -9 outcomes:", outcomes)
+    assert outcomes["untouched"] + outcomes["detected"] + outcomes["switched"] == KILLS
+    print(f"kill -9 outcomes over a {window * 1000:.0f} ms push:", outcomes)
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")

@@ -1,9 +1,9 @@
 """A child process that pushes a certificate and its key over and over (for kill -9 tests).
 
-``python -m tests.support.push_child INVENTORY HOST MANIFEST DIR STEM`` writes the pair
+``python -m tests.support.push_child INVENTORY HOST MANIFEST DIR STEM [PAUSE]`` writes the pair
 ``DIR/STEM.pem`` and ``DIR/STEM-key.pem`` to ``/etc/hardway-killtest/`` on HOST exactly as
 the certificate rollout's put step does: clear the host's record, stage both, record them
-in MANIFEST, switch them back to back.  It prints ``ready`` once connected and ``done``
+in MANIFEST, (wait PAUSE seconds,) switch them back to back.  It prints ``ready`` once connected and ``done``
 after the switch, then waits to be killed; the parent kills it at a random moment.
 """
 
@@ -24,7 +24,7 @@ KEY = "/etc/hardway-killtest/kubernetes-key.pem"
 
 
 async def main(inventory_path: str, name: str, manifest_path: str, pairs: str,
-               which: str) -> None:
+               which: str, pause: str = "0") -> None:
     inventory = load_inventory(Path(inventory_path))
     policy = HostKeyPolicy(mode="strict", user_files=False,
                            record_file=Path(manifest_path).parent / "record")
@@ -40,10 +40,11 @@ async def main(inventory_path: str, name: str, manifest_path: str, pairs: str,
         staged = await stage(fleet, name, files, label="kill test")
         for entry in staged.changed:
             manifest.record(name, entry.path, (), backup=entry.existed)
+        await asyncio.sleep(float(pause))  # widen the staged-not-switched window
         await staged.switch()
         print("done", flush=True)
         await asyncio.sleep(3600)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:6]))
+    asyncio.run(main(*sys.argv[1:7]))

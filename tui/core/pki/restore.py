@@ -160,8 +160,11 @@ class _Restore:
         for entry in self._entries[name]:
             target = remote_path(host, entry.path)
             if entry.backup:
-                script = (f"if [ -e {shlex.quote(target + BACKUP_SUFFIX)} ]; then mv -f "
-                          f"{shlex.quote(target + BACKUP_SUFFIX)} {shlex.quote(target)}; "
+                # a push interrupted before its switch left the backup as a hard link of
+                # the (unchanged) file: nothing to put back, drop the link
+                backup, quoted = shlex.quote(target + BACKUP_SUFFIX), shlex.quote(target)
+                script = (f"if [ -e {backup} ]; then if [ {backup} -ef {quoted} ]; then "
+                          f"rm -f {backup}; else mv -f {backup} {quoted}; fi; "
                           "else echo missing; fi")
             else:
                 script = f"rm -f {shlex.quote(target)}"
