@@ -3,8 +3,9 @@
 ``python -m tests.support.push_child INVENTORY HOST MANIFEST DIR STEM [PAUSE]`` writes the pair
 ``DIR/STEM.pem`` and ``DIR/STEM-key.pem`` to ``/etc/hardway-killtest/`` on HOST exactly as
 the certificate rollout's put step does: clear the host's record, stage both, record them
-in MANIFEST, (wait PAUSE seconds,) switch them back to back.  It prints ``ready`` once connected and ``done``
-after the switch, then waits to be killed; the parent kills it at a random moment.
+in MANIFEST, (wait PAUSE seconds,) switch them back to back.  It prints ``ready`` once
+connected and ``done`` after the switch, then waits to be killed; the parent kills it at
+a random moment.
 """
 
 from __future__ import annotations
