@@ -165,7 +165,7 @@ def create_app(
     # In the app an unknown key is always a question for the user (the modal); a changed
     # key is refused by the policy without asking.  --accept-new records without asking.
     policy = HostKeyPolicy(mode="accept-new")
-    audit = AuditLog(audit_path or AuditLog.default_path())
+    audit = AuditLog.for_inventory(inventory, audit_path)
     fleet = Fleet.from_inventory(inventory, host_keys=policy, audit=audit)
     app = HardwayApp(inventory, fleet, connect=connect)
     if not accept_new:

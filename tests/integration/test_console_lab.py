@@ -121,3 +121,21 @@ async def test_interrupt_stops_a_long_command_everywhere_within_a_second(
     assert after is not None
     await finished(after)
     assert {run.output for run in after.runs.values()} == {"alive"}
+
+
+async def test_transcript_keeps_a_wrapped_command_as_accepted(console: Console) -> None:
+    """A command longer than the 80-column pane is echoed (and, by readline, redrawn) in
+    pieces; the transcript stores the line as accepted, redacted whole, never the pieces."""
+    secret = "Zq31x7Hb4Kp9Wd3Lm8TrQ" * 3
+    paths = console.set_transcripts(True)
+    record = console.broadcast(f": {'x' * 50} curl -u admin:{secret} https://10.0.0.1:6443/v; "
+                               "echo done-marker")
+    assert record is not None
+    await finished(record)
+    console.set_transcripts(False)
+    for name in NAMES:
+        text = paths[name].read_text()
+        pieces = [secret[i:i + 8] for i in range(0, len(secret) - 8)]
+        assert not [p for p in pieces if p in text], text
+        assert "curl -u admin:[REDACTED] https://10.0.0.1:6443/v; echo done-marker" in text
+        assert "\ndone-marker\n" in text

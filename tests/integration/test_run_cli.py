@@ -284,17 +284,38 @@ def test_default_inventory_in_current_directory(env: dict[str, str], inventory: 
     assert result.returncode == 0
 
 
-def test_lint_errors_warn_but_do_not_block(env: dict[str, str], inventory: Path,
-                                           lab_runner: LabRunner, tmp_path: Path) -> None:
+def test_lint_errors_block_run_before_anything_runs(env: dict[str, str], inventory: Path,
+                                                    lab_runner: LabRunner,
+                                                    tmp_path: Path) -> None:
     vip_in_nodes = lab_runner.lab.network + ".5"
     text, count = re.subn(r'(?m)^vip = ".*"$', f'vip = "{vip_in_nodes}"',
                           inventory.read_text())
     assert count == 1
     linted = tmp_path / "inventory.toml"
     linted.write_text(text)
-    result = hardway(env, "-i", str(linted), "-b", "-w", "controller-0", "--", "echo ran")
-    assert result.stdout == block("controller-0 (1)", "ran")
-    assert result.stderr.startswith(f"hardway: warning: {linted}: api.vip: api.vip "
-                                    f"{vip_in_nodes} is inside networks.nodes")
-    assert result.stderr.rstrip().endswith("(not blocking `run`)")
-    assert result.returncode == 0
+    marker = tmp_path / "ran"
+    result = hardway(env, "-i", str(linted), "-b", "-w", "controller-0", "--",
+                     f"touch {marker}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"hardway: {linted}: run refused: the inventory has 1 "
+                                    "error")
+    assert f"  - api.vip: api.vip {vip_in_nodes} is inside networks.nodes" in result.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("where", ["/dev/full", "directory"])
+def test_unwritable_audit_log_stops_run_before_anything_runs(
+        env: dict[str, str], inventory: Path, tmp_path: Path, where: str) -> None:
+    audit = str(tmp_path) if where == "directory" else where
+    marker = f"audit-probe-{where.strip('/').replace('/', '-')}"
+    result = hardway(env, "-i", str(inventory), "--audit", audit, "-w", "controller-0", "--",
+                     f"echo ran > {marker}")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"hardway: the audit log {audit} cannot be written (")
+    assert "nothing was run" in result.stderr
+    check = hardway(env, "-i", str(inventory), "-b", "-w", "controller-0", "--",
+                    f"cat {marker} 2>/dev/null || echo absent")
+    assert check.stdout == block("controller-0 (1)", "absent")

@@ -84,3 +84,31 @@ def test_unterminated_private_key_block_is_redacted_to_the_end(tmp_path: Path) -
     log = AuditLog(tmp_path / "a.jsonl")
     text = "printf '-----BEGIN RSA PRIVATE KEY-----\nMIIEow...' > k"
     assert log.redact(text) == "printf '[REDACTED PRIVATE KEY]"
+
+
+def test_check_refuses_what_cannot_be_written(tmp_path: Path) -> None:
+    import os
+
+    from tui.core.audit import AuditUnwritable
+
+    os.mkfifo(tmp_path / "fifo")
+    for target, reason in ((Path("/dev/full"), "not a regular file"),
+                           (tmp_path, "it is a directory"),
+                           (tmp_path / "fifo", "named pipe (FIFO) nobody reads")):
+        with pytest.raises(AuditUnwritable) as caught:
+            AuditLog(target).check()
+        message = str(caught.value)
+        assert message.startswith(f"the audit log {target} cannot be written (")
+        assert reason in message and "nothing was run" in message and "\n" not in message
+    AuditLog(Path("/dev/null")).check()
+    fine = AuditLog(tmp_path / "new" / "audit.jsonl")
+    fine.check()
+    assert fine.path.exists() and list(fine.path.parent.iterdir()) == [fine.path]
+
+
+def test_a_failed_append_is_a_user_error(tmp_path: Path) -> None:
+    from tui.core.audit import AuditUnwritable
+
+    with pytest.raises(AuditUnwritable, match="the command ran but is not recorded"):
+        AuditLog(Path("/dev/full")).record(host="c0", kind="exec", status=0, duration=0.0,
+                                           command="true")

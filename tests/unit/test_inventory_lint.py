@@ -122,7 +122,7 @@ LINT_CASES: list[tuple[str, str, str, str, str, list[str]]] = [
      'address = "10.10.0.10"\nssh = { identity = "c0.key" }', "error",
      "controllers[0].ssh.identity", ["controllers[0].ssh.identity", "c0.key\" does not exist"]),
     ("identity-is-directory", 'user = "root"', 'user = "root"\nidentity = "secrets"',
-     "error", "ssh.identity", ["secrets\" is not a regular file"]),
+     "error", "ssh.identity", ["secrets\" is a directory, not a regular file"]),
     ("ssh-config-missing", 'user = "root"', 'user = "root"\nconfig = "ssh_config"', "error",
      "ssh.config", ["ssh_config\" does not exist", "OpenSSH client config"]),
     ("known-hosts-missing", 'user = "root"', 'user = "root"\nknown_hosts = "kh"', "warning",

@@ -49,9 +49,11 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
 
 def _launch(inventory_path: Path, *, accept_new: bool) -> int:
     from tui.app import create_app
+    from tui.core.inventory.gate import require_runnable
     from tui.core.inventory.load import load_inventory
 
     inventory = load_inventory(inventory_path)
+    require_runnable(inventory, "the app")
     app = create_app(inventory, accept_new=accept_new)
     result = app.run()
     return int(result or 0)

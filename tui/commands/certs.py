@@ -225,7 +225,9 @@ def _context(args: argparse.Namespace) -> Context:
 
 def _names(ctx: Context, args: argparse.Namespace) -> list[str]:
     from tui.core.hostset import select
+    from tui.core.inventory.gate import require_runnable
 
+    require_runnable(ctx.inventory, f"certs {args.certs_command}")
     names = select(ctx.inventory, args.include, args.exclude)
     if not names:
         raise UserError(f"-w/-x selected no hosts of {ctx.inventory.path}; hosts there: "
@@ -245,7 +247,8 @@ def _fleet(ctx: Context, args: argparse.Namespace) -> Fleet:
         policy = HostKeyPolicy(mode="accept-new", notify=notify)
     else:
         policy = HostKeyPolicy(mode="strict")
-    audit = AuditLog(Path(args.audit) if args.audit else AuditLog.default_path())
+    audit = AuditLog.for_inventory(ctx.inventory, Path(args.audit) if args.audit else None,
+                                   pki=ctx.pki)
     return Fleet.from_inventory(ctx.inventory, host_keys=policy, audit=audit,
                                 connect_timeout=args.connect_timeout)
 
@@ -383,12 +386,15 @@ def run_check(args: argparse.Namespace) -> int:
 
 async def _survey(ctx: Context, args: argparse.Namespace, names: list[str], *,
                   ca_cert: Any, served: bool) -> Survey:
+    from tui.core.pki.rollout import add_push_findings
     from tui.core.pki.survey import survey
 
     async with _fleet(ctx, args) as fleet:
         await fleet.connect(names)
-        return await survey(ctx.inventory, fleet, ca_cert=ca_cert, names=names,
-                            pki_dir=ctx.pki if ctx.pki.is_dir() else None, served=served)
+        report = await survey(ctx.inventory, fleet, ca_cert=ca_cert, names=names,
+                              pki_dir=ctx.pki if ctx.pki.is_dir() else None, served=served)
+        await add_push_findings(ctx.inventory, fleet, report)
+        return report
 
 
 # -- issue -----------------------------------------------------------------------------
@@ -437,7 +443,9 @@ def run_push(args: argparse.Namespace) -> int:
     """Handler of ``certs push`` (and ``--restore``)."""
     ctx = _context(args)
     names = _names(ctx, args)
-    return asyncio.run(_push(ctx, args, names))
+    from tui.core.interrupt import run_interruptible
+
+    return run_interruptible(_push(ctx, args, names))
 
 
 async def _push(ctx: Context, args: argparse.Namespace, names: list[str]) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from dataclasses import dataclass
@@ -96,7 +95,7 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Load the inventory, select the hosts, run the command, print, return the status."""
-    from tui.core.inventory.lint import lint
+    from tui.core.inventory.gate import require_runnable
     from tui.core.inventory.load import load_inventory
     from tui.core.inventory.locate import locate_inventory
 
@@ -109,10 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
                         "command to run, e.g. `hardway run -- uptime`.")
     path = locate_inventory(getattr(args, "inventory", None))
     inventory = load_inventory(path)
-    for finding in lint(inventory):
-        if finding.severity == "error":
-            print(f"hardway: warning: {path}: {finding.key}: {finding.message} "
-                  "(not blocking `run`)", file=sys.stderr)
+    require_runnable(inventory, "run")
 
     from tui.core.hostset import select
 
@@ -132,7 +128,9 @@ def run_command(args: argparse.Namespace) -> int:
         accept_new=bool(getattr(args, "accept_new", False)),
         audit=Path(args.audit) if args.audit else None,
     )
-    return asyncio.run(execute(inventory, names, options, sys.stdout, sys.stderr))
+    from tui.core.interrupt import run_interruptible
+
+    return run_interruptible(execute(inventory, names, options, sys.stdout, sys.stderr))
 
 
 @dataclass(frozen=True)
@@ -183,7 +181,7 @@ async def execute(
     colour = _wants_colour(out)
     recorder = RunRecorder(names)
     live = LivePrinter(out, err, names, colour=colour) if options.mode == "live" else None
-    audit = AuditLog(options.audit or AuditLog.default_path())
+    audit = AuditLog.for_inventory(inventory, options.audit)
     fleet = Fleet.from_inventory(
         inventory,
         fanout=options.fanout,

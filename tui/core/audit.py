@@ -2,40 +2,38 @@
 
 Records go to ``$XDG_STATE_HOME/hardway/audit.jsonl`` (default
 ``~/.local/state/hardway/audit.jsonl``) or a path given by the user (``--audit FILE``).
-Every text field is redacted before it is written: private-key PEM blocks,
-``--tsig-secret``/``secret=``/``password=`` values, BIND-style ``secret "..."`` clauses and
-every string registered with :meth:`AuditLog.add_secret`.
+Every text field is redacted before it is written by the one redactor
+(:mod:`tui.core.redact`): every secret form it knows and every secret registered with
+:meth:`AuditLog.add_secret` or :meth:`AuditLog.add_inventory_secrets`.  The console's
+history and transcripts use the same redactor (``audit.redact``).  :meth:`AuditLog.check`
+proves the file can be appended to before a command runs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import getpass
 import json
 import os
-import re
+import stat
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-REDACTED = "[REDACTED]"
-MIN_SECRET_LENGTH = 4
-"""Registered secrets shorter than this are ignored (they would redact ordinary text)."""
+from tui.core.errors import UserError
+from tui.core.inventory.safefile import kind
+from tui.core.redact import MIN_SECRET_LENGTH, REDACTED, Redactor
 
-_PEM_PRIVATE = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)",
-    re.DOTALL)
-_OPTION_VALUE = re.compile(
-    r"""(?P<key>--?(?:tsig-secret|secret|password|passwd|token)(?:=|\s+))"""
-    r"""(?P<value>'[^']*'|"[^"]*"|\S+)""", re.IGNORECASE)
-_ASSIGNMENT = re.compile(
-    r"""(?P<key>\b[\w.-]*(?:secret|password|passwd|token)\s*[=:]\s*)"""
-    r"""(?P<value>'[^']*'|"[^"]*"|[^\s;,&|]+)""", re.IGNORECASE)
-_BIND_SECRET = re.compile(r"""(?P<key>\bsecret\s+)(?P<value>"[^"]*")""", re.IGNORECASE)
+if TYPE_CHECKING:
+    from tui.core.inventory.model import Inventory
+
+__all__ = ["MIN_SECRET_LENGTH", "REDACTED", "AuditLog", "AuditUnwritable"]
 
 
-def _keep_key(match: re.Match[str]) -> str:
-    return match.group("key") + REDACTED
+class AuditUnwritable(UserError):
+    """The audit log cannot be written: the command must not run unrecorded."""
 
 
 class AuditLog:
@@ -47,8 +45,30 @@ class AuditLog:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._secrets: set[str] = set()
+        self.redactor = Redactor()
+        """The redactor every sink of this session shares."""
         self._user = _local_user()
+
+    @classmethod
+    def for_inventory(cls, inventory: Inventory, path: Path | None = None, *,
+                      pki: Path | None = None, check: bool = True) -> AuditLog:
+        """The audit log of a session on ``inventory``: checked and knowing its secrets.
+
+        Args:
+            inventory: its TSIG secret and encryption key are registered for redaction.
+            path: the log file (default :meth:`default_path`).
+            pki: the PKI directory holding ``encryption-config.yaml`` (default ``pki/``
+                next to the inventory).
+            check: refuse now when the file cannot be written (see :meth:`check`).
+
+        Raises:
+            AuditUnwritable: ``check`` and the log cannot be written.
+        """
+        audit = cls(path or cls.default_path())
+        if check:
+            audit.check()
+        audit.add_inventory_secrets(inventory, pki)
+        return audit
 
     @staticmethod
     def default_path() -> Path:
@@ -58,18 +78,49 @@ class AuditLog:
 
     def add_secret(self, secret: str) -> None:
         """Never write ``secret`` (e.g. a TSIG secret read from its file) to the log."""
-        secret = secret.strip()
-        if len(secret) >= MIN_SECRET_LENGTH:
-            self._secrets.add(secret)
+        self.redactor.add_secret(secret)
+
+    def add_inventory_secrets(self, inventory: Inventory, pki: Path | None = None) -> None:
+        """Register the inventory's secrets (TSIG secret, encryption key) for redaction."""
+        self.redactor.add_inventory(inventory, pki)
 
     def redact(self, text: str) -> str:
         """Return ``text`` with every known kind of secret replaced by ``[REDACTED]``."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            text = text.replace(secret, REDACTED)
-        text = _PEM_PRIVATE.sub("[REDACTED PRIVATE KEY]", text)
-        text = _OPTION_VALUE.sub(_keep_key, text)
-        text = _BIND_SECRET.sub(_keep_key, text)
-        return _ASSIGNMENT.sub(_keep_key, text)
+        return self.redactor.redact(text)
+
+    def check(self) -> None:
+        """Make sure records can be appended, before anything runs.
+
+        The file is opened for appending as :meth:`record` does (a FIFO without a reader
+        is refused instead of waiting); a special file other than ``/dev/null`` (say
+        ``/dev/full``) is refused, and a small file written and removed beside a regular
+        log shows whether the disk is full.
+
+        Raises:
+            AuditUnwritable: the log cannot be written, with one clear line.
+        """
+        path = self.path
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, "it is a directory")
+            if not path.parent.exists():
+                path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+            try:
+                info = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if stat.S_ISREG(info.st_mode):
+                _probe_space(path)
+            elif os.path.realpath(path) != os.devnull:
+                raise OSError(errno.EINVAL, f"it is {kind(info.st_mode)}, not a regular file")
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            if exc.errno == errno.ENXIO:
+                reason = "it is a named pipe (FIFO) nobody reads"
+            raise AuditUnwritable(
+                f"the audit log {path} cannot be written ({reason}); nothing was run. Pass "
+                "--audit FILE with a writable file, or free space on its disk.") from None
 
     def record(self, *, host: str, kind: str, status: int | None, duration: float,
                command: str | None = None, path: str | None = None,
@@ -108,13 +159,36 @@ class AuditLog:
 
     def _append(self, entry: Mapping[str, Any]) -> None:
         line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
-        if not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+            if not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
+                         0o600)
+            try:
+                os.write(fd, line.encode("utf-8"))
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise AuditUnwritable(
+                f"the audit log {self.path} cannot be written ({exc.strerror or exc}); the "
+                "command ran but is not recorded. Free space on its disk or pass --audit "
+                "FILE.") from None
+
+
+def _probe_space(path: Path) -> None:
+    """Write and remove a small file beside ``path`` (a full disk fails here)."""
+    probe = path.parent / f".{path.name}.probe-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return  # a directory we may not create files in: the append itself was allowed
+    try:
+        os.write(fd, b"x" * 4096)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def _local_user() -> str:

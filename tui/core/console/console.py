@@ -77,7 +77,9 @@ class Console:
                  clock: Callable[[], datetime] = _utc_now) -> None:
         self.inventory = inventory
         self.fleet = fleet
-        self.history = history or History()
+        audit = getattr(fleet, "audit", None)
+        redact = audit.redact if audit is not None else None  # the session's one redactor
+        self.history = history or History(redact=redact)
         self._clock = clock
         self.hosts = [host.name for host in inventory.hosts]
         self.broadcast_set = BroadcastSet(self.hosts, inventory.groups())
@@ -89,7 +91,7 @@ class Console:
         self._inflight: dict[str, deque[HostRun | None]] = {n: deque() for n in self.hosts}
         self._broadcasts: dict[int, Broadcast] = {}
         self._next_id = 1
-        self._transcripts = TranscriptSet(inventory.name, transcripts)
+        self._transcripts = TranscriptSet(inventory.name, transcripts, redact=redact)
         self._type_through = False
         self._listeners: list[Callable[[ConsoleChanged], None]] = []
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -266,7 +268,7 @@ class Console:
                 del record.runs[name]
                 record.skipped[name] = self._why_not(name)
                 continue
-            self._transcribe(name, "broadcast", text)
+            self._transcribe(name, "command", text)
             if run.state == "pending" and run not in self._inflight[name]:
                 self._inflight[name].append(run)  # a shell that reports no CommandStarted
         for old in list(self._broadcasts)[:-MAX_BROADCASTS]:
@@ -366,7 +368,7 @@ class Console:
             self._emit(ConsoleChanged("mode"))
         return self.transcripts
 
-    def _transcribe(self, name: str, kind: Literal["output", "broadcast", "note"],
+    def _transcribe(self, name: str, kind: Literal["output", "broadcast", "command", "note"],
                     text: str) -> None:
         if not self._transcripts.write(name, kind, text):
             self._emit(ConsoleChanged("host", name))

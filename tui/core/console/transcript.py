@@ -5,7 +5,9 @@ Files live in ``$XDG_STATE_HOME/hardway/transcripts/<cluster>/<host>-<timestamp>
 
 * the host's terminal output, converted to plain lines (:class:`PlainText`: escape
   sequences stripped, ``\\r`` progress bars collapsed to their final state), and
-* the broadcast lines sent to the host, as ``# <time> broadcast: <line>`` lines.
+* the broadcast lines sent to the host, as ``# <time> broadcast: <line>`` lines: for a
+  command line, this record (the line as accepted, redacted whole) replaces the shell's
+  echo of it, which readline redraws in pieces when the line is longer than the pane.
 
 Raw keystrokes (type-through mode, typing in a focused pane) are never recorded, so a
 password typed at a prompt with echo off does not reach the file.  Every line goes
@@ -15,6 +17,7 @@ passwords, whole private-key blocks).
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import logging
 import os
@@ -65,6 +68,7 @@ class Transcript:
         self._clock = clock
         self._text = PlainText()
         self._redactor = LineRedactor(redact)
+        self._echo: EchoSkip | None = None
         path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         self._file: TextIO | None = os.fdopen(fd, "a", encoding="utf-8", newline="\n")
@@ -78,6 +82,12 @@ class Transcript:
         """Record terminal output from the host (finished lines are written now)."""
         if self._file is None:
             return
+        if self._echo is not None:
+            data = self._echo.feed(data)
+            if self._echo.done:
+                self._echo = None
+            if not data:
+                return
         self._lines(self._text.feed(data))
 
     def broadcast(self, line: str) -> None:
@@ -87,6 +97,23 @@ class Transcript:
         stamp = self._clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for part in line.splitlines() or [""]:
             self._lines([f"# {stamp} broadcast: {part}"])
+
+    def command(self, line: str) -> None:
+        """Record a command line sent to the shell, as accepted, in place of its echo.
+
+        The shell echoes the line back (readline redraws a line longer than the pane with
+        carriage returns, which would store a secret in two pieces no pattern recognises):
+        the ``# <time> broadcast: <line>`` record (redacted as a whole) stands for it, the
+        prompt before it is dropped, and the echo is skipped up to the line end that follows
+        the line's last characters (see :class:`EchoSkip`).
+        """
+        if self._file is None:
+            return
+        self._release_echo()
+        self.broadcast(line)
+        self._text.flush()  # the prompt the line was typed at
+        skip = EchoSkip(line)
+        self._echo = skip if skip.tail else None
 
     def note(self, text: str) -> None:
         """Record a console event (``# <time> <text>``), e.g. a closed shell."""
@@ -99,11 +126,19 @@ class Transcript:
         """Write the unfinished last line, then close the file (idempotent)."""
         if self._file is None:
             return
+        self._release_echo()
         rest = self._text.flush()
         if rest:
             self._lines([rest])
         self._file.close()
         self._file = None
+
+    def _release_echo(self) -> None:
+        """Give back what an unfinished echo skip holds (the echo never came: output)."""
+        if self._echo is not None:
+            held, self._echo = self._echo.release(), None
+            if held:
+                self._lines(self._text.feed(held))
 
     def _lines(self, lines: list[str]) -> None:
         assert self._file is not None
@@ -111,6 +146,78 @@ class Transcript:
         if kept:
             self._file.write("".join(line + "\n" for line in kept))
             self._file.flush()
+
+
+class EchoSkip:
+    """Skips the shell's echo of a command line in the output that follows it.
+
+    The echo ends at the first line end after the command's last non-blank characters
+    (the Enter); everything after that is output.  Escape sequences, carriage returns,
+    backspaces and blanks are ignored while looking for those characters, so readline's
+    redraw of a wrapped line is skipped whole.  When they do not show up within
+    :data:`ECHO_LIMIT` characters (a shell that does not echo), the held text is given
+    back as output.
+
+    Args:
+        line: the command line sent.
+    """
+
+    ECHO_LIMIT = 65536
+
+    def __init__(self, line: str) -> None:
+        self.tail = re.sub(r"\s+", "", line)[-16:]
+        self.done = False
+        self._seen = False
+        self._window = ""
+        self._held: list[str] = []
+        self._size = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, data: bytes | str) -> str:
+        """The part of ``data`` that is output, not echo ("" while the echo goes on)."""
+        text = self._decoder.decode(data) if isinstance(data, bytes) else data
+        if not self._seen:
+            self._held.append(text)
+            self._size += len(text)
+            end = self._tail_end(text)
+            if end is None:
+                if self._size > self.ECHO_LIMIT:
+                    self.done = True
+                    return "".join(self._held)
+                return ""
+            self._seen = True
+            self._held.clear()
+            text = text[end:]
+        newline = text.find("\n")
+        if newline < 0:
+            return ""
+        self.done = True
+        return text[newline + 1:]
+
+    def release(self) -> str:
+        """What is held while looking for the echo (given back when it never came)."""
+        held = "".join(self._held)
+        self._held.clear()
+        self.done = True
+        return held
+
+    def _tail_end(self, text: str) -> int | None:
+        """Index just after the command's last characters in ``text`` (None: not yet)."""
+        start = 0
+        spans = [(m.start(), m.end()) for m in _ESCAPE.finditer(text)] + [(len(text), len(text))]
+        for begin, finish in spans:
+            for index in range(start, begin):
+                char = text[index]
+                if char.isspace() or ord(char) < 32 or char == "\x7f":
+                    continue
+                self._window = (self._window + char)[-len(self.tail):]
+                if self._window == self.tail:
+                    return index + 1
+            start = finish
+        return None
+
+
+_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[ -/]*[0-~]")
 
 
 class TranscriptStore:
@@ -153,14 +260,18 @@ class TranscriptSet:
         cluster: the cluster name (used when no store is given).
         store: where files are created (default: :class:`TranscriptStore` in the XDG
             state dir, made on first use).
+        redact: the session's redactor for the default store (``audit.redact``: the
+            inventory's registered secrets too).
 
     A disk error while writing stops that host's transcript (logged); the console and
     the other transcripts carry on.
     """
 
-    def __init__(self, cluster: str, store: TranscriptStore | None = None) -> None:
+    def __init__(self, cluster: str, store: TranscriptStore | None = None, *,
+                 redact: Redact | None = None) -> None:
         self._cluster = cluster
         self._store = store
+        self._redact = redact
         self._open: dict[str, Transcript] = {}
         self.on = False
 
@@ -208,7 +319,7 @@ class TranscriptSet:
         if not self.on or host in self._open:
             return
         if self._store is None:
-            self._store = TranscriptStore(self._cluster)
+            self._store = TranscriptStore(self._cluster, redact=self._redact)
         try:
             self._open[host] = self._store.open(host)
         except OSError as error:
@@ -220,9 +331,10 @@ class TranscriptSet:
                 raise problem from None
             log.warning("%s", problem)
 
-    def write(self, host: str, kind: Literal["output", "broadcast", "note"],
+    def write(self, host: str, kind: Literal["output", "broadcast", "command", "note"],
               text: str) -> bool:
-        """Add output, a broadcast line or a note to ``host``'s file.
+        """Add output, a broadcast line (``command``: a command line, whose echo is
+        skipped; ``broadcast``: input for a program) or a note to ``host``'s file.
 
         Returns:
             False when the file failed and was stopped (a listener may want to redraw).
@@ -235,6 +347,8 @@ class TranscriptSet:
                 transcript.output(text)
             elif kind == "broadcast":
                 transcript.broadcast(text)
+            elif kind == "command":
+                transcript.command(text)
             else:
                 transcript.note(text)
         except OSError as error:

@@ -31,6 +31,8 @@ SUDO_PASSWORD_MARKERS = ("sudo: a password is required", "sudo: a terminal is re
 
 KILL_GRACE_TENTHS = 20
 """How long (in 0.1 s steps) the remote shell waits after TERM before it sends KILL."""
+ORPHAN_CHECK_SECONDS = 1
+"""How often the remote watchdog checks that the SSH session (the shell's parent) is alive."""
 
 
 def values_for(host: Host) -> dict[str, str]:
@@ -92,13 +94,21 @@ def sudo_command(script: str) -> str:
 
 
 def killable(command: str) -> str:
-    """Wrap ``command`` so TERM/HUP/INT to the remote shell kill its whole process group.
+    """Wrap ``command`` so TERM/HUP/INT to the remote shell kill its whole process group,
+    and so does the end of the SSH session.
 
     The trap is set first (a subshell resets caught signals to their defaults), then the
     command runs in a background subshell with the original stdin (fd 3); the login shell
     waits for it and passes its exit status through.  On a signal the shell ignores further
     signals, sends TERM to its process group (or, if it does not lead one, to the child),
     waits up to ``KILL_GRACE_TENTHS``/10 s for the child and then sends KILL.
+
+    A watchdog (its output on /dev/null, so it never holds the channel open) checks every
+    ``ORPHAN_CHECK_SECONDS`` whether the shell's parent changed: sshd does not signal a
+    command without a PTY when the client vanishes (kill -9, a dropped network), it exits
+    and the shell is re-parented.  The watchdog then sends HUP to the shell, whose trap
+    kills the group.  A ``ps`` that cannot tell (missing, unsupported options) never
+    triggers it.  The watchdog (and its ``sleep``) is ended with the command.
     """
     on_signal = (
         "trap '' TERM HUP INT; exec 2>/dev/null; "
@@ -107,6 +117,19 @@ def killable(command: str) -> str:
         "do sleep 0.1; hw_n=$((hw_n+1)); done; "
         "kill -KILL -$$ 2>/dev/null || kill -KILL $hw_pid 2>/dev/null; exit 143"
     )
+    watchdog = (
+        "hw_parent=$PPID; hw_watch=\n"
+        "if [ -n \"$hw_parent\" ]; then (\n"
+        "  hw_s=; trap 'kill $hw_s 2>/dev/null; exit 0' TERM; trap - HUP INT\n"
+        f"  while sleep {ORPHAN_CHECK_SECONDS} & hw_s=$!; wait $hw_s; do\n"
+        "    hw_now=$(ps -o ppid= -p $$ 2>/dev/null | tr -d ' ')\n"
+        "    [ -z \"$hw_now\" ] && ! kill -0 $$ 2>/dev/null && break\n"
+        "    if [ -n \"$hw_now\" ] && [ \"$hw_now\" != \"$hw_parent\" ]; then\n"
+        "      kill -HUP $$; break\n"
+        "    fi\n"
+        "  done\n"
+        ") </dev/null >/dev/null 2>&1 & hw_watch=$!; fi\n"
+    )
     return (
         "exec 3<&0\n"
         f"trap {shlex.quote(on_signal)} TERM HUP INT\n"
@@ -114,7 +137,11 @@ def killable(command: str) -> str:
         f"{command}\n"
         ") <&3 3<&- &\n"
         "hw_pid=$!\n"
+        f"{watchdog}"
         "wait $hw_pid\n"
+        "hw_status=$?\n"
+        "[ -n \"$hw_watch\" ] && kill $hw_watch 2>/dev/null\n"
+        "exit $hw_status\n"
     )
 
 

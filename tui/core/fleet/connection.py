@@ -117,6 +117,16 @@ class HostConnection:
         return f"{self.target.dial}:{self.target.ssh.port}"
 
     @property
+    def keepalive_summary(self) -> str:
+        """The keepalive setting in words ("3 keepalives sent 15 s apart")."""
+        options = self.resolved.options if self.resolved is not None else None
+        interval = getattr(options, "keepalive_interval", None) or \
+            self._options.keepalive_interval
+        count = getattr(options, "keepalive_count_max", None) or \
+            self._options.keepalive_count_max
+        return f"{count} keepalives sent {float(interval):g} s apart"
+
+    @property
     def user(self) -> str:
         """The remote login user (known after the first attempt)."""
         if self.resolved is not None:
@@ -246,7 +256,7 @@ class HostConnection:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                raise HostUnavailable(self._describe(exc)) from None
+                raise HostUnavailable(self._describe(exc, client)) from None
         raise HostUnavailable(f"the host key of {self.name} ({self.endpoint}) was accepted "
                               "but the server kept offering a key hardway does not trust")
 
@@ -298,10 +308,23 @@ class HostConnection:
             raise HostUnavailable(hostkeys.unknown_message(self.name, host, port, offered.key))
         raise HostUnavailable(hostkeys.refused_message(self.name, host, port, offered.key))
 
-    def _describe(self, exc: BaseException) -> str:
-        """A failed connection attempt in plain words."""
+    def _describe(self, exc: BaseException, client: _Client | None = None) -> str:
+        """A failed connection attempt in plain words.
+
+        A timeout after the TCP connection was made is a stalled SSH handshake (sshd
+        overloaded, stopped, or something else listening), not a host that cannot be
+        reached: the message says which, and whether the server's banner came.
+        """
         endpoint = self.endpoint
         if isinstance(exc, TimeoutError):
+            conn = client._conn if client is not None else None
+            if conn is not None:
+                banner = conn.get_extra_info("server_version")
+                said = (f"the server sent its banner {banner!r}, then nothing" if banner
+                        else "no SSH banner came")
+                return (f"timed out during the SSH handshake with {endpoint} after "
+                        f"{self._options.connect_timeout:g} s (TCP connected, {said}); sshd "
+                        "there may be overloaded, stopped or not an SSH server")
             return (f"timed out after {self._options.connect_timeout:g} s connecting to "
                     f"{endpoint}")
         if isinstance(exc, ConnectionRefusedError):

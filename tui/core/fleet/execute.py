@@ -87,8 +87,14 @@ class _Session(asyncssh.SSHClientSession[bytes]):
         self.done.set()
 
 
-async def _stop(chan: asyncssh.SSHClientChannel[bytes], session: _Session, pty: bool) -> None:
-    """Kill the remote command: TERM (or ^C under a PTY), wait a little, close the channel."""
+async def _stop(chan: asyncssh.SSHClientChannel[bytes], session: _Session, pty: bool) -> bool:
+    """Kill the remote command: TERM (or ^C under a PTY), wait a little, close the channel.
+
+    Returns:
+        True when the host answered (the command ended or the channel closed); False when
+        it said nothing at all, i.e. the connection stalled and the kill may not have
+        been delivered.
+    """
     try:
         if pty:
             chan.write(b"\x03")
@@ -103,6 +109,8 @@ async def _stop(chan: asyncssh.SSHClientChannel[bytes], session: _Session, pty: 
         await asyncio.wait_for(session.done.wait(), 2.0)
     except TimeoutError:
         chan.abort()
+        return False
+    return True
 
 
 async def run_on_host(hc: HostConnection, host: Host, command: str, options: ExecOptions,
@@ -122,7 +130,7 @@ async def run_on_host(hc: HostConnection, host: Host, command: str, options: Exe
         _audit(audit, hc, user_command, final, start, options)
         return final
     text = remote_command(user_command, host.env(), sudo=options.sudo, pty=options.pty)
-    timed_out = cancelled = False
+    timed_out = cancelled = stalled = False
     async with hc.channels:
         opening = asyncio.ensure_future(conn.create_session(
             lambda: _Session(host.name, emit), text, encoding=None,
@@ -157,7 +165,7 @@ async def run_on_host(hc: HostConnection, host: Host, command: str, options: Exe
                 await asyncio.wait_for(session.done.wait(), options.timeout)
             except TimeoutError:
                 timed_out = True
-                await _stop(chan, session, options.pty)
+                stalled = not await _stop(chan, session, options.pty)
             except asyncio.CancelledError:
                 cancelled = True
                 await _stop(chan, session, options.pty)
@@ -165,18 +173,28 @@ async def run_on_host(hc: HostConnection, host: Host, command: str, options: Exe
                 session.error = exc
                 chan.abort()
     duration = time.monotonic() - start
-    final = _final(hc, host, session, options, duration, timed_out, cancelled)
+    final = _final(hc, host, session, options, duration, timed_out, cancelled, stalled)
     _audit(audit, hc, user_command, final, start, options)
     return final
 
 
 def _final(hc: HostConnection, host: Host, session: _Session, options: ExecOptions,
-           duration: float, timed_out: bool, cancelled: bool) -> Event:
+           duration: float, timed_out: bool, cancelled: bool, stalled: bool = False) -> Event:
+    if timed_out and stalled:
+        return Failed(host.name, (
+            f"the command on {host.name} timed out after {options.timeout:g} s and the "
+            f"connection ({hc.endpoint}) has stalled: the host answered neither the kill nor "
+            "the channel close, so the command may still be running there"))
     if timed_out or cancelled:
         return Exited(host.name, None, duration, signal=session.signal,
                       timed_out=timed_out, cancelled=cancelled)
     if session.status is None and session.signal is None:
         detail = getattr(session.error, "reason", None) or session.error or "channel closed"
+        if "not responding to keepalive" in str(detail):
+            return Failed(host.name, (
+                f"the connection to {host.name} ({hc.endpoint}) stalled while the command ran: "
+                f"no answer to {hc.keepalive_summary}; the host is frozen or the network "
+                "dropped, and the command's outcome is unknown"))
         return Failed(host.name, f"the connection to {host.name} ({hc.endpoint}) was lost "
                                  f"while the command ran ({detail}); its outcome is unknown")
     if options.sudo and session.status == 1 and needs_sudo_password(session.stderr_head):

@@ -142,7 +142,7 @@ async def put_file(hc: HostConnection, host: Host, data: bytes, path: str, *,
     backup_path: str | None = None
     changed = True
     sftp: asyncssh.SFTPClient | None = None
-    wrote_temp = False
+    wrote_temp = renaming = False
     try:
         sftp = await hc.sftp()
         await _remove_stale(sftp, hc)
@@ -170,6 +170,7 @@ async def put_file(hc: HostConnection, host: Host, data: bytes, path: str, *,
             if backup and existing is not None:
                 backup_path = remote + BACKUP_SUFFIX
                 await _keep_backup(sftp, remote, backup_path)
+            renaming = True
             await sftp.posix_rename(temp, remote)
             wrote_temp = False
     except asyncio.CancelledError:
@@ -180,7 +181,7 @@ async def put_file(hc: HostConnection, host: Host, data: bytes, path: str, *,
         if sftp is not None and wrote_temp:
             await _cleanup(sftp, hc, temp)
         result = PutResult(host.name, path, remote, len(data), False, None,
-                           time.monotonic() - start, _describe(exc, host, remote))
+                           time.monotonic() - start, _describe(exc, host, remote, renaming))
         _audit(audit, hc, result, data, mode, owner)
         return result
     result = PutResult(host.name, path, remote, len(data), changed, backup_path,
@@ -207,7 +208,7 @@ async def _same(sftp: asyncssh.SFTPClient, remote: str, attrs: asyncssh.SFTPAttr
         return bool(await handle.read() == data)
 
 
-def _describe(exc: BaseException, host: Host, remote: str) -> str:
+def _describe(exc: BaseException, host: Host, remote: str, renaming: bool = False) -> str:
     if isinstance(exc, HostUnavailable):
         return exc.reason
     if isinstance(exc, UserError):
@@ -217,8 +218,12 @@ def _describe(exc: BaseException, host: Host, remote: str) -> str:
     if isinstance(exc, asyncssh.SFTPError):
         return f"cannot write {remote} on {host.name}: {exc.reason}"
     reason = getattr(exc, "reason", None) or exc
+    if renaming:  # the rename was sent: it may or may not have happened
+        return (f"the connection to {host.name} failed while {remote} was being replaced "
+                f"({reason}); it is unknown whether it holds the new or the previous "
+                "version: check it before relying on it")
     return (f"the connection to {host.name} failed while writing {remote} ({reason}); "
-            "the previous file is intact")
+            "the previous file is intact (it was not yet replaced)")
 
 
 async def get_file(hc: HostConnection, host: Host, path: str) -> bytes:

@@ -10,6 +10,7 @@ ProxyJump...), identity files are read once and shared, ssh-agent is used when
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncssh
+from asyncssh.misc import parse_time_interval
 
 from tui.core.errors import UserError
 from tui.core.inventory.model import Host, Hypervisor, SSHOptions
@@ -164,6 +166,11 @@ class OptionsFactory:
         except asyncssh.ConfigParseError as exc:
             raise UserError(f"The OpenSSH config for {target.name} cannot be used: {exc}.",
                             ) from None
+        except RecursionError:
+            raise UserError(
+                f"The OpenSSH config for {target.name} ({', '.join(kwargs['config'] or [])}) "
+                "includes itself, directly or through other Include lines; `hardway "
+                "inventory check` shows the loop.") from None
         except asyncssh.KeyImportError as exc:
             raise UserError(
                 f"A key named in the OpenSSH config for {target.name} cannot be read: {exc}; "
@@ -171,6 +178,7 @@ class OptionsFactory:
         except (OSError, ValueError) as exc:
             raise UserError(f"The SSH options for {target.name} are not usable: {exc}.",
                             ) from None
+        _keepalives_from_config(options)
         port = options.port if isinstance(options.port, int) and options.port else 22
         host = options.host or target.dial
         files = [Path(p) for p in _listify(options.config.get("UserKnownHostsFile"))]
@@ -185,6 +193,23 @@ class OptionsFactory:
     def forget(self, name: str) -> None:
         """Drop cached options for ``name`` (the next connect re-reads the config)."""
         self._resolved.pop(name, None)
+
+
+def _keepalives_from_config(options: asyncssh.SSHClientConnectionOptions) -> None:
+    """Let the OpenSSH config's ServerAliveInterval/CountMax win over hardway's defaults.
+
+    hardway passes its own keepalive settings (on by default, so a frozen host is declared
+    lost in bounded time); a config that sets them, as ``ssh`` would read them, decides.
+    """
+    interval = options.config.get("ServerAliveInterval")
+    if interval is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            seconds = float(parse_time_interval(str(interval)))
+            # kwargs too: asyncssh.connect(options=...) rebuilds options from them
+            options.keepalive_interval = options.kwargs["keepalive_interval"] = seconds
+    count = options.config.get("ServerAliveCountMax")
+    if isinstance(count, int) and count > 0:
+        options.keepalive_count_max = options.kwargs["keepalive_count_max"] = count
 
 
 def _listify(value: object) -> Sequence[str]:

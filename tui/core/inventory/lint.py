@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tui.core.inventory.model import Finding, Host, Inventory, SSHOptions
+from tui.core.inventory.safefile import kind
+from tui.core.inventory.sshfile import scan_ssh_config
 
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_NAME = re.compile(
@@ -25,6 +27,39 @@ _DOCUMENTATION = tuple(ipaddress.IPv4Network(block) for block in (
 _NETWORK_KEYS = ("nodes", "control_plane_services", "pods", "services")
 
 Check = Callable[[Inventory], Iterator[Finding]]
+
+
+MESSAGE_VALUE_LIMIT = 80
+"""Characters of a value quoted in a finding; longer values are cut with "..."."""
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SHELL_META = re.compile(r"[$`;&|<>(){}\\'\"*?!#~\s]")
+RISKY_VARS = {
+    "LD_PRELOAD": "makes every program on the host load that library",
+    "LD_LIBRARY_PATH": "changes which libraries every program on the host loads",
+    "LD_AUDIT": "makes every program on the host load that library",
+    "PATH": "replaces the search path of every command hardway runs there",
+    "IFS": "changes how the remote shell splits every command",
+    "BASH_ENV": "makes every non-interactive bash source that file",
+    "ENV": "makes every interactive sh source that file",
+    "PROMPT_COMMAND": "runs a command at every prompt of the console's shells",
+    "SHELLOPTS": "changes the options of every bash hardway starts",
+    "HOME": "changes where every remote program looks for its files",
+}
+
+
+def shown(value: object, limit: int = MESSAGE_VALUE_LIMIT) -> str:
+    """``value`` as text for a message: control and bidi characters escaped, cut at ``limit``.
+
+    A name from someone else's inventory may hold a right-to-left override, terminal
+    escapes or megabytes of text; the message shows what it is without obeying it.
+    """
+    text = str(value)
+    head = text[: limit * 4]
+    safe = "".join(ch if ch.isprintable() and not _BIDI.match(ch)
+                   else ch.encode("unicode_escape").decode("ascii") for ch in head)
+    if len(safe) > limit or len(head) < len(text):
+        return safe[: limit - 3] + f"... ({len(text)} characters)"
+    return safe
 
 
 def _error(key: str, message: str) -> Finding:
@@ -93,7 +128,7 @@ def check_vip(inv: Inventory) -> Iterator[Finding]:
                            "really dial, such as your load balancer's.")
     for key, host in host_keys(inv):
         if host.address == vip:
-            yield _error("api.vip", f"api.vip {vip} equals {key}.address ({host.name}); "
+            yield _error("api.vip", f"api.vip {vip} equals {key}.address ({shown(host.name)}); "
                          "expected an address no machine owns, so the load balancer can move "
                          "traffic between controllers.")
 
@@ -103,14 +138,14 @@ def check_host_addresses(inv: Inventory) -> Iterator[Finding]:
     nodes = inv.networks.nodes
     for key, host in host_keys(inv):
         if host.address not in nodes:
-            yield _error(f"{key}.address", f"{key}.address {host.address} ({host.name}) is "
-                         f"outside networks.nodes {nodes}; expected an address of that block "
+            yield _error(f"{key}.address", f"{key}.address {host.address} ({shown(host.name)}) "
+                         f"is outside networks.nodes {nodes}; expected an address of that block "
                          "(or widen networks.nodes).")
         elif nodes.num_addresses > 2 and host.address in (nodes.network_address,
                                                           nodes.broadcast_address):
-            yield _error(f"{key}.address", f"{key}.address {host.address} ({host.name}) is the "
-                         f"network or broadcast address of networks.nodes {nodes}; expected a "
-                         "usable host address.")
+            yield _error(f"{key}.address", f"{key}.address {host.address} "
+                         f"({shown(host.name)}) is the network or broadcast address of "
+                         f"networks.nodes {nodes}; expected a usable host address.")
 
 
 def check_duplicates(inv: Inventory) -> Iterator[Finding]:
@@ -122,31 +157,60 @@ def check_duplicates(inv: Inventory) -> Iterator[Finding]:
     for key, host in host_keys(inv):
         first = names.setdefault(host.name, f"{key}.name")
         if first != f"{key}.name":
-            yield _error(f"{key}.name", f'{key}.name "{host.name}" repeats {first}; expected '
+            yield _error(f"{key}.name", f'{key}.name "{shown(host.name)}" repeats {first}; '
+                         "(output attribution becomes ambiguous); expected "
                          "unique names: each is an etcd member, a node and a DNS record.")
         first = addresses.setdefault(host.address, f"{key}.address")
         if first != f"{key}.address":
-            yield _error(f"{key}.address", f"{key}.address {host.address} ({host.name}) "
+            yield _error(f"{key}.address", f"{key}.address {host.address} ({shown(host.name)}) "
                          f"repeats {first}; expected a unique address per host.")
+
+
+def _label_problem(name: str) -> str:
+    """Why ``name`` is not an RFC 1123 label, in words (the reason that matters most)."""
+    if name.startswith("@") or "[" in name or "," in name:
+        return ("is host-set syntax (@group, name-[0-2], a,b), which -w/-x would expand "
+                "instead of naming this host")
+    bidi = _BIDI.search(name)
+    if bidi:
+        return (f"holds the invisible direction mark U+{ord(bidi.group()):04X}, which makes "
+                "the name display differently from what it is")
+    foreign = next((ch for ch in name if ord(ch) > 127), None)
+    if foreign is not None:
+        import unicodedata
+
+        return (f"holds the non-ASCII character {foreign!r} (U+{ord(foreign):04X} "
+                f"{unicodedata.name(foreign, 'unnamed')}), which can look like an ASCII "
+                "letter (a homoglyph) while naming a different host")
+    if _SHELL_META.search(name):
+        return ("holds shell metacharacters or spaces: names are substituted into commands "
+                "as {name}, so the remote shell would run part of it")
+    return "is not a DNS label (RFC 1123)"
 
 
 def check_names(inv: Inventory) -> Iterator[Finding]:
     """Host names are RFC 1123 labels; domain, zone and API name are DNS names."""
-    for key, host in host_keys(inv):
-        if not _LABEL.match(host.name):
-            suggestion = re.sub(r"[^a-z0-9-]+", "-", host.name.lower()).strip("-")[:63]
+    named = list(host_keys(inv))
+    machines: list[tuple[str, str]] = [(f"{key}.name", host.name) for key, host in named]
+    if inv.hypervisor is not None:
+        machines.append(("hypervisor.name", inv.hypervisor.name))
+    for key, name in machines:
+        if not _LABEL.match(name):
+            ascii_name = name.encode("ascii", "ignore").decode()[:200]
+            suggestion = re.sub(r"[^a-z0-9-]+", "-", ascii_name.lower()).strip("-")[:63]
             example = suggestion if _LABEL.match(suggestion) else "controller-0"
-            yield _error(f"{key}.name", f'{key}.name "{host.name}" is not a DNS label (RFC '
-                         "1123); expected at most 63 lowercase letters, digits and '-', "
-                         f"starting and ending with a letter or digit, such as {example}: it "
-                         "becomes the node name, ETCD_NAME and a DNS record.")
+            yield _error(key, f'{key} "{shown(name)}" {_label_problem(name)}; expected at '
+                         "most 63 lowercase letters, digits and '-', starting and ending "
+                         f"with a letter or digit, such as {example}: it becomes the node "
+                         "name, ETCD_NAME and a DNS record.")
     names = [("cluster.domain", inv.domain), ("api.hostname", inv.api.hostname)]
     if inv.dns is not None:
         names.append(("dns.zone", inv.dns.zone))
-    for key, name in names:
-        if name is not None and not _DNS_NAME.match(name):
-            yield _error(key, f'{key} "{name}" is not a DNS name; expected dot-separated '
-                         "labels of letters, digits and '-', such as something.home.arpa.")
+    for key, dns_name in names:
+        if dns_name is not None and not _DNS_NAME.match(dns_name):
+            yield _error(key, f'{key} "{shown(dns_name)}" is not a DNS name; expected '
+                         "dot-separated labels of letters, digits and '-', such as "
+                         "something.home.arpa.")
 
 
 def _inside(name: str, zone: str) -> bool:
@@ -191,7 +255,8 @@ def _file_problems(key: str, path: Path, what: str, *, secret: bool) -> Iterator
         yield _error(key, f'{key} "{path}" cannot be read ({exc.strerror}); expected the {what}.')
         return
     if not stat.S_ISREG(info.st_mode):
-        yield _error(key, f'{key} "{path}" is not a regular file; expected the {what}.')
+        yield _error(key, f'{key} "{path}" is {kind(info.st_mode)}, not a regular file; '
+                     f"expected the {what}.")
     elif secret and info.st_mode & 0o077:
         yield _warning(key, f'{key} "{path}" can be read by other users (mode '
                        f"{stat.S_IMODE(info.st_mode):o}); expected mode 600 (chmod 600 "
@@ -222,11 +287,14 @@ def check_files(inv: Inventory) -> Iterator[Finding]:
         known_hosts = options.known_hosts
         if known_hosts is not None and ("known_hosts", known_hosts) not in seen:
             seen.add(("known_hosts", known_hosts))
-            if not known_hosts.exists():
-                key = f"{prefix}.known_hosts"
+            key = f"{prefix}.known_hosts"
+            if not known_hosts.exists() and not known_hosts.is_symlink():
                 yield _warning(key, f'{key} "{known_hosts}" does not exist yet: every host key '
                                "is unknown, so strict checking refuses them until you accept "
                                "them (hardway --accept-new) or create the file.")
+            else:
+                yield from _file_problems(key, known_hosts, "known_hosts file of SSH host "
+                                          "keys", secret=False)
     if inv.dns is not None and inv.dns.tsig_secret_file is not None:
         name = inv.dns.tsig_name or "the key"
         yield from _file_problems(
@@ -234,6 +302,59 @@ def check_files(inv: Inventory) -> Iterator[Finding]:
             f"file holding the base64 secret of TSIG key {name} (for example the secret "
             f"line printed by `tsig-keygen -a {inv.dns.tsig_algorithm} {name}`), mode 600",
             secret=True)
+
+
+def check_ssh_configs(inv: Inventory) -> Iterator[Finding]:
+    """The OpenSSH configs named by ssh.config load, and their local commands are shown."""
+    seen: set[Path] = set()
+    for prefix, options in _ssh_sources(inv):
+        path = options.config
+        if path is None or path in seen or not Path(path).is_file():
+            continue  # a missing or special file is reported by check_files
+        seen.add(path)
+        key = f"{prefix}.config"
+        for issue in scan_ssh_config(Path(path)):
+            make = _error if issue.severity == "error" else _warning
+            yield make(key, f'{key} "{path}": {issue.where}: {issue.message}.')
+
+
+def check_roots(inv: Inventory) -> Iterator[Finding]:
+    """A host's ``root`` prefix is a plain absolute path below ``/``."""
+    for key, host in host_keys(inv):
+        root = host.root
+        if not root:
+            continue
+        parts = root.split("/")
+        if root.rstrip("/") == "":
+            yield _warning(f"{key}.root", f'{key}.root "{shown(root)}" is the filesystem root: '
+                           "every remote path is used as is, the same as no root; expected "
+                           'the prefix of a jail or chroot such as "/jails/controller-0", or "".')
+        elif ".." in parts or "." in parts or "//" in root:
+            normal = "/" + "/".join(p for p in parts if p not in ("", "."))
+            yield _warning(f"{key}.root", f'{key}.root "{shown(root)}" has "." or ".." parts, '
+                           f"so files land somewhere other than it reads ({shown(normal)} "
+                           "before the .. are resolved); expected a plain path such as "
+                           '"/jails/controller-0".')
+
+
+def check_vars(inv: Inventory) -> Iterator[Finding]:
+    """Per-host vars that change how every remote program runs, or that hold commands."""
+    for key, host in host_keys(inv):
+        for name, value in host.vars.items():
+            var_key = f"{key}.vars.{name}"
+            if name in RISKY_VARS or name.startswith(("LD_", "DYLD_")):
+                effect = RISKY_VARS.get(name, "changes how the dynamic linker loads programs")
+                yield _warning(var_key, f'{var_key} = "{shown(value)}" is exported in every '
+                               f"command and shell on {shown(host.name)}: it {effect}; expected "
+                               "only the cluster's own variables such as POD_CIDR.")
+            if "\n" in value or "\r" in value:
+                yield _warning(var_key, f'{var_key} = "{shown(value)}" holds a line break, '
+                               "which ends the line the console types to export it and runs "
+                               "the rest as a command; expected a one-line value.")
+            if "$(" in value or "`" in value:
+                yield _warning(var_key, f'{var_key} = "{shown(value)}" holds a command '
+                               "substitution ($(...) or `...`), which a shell may run when the "
+                               "value is used unquoted; expected a plain value.")
 
 
 def check_jumps(inv: Inventory) -> Iterator[Finding]:
@@ -251,7 +372,7 @@ def check_jumps(inv: Inventory) -> Iterator[Finding]:
         if jump not in valid:
             if key not in reported:
                 reported.add(key)
-                yield _error(key, f'{key} "{jump}" names no machine in the inventory; '
+                yield _error(key, f'{key} "{shown(jump)}" names no machine in the inventory; '
                              f"expected {choices}.")
             continue
         chain = [host.name]
@@ -260,13 +381,13 @@ def check_jumps(inv: Inventory) -> Iterator[Finding]:
             chain.append(current)
             current = hosts[current].ssh.jump
         if current is not None and current in chain:
-            path = " -> ".join([*chain, current])
-            yield _error(f"{key}", f"{key} of {host.name} loops back ({path}); expected a jump "
-                         "host that is reached directly, such as the hypervisor.")
+            path = shown(" -> ".join([*chain, current]), 200)
+            yield _error(f"{key}", f"{key} of {shown(host.name)} loops back ({path}); "
+                         "expected a jump host that is reached directly, such as the hypervisor.")
     if inv.hypervisor is not None and inv.hypervisor.ssh.jump is not None:
         jump = inv.hypervisor.ssh.jump
         if jump == inv.hypervisor.name or jump not in valid:
-            yield _error("hypervisor.ssh.jump", f'hypervisor.ssh.jump "{jump}" is not a '
+            yield _error("hypervisor.ssh.jump", f'hypervisor.ssh.jump "{shown(jump)}" is not a '
                          "machine the hypervisor can be reached through; expected a host name "
                          "or no jump.")
 
@@ -303,23 +424,23 @@ def check_pod_cidrs(inv: Inventory) -> Iterator[Finding]:
             cidr = ipaddress.IPv4Network(text, strict=True)
         except ValueError:
             example = f"{pods.network_address}/{max(pods.prefixlen, 24)}"
-            yield _error(var_key, f'{var_key} "{text}" is not an IPv4 network; expected a '
+            yield _error(var_key, f'{var_key} "{shown(text)}" is not an IPv4 network; expected a '
                          f"block of networks.pods {pods} such as {example}.")
             continue
         if not cidr.subnet_of(pods):
-            yield _error(var_key, f"{var_key} {cidr} ({host.name}) is outside networks.pods "
+            yield _error(var_key, f"{var_key} {cidr} ({shown(host.name)}) is outside networks.pods "
                          f"{pods}; expected a block inside it.")
         for other_key, other in taken:
             if cidr.overlaps(other):
-                yield _error(var_key, f"{var_key} {cidr} ({host.name}) overlaps {other_key} "
+                yield _error(var_key, f"{var_key} {cidr} ({shown(host.name)}) overlaps {other_key} "
                              f"{other}; expected one distinct pod block per host.")
         taken.append((var_key, cidr))
 
 
 CHECKS: tuple[Check, ...] = (
     check_overlaps, check_vip, check_host_addresses, check_duplicates, check_names,
-    check_api_name, check_local_zone, check_files, check_jumps, check_services,
-    check_controller_count, check_pod_cidrs,
+    check_api_name, check_local_zone, check_files, check_ssh_configs, check_jumps,
+    check_services, check_controller_count, check_pod_cidrs, check_roots, check_vars,
 )
 
 

@@ -27,6 +27,7 @@ from tui.core.inventory.model import (
     SSHOptions,
     Versions,
 )
+from tui.core.inventory.safefile import INVENTORY_LIMIT, NotReadable, read_small
 from tui.core.inventory.schema import Table, locate_line
 
 DnsMode = Literal["rfc2136", "zonefile"]
@@ -75,6 +76,8 @@ def load_inventory(path: Path) -> Inventory:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(_syntax_message(path, text, exc)) from None
+    except RecursionError:
+        raise InventoryError(_too_deep(path)) from None
 
     def fail(message: str, key: str) -> InventoryError:
         line = locate_line(text, key)
@@ -82,34 +85,46 @@ def load_inventory(path: Path) -> Inventory:
         return InventoryError(f"{where}: {message}")
 
     root = Table(document, "", fail, path.parent)
-    return _build(path, root)
+    try:
+        return _build(path, root)
+    except RecursionError:
+        raise InventoryError(_too_deep(path)) from None
+
+
+def _too_deep(path: Path) -> str:
+    return (f"{path}: arrays or tables are nested too deeply for hardway to read (hundreds "
+            "of levels); expected an inventory whose values nest at most a few levels, "
+            "such as [[controllers]] tables with ssh = { ... } inside.")
 
 
 def _read(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         raise InventoryError(
             f"{path}: the inventory file does not exist; expected a TOML file describing "
             "the cluster, such as config/something.local.toml (config/README.md documents "
             "every key)."
         ) from None
-    except IsADirectoryError:
+    if path.is_dir():
         raise InventoryError(
             f"{path}: is a directory; expected an inventory TOML file such as "
             "config/something.local.toml."
         ) from None
-    except OSError as exc:
-        raise InventoryError(
-            f"{path}: cannot read the inventory file ({exc.strerror}); expected a readable "
-            "TOML file."
-        ) from None
+    try:
+        raw = read_small(path, INVENTORY_LIMIT)
+    except NotReadable as exc:
+        raise InventoryError(not_an_inventory(path, exc.problem)) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InventoryError(
             f"{path}: byte {exc.start} is not UTF-8; expected a UTF-8 TOML text file."
         ) from None
+
+
+def not_an_inventory(path: Path, problem: str) -> str:
+    """The one message for an inventory path that cannot be read (shared with ``-i``)."""
+    return (f"inventory {path} {problem}; expected a readable inventory TOML file of a few "
+            "kilobytes, such as config/something.local.toml (pass it with -i FILE).")
 
 
 def _syntax_message(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> str:

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 from tui.core.errors import UserError
+from tui.core.inventory.load import not_an_inventory
+from tui.core.inventory.safefile import regular_problem
 
 
 def default_candidates() -> list[Path]:
@@ -25,9 +27,9 @@ def locate_inventory(explicit: str | Path | None) -> Path:
     """
     if explicit is not None:
         path = Path(explicit)
-        if not path.is_file():
-            raise UserError(f"inventory {path} does not exist or is not a file; "
-                            "pass an inventory TOML with -i (see config/README.md).")
+        problem = regular_problem(path)
+        if problem is not None:
+            raise UserError(not_an_inventory(path, problem))
         return path
     for candidate in default_candidates():
         if candidate.is_file():

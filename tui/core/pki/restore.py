@@ -1,7 +1,9 @@
 """Undo the last certificate push: the record of what changed, and the restore plan.
 
 The rollout records every change in ``PKI/last-push.json`` (paths and services only, never
-contents) as it makes it.  :func:`build_restore` turns that record into a rolling plan that
+contents) after staging the new files and before replacing any (the backups are linked
+while staging), so a push interrupted at any moment is undone whole.
+:func:`build_restore` turns that record into a rolling plan that
 moves each ``NAME.hardway-bak`` back over ``NAME`` (or removes a file the push created),
 runs daemon-reload when a unit file comes back, and restarts the services concerned,
 waiting for each to answer its health probe (liveness only: the files put back may hold
@@ -20,6 +22,7 @@ from pathlib import Path
 from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.sftp import BACKUP_SUFFIX
+from tui.core.fleet.staged import settle, sweep_temps
 from tui.core.inventory.model import Inventory
 from tui.core.pki.ca import write_atomic
 from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
@@ -151,12 +154,17 @@ class _Restore:
 
     async def _apply(self, name: str) -> str:
         host = self.inventory.host(name)
+        settled = await settle(self.fleet, name)  # an interrupted push: drop its temps
+        swept = await sweep_temps(self.fleet, name, [e.path for e in self._entries[name]])
         missing = []
         for entry in self._entries[name]:
             target = remote_path(host, entry.path)
             if entry.backup:
-                script = (f"if [ -e {shlex.quote(target + BACKUP_SUFFIX)} ]; then mv -f "
-                          f"{shlex.quote(target + BACKUP_SUFFIX)} {shlex.quote(target)}; "
+                # a push interrupted before its switch left the backup as a hard link of
+                # the (unchanged) file: nothing to put back, drop the link
+                backup, quoted = shlex.quote(target + BACKUP_SUFFIX), shlex.quote(target)
+                script = (f"if [ -e {backup} ]; then if [ {backup} -ef {quoted} ]; then "
+                          f"rm -f {backup}; else mv -f {backup} {quoted}; fi; "
                           "else echo missing; fi")
             else:
                 script = f"rm -f {shlex.quote(target)}"
@@ -172,6 +180,10 @@ class _Restore:
         detail = f"{count} file{'s' if count != 1 else ''} put back"
         if missing:
             detail += f"; no backup of {', '.join(missing)}"
+        if settled is not None:
+            detail += "; the interrupted push's journal and staged files removed"
+        if swept:
+            detail += f"; removed {len(swept)} leftover temp file{'s' * (len(swept) != 1)}"
         return detail
 
     def _restart(self, service: str, hosts: list[str]) -> Step:

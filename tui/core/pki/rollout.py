@@ -2,8 +2,10 @@
 
 For each host in turn (controllers first, then workers; ``Plan(mode="rolling")``):
 
-1. ``put files``: every file of :func:`~tui.core.pki.survey.placements` (keys 0600), written
-   atomically by the Fleet, the previous version kept as ``NAME.hardway-bak``;
+1. ``put files``: every file of :func:`~tui.core.pki.survey.placements` (keys 0600), staged
+   under temp names with a journal on the host, recorded in ``last-push.json``, then
+   switched back to back, each certificate next to its key (:mod:`tui.core.fleet.staged`);
+   the previous version is kept as ``NAME.hardway-bak``;
 2. ``repair kube-apiserver.service``: a ``\\`` continuation that dropped ExecStart flags is
    mended and a missing --tls-cert-file/--tls-private-key-file added (then daemon-reload;
    see :mod:`tui.core.pki.unit_repair`);
@@ -30,8 +32,18 @@ from pathlib import Path
 from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.sftp import BACKUP_SUFFIX
+from tui.core.fleet.staged import (
+    JOURNAL_PATH,
+    FileWrite,
+    Journal,
+    StagingFailed,
+    read_journal,
+    stage,
+    sweep_temps,
+)
 from tui.core.inventory.model import Host, Inventory
 from tui.core.pki.ca import CA_CERT_FILE
+from tui.core.pki.diagnose import CertFinding
 from tui.core.pki.inspect import CertInfo, chains_to, inspect_pem, key_matches
 from tui.core.pki.restore import MANIFEST_FILE, PushManifest, build_restore
 from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
@@ -58,7 +70,8 @@ from tui.core.plan import (
     file_removal,
 )
 
-__all__ = ["MANIFEST_FILE", "Rollout", "RolloutOptions", "build_restore"]
+__all__ = ["MANIFEST_FILE", "Rollout", "RolloutOptions", "add_push_findings", "build_restore",
+           "switch_order"]
 
 
 # -- the rollout -----------------------------------------------------------------------
@@ -239,27 +252,41 @@ class Rollout:
         return notes
 
     async def _files_apply(self, name: str) -> str:
+        """Stage every file, record the change, then switch them back to back.
+
+        A certificate is switched right next to its key (see :func:`switch_order`), the
+        change is in ``last-push.json`` before anything is replaced, and the host keeps a
+        journal until the switch is done, so an interruption is found by ``certs check``.
+        """
         push = self._hosts[name]
         push.file_services = set()
-        written = unchanged = 0
-        # keys first, so a reader never pairs a new certificate with an old key for long
-        for placement in sorted(push.placements, key=lambda p: not p.secret):
-            result = await self.fleet.put(name, self._local[placement.source], placement.path,
-                                          mode=placement.mode, backup=True)
-            if not result.ok:
-                raise StepFailed(f"could not write {placement.path}: {result.error}")
-            if result.changed:
-                written += 1
-                push.file_services.update(placement.services)
-                installed = set(placement.services) & set(push.survey.units)
-                self.manifest.record(name, placement.path, installed,
-                                     backup=result.backup is not None)
-            else:
-                unchanged += 1
+        swept = await sweep_temps(self.fleet, name, [p.path for p in push.placements])
+        order = switch_order(push.placements)
+        files = [FileWrite(p.path, self._local[p.source], p.mode) for p in order]
+        try:
+            staged = await stage(self.fleet, name, files, label="certificate push")
+        except StagingFailed as exc:
+            raise StepFailed(str(exc)) from None
+        by_path = {p.path: p for p in push.placements}
+        for entry in staged.changed:  # record before replacing
+            placement = by_path[entry.path]
+            push.file_services.update(placement.services)
+            installed = set(placement.services) & set(push.survey.units)
+            self.manifest.record(name, entry.path, installed, backup=entry.existed)
+        try:
+            await staged.switch()
+        except StagingFailed as exc:
+            raise StepFailed(str(exc)) from None
+        written, unchanged = len(staged.changed), len(staged.unchanged)
         detail = f"{written} written"
         if unchanged:
             detail += f", {unchanged} unchanged"
-        return detail + (", previous versions kept as *" + BACKUP_SUFFIX if written else "")
+        if written:
+            detail += ", previous versions kept as *" + BACKUP_SUFFIX
+        if swept:
+            detail += (f"; removed {len(swept)} temp file{'s' * (len(swept) != 1)} left by an "
+                       "interrupted push")
+        return detail
 
     # unit repair
 
@@ -358,7 +385,69 @@ class Rollout:
                             timeout=self.options.command_timeout)
 
 
-# -- restore ---------------------------------------------------------------------------
+# -- interrupted pushes ----------------------------------------------------------------
+
+
+def switch_order(items: Sequence[Placement]) -> list[Placement]:
+    """``items`` with each certificate immediately followed by its key (``X.pem`` then
+    ``X-key.pem`` in the same directory), otherwise in their given order."""
+    def pair(placement: Placement) -> str:
+        return placement.path.removesuffix(".pem").removesuffix("-key")
+
+    firsts: dict[str, int] = {}
+    for index, placement in enumerate(items):
+        firsts.setdefault(pair(placement), index)
+    return sorted(items, key=lambda p: (firsts[pair(p)], p.path.endswith("-key.pem")))
+
+
+async def add_push_findings(inventory: Inventory, fleet: Fleet, survey: Survey) -> None:
+    """Add to each surveyed host what an interrupted push left there.
+
+    A journal means a push stopped between staging and the end of its switch: an error
+    finding says how many files were switched and names each certificate whose key was
+    not switched with it ("key does not match certificate, push was interrupted").
+    Temp files of interrupted writes without a journal are removed, and a warning says so.
+    """
+    for name, found in survey.hosts.items():
+        if found.error:
+            continue
+        try:
+            journal = await read_journal(fleet, name)
+        except UserError as exc:
+            found.findings.append(CertFinding("warning", name, "push journal", str(exc), ""))
+            continue
+        paths = [p.path for p in placements(inventory, found.host)]
+        temps = await sweep_temps(fleet, name, paths, remove=journal is None)
+        if journal is not None:
+            found.findings.extend(_journal_findings(found, journal))
+        elif temps:
+            found.findings.append(CertFinding(
+                "warning", name, "temp files",
+                f"removed {len(temps)} temp file{'s' * (len(temps) != 1)} left by an "
+                f"interrupted push: {', '.join(temps)}", ""))
+
+
+def _journal_findings(found: HostSurvey, journal: Journal) -> list[CertFinding]:
+    switched = {e.path for e in journal.entries
+                if (remote := found.files.get(e.path)) is not None and remote.sha256 == e.sha256}
+    fix = ("run `hardway certs push` to finish it, or `hardway certs push --restore` to put "
+           "the previous files back")
+    findings = []
+    paths = {e.path for e in journal.entries}
+    for entry in journal.entries:
+        if not entry.path.endswith("-key.pem"):
+            continue
+        cert = entry.path.removesuffix("-key.pem") + ".pem"
+        if cert in paths and (cert in switched) != (entry.path in switched):
+            findings.append(CertFinding(
+                "error", found.host.name, cert.rsplit("/", 1)[-1],
+                f"{entry.path} does not match {cert}: the key does not match the certificate, "
+                "push was interrupted between them", fix))
+    findings.append(CertFinding(
+        "error", found.host.name, "push journal",
+        f"a push started {journal.started} was interrupted: {len(switched)} of "
+        f"{len(journal.entries)} files switched (journal {JOURNAL_PATH})", fix))
+    return findings
 
 
 # -- helpers ---------------------------------------------------------------------------
