@@ -32,6 +32,8 @@ the VIP on lo (ipfw fwd does not rewrite the destination).
   rules   the rules the inventory wants, the rules the hypervisor has (`ipfw -S list`
           over SSH) and the difference (exit 1 when they differ)
   apply   preview, confirm, swap in the wanted rules, read them back
+  guard   health checks for the round robin: take a controller out of the rules when
+          its /readyz fails, put it back when it answers again
 
 examples:
   hardway vip rules -i config/something.local.toml
@@ -78,6 +80,32 @@ examples:
   hardway vip apply -i hardway.toml --vip 10.50.0.20 --dry-run
   hardway vip apply -i hardway.toml --without controller-1 --yes   # while it is down
   hardway vip apply -i hardway.toml --rollback --yes
+"""
+
+
+GUARD_HELP = """\
+Health checks for the VIP's ipfw round robin, which has none: probe every controller's
+kube-apiserver /readyz directly (TLS verified against the cluster CA, through the jump
+host when the inventory names one) and keep the VIP's rules to the controllers that
+answer. A controller that fails FALL probes in a row is taken out of the rules; one that
+passes RISE in a row is put back; each change is the atomic swap of `vip apply` (the
+previous rules kept in the spare set) with the probabilities recomputed so the remaining
+controllers share the traffic evenly. The last controller is never removed: with every
+controller down the guard keeps the rules and says so. A swap the hypervisor refuses
+leaves the old rules in force; the guard says why and tries again on the next change.
+Every action is printed with its time and reason and recorded in the audit log.
+
+It runs in the foreground until Ctrl-C (or SIGTERM). --dry-run prints the swaps it
+would make and changes nothing. Defaults: a probe every 1 s, rise 2, fall 2: a
+controller that stops answering is out of the rules about 2 s later.
+
+exit status: 0 stopped by a signal or after --rounds, 2 could not start.
+
+examples:
+  hardway vip guard -i /tmp/lab/inventory.toml
+  hardway vip guard -i hardway.toml --dry-run
+  hardway vip guard -i hardway.toml --interval 2 --rise 2 --fall 3   # HAProxy's defaults
+  hardway vip guard -i hardway.toml --json | tee guard.jsonl
 """
 
 
@@ -130,6 +158,24 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     apply.add_argument("--rollback", action="store_true",
                        help="swap the previous rules (kept in the spare set) back in")
     apply.set_defaults(handler=run_apply)
+    guard = action("guard", "keep the rules to the controllers that answer /readyz",
+                   GUARD_HELP)
+    guard.add_argument("--dry-run", action="store_true",
+                       help="print the swaps the guard would make; change nothing")
+    guard.add_argument("--interval", type=positive_seconds, default=1.0, metavar="S",
+                       help="seconds between probe rounds (default 1)")
+    guard.add_argument("--rise", type=int, default=2, metavar="N",
+                       help="passes in a row that put a controller back (default 2)")
+    guard.add_argument("--fall", type=int, default=2, metavar="N",
+                       help="failures in a row that take a controller out (default 2)")
+    guard.add_argument("--timeout", type=positive_seconds, default=1.0, metavar="S",
+                       help="seconds per probe (default 1)")
+    guard.add_argument("--rounds", type=int, default=None, metavar="N",
+                       help="stop after N probe rounds (default: run until stopped)")
+    guard.add_argument("--pki", metavar="DIR",
+                       help="the PKI directory holding ca.pem (default: pki/ beside the "
+                            "inventory)")
+    guard.set_defaults(handler=run_guard)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -355,4 +401,53 @@ def _report(ctx: _Context, args: argparse.Namespace, result: ApplyResult) -> int
     ctx.out.write(f"\n{done}: set {ctx.layout.active_set} on {ctx.hypervisor} serves "
                   f"{ctx.layout.vip}:{ctx.layout.port}; the previous rules are in set "
                   f"{ctx.layout.spare_set} (`hardway vip apply --rollback`).\n")
+    return 0
+
+
+def run_guard(args: argparse.Namespace) -> int:
+    """Handler of ``vip guard``: run until a signal (or ``--rounds``)."""
+    from tui.core.interrupt import run_interruptible
+
+    ctx = _context(args)
+    if args.rise < 1 or args.fall < 1:
+        raise UserError(f"--rise and --fall must be at least 1, not {args.rise} and "
+                        f"{args.fall}.")
+    if args.without:
+        raise UserError("vip guard decides the backends itself; drop --without.")
+    from tui.core.interrupt import Interrupted
+
+    try:
+        return run_interruptible(_guard(ctx, args))
+    except (Interrupted, KeyboardInterrupt):
+        print("hardway vip guard: stopped; the rules stay as they are.", file=ctx.err)
+        return 0
+
+
+async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
+    from tui.core.health.catalog import Credentials
+    from tui.core.lb.guard import GuardEvent, GuardSettings, VipGuard
+
+    pki = Path(args.pki) if args.pki else ctx.inventory.path.parent / "pki"
+    credentials = Credentials.from_pki(pki)
+    settings = GuardSettings(interval=args.interval, rise=args.rise, fall=args.fall,
+                             timeout=args.timeout, dry_run=args.dry_run)
+
+    def show(event: GuardEvent) -> None:
+        if args.json:
+            ctx.out.write(json.dumps({"at": event.at, "action": event.action.value,
+                                      "backends": list(event.backends),
+                                      "reason": event.reason,
+                                      "commands": list(event.commands)}) + "\n")
+        else:
+            loud = event.action.value in ("swap-failed", "kept-last", "backend-down")
+            ctx.out.write(_paint(ctx, event.line(), "1;31" if loud else "0") + "\n")
+            for command in event.commands:
+                ctx.out.write(f"    {command}\n")
+        ctx.out.flush()
+
+    async with _fleet(ctx, args) as fleet:
+        guard = VipGuard(ctx.inventory, fleet, credentials, settings,
+                         hypervisor=_hv(ctx, fleet, args), layout=ctx.layout)
+        guard.subscribe(show)
+        await guard.run(args.rounds)
     return 0
