@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -47,7 +48,7 @@ _VALUE_OPTIONS = {"-p": "property", "--property": "property", "-n": "lines",
                   "-H": "host", "--host": "host", "-M": "machine", "--machine": "machine"}
 _FLAG_OPTIONS = {"-q": "quiet", "--quiet": "quiet", "--now": "now", "--value": "value",
                  "-a": "all", "--all": "all", "-l": "full", "--full": "full",
-                 "--no-pager": None, "--no-block": None, "--no-legend": "no_legend",
+                 "--no-pager": None, "--no-block": "no_block", "--no-legend": "no_legend",
                  "--plain": None, "--system": None, "--no-ask-password": None,
                  "-f": None, "--force": None, "--no-reload": None}
 
@@ -117,10 +118,19 @@ async def _warn_changed(supervisor: Supervisor, name: str, out: Output) -> None:
 
 
 async def _job(verb: str, action: Callable[[str], Awaitable[None]], supervisor: Supervisor,
-               names: list[str], out: Output) -> int:
+               names: list[str], out: Output,
+               options: dict[str, list[str]] | None = None) -> int:
     status = 0
     for name in names:
         await _warn_changed(supervisor, name, out)
+        if options and "no_block" in options:  # enqueue the job, do not wait for it
+            if supervisor.load_quietly(name).load_state == "not-found":
+                await out.err(f"Failed to {verb} {unit_name(name)}: Unit {unit_name(name)} "
+                              "not found.\n")
+                status = status or 5
+                continue
+            _background(action(name))
+            continue
         try:
             await action(name)
         except ServiceError as exc:
@@ -132,19 +142,33 @@ async def _job(verb: str, action: Callable[[str], Awaitable[None]], supervisor: 
     return status
 
 
+_JOBS: set[asyncio.Future[None]] = set()
+
+
+def _background(job: Awaitable[None]) -> None:
+    """Run a ``--no-block`` job; its failure shows in ``systemctl status`` and the journal."""
+    async def run() -> None:
+        with contextlib.suppress(ServiceError):
+            await job
+
+    task = asyncio.ensure_future(run())
+    _JOBS.add(task)
+    task.add_done_callback(_JOBS.discard)
+
+
 async def _start(sv: Supervisor, options: dict[str, list[str]], names: list[str],
                  out: Output) -> int:
-    return await _job("start", sv.start, sv, names, out)
+    return await _job("start", sv.start, sv, names, out, options)
 
 
 async def _stop(sv: Supervisor, options: dict[str, list[str]], names: list[str],
                 out: Output) -> int:
-    return await _job("stop", sv.stop, sv, names, out)
+    return await _job("stop", sv.stop, sv, names, out, options)
 
 
 async def _restart(sv: Supervisor, options: dict[str, list[str]], names: list[str],
                    out: Output) -> int:
-    return await _job("restart", sv.restart, sv, names, out)
+    return await _job("restart", sv.restart, sv, names, out, options)
 
 
 async def _try_restart(sv: Supervisor, options: dict[str, list[str]], names: list[str],
@@ -195,7 +219,7 @@ async def _disable(sv: Supervisor, options: dict[str, list[str]], names: list[st
         for message in sv.disable(name):
             await out.err(message + "\n")
     if "now" in options:
-        return await _job("stop", sv.stop, sv, names, out)
+        return await _job("stop", sv.stop, sv, names, out, options)
     return 0
 
 
