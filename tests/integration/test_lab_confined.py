@@ -6,6 +6,7 @@ jump host) or OpenSSH (``ssh -F DIR/ssh_config``, ProxyJump), as a user would.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -103,10 +104,11 @@ async def test_system_directories_are_read_only(fleet: Fleet) -> None:
 
 
 async def test_each_host_sees_its_own_processes_and_ports(fleet: Fleet) -> None:
-    # A daemon started by hand, as KTHW readers do, on 127.0.0.1:2379 of two hosts at once.
+    # A daemon started by hand, as KTHW readers do, on 127.0.0.1 of two hosts at once, on
+    # a port of its own (every host's etcd already holds its own 127.0.0.1:2379).
     start = ("echo $HOST_NAME > /tmp/who && cd /tmp && setsid python3 -m http.server "
-             "--bind 127.0.0.1 2379 >/dev/null 2>&1 < /dev/null & "
-             "for i in $(seq 50); do curl -s 127.0.0.1:2379/who && break; sleep 0.1; done")
+             "--bind 127.0.0.1 12379 >/dev/null 2>&1 < /dev/null & "
+             "for i in $(seq 50); do curl -s 127.0.0.1:12379/who && break; sleep 0.1; done")
     served = await fleet.run(["controller-0", "controller-1"], start)
     assert served["controller-0"].stdout.strip() == "controller-0"
     assert served["controller-1"].stdout.strip() == "controller-1"
@@ -145,7 +147,9 @@ def test_an_unconfined_host_never_forwards_to_a_lab_address(tmp_path: Path) -> N
     spec = LabHostSpec("h", "controller", "127.0.77.10", "127.0.77.10", 2222, tmp_path)
     host = LabHost(spec, host_key=None, client_key=None, user="u")  # type: ignore[arg-type]
     assert host.forward_to("10.10.0.10", 6443) is False
-    assert callable(host.forward_to("127.0.77.11", 6443))
+    opening = host.forward_to("127.0.77.11", 6443)
+    assert asyncio.iscoroutine(opening)
+    opening.close()
 
 
 def test_a_killed_lab_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -226,9 +230,19 @@ def test_sigterm_stops_the_lab_cleanly(tmp_path: Path) -> None:
     assert _lab_processes(directory) == []
 
 
+async def test_the_healthy_scenario_runs_kthw_docs_07_and_08(fleet: Fleet) -> None:
+    checks = await fleet.run(["controller-0"], (
+        "systemctl is-active etcd kube-apiserver; "
+        "curl -sk 'https://127.0.0.1:6443/readyz?verbose' | grep etcd; "
+        "ETCDCTL_API=3 etcdctl member list --endpoints=https://127.0.0.1:2379 "
+        "--cacert=/etc/etcd/ca.pem --cert=/etc/etcd/kubernetes.pem "
+        "--key=/etc/etcd/kubernetes-key.pem | grep -c started"))
+    assert checks["controller-0"].stdout.split() == ["active", "active", "[+]etcd", "ok", "3"]
+
+
 async def test_control_plane_components_report_health(fleet: Fleet) -> None:
     checks = await fleet.run(["controller-1"], (
-        "for i in $(seq 50); do curl -sf http://127.0.0.1:10252/healthz >/dev/null && break; "
+        "for i in $(seq 150); do curl -sf http://127.0.0.1:10252/healthz >/dev/null && break; "
         "sleep 0.1; done; curl -s http://127.0.0.1:10252/healthz; echo; "
         "curl -sk https://127.0.0.1:10259/healthz; echo; "
         "sleep 1.2; systemctl is-active kube-apiserver kube-controller-manager kube-scheduler"))
@@ -249,8 +263,8 @@ def test_seed_cert_bug_shows_in_the_components_health(tmp_path: Path) -> None:
                    isolation="namespaces", scenario="seed-cert-bug") as runner:
         result = subprocess.run(
             ["ssh", "-F", str(runner.lab.ssh_config_path), "controller-0",
-             "for i in $(seq 50); do curl -s http://127.0.0.1:10252/healthz | "
-             "grep -q leaderElection && break; sleep 0.1; done; "
+             "for i in $(seq 150); do journalctl -u kube-controller-manager | grep -q "
+             "'x509: certificate signed by unknown authority' && break; sleep 0.1; done; "
              "curl -s -o /dev/null -w '%{http_code}\\n' http://127.0.0.1:10252/healthz; "
              "journalctl -u kube-controller-manager | grep -c 'x509: certificate signed by "
              "unknown authority'"],
@@ -293,7 +307,7 @@ async def test_services_are_reached_through_the_jump_host(confined: LabRunner,
     assert isinstance(dialer, TunnelDialer) and dialer.jump == HYPERVISOR
     try:
         with pytest.raises(OSError, match=r"Connection refused .*through the jump host"):
-            await dialer.endpoint("10.10.0.10", 2379)  # no etcd in this scenario
+            await dialer.endpoint("10.10.0.10", 2381)  # nothing listens there
         host, port = await dialer.endpoint("10.10.0.10", 6443)
         assert host == "127.0.0.1"
         context = ssl.create_default_context(

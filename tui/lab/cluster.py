@@ -40,11 +40,18 @@ def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario, *
     api = f"https://{inventory.api.vip or inventory.controllers[0].address}:{inventory.api.port}"
     kubeconfig.write_kthw_kubeconfigs(pki_dir, cluster=inventory.name, api_server=api,
                                       workers=[h.name for h in inventory.workers])
-    if scenario.stage == "certs-pushed":
+    if scenario.stage in ("certs-pushed", "etcd-up"):
         push_to_homes(directory, pki_dir, inventory)
+    if scenario.stage == "certs-pushed":
+        return report
+    if scenario.stage == "etcd-up":
+        for host in inventory.controllers:
+            install_etcd(directory, pki_dir, inventory, host)
         return report
     pki_setup.install(pki_dir, inventory)
     for host in inventory.controllers:
+        if confined:  # each host has its own 127.0.0.1:2379: KTHW's etcd runs as written
+            install_etcd(directory, pki_dir, inventory, host)
         control_plane.install_standin(host, inventory, root="" if confined else host.root)
         if confined:  # ports of their own on every host: the rest of KTHW doc 08
             control_plane.install_components(host, inventory, root="")
@@ -81,8 +88,31 @@ def push_to_homes(directory: Path, pki_dir: Path, inventory: Inventory) -> None:
             etcd_release.place(release, home)
 
 
+def install_etcd(directory: Path, pki_dir: Path, inventory: Inventory, host: Host) -> bool:
+    """KTHW doc 07 done on ``host``: etcd and etcdctl in /usr/local/bin (from the release
+    cache), /etc/etcd with ca.pem and kubernetes(-key).pem, /var/lib/etcd (700), and the
+    unit the product renders, enabled.  False when this machine has no etcd."""
+    from tui.core.etcd.unit import render_unit
+
+    release = etcd_release.ensure_release(directory)
+    if release is None:
+        return False
+    bin_dir = control_plane.host_file(host, inventory.paths.bin)
+    etcd_release.unpack_binaries(release, bin_dir)
+    for name in pki_setup.ETCD_FILES:
+        source = pki_dir / name
+        control_plane.write_bytes(
+            control_plane.host_file(host, f"{inventory.paths.etcd_config}/{name}"),
+            source.read_bytes(), 0o600 if name.endswith("-key.pem") else 0o644)
+    data = control_plane.host_file(host, inventory.paths.etcd_data)
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    control_plane.install_unit(host, inventory, "etcd.service", render_unit(inventory, host))
+    return True
+
+
 def service_environment(inventory: Inventory, host: Host, *,
-                        confined: bool = False) -> dict[str, str]:
+                        confined: bool = False, etcd: bool = False) -> dict[str, str]:
     """What every service on ``host`` learns about the lab (see the stand-in's docstring).
 
     A confined host's services see its own paths and all its addresses (0.0.0.0 is
@@ -92,7 +122,7 @@ def service_environment(inventory: Inventory, host: Host, *,
         "HARDWAY_LAB_ROOT": "" if confined else host.root,
         "HARDWAY_LAB_ADDRESS": "0.0.0.0" if confined else str(host.address),
         "HARDWAY_LAB_HOSTNAME": host.name,
-        "HARDWAY_LAB_ETCD": "absent",  # no lab scenario starts etcd with kube-apiserver yet
+        "HARDWAY_LAB_ETCD": "dial" if etcd else "absent",
         "HARDWAY_LAB_KUBERNETES_VERSION": inventory.versions.kubernetes,
     }
 

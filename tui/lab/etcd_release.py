@@ -118,6 +118,26 @@ def place(release: EtcdRelease, directory: Path) -> Path:
     return target
 
 
+def unpack_binaries(release: EtcdRelease, target: Path) -> list[Path]:
+    """``etcd`` and ``etcdctl`` from the tarball into ``target`` (mode 755), as KTHW's
+    ``tar -xvf`` and ``mv etcd* /usr/local/bin/`` leave them."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tarfile.open(release.tarball) as archive:
+        for name in ("etcd", "etcdctl"):
+            member = archive.extractfile(f"{release.directory_name}/{name}")
+            if member is None:
+                continue
+            path = target / name
+            tmp = path.with_name(f".{name}.lab-tmp")
+            with member, open(tmp, "wb") as out:
+                shutil.copyfileobj(member, out)
+            tmp.chmod(0o755)
+            os.replace(tmp, path)
+            written.append(path)
+    return written
+
+
 def _add_dir(archive: tarfile.TarFile, name: str) -> None:
     info = tarfile.TarInfo(name)
     info.type, info.mode = tarfile.DIRTYPE, 0o755

@@ -44,7 +44,15 @@ from typing import IO, Any, TypeVar
 
 from tui.core.errors import UserError
 from tui.core.inventory.load import load_inventory
-from tui.lab import cluster, files, hypervisor, namespaces, processes, scenarios
+from tui.lab import (
+    cluster,
+    etcd_release,
+    files,
+    hypervisor,
+    namespaces,
+    processes,
+    scenarios,
+)
 from tui.lab.namespaces import Confinement, HostNetwork
 from tui.lab.pki_setup import PKI_DIR
 from tui.lab.server import LabHost, LabHostSpec
@@ -339,6 +347,10 @@ class Lab:
         """Write the scenario's cluster; returns each host's service environment and the
         unit directory (the inventory's ``paths.systemd_units``)."""
         inventory = load_inventory(self.inventory_path)
+        if self.scenario.stage == "etcd-up" and not self.confined and self.services:
+            raise UserError(f"The lab scenario {self.scenario.name!r} runs KTHW's etcd, "
+                            "which needs confined hosts (each its own 127.0.0.1:2379); "
+                            "this lab is not confined.")
         if self.confined:
             inventory = files.rooted(inventory, self.host_root)
         units_dir = inventory.paths.systemd_units
@@ -356,8 +368,10 @@ class Lab:
                                inventory.api.port, pki_dir=self.pki_directory)
             hypervisor.prepare_dns(self.host_root(HYPERVISOR), self.directory, inventory)
         self.services_running = True
+        etcd = self.confined and self.scenario.stage == "control-plane" and \
+            etcd_release.find_binaries() is not None
         return ({host.name: cluster.service_environment(inventory, host,
-                                                        confined=self.confined)
+                                                        confined=self.confined, etcd=etcd)
                  for host in inventory.hosts}, units_dir)
 
     async def _wait_for_services(self) -> None:

@@ -38,11 +38,15 @@ class Scenario:
     """
 
     name = DEFAULT
-    summary = "a healthy cluster: KTHW certificates and a kube-apiserver on every controller"
+    summary = ("a healthy cluster: KTHW certificates and a kube-apiserver on every "
+               "controller; on a confined lab KTHW docs 07-08 done (etcd, kube-apiserver "
+               "dialling it, controller-manager, scheduler, nginx health proxy)")
     problems: tuple[str, ...] = ()
     stage = "control-plane"
     """How far KTHW has got: ``certs-pushed`` (docs 04-06: files in the homes, nothing
-    installed) or ``control-plane`` (certificates installed, kube-apiserver running)."""
+    installed), ``etcd-up`` (doc 07 done: a 3-member etcd, nothing of doc 08) or
+    ``control-plane`` (certificates installed, kube-apiserver running; on a confined lab
+    with etcd, controller-manager, scheduler and the nginx health proxy: docs 07-08)."""
     vip: str | None = None
     """The API VIP of a confined lab (None: 10.50.0.1, in its own block)."""
 
@@ -131,6 +135,16 @@ class ControllerDown(Scenario):
         return controllers[-1:] if len(controllers) > 1 else []
 
 
+class EtcdUp(Scenario):
+    """KTHW doc 07 done: etcd runs on every controller; doc 08 not started."""
+
+    name = "etcd-up"
+    summary = ("KTHW docs 04-07 done (confined lab): a healthy etcd cluster on every "
+               "controller, installed as doc 07 does; the homes still hold the scp'd "
+               "files; no control plane yet (doc 08)")
+    stage = "etcd-up"
+
+
 _REGISTRY: dict[str, Scenario] = {}
 
 
@@ -169,5 +183,6 @@ def describe() -> str:
 register(Scenario())
 register(SeedCertBug())
 register(CertsPushed())
+register(EtcdUp())
 register(VipInNodeBlock())
 register(ControllerDown())

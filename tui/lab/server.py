@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import signal
@@ -33,6 +34,18 @@ from tui.lab.session import HostContext, LabSession
 from tui.lab.supervisor import Supervisor
 
 LOGIN_TIMEOUT = 30.0
+
+
+class _PeerGoneFilter(logging.Filter):
+    """asyncio warns for every write to a connection its peer dropped; asyncssh still
+    answers the channel closes that arrived just before a client exited.  An sshd does
+    not care: drop those lines (only them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("socket.send() raised exception")
+
+
+_PEER_GONE = _PeerGoneFilter()
 FORWARD_CONNECT_TIMEOUT = 20.0
 
 
@@ -146,6 +159,8 @@ class LabHost:
 
     async def start(self) -> None:
         """Listen on the host's address and port (raises UserError when impossible)."""
+        if _PEER_GONE not in logging.getLogger("asyncio").filters:
+            logging.getLogger("asyncio").addFilter(_PEER_GONE)
         if self._acceptor is not None:
             return
         spec = self.spec
@@ -303,6 +318,10 @@ class _TcpBridge(asyncssh.SSHTCPSession[bytes]):
             chan.write_eof()
 
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if self._writer.is_closing():  # the service closed its end: nothing to deliver to
+            if self._chan is not None:
+                self._chan.close()
+            return
         self._writer.write(data)
 
     def eof_received(self) -> bool:
