@@ -556,11 +556,12 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
     from screens.console import ConsoleScreen
     from tui.app import create_app
     from tui.core.inventory.load import load_inventory
+    from tui.core.workbench import Workbench
 
     inventory = load_inventory(inventory_path)
     breakdown = Breakdown()
     slow = SlowCallbacks(slow_ms) if slow_ms else None
-    app = create_app(inventory, audit_path=scratch / "audit.jsonl")
+    app = create_app(Workbench(inventory, host_keys="ask", audit_path=scratch / "audit.jsonl"))
     command = f"seq 1 {lines}"
     current: list[Probe | None] = [None]
     results: dict[str, Any] = {"rounds": [], "rss": []}

@@ -8,6 +8,7 @@ from textual.pilot import Pilot
 
 from tui.app import create_app
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 
 SIZE = (110, 14)
@@ -15,7 +16,8 @@ SIZE = (110, 14)
 
 def _app(runner: LabRunner, tmp_path: Any) -> Any:
     inventory = load_inventory(runner.lab.inventory_path)
-    return create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    return create_app(Workbench(inventory, host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
 
 
 async def _connected(pilot: Pilot[Any]) -> None:

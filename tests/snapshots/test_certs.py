@@ -19,6 +19,7 @@ from screens.certs import CertsScreen
 from tui.app import create_app
 from tui.core.inventory.load import load_inventory
 from tui.core.plan import PlanEvent
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets import format as display_format
 from tui.widgets.plan_preview import PlanPreviewScreen
@@ -74,8 +75,8 @@ async def _certs(pilot: Pilot[Any]) -> CertsScreen:
 
 
 def _app(runner: LabRunner, tmp_path: Path) -> Any:
-    return create_app(load_inventory(runner.lab.inventory_path),
-                      audit_path=tmp_path / "audit.jsonl")
+    return create_app(Workbench(load_inventory(runner.lab.inventory_path), host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
 
 
 def test_healthy_cluster(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:

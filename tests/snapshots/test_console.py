@@ -15,6 +15,7 @@ from screens.console import ConsoleScreen
 from tui.app import create_app
 from tui.core.fleet.hostkeys import HostKeyPrompt
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets import format as display_format
 from tui.widgets.broadcast_bar import BroadcastInput
@@ -40,8 +41,8 @@ def grid_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
 
 
 def _app(runner: LabRunner, tmp_path: Path) -> Any:
-    return create_app(load_inventory(runner.lab.inventory_path),
-                      audit_path=tmp_path / "audit.jsonl")
+    return create_app(Workbench(load_inventory(runner.lab.inventory_path), host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
 
 
 def _screen(pilot: Pilot[Any]) -> ConsoleScreen:
