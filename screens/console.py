@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -26,10 +26,8 @@ from textual.widget import Widget
 from textual.widgets import Header, Input
 
 from tui.boundary import start_action
-from tui.core.console import Console, HostState, ReconnectResult
-from tui.core.console.events import ConsoleChanged
+from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
 from tui.core.errors import UserError
-from tui.core.fleet.shell import ShellOutput
 from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
@@ -40,6 +38,9 @@ from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
 from tui.widgets.terminal_view import TerminalView
 from tui.widgets.tiling import tile
+
+if TYPE_CHECKING:
+    from tui.core.console import Console
 
 
 class ConsoleScreen(Screen[None]):
@@ -106,9 +107,8 @@ class ConsoleScreen(Screen[None]):
 
     @property
     def console(self) -> Console:
-        """The console model (created on mount)."""
-        assert self._model is not None
-        return self._model
+        """The console model (the workbench's; built right after the first frame)."""
+        return self.workbench.console
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -124,14 +124,19 @@ class ConsoleScreen(Screen[None]):
         yield StableFooter()
 
     def on_mount(self) -> None:
-        """Build the console model, open every shell, focus the broadcast bar."""
+        """Focus the broadcast bar; right after the first frame, build the console model
+        (SSH loads then) and open every shell."""
+        self._retile()
+        self.query_one(BroadcastBar).input.focus()
+        self.call_after_refresh(self._open_console)
+
+    def _open_console(self) -> None:
         self._model = self.workbench.console
         self._unsubscribe = self.console.subscribe(self._on_change)
         self._retile()
         self._refresh_all()
         for pane in self.query(HostPane):  # keys go straight to the host, no message hops
             pane.view.sink = functools.partial(self._type_to, pane.host.name)
-        self.query_one(BroadcastBar).input.focus()
         if getattr(self.app, "connect_on_start", True):
             start_action(self, self._start, group="connect", label="connecting every host")
 
@@ -216,6 +221,7 @@ class ConsoleScreen(Screen[None]):
         if shell is None:
             return
         pane = self._pane(name)
+        from tui.core.fleet.shell import ShellOutput
 
         def on_event(event: object) -> None:
             if isinstance(event, ShellOutput) and pane.is_mounted:

@@ -13,7 +13,7 @@ import asyncio
 import importlib
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
 from textual.actions import ActionParseResult
@@ -24,11 +24,13 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 from tui.boundary import report_failure, running
-from tui.core.fleet.hostkeys import Decision, HostKeyPrompt
 from tui.core.workbench import Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.internals import DirectKeysApp, queue_empty
+
+if TYPE_CHECKING:
+    from tui.core.fleet.hostkeys import Decision, HostKeyPrompt
 
 SCREENS: dict[str, str] = {
     "console": "screens.console:ConsoleScreen",

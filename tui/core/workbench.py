@@ -50,19 +50,19 @@ from typing import TYPE_CHECKING, Literal
 
 from tui.core import logfile
 from tui.core.audit import AuditLog
-from tui.core.console.events import ConsoleChanged
 from tui.core.errors import UserError
 from tui.core.events import Listener, Listeners
 from tui.core.fleet.events import ConnState, StateChanged
-from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
 from tui.core.inventory.model import Inventory
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from tui.core.console import Console
+    from tui.core.console.events import ConsoleChanged
     from tui.core.console.shells import ShellFleet
+    from tui.core.fleet.fleet import Fleet
+    from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
     from tui.core.fleet.relay import ShellRelay
     from tui.core.pki.usecase import CertificateWork
 
@@ -103,8 +103,11 @@ class ActionEvent:
     detail: str = ""
 
 
-WorkbenchEvent = StateChanged | ConsoleChanged | ActionEvent
-"""Everything a workbench listener receives."""
+if TYPE_CHECKING:
+    WorkbenchEvent = StateChanged | ConsoleChanged | ActionEvent
+    """Everything a workbench listener receives."""
+else:  # the console (and asyncssh) load after the first frame, not with this module
+    WorkbenchEvent = object
 
 
 class Workbench:
@@ -134,19 +137,19 @@ class Workbench:
                  user_ssh_files: bool = True, relay: bool = True) -> None:
         self.inventory = inventory
         self.host_key_mode: HostKeyMode = host_keys
-        self.policy = HostKeyPolicy(mode="strict" if host_keys == "strict" else "accept-new",
-                                    notify=notify, user_files=user_ssh_files)
         self.audit = AuditLog(audit_path or AuditLog.default_path())
-        self.fleet = Fleet.from_inventory(inventory, host_keys=self.policy, audit=self.audit,
-                                          connect_timeout=connect_timeout, fanout=fanout,
-                                          use_user_config=user_ssh_files)
+        self._fleet_options = {"notify": notify, "user_ssh_files": user_ssh_files,
+                               "connect_timeout": connect_timeout, "fanout": fanout}
+        self._fleet: Fleet | None = None
+        self._policy: HostKeyPolicy | None = None
+        self._ask: Callable[[HostKeyPrompt], Awaitable[Decision]] | None = None
         self.pki_dir = Path(pki_dir) if pki_dir is not None else inventory.path.parent / "pki"
         self._use_relay = relay
         self._relay: ShellRelay | None = None
         self._console: Console | None = None
         self._engines: dict[str, object] = {}
         self._listeners: Listeners[WorkbenchEvent] = Listeners("workbench")
-        self._unsubscribe = [self.fleet.subscribe(self._listeners.emit)]
+        self._unsubscribe: list[Callable[[], None]] = []
         self._closed = False
         self._console_stopped = False
         self._unredact = logfile.add_redactor(self.audit.redact)
@@ -171,6 +174,37 @@ class Workbench:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
+    # -- the fleet (built on first use: asyncssh loads after the app's first frame) ---------
+
+    @property
+    def policy(self) -> HostKeyPolicy:
+        """The host-key policy of every connection."""
+        if self._policy is None:
+            from tui.core.fleet.hostkeys import HostKeyPolicy
+
+            options = self._fleet_options
+            self._policy = HostKeyPolicy(
+                mode="strict" if self.host_key_mode == "strict" else "accept-new",
+                notify=options["notify"],  # type: ignore[arg-type]
+                user_files=bool(options["user_ssh_files"]))
+            if self.host_key_mode == "ask":
+                self._policy.confirm = self._ask
+        return self._policy
+
+    @property
+    def fleet(self) -> Fleet:
+        """The SSH connections to every host (not connected until asked)."""
+        if self._fleet is None:
+            from tui.core.fleet.fleet import Fleet
+
+            options = self._fleet_options
+            self._fleet = Fleet.from_inventory(
+                self.inventory, host_keys=self.policy, audit=self.audit,
+                connect_timeout=options["connect_timeout"], fanout=options["fanout"],
+                use_user_config=options["user_ssh_files"])
+            self._unsubscribe.append(self._fleet.subscribe(self._listeners.emit))
+        return self._fleet
+
     # -- events -----------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener[WorkbenchEvent]) -> Callable[[], None]:
@@ -186,7 +220,9 @@ class Workbench:
     def ask_host_keys_with(self, ask: Callable[[HostKeyPrompt], Awaitable[Decision]]) -> None:
         """In ``ask`` mode, put each unknown host key to ``ask`` (the app's modal)."""
         if self.host_key_mode == "ask":
-            self.policy.confirm = ask
+            self._ask = ask
+            if self._policy is not None:
+                self._policy.confirm = ask
 
     # -- hosts ------------------------------------------------------------------------------
 
@@ -196,6 +232,8 @@ class Workbench:
 
     def counts(self) -> tuple[int, int, int]:
         """(connected, failed, all) hosts of the inventory."""
+        if self._fleet is None:
+            return 0, 0, len(self.inventory.hosts)
         states = [self.fleet.state(h.name) for h in self.inventory.hosts]
         return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
 
@@ -293,7 +331,8 @@ class Workbench:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         await self.stop_console()
-        await self.fleet.close()
+        if self._fleet is not None:
+            await self._fleet.close()
         self._unredact()
 
     async def stop_console(self) -> None:
