@@ -235,3 +235,21 @@ def test_hardway_logs_listener_failures_to_the_state_dir(
         for handler in [h for h in root.handlers if isinstance(h, logfile.HardwayLogHandler)]:
             root.removeHandler(handler)
             handler.close()
+
+
+async def test_the_console_gives_the_frozen_objects_back_when_it_stops(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """gc.freeze() (the quiet collector, once every shell is up) is undone when the app,
+    and with it the console screen, stops."""
+    import gc
+
+    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="ask",
+                          audit_path=tmp_path / "audit.jsonl", user_ssh_files=False)
+    app = create_app(workbench)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await _until(pilot, lambda: gc.get_freeze_count() > 0)
+        threshold = gc.get_threshold()
+        assert threshold[2] > 1000  # full collections taken over
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[2] < threshold[2]
+    await workbench.close()
