@@ -251,6 +251,12 @@ class TerminalView(ScrollView, can_focus=True):
         self.refresh()
 
     @property
+    def painted(self) -> bool:
+        """True when the view shows the terminal's newest state (tests wait on this
+        instead of sleeping through a repaint tick)."""
+        return self.terminal.version == self._painted
+
+    @property
     def following(self) -> bool:
         """The view sticks to the newest output (the user has not scrolled back)."""
         return self._follow
