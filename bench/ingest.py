@@ -575,7 +575,7 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             str(getattr(screen.console.shell(n), "state", "")) == "open"
             and n in screen._outputs for n in HOSTS), 60, "three open shells")
         await pilot.pause(0.3)
-        relay = getattr(screen, "_relay", None)
+        relay = screen.workbench.relay
         RELAY_PID[0] = relay._process.pid if relay is not None and relay._process else 0
         probe = current[0] = Probe(screen, lines)
         presser = KeyPresser(app, probe)

@@ -24,6 +24,7 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 from tui.boundary import report_failure, running
+from tui.core.fleet.events import StateChanged
 from tui.core.workbench import Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
@@ -100,8 +101,6 @@ class HardwayApp(DirectKeysApp):
 
     def _on_workbench_event(self, event: WorkbenchEvent) -> None:
         """Workbench listener (on the app's loop): refresh the connection summary."""
-        from tui.core.fleet.events import StateChanged
-
         if isinstance(event, StateChanged):
             self._update_summary()
 
