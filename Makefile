@@ -10,7 +10,7 @@ help:
 	@echo "make demo   open hardway on the embedded 3-controller lab"
 	@echo "make test   install test dependencies, lint, run the whole test suite"
 	@echo "make bench  benchmarks against parallel-ssh, clush and tmux (minutes)"
-	@echo "make lint   ruff + mypy"
+	@echo "make lint   ruff + mypy + the import contract"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,9 +27,13 @@ test-deps:
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/install-test-deps.sh; \
 	else echo "make test: not root, skipping system packages (see scripts/install-test-deps.sh)"; fi
 
+# The import contract (views -> commands -> workbench -> core; the lab uses the core; the
+# core never imports the lab or Textual) is a test: tests/unit/test_import_contract.py.
 lint: $(STAMP)
 	$(BIN)/ruff check tui screens tests bench
 	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_import_contract.py \
+		tests/unit/test_import_hygiene.py
 
 test: $(STAMP) test-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -556,11 +556,12 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
     from screens.console import ConsoleScreen
     from tui.app import create_app
     from tui.core.inventory.load import load_inventory
+    from tui.core.workbench import Workbench
 
     inventory = load_inventory(inventory_path)
     breakdown = Breakdown()
     slow = SlowCallbacks(slow_ms) if slow_ms else None
-    app = create_app(inventory, audit_path=scratch / "audit.jsonl")
+    app = create_app(Workbench(inventory, host_keys="ask", audit_path=scratch / "audit.jsonl"))
     command = f"seq 1 {lines}"
     current: list[Probe | None] = [None]
     results: dict[str, Any] = {"rounds": [], "rss": []}
@@ -574,7 +575,7 @@ async def hardway_rounds(inventory_path: Path, scratch: Path, lines: int, repeat
             str(getattr(screen.console.shell(n), "state", "")) == "open"
             and n in screen._outputs for n in HOSTS), 60, "three open shells")
         await pilot.pause(0.3)
-        relay = getattr(screen, "_relay", None)
+        relay = screen.workbench.relay
         RELAY_PID[0] = relay._process.pid if relay is not None and relay._process else 0
         probe = current[0] = Probe(screen, lines)
         presser = KeyPresser(app, probe)

@@ -1,15 +1,16 @@
 """Certificates screen: what every host holds and serves, why it is wrong, and the fix.
 
-A thin view over the same core the ``hardway certs`` CLI uses: ``survey`` (files, units,
-served certificates over the Fleet), ``matrix`` (status per certificate and host),
-``issue_certificates``, the health-gated ``Rollout`` and its restore plan.
+A thin view over the workbench's certificate engine, the one ``hardway certs`` uses
+(:class:`tui.core.pki.usecase.CertificateWork`: survey, issue, push and restore) and
+``matrix`` (status per certificate and host).  Every action runs as a worker through
+:func:`tui.boundary.start_action`: keys stay live, failures become notifications.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -21,21 +22,16 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from tui.core.errors import UserError
-from tui.core.pki.ca import CertificateAuthority
+from tui.boundary import start_action
 from tui.core.pki.diagnose import CertFinding
-from tui.core.pki.issue import issue_certificates
 from tui.core.pki.matrix import Cell, Matrix, build_matrix
-from tui.core.pki.restore import build_restore
-from tui.core.pki.rollout import Rollout
-from tui.core.pki.survey import Survey, survey
+from tui.core.pki.survey import Survey
+from tui.core.pki.usecase import CertificateWork, PreparedPlan
 from tui.core.plan import PlanEvent, PlanResult
+from tui.core.workbench import Workbench
 from tui.widgets import format as display
 from tui.widgets.footer import StableFooter
 from tui.widgets.plan_preview import PlanPreviewScreen
-
-if TYPE_CHECKING:
-    from tui.app import HardwayApp
 
 STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "absent": "dim",
          "n/a": "dim", "unknown": "magenta"}
@@ -58,24 +54,17 @@ class CertsScreen(Screen[None]):
                 tooltip="Put back what the last push replaced"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, workbench: Workbench) -> None:
         super().__init__()
+        self.workbench = workbench
+        self.work: CertificateWork = workbench.certs
         self.survey: Survey | None = None
         self.matrix: Matrix | None = None
-        self.busy = ""
-
-    @property
-    def hardway(self) -> HardwayApp:
-        """The app, typed."""
-        from tui.app import HardwayApp
-
-        assert isinstance(self.app, HardwayApp)
-        return self.app
 
     @property
     def pki_dir(self) -> Path:
         """The PKI directory: ``pki/`` beside the inventory (as the CLI's default)."""
-        return self.hardway.inventory.path.parent / "pki"
+        return self.work.pki_dir
 
     def compose(self) -> ComposeResult:
         """Matrix and findings on the left, the selected certificate on the right."""
@@ -98,22 +87,18 @@ class CertsScreen(Screen[None]):
         self.query_one("#cert-matrix", DataTable).border_title = (
             f"Certificates · local PKI: {self.pki_dir.name}/ beside the inventory")
         self._render_matrix()
-        if self.hardway.connect_on_start:
+        if getattr(self.app, "connect_on_start", True):
             self.action_survey()
 
     # -- survey ---------------------------------------------------------------------------
 
     def action_survey(self) -> None:
         """Survey every host again (in a worker)."""
-        self.run_worker(self._survey(), group="certs", exclusive=True, name="survey")
+        start_action(self, self._survey, group="certs", label="reading certificates")
 
     async def _survey(self) -> None:
         self._show_findings_text("Reading certificates on every host…")
-        inventory = self.hardway.inventory
-        ca = _load_ca(self.pki_dir)
-        await self.hardway.fleet.connect()
-        self.survey = await survey(inventory, self.hardway.fleet,
-                                   ca_cert=ca.cert if ca else None, pki_dir=self.pki_dir)
+        self.survey = await self.work.survey()
         self._render_matrix()
         self._render_findings(self.survey.findings)
 
@@ -122,7 +107,7 @@ class CertsScreen(Screen[None]):
     def _render_matrix(self) -> None:
         table = self.query_one("#cert-matrix", DataTable)
         cursor = table.cursor_coordinate
-        self.matrix = build_matrix(self.hardway.inventory, self.survey, self.pki_dir)
+        self.matrix = build_matrix(self.workbench.inventory, self.survey, self.pki_dir)
         table.clear(columns=True)
         table.add_column("certificate", key="certificate")
         for column in self.matrix.columns:
@@ -218,62 +203,51 @@ class CertsScreen(Screen[None]):
     # -- actions --------------------------------------------------------------------------
 
     def action_issue(self) -> None:
-        """Issue what is missing or does not fit, then re-check."""
-        try:
-            actions = issue_certificates(self.hardway.inventory, self.pki_dir)
-        except UserError as error:
-            self.notify(str(error), severity="error", timeout=10)
-            return
-        written = [str(a["name"]) for a in actions if a["action"] in ("issued", "created")]
-        if written:
-            self.notify(f"issued {', '.join(written)} in {self.pki_dir}; push (p) to roll "
-                        "them out", timeout=8)
+        """Issue what is missing or does not fit (off the UI loop), then re-check."""
+        start_action(self, self._issue, group="certs", label="issuing certificates")
+
+    async def _issue(self) -> None:
+        self._show_findings_text(f"Issuing certificates in {self.pki_dir}…")
+        result = await self.work.issue()
+        if result.written:
+            self.notify(f"issued {', '.join(result.written)} in {self.pki_dir}; push (p) to "
+                        "roll them out", timeout=8)
         else:
             self.notify("nothing to issue: every local certificate fits", timeout=5)
         self._render_matrix()
+        if self.survey is not None:
+            self._render_findings(self.survey.findings)
 
     def action_push(self) -> None:
         """Preview the rollout, then run it when confirmed."""
-        self.run_worker(self._push(), group="certs", exclusive=True, name="push")
+        start_action(self, self._push, group="certs", label="push")
 
     async def _push(self) -> None:
-        inventory, fleet = self.hardway.inventory, self.hardway.fleet
-        try:
-            ca = CertificateAuthority.load(self.pki_dir)
-            await fleet.connect()
-            report = await survey(inventory, fleet, ca_cert=ca.cert, pki_dir=self.pki_dir)
-            rollout = Rollout(inventory, fleet, report, self.pki_dir)
-            preview = await rollout.preview()
-        except UserError as error:
-            self.notify(str(error), severity="error", timeout=12)
-            return
-        go = await self.app.push_screen_wait(PlanPreviewScreen(
-            f"Push {self.pki_dir.name}/ — one controller at a time, health-gated", preview,
-            "Push"))
-        if not go:
-            return
-        self._start_progress([s.name for s in rollout.plan.steps], rollout.plan.hosts)
-        result = await rollout.run(self._on_plan_event)
-        self._report(result, "push")
-        await self._survey()
+        prepared = await self.work.prepare_push()
+        await self._confirm_and_run(
+            prepared, f"Push {self.pki_dir.name}/ — one controller at a time, health-gated",
+            "Push")
 
     def action_restore(self) -> None:
         """Preview putting the last push's backups back, then run it when confirmed."""
-        self.run_worker(self._restore(), group="certs", exclusive=True, name="restore")
+        start_action(self, self._restore, group="certs", label="restore")
 
     async def _restore(self) -> None:
-        inventory, fleet = self.hardway.inventory, self.hardway.fleet
-        await fleet.connect()
-        plan = build_restore(inventory, fleet, self.pki_dir)
-        if not plan.hosts:
+        prepared = await self.work.prepare_restore()
+        if prepared.empty:
             self.notify("nothing to restore: the last push recorded no change", timeout=5)
             return
-        preview = await plan.preview()
-        if not await self.app.push_screen_wait(PlanPreviewScreen(
-                "Restore the files the last push replaced", preview, "Restore")):
+        await self._confirm_and_run(prepared, "Restore the files the last push replaced",
+                                    "Restore")
+
+    async def _confirm_and_run(self, prepared: PreparedPlan, title: str, verb: str) -> None:
+        """Show the exact preview; on confirmation run the plan with per-host progress."""
+        if not await self.app.push_screen_wait(
+                PlanPreviewScreen(title, prepared.preview, verb)):
             return
+        plan = prepared.plan
         self._start_progress([s.name for s in plan.steps], plan.hosts)
-        self._report(await plan.run(self._on_plan_event), "restore")
+        self._report(await prepared.run(self._on_plan_event), str(prepared.kind))
         await self._survey()
 
     def _report(self, result: PlanResult, what: str) -> None:
@@ -283,13 +257,6 @@ class CertsScreen(Screen[None]):
             untouched = ", ".join(result.untouched_hosts()) or "none"
             self.notify(f"{what} stopped: {result.failure}. Untouched: {untouched}. "
                         "Restore (u) puts the backups back.", severity="error", timeout=20)
-
-
-def _load_ca(directory: Path) -> CertificateAuthority | None:
-    try:
-        return CertificateAuthority.load(directory)
-    except UserError:
-        return None
 
 
 def detail_renderable(label: str, column: str, cell: Cell,

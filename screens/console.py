@@ -25,14 +25,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Header, Input
 
-from tui.core.console import Console
-from tui.core.console.events import ConsoleChanged
-from tui.core.console.history import History
-from tui.core.console.history import default_path as history_path
+from tui.boundary import start_action
+from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
 from tui.core.errors import UserError
-from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.relay import RelayFleet, ShellRelay
-from tui.core.fleet.shell import ShellOutput
+from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
@@ -44,7 +40,7 @@ from tui.widgets.terminal_view import TerminalView
 from tui.widgets.tiling import tile
 
 if TYPE_CHECKING:
-    from tui.app import HardwayApp
+    from tui.core.console import Console
 
 
 class ConsoleScreen(Screen[None]):
@@ -77,6 +73,22 @@ class ConsoleScreen(Screen[None]):
                         "(in a pane: that host only)"),
     ]
 
+    PALETTE: ClassVar[tuple[tuple[str, str, str], ...]] = (
+        ("Interrupt the broadcast set (^C)", "screen.interrupt",
+         "Ctrl-C to the foreground command on every host in the set"),
+        ("Gather the last broadcast", "screen.gather",
+         "exit codes and outputs grouped by host, minority outputs diffed"),
+        ("Toggle type-through", "screen.type_through",
+         "every keystroke to every host in the set"),
+        ("Search the scrollback", "screen.search", "find text in the panes"),
+        ("Reconnect", "screen.reconnect", "the focused host, or every host that is down"),
+        ("Zoom the focused pane", "screen.zoom", "show one pane; again to tile"),
+        ("Toggle transcripts", "screen.transcripts",
+         "write per-host transcripts (secrets redacted)"),
+        ("Attach with OpenSSH", "screen.attach", "the focused host in the real terminal"),
+    )
+    """The console's actions in the command palette (:mod:`tui.palette`)."""
+
     focused: Reactive[Widget | None] = Reactive(None, repaint=False)
     """Screen.focused without its repaint of the whole screen on every focus change.
 
@@ -84,34 +96,25 @@ class ConsoleScreen(Screen[None]):
     cursors); repainting everything else as well cost a full frame of every pane, 30-40 ms
     while hosts stream output, each time F2 or a click moved the focus."""
 
-    def __init__(self) -> None:
+    def __init__(self, workbench: Workbench) -> None:
         super().__init__()
+        self.workbench = workbench
         self._model: Console | None = None
         self._outputs: dict[str, tuple[object, Callable[[], None]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
-        self._relay: ShellRelay | None = None
         self._collector: QuietCollector | None = None
         self._last_output = 0.0
 
     @property
-    def hardway(self) -> HardwayApp:
-        """The app, typed."""
-        from tui.app import HardwayApp
-
-        assert isinstance(self.app, HardwayApp)
-        return self.app
-
-    @property
     def console(self) -> Console:
-        """The console model (created on mount)."""
-        assert self._model is not None
-        return self._model
+        """The console model (the workbench's; built right after the first frame)."""
+        return self.workbench.console
 
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         """Header, the pane grid, the broadcast bar, footer."""
-        inventory = self.hardway.inventory
+        inventory = self.workbench.inventory
         scrollback = int(str(inventory.settings.get("console.scrollback", 10_000)))
         yield Header(icon="⎈")
         with Grid(id="panes"):
@@ -121,28 +124,24 @@ class ConsoleScreen(Screen[None]):
         yield StableFooter()
 
     def on_mount(self) -> None:
-        """Build the console model, open every shell, focus the broadcast bar."""
-        app = self.hardway
-        audit = getattr(app.fleet, "audit", None)
-        history = History(history_path(), redact=audit.redact if audit else None)
-        fleet = app.fleet
-        if isinstance(fleet, Fleet):  # SSH for the shells in a child process, off the GIL
-            self._relay = ShellRelay(fleet)
-            if app.connect_on_start:
-                self._relay.prestart()  # while the app's own connections are made
-            fleet = RelayFleet(fleet, self._relay)  # type: ignore[assignment]
-        self._model = Console(app.inventory, fleet, history=history)
+        """Focus the broadcast bar; right after the first frame, build the console model
+        (SSH loads then) and open every shell."""
+        self._retile()
+        self.query_one(BroadcastBar).input.focus()
+        self.call_after_refresh(self._open_console)
+
+    def _open_console(self) -> None:
+        self._model = self.workbench.console
         self._unsubscribe = self.console.subscribe(self._on_change)
         self._retile()
         self._refresh_all()
         for pane in self.query(HostPane):  # keys go straight to the host, no message hops
             pane.view.sink = functools.partial(self._type_to, pane.host.name)
-        self.query_one(BroadcastBar).input.focus()
-        if app.connect_on_start:
-            self.run_worker(self._start(), name="console-start", group="console")
+        if getattr(self.app, "connect_on_start", True):
+            start_action(self, self._start, group="connect", label="connecting every host")
 
     async def _start(self) -> None:
-        await self.console.start()
+        await self.workbench.start_console()
         self._refresh_all()
         # Full garbage collections at quiet moments only (each is a 30-70 ms pause): no
         # output and no keys for a second.
@@ -151,18 +150,15 @@ class ConsoleScreen(Screen[None]):
         self._collector.start()
 
     async def on_unmount(self) -> None:
-        """Stop listening and close the shells."""
+        """Stop listening; close the shells and the relay; give the garbage back."""
         if self._unsubscribe:
             self._unsubscribe()
         for _, unsubscribe in self._outputs.values():
             unsubscribe()
         self._outputs.clear()
-        if self._model is not None:
-            await self.console.close()
-        if self._relay is not None:
-            await self._relay.stop()
         if self._collector is not None:
             self._collector.stop()
+        await self.workbench.stop_console()
 
     def on_resize(self) -> None:
         """Re-tile when the terminal changes size."""
@@ -225,6 +221,7 @@ class ConsoleScreen(Screen[None]):
         if shell is None:
             return
         pane = self._pane(name)
+        from tui.core.fleet.shell import ShellOutput
 
         def on_event(event: object) -> None:
             if isinstance(event, ShellOutput) and pane.is_mounted:
@@ -243,17 +240,16 @@ class ConsoleScreen(Screen[None]):
         line = event.value
         event.input.value = ""
         try:
-            message = self.console.submit(line)
+            result = self.console.submit(line)
         except UserError as error:
             self.notify(str(error), severity="error", timeout=8)
             return
-        # the bar already shows who received a plain broadcast; speak up only about set
-        # changes and hosts that were skipped
         for name in self.console.broadcast_set.members:  # typing returns panes to the tail
             self._pane(name).view.follow()
-        if message and (line.lstrip().startswith("@") or " not " in message
-                        or " was busy" in message):
-            self.notify(message, timeout=4)
+        # the bar already shows who received a plain broadcast; speak up only about set
+        # changes and hosts that were skipped
+        if result.worth_telling:
+            self.notify(result.message, timeout=4)
         self._refresh_all()
 
     @on(BroadcastInput.History)
@@ -343,20 +339,27 @@ class ConsoleScreen(Screen[None]):
         self._refresh_all()
         self.action_focus_bar()
 
-    async def action_reconnect(self) -> None:
-        """Reconnect the focused host, or every host without a shell."""
+    def action_reconnect(self) -> None:
+        """Reconnect the focused host, or every host without a shell (in a worker: keys
+        stay live while a host takes its time to answer)."""
         name = self._focused_host()
         names = [name] if name else [n for n in self.console.hosts
-                                     if self.console.status(n).state != "ready"]
+                                     if self.console.status(n).state is not HostState.READY]
         if not names:
             self.notify("every host is connected")
             return
-        self.notify(f"reconnecting {', '.join(names)}…", timeout=3)
+        label = f"reconnecting {', '.join(names)}"
+        if start_action(self, functools.partial(self._reconnect, names), group="reconnect",
+                        label=label):
+            self.notify(f"{label}…", timeout=3)
+
+    async def _reconnect(self, names: list[str]) -> list[ReconnectResult]:
         results = await asyncio.gather(*(self.console.reconnect(n) for n in names))
         self._refresh_all()
-        failed = [f"{n}: {r}" for n, r in zip(names, results, strict=True) if r != "ready"]
+        failed = [f"{r.host}: {r.reason or r.state}" for r in results if not r.ok]
         if failed:
             self.notify("; ".join(failed), severity="error", timeout=8)
+        return list(results)
 
     def action_zoom(self) -> None:
         """Show only the focused pane, or tile again."""
@@ -378,7 +381,7 @@ class ConsoleScreen(Screen[None]):
         if shutil.which("ssh") is None:
             self.notify("OpenSSH `ssh` is not installed here", severity="error")
             return
-        argv = ssh_argv(self.hardway.inventory.host(name), self.hardway.fleet)
+        argv = ssh_argv(self.workbench.inventory.host(name), self.workbench.fleet)
         with self.app.suspend():
             print(f"hardway: attached to {name} with OpenSSH; exit the shell to return.\n")
             subprocess.run(argv, check=False)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import functools
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Header
 
+from tui.boundary import start_action
+from tui.core.workbench import Workbench
 from tui.widgets.footer import StableFooter
 from tui.widgets.host_table import HostTable
-
-if TYPE_CHECKING:
-    from tui.app import HardwayApp
 
 
 class HostsScreen(Screen[None]):
@@ -25,24 +25,19 @@ class HostsScreen(Screen[None]):
                 tooltip="Reconnect the selected host (or every failed host)"),
     ]
 
-    @property
-    def hardway(self) -> HardwayApp:
-        """The app, typed."""
-        from tui.app import HardwayApp
-
-        assert isinstance(self.app, HardwayApp)
-        return self.app
+    def __init__(self, workbench: Workbench) -> None:
+        super().__init__()
+        self.workbench = workbench
 
     def compose(self) -> ComposeResult:
         """Header, host table, footer."""
         yield Header(icon="⎈")
-        yield HostTable(self.hardway.inventory, self.hardway.fleet)
+        yield HostTable(self.workbench.inventory, self.workbench.fleet)
         yield StableFooter()
 
     def action_reconnect(self) -> None:
-        """Reconnect the host under the cursor, or every failed host."""
-        table = self.query_one(HostTable)
-        name = table.selected_host()
-        fleet = self.hardway.fleet
+        """Reconnect the host under the cursor, or every failed host (in a worker)."""
+        name = self.query_one(HostTable).selected_host()
         names = [name] if name else None
-        self.hardway.run_worker(fleet.connect(names), group="fleet", name="reconnect")
+        start_action(self, functools.partial(self.workbench.connect, names),
+                     group="reconnect", label=f"connecting {name or 'every host'}")

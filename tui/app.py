@@ -1,38 +1,58 @@
-"""HardwayApp: the Textual application shell shared by the CLI and the tests.
+"""HardwayApp: the Textual application over one :class:`~tui.core.workbench.Workbench`.
 
-The app owns one :class:`~tui.core.fleet.fleet.Fleet` built from the inventory; screens
-are thin views over it.  ``create_app`` is the single factory both ``hardway`` and the
-test-suite use.
+``create_app(workbench)`` is the single factory both ``hardway`` and the test-suite use.
+Screens receive the workbench in their constructor; they are registered as modes with
+Textual's public ``add_mode`` and imported the first time they are opened, so start-up
+pays only for the console.  Failed actions and workers end in one place,
+:func:`tui.boundary.report_failure`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
+from textual.actions import ActionParseResult
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import Provider
-from textual.message import Message
+from textual.dom import DOMNode
 from textual.screen import Screen
 
-from screens.certs import CertsScreen
-from screens.console import ConsoleScreen
-from screens.hosts import HostsScreen
-from tui.core.fleet.events import ConnState, Event, StateChanged
-from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
-from tui.core.inventory.model import Inventory
+from tui.boundary import report_failure, running
+from tui.core.fleet.events import StateChanged
+from tui.core.workbench import Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
-from tui.widgets.host_key_modal import HostKeyModal
+from tui.widgets.internals import DirectKeysApp, queue_empty
+
+if TYPE_CHECKING:
+    from tui.core.fleet.hostkeys import Decision, HostKeyPrompt
+
+SCREENS: dict[str, str] = {
+    "console": "screens.console:ConsoleScreen",
+    "hosts": "screens.hosts:HostsScreen",
+    "certs": "screens.certs:CertsScreen",
+}
+"""Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
 
 
-class HardwayApp(App[int]):
+def _screen_factory(spec: str, workbench: Workbench) -> Callable[[], Screen[Any]]:
+    module_name, _, class_name = spec.partition(":")
+
+    def build() -> Screen[Any]:
+        screen_class = getattr(importlib.import_module(module_name), class_name)
+        screen: Screen[Any] = screen_class(workbench)
+        return screen
+
+    return build
+
+
+class HardwayApp(DirectKeysApp):
     """The hardway workbench."""
 
     CSS_PATH = "hardway.tcss"
@@ -47,50 +67,55 @@ class HardwayApp(App[int]):
     ]
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {HardwayCommands})
-    MODES: ClassVar[dict[str, type[Screen[None]]]] = {  # type: ignore[assignment]
-        "console": ConsoleScreen,
-        "hosts": HostsScreen,
-        "certs": CertsScreen,
-    }
 
-    def __init__(self, inventory: Inventory, fleet: Fleet, *, connect: bool = True) -> None:
-        """Build the app around an inventory and its fleet.
+    def __init__(self, workbench: Workbench, *, connect: bool = True) -> None:
+        """Build the app around a workbench.
 
         Args:
-            inventory: the loaded cluster description.
-            fleet: the fleet of SSH connections (not yet connected).
+            workbench: the engine (inventory, fleet, console, use cases).
             connect: open the connections when the app starts (tests may defer it).
         """
         super().__init__()
-        self.inventory = inventory
-        self.fleet = fleet
+        self.workbench = workbench
         self.connect_on_start = connect
         self.last_key = 0.0
         """Monotonic time of the newest key press (the console collects garbage when
         neither keys nor output arrive)."""
-        self._unsubscribe = fleet.subscribe(self._on_fleet_event)
+        for mode, spec in SCREENS.items():
+            self.add_mode(mode, _screen_factory(spec, workbench))
+        self._unsubscribe = workbench.subscribe(self._on_workbench_event)
+        workbench.ask_host_keys_with(self.ask_host_key)
+
+    @property
+    def inventory(self) -> Any:
+        """The workbench's inventory."""
+        return self.workbench.inventory
 
     def on_mount(self) -> None:
         """Register the theme and open the console (which connects every host)."""
         self.register_theme(HARDWAY_THEME)
         self.theme = "hardway"
-        self.title = f"hardway — {self.inventory.name}"
+        self.title = f"hardway — {self.workbench.inventory.name}"
         self._update_summary()
         self.switch_mode("console")
 
-    def _on_fleet_event(self, event: Event) -> None:
-        """Fleet callback (runs on the app's loop): refresh the connection summary."""
+    def _on_workbench_event(self, event: WorkbenchEvent) -> None:
+        """Workbench listener (on the app's loop): refresh the connection summary."""
         if isinstance(event, StateChanged):
             self._update_summary()
 
+    def busy_changed(self) -> None:
+        """An action started or ended (:func:`tui.boundary.start_action`)."""
+        self._update_summary()
+
     def _update_summary(self) -> None:
-        """Header sub-title: "3/3 connected" (plus failures when any)."""
-        hosts = self.inventory.hosts
-        ready = sum(1 for h in hosts if self.fleet.state(h.name) is ConnState.READY)
-        failed = sum(1 for h in hosts if self.fleet.state(h.name) is ConnState.FAILED)
-        text = f"{ready}/{len(hosts)} connected"
+        """Header sub-title: "3/3 connected" (failures, actions running)."""
+        ready, failed, total = self.workbench.counts()
+        text = f"{ready}/{total} connected"
         if failed:
             text += f", {failed} failed"
+        for label in running(self).values():
+            text += f" · {label}…"
         self.sub_title = text
 
     def action_switch_screen_mode(self, mode: str) -> None:
@@ -99,25 +124,46 @@ class HardwayApp(App[int]):
 
     async def ask_host_key(self, prompt: HostKeyPrompt) -> Decision:
         """HostKeyPolicy.confirm: show the modal and wait for the user's choice."""
+        from tui.widgets.host_key_modal import HostKeyModal
+
         answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.push_screen(HostKeyModal(prompt),
                          callback=lambda choice: answer.set_result(choice or "refuse"))
         decision = await answer
-        return decision if decision in ("once", "record") else "refuse"  # type: ignore[return-value]
+        if decision == "once":
+            return "once"
+        return "record" if decision == "record" else "refuse"
 
-    async def _post_message(self, message: Message) -> bool:
+    # -- the failure boundary -------------------------------------------------------------
+
+    async def run_action(self, action: str | ActionParseResult,
+                         default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """Textual's run_action; an action that fails is reported, never fatal."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as error:
+            name = action if isinstance(action, str) else str(action[1])
+            report_failure(self, error, action=name)
+            return True
+
+    def worker_failed(self, error: BaseException) -> bool:
+        """A worker started without the boundary failed: report it, keep running."""
+        report_failure(self, error)
+        return True
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def intercept_key(self, event: events.Key) -> bool:
         """Keys typed into a console pane or the broadcast bar are handled at once (see
         :func:`typed_now`)."""
-        if isinstance(message, events.Key):
-            self.last_key = time.monotonic()
-            if typed_now(self, message):
-                return True
-        return await super()._post_message(message)
+        self.last_key = time.monotonic()
+        return typed_now(self, event)
 
     async def action_quit(self) -> None:
         """Close every SSH session, then exit."""
         self._unsubscribe()
-        await self.fleet.close()
+        await self.workbench.close()
         self.exit(0)
 
 
@@ -135,7 +181,7 @@ def typed_now(app: App[Any], event: events.Key) -> bool:
     widget = app.focused
     take = getattr(widget, "take_key", None)
     if (widget is None or take is None or event.is_forwarded
-            or not app._message_queue.empty() or not widget._message_queue.empty()
+            or not queue_empty(app) or not queue_empty(widget)
             or app.screen.maximized is not None or widget.screen is not app.screen):
         return False
     bindings = app.screen.active_bindings
@@ -145,29 +191,12 @@ def typed_now(app: App[Any], event: events.Key) -> bool:
     return bool(take(event))
 
 
-def create_app(
-    inventory: Inventory,
-    *,
-    accept_new: bool = False,
-    audit_path: Path | None = None,
-    connect: bool = True,
-) -> HardwayApp:
+def create_app(workbench: Workbench, *, connect: bool = True) -> HardwayApp:
     """The one factory for the app, used by ``hardway`` and by the tests.
 
     Args:
-        inventory: the loaded inventory.
-        accept_new: record unknown host keys without asking (default: ask in a modal).
-        audit_path: where the audit log goes (default: the XDG state dir).
+        workbench: the engine; in ``ask`` host-key mode unknown keys become a modal
+            question (``--accept-new`` records them without asking).
         connect: open the SSH connections on start.
     """
-    from tui.core.audit import AuditLog
-
-    # In the app an unknown key is always a question for the user (the modal); a changed
-    # key is refused by the policy without asking.  --accept-new records without asking.
-    policy = HostKeyPolicy(mode="accept-new")
-    audit = AuditLog.for_inventory(inventory, audit_path)
-    fleet = Fleet.from_inventory(inventory, host_keys=policy, audit=audit)
-    app = HardwayApp(inventory, fleet, connect=connect)
-    if not accept_new:
-        policy.confirm = app.ask_host_key
-    return app
+    return HardwayApp(workbench, connect=connect)

@@ -58,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         handler = run_app
     try:
+        if getattr(args, "log_level", None):  # the app logs even without it
+            from tui.core import logfile
+
+            logfile.configure(args.log_level)
         return int(handler(args) or 0)
     except UserError as exc:
         print(f"hardway: {exc}", file=sys.stderr)

@@ -8,7 +8,11 @@ triggered several per second: each one a pause of every keystroke and frame.
 widgets live as long as the process), turns automatic full collections off, and runs
 them itself when nothing has been printed or typed for a moment -- or after
 :data:`MAX_DEFER` seconds regardless, so memory stays bounded during endless output.
-Young-generation collections (a millisecond or two) stay automatic.
+Young-generation collections (a millisecond or two) stay automatic.  :meth:`QuietCollector.stop`
+(the console screen unmounting) undoes all of it: thresholds back, ``gc.unfreeze()``.
+
+The policy relies on CPython's three-generation collector (``gc.freeze``, the gen-2
+threshold); it is tested on the Pythons ``requires-python`` claims.
 """
 
 from __future__ import annotations
@@ -58,10 +62,13 @@ class QuietCollector:
         self._timers.set_interval(CHECK_INTERVAL, self.check)
 
     def stop(self) -> None:
-        """Give full collections back to CPython."""
+        """Give full collections back to CPython and unfreeze what :meth:`start` froze
+        (the console's widgets and shells are about to be released: frozen, they would
+        never be collected)."""
         if self._previous is not None:
             gc.set_threshold(*self._previous)
             self._previous = None
+            gc.unfreeze()
 
     def check(self) -> None:
         """Collect everything when the console is quiet, or when it has waited too long."""

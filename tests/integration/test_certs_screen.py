@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from screens.certs import CertsScreen
 from tui.app import create_app
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets.plan_preview import PlanPreviewScreen
 
@@ -53,7 +54,8 @@ def _findings(screen: CertsScreen) -> str:
 async def test_issue_and_push_from_the_screen_fix_the_seed(seed_lab: LabRunner,
                                                           tmp_path: Path) -> None:
     inventory = load_inventory(seed_lab.lab.inventory_path)
-    app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    app = create_app(Workbench(inventory, host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(170, 44)) as pilot:
         await pilot.press("ctrl+e")
         await _until(pilot, lambda: isinstance(app.screen, CertsScreen)

@@ -18,6 +18,7 @@ from textual.pilot import Pilot
 from screens.console import ConsoleScreen
 from tui.app import HardwayApp, create_app
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets.host_pane import HostPane
 
@@ -28,8 +29,8 @@ HOSTS = ("controller-0", "controller-1", "controller-2")
 async def console(lab_runner: LabRunner,
                   tmp_path: Path) -> AsyncIterator[tuple[HardwayApp, Pilot[Any]]]:
     """The app on the session lab, every shell open, the broadcast bar focused."""
-    app = create_app(load_inventory(lab_runner.lab.inventory_path),
-                     audit_path=tmp_path / "audit.jsonl")
+    app = create_app(Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(200, 50)) as pilot:
         await app.workers.wait_for_complete()
         screen = _screen(app)

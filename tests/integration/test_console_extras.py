@@ -14,6 +14,7 @@ from screens.console import ConsoleScreen
 from tui.app import create_app
 from tui.core.fleet.hostkeys import default_record_file
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets.host_key_modal import HostKeyModal
 from tui.widgets.host_pane import HostPane
@@ -57,7 +58,8 @@ async def _answer_each_key(pilot: Any, answer: Callable[[], Awaitable[None]]) ->
 async def test_unknown_keys_are_asked_about_and_recorded(lab_runner: LabRunner,
                                                          tmp_path: Path) -> None:
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
-    app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    app = create_app(Workbench(inventory, host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(160, 40)) as pilot:
         prompts = await _answer_each_key(pilot, lambda: pilot.click("#record"))
         assert all(p.fingerprint.startswith("SHA256:") for p in prompts)
@@ -76,21 +78,24 @@ async def test_keys_accepted_once_are_trusted_by_the_console_relay(
     """"Accept once" is not written anywhere, yet the relay (another process, strict)
     opens the console's shells: the app hands it the keys accepted for this session."""
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
-    app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    app = create_app(Workbench(inventory, host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(160, 40)) as pilot:
         await _answer_each_key(pilot, lambda: pilot.click("#once"))
         screen = app.screen
         assert isinstance(screen, ConsoleScreen)
         await _until(pilot, lambda: all(
             getattr(screen.console.shell(h), "state", None) == "open" for h in HOSTS))
-        assert screen._relay is not None and screen._relay.running
+        relay = screen.workbench.relay
+        assert relay is not None and relay.running
     assert not default_record_file().exists()
 
 
 async def test_refusing_an_unknown_key_leaves_that_host_down(lab_runner: LabRunner,
                                                              tmp_path: Path) -> None:
     inventory = load_inventory(_inventory_without_known_keys(lab_runner.lab, tmp_path))
-    app = create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    app = create_app(Workbench(inventory, host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(160, 40)) as pilot:
         await _answer_each_key(pilot, lambda: pilot.press("escape"))  # escape refuses
         screen = app.screen
@@ -102,8 +107,8 @@ async def test_refusing_an_unknown_key_leaves_that_host_down(lab_runner: LabRunn
 
 
 async def test_search_and_palette(lab_runner: LabRunner, tmp_path: Path) -> None:
-    app = create_app(load_inventory(lab_runner.lab.inventory_path),
-                     audit_path=tmp_path / "audit.jsonl")
+    app = create_app(Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(160, 40)) as pilot:
         await app.workers.wait_for_complete()
         screen = app.screen

@@ -30,7 +30,8 @@ async def console(lab_runner: LabRunner, tmp_path: Path) -> AsyncIterator[Consol
         console = Console(inventory, fleet, history=History(tmp_path / "history"),
                           transcripts=TranscriptStore(inventory.name, tmp_path / "transcripts"))
         try:
-            assert await console.start() == dict.fromkeys(NAMES, "ready")
+            results = await console.start()
+            assert {n: r.state for n, r in results.items()} == dict.fromkeys(NAMES, "ready")
             yield console
         finally:
             await console.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +18,12 @@ def snapshot_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner
     with LabRunner(tmp_path_factory.mktemp("snaplab"), controllers=3,
                    network=SNAPSHOT_NETWORK) as runner:
         yield runner
+
+
+@pytest.fixture(autouse=True)
+def _no_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots never read the real ~/.ssh or write the real state dir (history, log)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))

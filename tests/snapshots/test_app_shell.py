@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from textual.pilot import Pilot
 
 from tui.app import create_app
+from tui.boundary import running
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 
 SIZE = (110, 14)
@@ -15,11 +18,21 @@ SIZE = (110, 14)
 
 def _app(runner: LabRunner, tmp_path: Any) -> Any:
     inventory = load_inventory(runner.lab.inventory_path)
-    return create_app(inventory, audit_path=tmp_path / "audit.jsonl")
+    return create_app(Workbench(inventory, host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
 
 
 async def _connected(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
+    """Every host connected or failed, the console's start finished; then the table."""
+    app = pilot.app
+    deadline = time.monotonic() + 30
+    while True:
+        ready, failed, total = app.workbench.counts()
+        if ready + failed == total and not running(app):
+            break
+        assert time.monotonic() < deadline, "hosts did not settle"
+        await pilot.pause(0.05)
+    await app.workers.wait_for_complete()
     await pilot.press("ctrl+o")  # from the console to the hosts table
     await pilot.pause()
 

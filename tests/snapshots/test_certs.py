@@ -19,6 +19,7 @@ from screens.certs import CertsScreen
 from tui.app import create_app
 from tui.core.inventory.load import load_inventory
 from tui.core.plan import PlanEvent
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets import format as display_format
 from tui.widgets.plan_preview import PlanPreviewScreen
@@ -60,22 +61,28 @@ async def _certs(pilot: Pilot[Any]) -> CertsScreen:
     """Open the certificates screen and wait for its survey; put the cursor on
     controller-0's kubernetes.pem."""
     await pilot.press("ctrl+e")
-    await pilot.pause(0.1)
+    await _until(pilot, lambda: isinstance(pilot.app.screen, CertsScreen))
     screen = pilot.app.screen
     assert isinstance(screen, CertsScreen)
-    deadline = time.monotonic() + 30
-    while screen.survey is None or pilot.app.workers._workers:
-        assert time.monotonic() < deadline, "survey did not finish"
-        await pilot.pause(0.1)
+    await _until(pilot, lambda: screen.survey is not None)
+    await pilot.app.workers.wait_for_complete()
     table = screen.query_one("#cert-matrix")
     table.move_cursor(row=1, column=2)  # type: ignore[attr-defined]
-    await pilot.pause(0.1)
+    await pilot.pause()
     return screen
 
 
+async def _until(pilot: Pilot[Any], condition: Any, timeout: float = 30.0) -> None:
+    """Wait (polling) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met within timeout"
+        await pilot.pause(0.05)
+
+
 def _app(runner: LabRunner, tmp_path: Path) -> Any:
-    return create_app(load_inventory(runner.lab.inventory_path),
-                      audit_path=tmp_path / "audit.jsonl")
+    return create_app(Workbench(load_inventory(runner.lab.inventory_path), host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
 
 
 def test_healthy_cluster(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
@@ -96,11 +103,9 @@ def test_push_preview(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) ->
     async def run_before(pilot: Pilot[Any]) -> None:
         await _certs(pilot)
         await pilot.press("p")
-        deadline = time.monotonic() + 30
-        while not isinstance(pilot.app.screen, PlanPreviewScreen):
-            assert time.monotonic() < deadline, "no push preview"
-            await pilot.pause(0.1)
-        await pilot.pause(0.2)
+        await _until(pilot, lambda: isinstance(pilot.app.screen, PlanPreviewScreen)
+                     and pilot.app.screen.is_mounted)
+        await pilot.pause()
 
     assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
 
@@ -118,6 +123,6 @@ def test_mid_rollout_progress(snap_compare: Any, seed_lab: LabRunner, tmp_path: 
         screen._start_progress(steps, hosts)
         for event in events:
             screen._on_plan_event(event)
-        await pilot.pause(0.1)
+        await pilot.pause()
 
     assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)

@@ -15,6 +15,7 @@ from screens.console import ConsoleScreen
 from tui.app import create_app
 from tui.core.fleet.hostkeys import HostKeyPrompt
 from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets import format as display_format
 from tui.widgets.broadcast_bar import BroadcastInput
@@ -40,8 +41,8 @@ def grid_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
 
 
 def _app(runner: LabRunner, tmp_path: Path) -> Any:
-    return create_app(load_inventory(runner.lab.inventory_path),
-                      audit_path=tmp_path / "audit.jsonl")
+    return create_app(Workbench(load_inventory(runner.lab.inventory_path), host_keys="ask",
+                           audit_path=tmp_path / "audit.jsonl"))
 
 
 def _screen(pilot: Pilot[Any]) -> ConsoleScreen:
@@ -76,7 +77,15 @@ async def _broadcast(pilot: Pilot[Any], line: str) -> None:
     await pilot.press("enter")
     await _until(pilot, lambda: screen.console.broadcasts and not any(
         row.state in ("pending", "running") for row in screen.console.gather().rows))
-    await pilot.pause(0.2)  # one repaint tick of the panes
+    await _painted(pilot)
+
+
+async def _painted(pilot: Pilot[Any]) -> None:
+    """Every pane shows its terminal's newest state, and the app is idle."""
+    await pilot.app.workers.wait_for_complete()
+    panes = list(_screen(pilot).query(HostPane))
+    await _until(pilot, lambda: all(p.view.painted for p in panes))
+    await pilot.pause()
 
 
 def test_identical_output(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
@@ -98,7 +107,7 @@ def test_one_host_toggled_out(snap_compare: Any, snapshot_lab: LabRunner,
         await pilot.press("enter")
         await _broadcast(pilot, "echo only {name}")
         pilot.app.clear_notifications()
-        await pilot.pause(0.1)
+        await _painted(pilot)
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
 
@@ -109,7 +118,8 @@ def test_gather_view_with_a_divergent_host(snap_compare: Any, snapshot_lab: LabR
         await _ready(pilot)
         await _broadcast(pilot, "test {name} = controller-1 && echo stale || echo current")
         await pilot.press("f3")
-        await pilot.pause(0.1)
+        await _until(pilot, lambda: type(pilot.app.screen).__name__ == "GatherScreen")
+        await pilot.pause()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
 
@@ -119,7 +129,10 @@ def test_type_through_on(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: P
         await _ready(pilot)
         await pilot.press("f4")
         await pilot.press("l", "s")
-        await pilot.pause(0.3)
+        panes = list(_screen(pilot).query(HostPane))
+        await _until(pilot, lambda: all(
+            p.terminal.text().rstrip().endswith("ls") for p in panes))
+        await _painted(pilot)
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
 
@@ -134,7 +147,7 @@ def test_disconnected_host(snap_compare: Any, snapshot_lab: LabRunner, tmp_path:
         await _until(pilot, lambda: pane.has_class("-down"))
         await _broadcast(pilot, "hostname -s")
         pilot.app.clear_notifications()
-        await pilot.pause(0.1)
+        await _painted(pilot)
 
     try:
         assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE,
@@ -163,6 +176,8 @@ def test_host_key_modal(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
     async def run_before(pilot: Pilot[Any]) -> None:
         await _ready(pilot)
         pilot.app.push_screen(HostKeyModal(prompt))
-        await pilot.pause(0.1)
+        await _until(pilot, lambda: isinstance(pilot.app.screen, HostKeyModal)
+                     and pilot.app.screen.is_mounted)
+        await pilot.pause()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)

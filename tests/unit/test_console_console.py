@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tui.core.console.console import Console, ConsoleChanged
+from tui.core.console.events import HostState, ReconnectResult, SubmitKind
 from tui.core.console.history import History
 from tui.core.console.record import LastExit
 from tui.core.console.transcript import TranscriptStore
@@ -143,7 +144,8 @@ async def console(fleet: FakeFleet, tmp_path: Path) -> Console:
     console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
                       transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
                       clock=lambda: NOW)
-    assert await console.start() == dict.fromkeys(CONTROLLERS, "ready")
+    results = await console.start()
+    assert list(results) == CONTROLLERS and all(r.ok for r in results.values())
     return console
 
 
@@ -198,10 +200,16 @@ async def test_toggled_off_host_receives_nothing(console: Console, fleet: FakeFl
 
 async def test_submit_routes_set_expressions_and_keeps_history(
         console: Console, fleet: FakeFleet, tmp_path: Path) -> None:
-    assert console.submit("@controller-[0-1]") == "broadcast to controller-[0-1] (2)"
-    assert console.submit("hostname") == "sent to controller-[0-1] (2)"
+    changed = console.submit("@controller-[0-1]")
+    assert (changed.kind, changed.message) == (SubmitKind.SET,
+                                               "broadcast to controller-[0-1] (2)")
+    assert changed.worth_telling  # the bar says nothing about a set change itself
+    sent = console.submit("hostname")
+    assert (sent.kind, sent.message) == (SubmitKind.BROADCAST, "sent to controller-[0-1] (2)")
+    assert sent.skipped == {} and not sent.worth_telling
+    assert sent.broadcast is not None and list(sent.broadcast.runs) == CONTROLLERS[:2]
     assert fleet.shells["controller-2"].sent == []
-    assert console.submit("@none") == "broadcast to no hosts (0)"
+    assert console.submit("@none").message == "broadcast to no hosts (0)"
     with pytest.raises(UserError) as caught:
         console.submit("uptime")
     assert str(caught.value) == (
@@ -317,7 +325,8 @@ async def test_closed_shell_is_excluded_reported_and_never_blocks_others(
     assert fleet.shells["controller-1"].sent == ["sleep 100"]
     report = console.gather(1)
     assert "controller-1: shell closed (connection to 127.0.0.1:22 lost)" in report.text
-    assert await console.reconnect("controller-1") == "ready"
+    assert await console.reconnect("controller-1") == ReconnectResult(
+        "controller-1", HostState.READY)
     assert console.status("controller-1").state == "ready"
     assert console.broadcast_set.members == CONTROLLERS
 

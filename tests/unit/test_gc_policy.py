@@ -58,3 +58,21 @@ def test_full_collections_wait_for_quiet_or_the_deadline(clock: list[float],
     collector.stop()
     assert gc.get_threshold() == (first, second, gc.get_threshold()[2])
     assert gc.get_threshold()[2] != NO_AUTOMATIC_FULL
+
+
+def test_stop_undoes_the_freeze_and_the_thresholds() -> None:
+    """What start froze is collectable again once the console stops."""
+    before = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+    timers = Timers()
+    collector = QuietCollector(timers, lambda: 0.0)
+    kept = [object() for _ in range(100)]
+    collector.start()
+    assert gc.get_freeze_count() >= len(kept)
+    assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL
+    collector.stop()
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+    collector.stop()  # twice is harmless
+    assert gc.get_threshold() == before
+

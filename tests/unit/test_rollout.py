@@ -20,7 +20,7 @@ from tui.core.pki.survey import (
     remote_path,
 )
 from tui.core.pki.unit_repair import repair_unit
-from tui.lab.systemd_unit import ExecSyntaxError, parse_unit, split_exec
+from tui.core.systemd_unit import ExecSyntaxError, parse_unit, split_exec
 
 ROOT = Path(__file__).resolve().parents[2]
 K = "/var/lib/kubernetes"

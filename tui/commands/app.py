@@ -32,6 +32,11 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accept-new", action="store_true",
                         help="record unknown SSH host keys after showing their fingerprint "
                              "(a changed key is always refused)")
+    parser.add_argument("--log-level", metavar="LEVEL", type=str.upper, default=None,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="what goes to the log file $XDG_STATE_HOME/hardway/hardway.log "
+                             "(DEBUG, INFO, WARNING, ERROR; the app logs INFO by default, "
+                             "other commands only when this is given)")
     demo = sub.add_parser("demo", help="open hardway on the embedded lab",
                           description=DEMO_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,23 +52,36 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     demo.set_defaults(handler=run_demo)
 
 
-def _launch(inventory_path: Path, *, accept_new: bool) -> int:
+def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None) -> int:
+    """Open the app on one workbench, closed (every session) when the app ends."""
+    import asyncio
+
     from tui.app import create_app
+    from tui.core import logfile
     from tui.core.inventory.gate import require_runnable
     from tui.core.inventory.load import load_inventory
+    from tui.core.workbench import Workbench
 
     inventory = load_inventory(inventory_path)
     require_runnable(inventory, "the app")
-    app = create_app(inventory, accept_new=accept_new)
-    result = app.run()
-    return int(result or 0)
+    logfile.configure(log_level or logfile.DEFAULT_LEVEL)
+
+    async def run() -> int:
+        async with Workbench(inventory,
+                             host_keys="accept-new" if accept_new else "ask") as workbench:
+            app = create_app(workbench)
+            result = await app.run_async()
+        return int(result or 0)
+
+    return asyncio.run(run())
 
 
 def run_app(args: argparse.Namespace) -> int:
     """Open the app on the inventory given with -i (or found by default)."""
     from tui.core.inventory.locate import locate_inventory
 
-    return _launch(locate_inventory(args.inventory), accept_new=args.accept_new)
+    return _launch(locate_inventory(args.inventory), accept_new=args.accept_new,
+                   log_level=args.log_level)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -78,4 +96,5 @@ def run_demo(args: argparse.Namespace) -> int:
         with LabRunner(directory, controllers=args.controllers, workers=args.workers,
                        scenario=args.scenario, services=args.services,
                        isolation=args.isolation) as runner:
-            return _launch(runner.lab.inventory_path, accept_new=False)
+            return _launch(runner.lab.inventory_path, accept_new=False,
+                           log_level=args.log_level)

@@ -16,11 +16,11 @@ from tui.commands.argtypes import positive_seconds
 from tui.core.errors import UserError
 
 if TYPE_CHECKING:
-    from tui.core.fleet.fleet import Fleet
     from tui.core.inventory.model import Inventory
     from tui.core.pki.diagnose import CertFinding
     from tui.core.pki.survey import Survey
     from tui.core.plan import PlanResult
+    from tui.core.workbench import Workbench
 
 CERTS_HELP = """\
 The cluster's certificates, as in Kubernetes the Hard Way (doc 04): a CA with cfssl
@@ -235,22 +235,18 @@ def _names(ctx: Context, args: argparse.Namespace) -> list[str]:
     return names
 
 
-def _fleet(ctx: Context, args: argparse.Namespace) -> Fleet:
-    from tui.core.audit import AuditLog
-    from tui.core.fleet.fleet import Fleet
-    from tui.core.fleet.hostkeys import HostKeyPolicy
+def _workbench(ctx: Context, args: argparse.Namespace) -> Workbench:
+    """The workbench of every certs action: strict host keys unless --accept-new."""
+    from tui.core.workbench import Workbench
 
-    if getattr(args, "accept_new", False):
-        def notify(message: str) -> None:
-            print(f"hardway: {message}", file=ctx.err, flush=True)
+    def notify(message: str) -> None:
+        print(f"hardway: {message}", file=ctx.err, flush=True)
 
-        policy = HostKeyPolicy(mode="accept-new", notify=notify)
-    else:
-        policy = HostKeyPolicy(mode="strict")
-    audit = AuditLog.for_inventory(ctx.inventory, Path(args.audit) if args.audit else None,
-                                   pki=ctx.pki)
-    return Fleet.from_inventory(ctx.inventory, host_keys=policy, audit=audit,
-                                connect_timeout=args.connect_timeout)
+    audit = getattr(args, "audit", None)
+    return Workbench(ctx.inventory, pki_dir=ctx.pki,
+                     host_keys="accept-new" if getattr(args, "accept_new", False) else "strict",
+                     notify=notify, audit_path=Path(audit) if audit else None,
+                     connect_timeout=getattr(args, "connect_timeout", 10.0))
 
 
 def _paint(ctx: Context, text: str, code: str) -> str:
@@ -389,11 +385,11 @@ async def _survey(ctx: Context, args: argparse.Namespace, names: list[str], *,
     from tui.core.pki.rollout import add_push_findings
     from tui.core.pki.survey import survey
 
-    async with _fleet(ctx, args) as fleet:
-        await fleet.connect(names)
-        report = await survey(ctx.inventory, fleet, ca_cert=ca_cert, names=names,
+    async with _workbench(ctx, args) as workbench:
+        await workbench.connect(names)
+        report = await survey(ctx.inventory, workbench.fleet, ca_cert=ca_cert, names=names,
                               pki_dir=ctx.pki if ctx.pki.is_dir() else None, served=served)
-        await add_push_findings(ctx.inventory, fleet, report)
+        await add_push_findings(ctx.inventory, workbench.fleet, report)
         return report
 
 
@@ -402,11 +398,10 @@ async def _survey(ctx: Context, args: argparse.Namespace, names: list[str], *,
 
 def run_issue(args: argparse.Namespace) -> int:
     """Handler of ``certs issue``."""
-    from tui.core.pki.issue import issue_certificates
-
     ctx = _context(args)
-    actions = issue_certificates(ctx.inventory, ctx.pki, names=args.names, force=args.force,
-                                 dry_run=args.dry_run, key_type=args.key_type)
+    work = _workbench(ctx, args).certs
+    actions = asyncio.run(work.issue(args.names, force=args.force, dry_run=args.dry_run,
+                                     key_type=args.key_type)).actions
     if args.json:
         _json(ctx, {"pki": str(ctx.pki), "dry_run": args.dry_run, "certificates": actions})
         return 0
@@ -449,43 +444,31 @@ def run_push(args: argparse.Namespace) -> int:
 
 
 async def _push(ctx: Context, args: argparse.Namespace, names: list[str]) -> int:
-    from tui.core.pki.ca import CertificateAuthority
     from tui.core.pki.report import (
         ProgressPrinter,
         preview_json,
         render_preview,
         render_summary,
     )
-    from tui.core.pki.restore import build_restore
-    from tui.core.pki.rollout import Rollout
     from tui.core.pki.services import RolloutOptions
-    from tui.core.pki.survey import survey
 
     options = RolloutOptions(health_timeout=args.health_timeout, sudo=args.sudo)
-    async with _fleet(ctx, args) as fleet:
-        await fleet.connect(names)
+    async with _workbench(ctx, args) as workbench:
+        work = workbench.certs
         if args.restore:
-            plan = build_restore(ctx.inventory, fleet, ctx.pki, names=names, options=options)
-            what = "Restore the files the last push replaced on"
-            if not plan.hosts:
+            prepared = await work.prepare_restore(names, options=options)
+            if prepared.empty:
                 _say(ctx, args, f"Nothing to restore: {ctx.pki}/last-push.json records no "
                      f"change on {', '.join(names)}.")
                 return 0
-            preview = await plan.preview()
-            runner = plan.run
         else:
-            ca = CertificateAuthority.load(ctx.pki)
-            if not args.json:
-                ctx.err.write(f"Surveying {len(names)} host{'s' * (len(names) != 1)} ...\n")
-                ctx.err.flush()
-            report = await survey(ctx.inventory, fleet, ca_cert=ca.cert, names=names,
-                                  pki_dir=ctx.pki)
-            rollout = Rollout(ctx.inventory, fleet, report, ctx.pki, names=names,
-                              options=options)
-            plan = rollout.plan
-            what = f"Push {ctx.pki} to"
-            preview = await rollout.preview()
-            runner = rollout.run
+            def surveying() -> None:
+                if not args.json:
+                    ctx.err.write(f"Surveying {len(names)} host{'s' * (len(names) != 1)} ...\n")
+                    ctx.err.flush()
+
+            prepared = await work.prepare_push(names, options=options, on_survey=surveying)
+        what, preview = prepared.title, prepared.preview
         if args.dry_run:
             if args.json:
                 _json(ctx, {"dry_run": True, "restore": args.restore,
@@ -499,9 +482,9 @@ async def _push(ctx: Context, args: argparse.Namespace, names: list[str]) -> int
             render_summary(ctx.out, preview, what)
         if not args.yes:
             await _confirm(ctx, what)
-        result = await runner(ProgressPrinter(ctx.out, names, colour=ctx.colour,
-                                              as_json=args.json))
-    return _report(ctx, args, result, plan.hosts)
+        result = await prepared.run(ProgressPrinter(ctx.out, names, colour=ctx.colour,
+                                                    as_json=args.json))
+    return _report(ctx, args, result, prepared.plan.hosts)
 
 
 def _say(ctx: Context, args: argparse.Namespace, message: str) -> None:

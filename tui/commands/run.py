@@ -13,7 +13,8 @@ from tui.commands.argtypes import positive_int, positive_seconds
 from tui.core.errors import UserError
 
 if TYPE_CHECKING:
-    from tui.core.fleet.hostkeys import HostKeyPolicy
+    from collections.abc import Callable
+
     from tui.core.inventory.model import Inventory
 
 RUN_HELP = """\
@@ -166,8 +167,6 @@ async def execute(
     Returns:
         The exit status: see :func:`tui.core.gather.exit_status`.
     """
-    from tui.core.audit import AuditLog
-    from tui.core.fleet.fleet import Fleet
     from tui.core.gather import (
         exit_status,
         failures,
@@ -181,16 +180,18 @@ async def execute(
     colour = _wants_colour(out)
     recorder = RunRecorder(names)
     live = LivePrinter(out, err, names, colour=colour) if options.mode == "live" else None
-    audit = AuditLog.for_inventory(inventory, options.audit)
-    fleet = Fleet.from_inventory(
+    from tui.core.workbench import Workbench
+
+    workbench = Workbench(
         inventory,
+        host_keys="accept-new" if options.accept_new else "strict",
+        notify=_printer(err),
+        audit_path=options.audit,
         fanout=options.fanout,
         connect_timeout=options.connect_timeout,
-        host_keys=_host_key_policy(options.accept_new, err),
-        audit=audit,
     )
-    async with fleet, fleet.stream(names, options.command, timeout=options.timeout,
-                                   sudo=options.sudo) as stream:
+    async with workbench, workbench.fleet.stream(
+            names, options.command, timeout=options.timeout, sudo=options.sudo) as stream:
         async for event in stream:
             ended = recorder.feed(event)
             if live is not None:
@@ -213,18 +214,14 @@ async def execute(
     return exit_status(outcomes)
 
 
-def _host_key_policy(accept_new: bool, err: TextIO) -> HostKeyPolicy:
-    """Strict host-key checking, or accept-new that prints each recorded fingerprint."""
-    from tui.core.fleet.hostkeys import HostKeyPolicy
-
-    if not accept_new:
-        return HostKeyPolicy(mode="strict")
+def _printer(err: TextIO) -> Callable[[str], None]:
+    """Where ``--accept-new`` reports each key it records: ``hardway: ...`` on stderr."""
 
     def notify(message: str) -> None:
         err.write(f"hardway: {message}\n")
         err.flush()
 
-    return HostKeyPolicy(mode="accept-new", notify=notify)
+    return notify
 
 
 def _wants_colour(stream: TextIO) -> bool:

@@ -14,20 +14,24 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, Label
+from textual.widgets import Label
 
 from tui.core.term.keys import encode_key
-from tui.widgets.present import present_now
+from tui.widgets.internals import QuietInput, present_now, restart_blink
 
 PLACEHOLDER = ("command for every host in the set · @controllers @none +name -name "
                "change the set · {name} {ip} {VAR} per host")
 
 
-class BroadcastInput(Input):
-    """The bar's input: history on up/down, raw keys in type-through mode."""
+class BroadcastInput(QuietInput):
+    """The bar's input: history on up/down, raw keys in type-through mode.
+
+    An :class:`~textual.widgets.Input` in every respect (``Changed`` and ``Submitted``
+    messages, cursor, selection), whose typing never lays out the screen
+    (:class:`~tui.widgets.internals.QuietInput`).
+    """
 
     type_through: reactive[bool] = reactive(False)
     """Send each keystroke to the hosts instead of editing a line."""
@@ -44,7 +48,9 @@ class BroadcastInput(Input):
 
         data: str
 
-    async def _on_key(self, event: events.Key) -> None:
+    def on_key(self, event: events.Key) -> None:
+        """Type-through keys and history (Input's own key handler runs after this one
+        unless the key was taken here)."""
         if event.key.startswith("f") and event.key[1:].isdigit():
             return  # function keys are the console's
         if self.type_through:
@@ -58,8 +64,6 @@ class BroadcastInput(Input):
             event.stop()
             event.prevent_default()
             self.post_message(self.History(-1 if event.key == "up" else 1))
-            return
-        await super()._on_key(event)
 
     def take_key(self, event: events.Key) -> bool:
         """Insert a printable key now, as Input does, and show it in a frame of its own
@@ -67,7 +71,7 @@ class BroadcastInput(Input):
         normal route."""
         if self.type_through or not event.is_printable or event.character is None:
             return False
-        self._restart_blink()
+        restart_blink(self)
         selection = self.selection
         if selection.is_empty:
             self.insert_text_at_cursor(event.character)
@@ -75,23 +79,6 @@ class BroadcastInput(Input):
             self.replace(event.character, *selection)
         present_now(self)
         return True
-
-    def _watch_value(self, value: str) -> None:
-        """Input's watcher, without its screen layout per keystroke.
-
-        Textual's Input sets its ``virtual_size`` (a layout reactive) on every change of
-        the value, so each key typed into the bar re-laid out the whole console: 30-70 ms
-        of the UI loop while hosts stream output.  The bar's size never depends on its
-        text, so the new size is stored without the layout.
-        """
-        size = Size(self.content_width, 1)
-        if size != self.virtual_size:
-            self.set_reactive(Input.virtual_size, size)
-        self._suggestion = ""
-        if self.suggester and value:
-            self.run_worker(self.suggester._get_suggestion(self, value))
-        if self.styles.auto_dimensions:
-            self.refresh(layout=True)
 
 
 class BroadcastBar(Horizontal):

@@ -15,6 +15,8 @@ from collections.abc import Hashable
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from tui.widgets.internals import footer_ready
+
 
 class StableFooter(Footer):
     """A Footer that recomposes only when its keys, labels or enabled states change."""
@@ -35,7 +37,7 @@ class StableFooter(Footer):
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         """Recompose (as Footer does) unless the shown bindings are unchanged."""
-        if self._bindings_ready and screen.app.app_focus and screen is self.screen:
+        if footer_ready(self) and screen.app.app_focus and screen is self.screen:
             signature = self._signature(screen)
             if signature == self._shown:
                 return

@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
 
+from tui.core.console.events import HostState
 from tui.core.inventory.model import Host
 from tui.core.term import Terminal
 from tui.widgets import format
@@ -28,7 +29,7 @@ APP_KEYS = ("f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10")
 class PaneStatus:
     """What the pane title shows; built by the console screen from the model."""
 
-    state: str = "connecting"
+    state: HostState = HostState.CONNECTING
     reason: str = ""
     in_set: bool = True
     exit_status: int | None = None
@@ -75,13 +76,13 @@ class HostPane(Vertical):
 
     def watch_status(self, old: PaneStatus, status: PaneStatus) -> None:
         """Redraw the title and the state classes; say in the pane when the host went down."""
-        down = status.state in ("failed", "closed")
-        if down and old.state == "ready":
+        down = status.state in (HostState.FAILED, HostState.CLOSED)
+        if down and old.state is HostState.READY:
             reason = status.reason or status.state
             self.feed(f"\r\n\x1b[1;31m✖ {reason}\x1b[0m\r\n\x1b[2m  F5 reconnects\x1b[0m\r\n")
         self.set_class(not status.in_set, "-out")
-        self.set_class(status.state == "failed" or status.state == "closed", "-down")
-        self.set_class(status.state == "ready", "-up")
+        self.set_class(down, "-down")
+        self.set_class(status.state is HostState.READY, "-up")
         title, subtitle = self._title(status), self._subtitle(status)
         if title != self.border_title:
             self.border_title = title
@@ -94,7 +95,7 @@ class HostPane(Vertical):
         glyph = {"ready": "●", "connecting": "…", "failed": "✖", "closed": "○"}.get(
             status.state, "·")
         title = f"{mark} [b]{escape(host.name)}[/b] {host.address} {glyph} {status.state}"
-        if status.reason and status.state != "ready":
+        if status.reason and status.state is not HostState.READY:
             title += f": {escape(status.reason)}"
         if status.transcript:
             title += " ⏺ rec"

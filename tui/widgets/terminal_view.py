@@ -30,7 +30,7 @@ from textual.strip import Strip
 from textual.timer import Timer
 
 from tui.core.term import Terminal, bracketed, encode_key
-from tui.widgets.present import present_now
+from tui.widgets.internals import has_link, present_now, scroll_disabled, styles_cache
 from tui.widgets.strips import LazyStrip
 
 _CURSOR = Style(reverse=True)
@@ -168,7 +168,7 @@ class TerminalView(ScrollView, can_focus=True):
     def allow_vertical_scroll(self) -> bool:
         """The mouse wheel scrolls the scrollback (there is no Textual scrollbar: see
         :meth:`render_lines`)."""
-        return not self._check_disabled() and self.max_scroll_y > 0
+        return not scroll_disabled(self) and self.max_scroll_y > 0
 
     @property
     def columns(self) -> int:
@@ -251,6 +251,12 @@ class TerminalView(ScrollView, can_focus=True):
         self.refresh()
 
     @property
+    def painted(self) -> bool:
+        """True when the view shows the terminal's newest state (tests wait on this
+        instead of sleeping through a repaint tick)."""
+        return self.terminal.version == self._painted
+
+    @property
     def following(self) -> bool:
         """The view sticks to the newest output (the user has not scrolled back)."""
         return self._follow
@@ -314,13 +320,13 @@ class TerminalView(ScrollView, can_focus=True):
                 and not any(styles.padding) and not styles.tint.a
                 and styles.text_opacity == 1.0 and self.opacity == 1.0
                 and not (styles.has_rule("hatch") and styles.hatch != "none")
-                and not self.hover_style._link_id)
+                and not has_link(self.hover_style))
 
     def _render_plain(self, crop: Region) -> list[Strip]:
         """The rows of ``crop`` as Textual's styling pass would give them (see render_lines)."""
         if not self._fast:  # lines the styles cache kept may be stale when it is used again
             self._fast = True
-            self._styles_cache.clear()
+            styles_cache(self).clear()
         base_background, background = self.background_colors
         filters = tuple(self.get_line_filters())
         width, height = self.content_region.size
@@ -331,7 +337,7 @@ class TerminalView(ScrollView, can_focus=True):
                 strips.append(self._row(y, filters, background))
                 continue
             if blank is None:
-                inner = self._styles_cache.get_inner_outer(base_background, background)[0]
+                inner = styles_cache(self).get_inner_outer(base_background, background)[0]
                 blank = Strip.blank(width, inner.rich_style)
                 for line_filter in filters:
                     blank = blank.apply_filter(line_filter, background)

@@ -21,7 +21,6 @@ every change that a view may show.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -30,7 +29,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tui.core.console.broadcast import BroadcastSet
-from tui.core.console.events import ConsoleChanged, HostStatus
+from tui.core.console.events import (
+    ConsoleChanged,
+    HostState,
+    HostStatus,
+    ReconnectResult,
+    ShellResult,
+    SubmitKind,
+    SubmitResult,
+)
 from tui.core.console.history import History
 from tui.core.console.record import (
     AS_INPUT,
@@ -44,6 +51,7 @@ from tui.core.console.record import (
 from tui.core.console.shells import ConsoleShell, ShellFleet
 from tui.core.console.transcript import TranscriptSet, TranscriptStore
 from tui.core.errors import UserError
+from tui.core.events import Listeners
 from tui.core.fleet.command import substitute, values_for
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.shell import CommandFinished, CommandStarted, ShellClosed, ShellOutput
@@ -93,43 +101,43 @@ class Console:
         self._next_id = 1
         self._transcripts = TranscriptSet(inventory.name, transcripts, redact=redact)
         self._type_through = False
-        self._listeners: list[Callable[[ConsoleChanged], None]] = []
+        self._listeners: Listeners[ConsoleChanged] = Listeners("console")
         self._tasks: set[asyncio.Future[Any]] = set()
         self.broadcast_set.subscribe(lambda _: self._emit(ConsoleChanged("set")))
         self._fleet_unsubscribe = fleet.subscribe(self._on_state)
 
     # -- shells -----------------------------------------------------------------------------
 
-    async def start(self) -> dict[str, str]:
+    async def start(self) -> dict[str, ShellResult]:
         """Connect every host and open a shell on each one that connected.
 
         Returns:
-            host -> ``ready`` or the reason it has no shell (never raises per host).
+            host -> its shell's result (never raises per host).
         """
         await self.fleet.connect(self.hosts)
         return await self.open([n for n in self.hosts if self.fleet.state(n) == ConnState.READY])
 
-    async def open(self, names: Iterable[str] | None = None) -> dict[str, str]:
+    async def open(self, names: Iterable[str] | None = None) -> dict[str, ShellResult]:
         """Open a shell on each of ``names`` (default every host) that has none, concurrently.
 
         Returns:
-            host -> ``ready`` or why no shell could be opened.
+            host -> READY, or the state and the reason why no shell could be opened.
         """
         selected = [n for n in (self.hosts if names is None else names) if n in self._inflight]
 
-        async def one(name: str) -> tuple[str, str]:
+        async def one(name: str) -> tuple[str, ShellResult]:
             if name in self._shells:
-                return name, "ready"
+                return name, ShellResult(name, HostState.READY)
             try:
                 shell = await self.fleet.open_shell(name)
             except (UserError, OSError, ConnectionError) as error:
                 self._mark_closed(name, str(error) or type(error).__name__)
-                return name, self._closed[name]
+                return name, self._no_shell(name)
             if str(shell.state) in _GONE:
                 self._mark_closed(name, shell.reason or f"shell {shell.state}")
-                return name, self._closed[name]
+                return name, self._no_shell(name)
             self.attach(shell)
-            return name, "ready"
+            return name, ShellResult(name, HostState.READY)
 
         return dict(await asyncio.gather(*(one(n) for n in selected)))
 
@@ -149,8 +157,8 @@ class Console:
         # last: the shell replays what it emitted before (a first prompt, or its closing)
         self._unsubscribe[name] = shell.subscribe(self._on_shell_event)
 
-    async def reconnect(self, name: str) -> str:
-        """Reconnect ``name`` now and open a new shell; returns ``ready`` or the reason."""
+    async def reconnect(self, name: str) -> ReconnectResult:
+        """Reconnect ``name`` now and open a new shell (READY, or the state and reason)."""
         shell = self._shells.pop(name, None)
         if shell is not None:
             self._detach(name)
@@ -159,8 +167,13 @@ class Console:
         state = await self.fleet.reconnect(name)
         if state != ConnState.READY:
             self._mark_closed(name, self.fleet.reason(name) or str(state))
-            return self._closed[name]
+            failed = HostState.FAILED if state == ConnState.FAILED else HostState.CLOSED
+            return ReconnectResult(name, failed, self._closed[name])
         return (await self.open([name]))[name]
+
+    def _no_shell(self, name: str) -> ShellResult:
+        """``name`` has no shell: its state and the recorded reason."""
+        return ShellResult(name, self.status(name).state, self._closed.get(name, ""))
 
     async def close(self) -> None:
         """Close every shell and transcript; stop following the fleet."""
@@ -184,14 +197,14 @@ class Console:
         """What ``name``'s pane title shows."""
         host = self.inventory.host(name)
         if name in self._shells:
-            state, reason = "ready", ""
+            state, reason = HostState.READY, ""
         else:
             fleet_state = self.fleet.state(name)
             reason = self._closed.get(name, "") or self.fleet.reason(name)
             if fleet_state == ConnState.READY:
-                state = "closed" if name in self._closed else "connecting"
+                state = HostState.CLOSED if name in self._closed else HostState.CONNECTING
             else:
-                state = str(fleet_state)
+                state = HostState(str(fleet_state))
         return HostStatus(
             host=name, address=str(host.address), state=state, reason=reason,
             in_set=name in self.broadcast_set, last_exit=self._last_exit.get(name),
@@ -211,8 +224,8 @@ class Console:
 
     # -- input ------------------------------------------------------------------------------
 
-    def submit(self, line: str) -> str:
-        """Handle a line from the broadcast bar and return a one-line result for the bar.
+    def submit(self, line: str) -> SubmitResult:
+        """Handle a line from the broadcast bar; the result says what it did.
 
         ``@...`` changes the broadcast set (see :meth:`BroadcastSet.apply`); any other
         line is broadcast.  Both are added to the history (secret lines stay in memory).
@@ -222,9 +235,15 @@ class Console:
         """
         self.history.add(line)
         if line.lstrip().startswith("@"):
-            return self.broadcast_set.apply(line)
+            message = self.broadcast_set.apply(line)
+            return SubmitResult(SubmitKind.SET, message,
+                                waiting=tuple(self.broadcast_set.waiting))
         record = self.broadcast(line)
-        return record.describe() if record is not None else self.broadcast_set.describe()
+        if record is None:
+            return SubmitResult(SubmitKind.BLANK, self.broadcast_set.describe(),
+                                waiting=tuple(self.broadcast_set.waiting))
+        return SubmitResult(SubmitKind.BROADCAST, record.describe(),
+                            skipped=dict(record.skipped), broadcast=record)
 
     def broadcast(self, line: str) -> Broadcast | None:
         """Send ``line`` (substituted per host) to every member's shell.
@@ -377,20 +396,10 @@ class Console:
 
     def subscribe(self, listener: Callable[[ConsoleChanged], None]) -> Callable[[], None]:
         """Call ``listener`` with every :class:`ConsoleChanged`; returns an unsubscribe."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        return self._listeners.subscribe(listener)
 
     def _emit(self, change: ConsoleChanged) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(change)
-            except Exception:
-                log.exception("console listener failed")
+        self._listeners.emit(change)
 
     # -- events -----------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import asyncssh
 
 from tui.core.audit import AuditLog
 from tui.core.errors import UserError
+from tui.core.events import call
 from tui.core.fleet.connection import HostConnection, HostUnavailable
 from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, StateChanged
 from tui.core.fleet.execute import ExecOptions, run_on_host
@@ -277,10 +278,7 @@ class Fleet:
 
     def _emit(self, event: StateChanged) -> None:
         for callback in list(self._listeners):
-            try:
-                callback(event)
-            except Exception:
-                log.exception("state listener failed")
+            call(callback, event, "fleet state")
 
     # -- connections ----------------------------------------------------------------------
 

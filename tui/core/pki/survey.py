@@ -44,6 +44,7 @@ from tui.core.pki.inspect import (
     key_matches,
 )
 from tui.core.pki.profiles import Profile, profiles_for
+from tui.core.systemd_unit import exec_argv
 
 __all__ = ["KUBELET_DIR", "SERVICES", "HostSurvey", "Placement", "RemoteFile", "Survey",
            "cert_dir_of", "exec_start_argv", "flag_value", "host_findings", "local_findings",
@@ -223,17 +224,9 @@ class Survey:
 
 
 def exec_start_argv(exec_start: str) -> list[str]:
-    """The argv of ``systemctl show -p ExecStart`` output (or of a plain command line)."""
-    text = exec_start.strip()
-    if "argv[]=" in text:
-        text = text.split("argv[]=", 1)[1]
-        text = text.split(" ; ", 1)[0]
-    elif text.startswith("ExecStart="):
-        text = text[len("ExecStart="):]
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
+    """The argv of ``systemctl show -p ExecStart`` output (or of a plain command line),
+    split by the core's systemd parser (:func:`tui.core.systemd_unit.exec_argv`)."""
+    return exec_argv(exec_start)
 
 
 def flag_value(argv: Sequence[str], flag: str) -> str | None:

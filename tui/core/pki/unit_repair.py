@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tui.core.pki.survey import exec_start_argv, flag_value
+from tui.core.systemd_unit import ends_escaped, is_comment
 
 __all__ = ["UnitRepair", "repair_unit"]
 
@@ -49,9 +50,9 @@ def repair_unit(text: str, *, required: Sequence[tuple[str, str]] = ()) -> UnitR
     notes: list[str] = []
     end = start
     while True:
-        if _ends_escaped(lines[end]) and end + 1 < len(lines):
+        if ends_escaped(lines[end]) and end + 1 < len(lines):
             end += 1
-            while end + 1 < len(lines) and _comment(lines[end]):
+            while end + 1 < len(lines) and is_comment(lines[end]):
                 end += 1  # systemd skips comment lines inside a continuation
             continue
         if end + 1 < len(lines) and _stray(lines[end + 1]):
@@ -62,7 +63,7 @@ def repair_unit(text: str, *, required: Sequence[tuple[str, str]] = ()) -> UnitR
             continue
         break
     command = " ".join(line.rstrip().removesuffix("\\") for line in lines[start:end + 1]
-                       if not _comment(line))
+                       if not is_comment(line))
     argv = exec_start_argv(command)
     missing = [(flag, value) for flag, value in required
                if flag_value(argv, flag) is None]
@@ -78,22 +79,10 @@ def repair_unit(text: str, *, required: Sequence[tuple[str, str]] = ()) -> UnitR
     return UnitRepair("\n".join(lines) + ("\n" if text.endswith("\n") else ""), tuple(notes))
 
 
-def _ends_escaped(line: str) -> bool:
-    """systemd's continuation test: the line ends in an unescaped backslash."""
-    escaped = False
-    for char in line:
-        escaped = (not escaped) and char == "\\"
-    return escaped
-
-
 def _continued(line: str) -> str:
     """``line`` ending in a continuation backslash (trailing blanks after one removed)."""
     stripped = line.rstrip()
-    return stripped if _ends_escaped(stripped) else stripped + " \\"
-
-
-def _comment(line: str) -> bool:
-    return line.lstrip()[:1] in ("#", ";")
+    return stripped if ends_escaped(stripped) else stripped + " \\"
 
 
 def _stray(line: str) -> bool:

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from tui.core.inventory.load import load_inventory
-from tui.lab.control_plane import kube_apiserver_unit
-from tui.lab.systemd_unit import (
+from tui.core.systemd_unit import (
     ExecSyntaxError,
     expand_environment,
     parse_environment,
@@ -16,6 +15,7 @@ from tui.lab.systemd_unit import (
     parse_unit,
     split_exec,
 )
+from tui.lab.control_plane import kube_apiserver_unit
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "config" / "something.local.toml"
@@ -113,3 +113,53 @@ def test_timespans(text: str, seconds: float) -> None:
 def test_a_comment_ending_in_a_backslash_does_not_continue() -> None:
     unit = parse_unit("[Service]\n# note \\\nRestart=always\n", PATH)
     assert unit.value("Service", "Restart") == "always" and unit.warnings == []
+
+
+# -- one parser for the lab, the survey and the PKI repair ----------------------------------
+
+SEED_UNIT = """[Unit]
+Description=Kubernetes API Server
+
+[Service]
+ExecStart=/usr/local/bin/kube-apiserver \\
+  --advertise-address=10.10.0.10 \\
+  --etcd-servers="https://10.10.0.10:2379"
+  --tls-cert-file=/var/lib/kubernetes/kubernetes.pem \\
+  --tls-private-key-file=/var/lib/kubernetes/kubernetes-key.pem
+Restart=on-failure
+"""
+
+
+def test_exec_argv_reads_show_output_unit_lines_and_prefixes() -> None:
+    from tui.core.systemd_unit import exec_argv
+
+    show = ('{ path=/usr/local/bin/etcd ; argv[]=/usr/local/bin/etcd --name "my node" '
+            '--x=1 ; ignore_errors=no ; start_time=[n/a] }')
+    assert exec_argv(show) == ["/usr/local/bin/etcd", "--name", "my node", "--x=1"]
+    assert exec_argv('ExecStart=-/bin/x --a="b c" \'d\'') == ["/bin/x", "--a=b c", "d"]
+    assert exec_argv("/bin/x --a=%n") == ["/bin/x", "--a=%n"]  # specifiers kept as written
+    assert exec_argv('/bin/x "unbalanced') == ["/bin/x", '"unbalanced']
+
+
+def test_the_lost_backslash_warns_as_systemd_and_the_repair_uses_the_same_rules() -> None:
+    from tui.core.pki.survey import exec_start_argv, flag_value
+    from tui.core.pki.unit_repair import repair_unit
+    from tui.core.systemd_unit import split_exec
+    from tui.lab import systemd_unit as lab_unit
+
+    assert lab_unit.parse_unit is parse_unit  # the lab re-exports the core's parser
+    unit = parse_unit(SEED_UNIT, "/etc/systemd/system/kube-apiserver.service")
+    assert [str(w) for w in unit.warnings] == [
+        "/etc/systemd/system/kube-apiserver.service:9: Unknown key name '--tls-cert-file' "
+        "in section 'Service', ignoring."]
+    argv = split_exec(unit.value("Service", "ExecStart")).argv
+    assert flag_value(list(argv), "--tls-cert-file") is None  # dropped, as systemd does
+    assert flag_value(exec_start_argv(unit.value("Service", "ExecStart")),
+                      "--etcd-servers") == "https://10.10.0.10:2379"
+    repaired = repair_unit(SEED_UNIT)
+    assert repaired.changed and "line 8" in repaired.notes[0]
+    fixed = parse_unit(repaired.text, "/etc/systemd/system/kube-apiserver.service")
+    assert fixed.warnings == []
+    argv = split_exec(fixed.value("Service", "ExecStart")).argv
+    assert flag_value(list(argv), "--tls-private-key-file") == (
+        "/var/lib/kubernetes/kubernetes-key.pem")

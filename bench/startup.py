@@ -1,0 +1,161 @@
+"""Start-up: first frame and every host connected, against tmux with three ssh panes.
+
+hardway: a fresh Python process per round (``python bench/startup.py --child INVENTORY``)
+opens the real app (``create_app(Workbench(...))``) headless at 200x50 on a 3-controller
+lab; it reports, in seconds since the parent started the process,
+
+* **first frame**: Textual's ``Ready`` (the first screen is composed and painted);
+* **all connected**: every host of the inventory connected and its console shell open
+  (the shells live in the relay process: its start is included).
+
+tmux: ``tmux new-session`` with three panes, each running ``ssh -F LAB/ssh_config HOST``;
+**first frame** is when ``new-session`` has returned with the three panes split, **all
+connected** when every pane shows its host's prompt.
+
+Each figure is the median of ``--rounds`` fresh processes (default 5).  The lab runs in
+this process, on its own thread (as ``hardway demo`` does).  Targets (design brief): first
+frame under 0.4 s, every lab host connected under 0.8 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTS = ("controller-0", "controller-1", "controller-2")
+FIRST_FRAME_TARGET = 0.4
+CONNECTED_TARGET = 0.8
+
+
+def child(inventory: Path, started: float) -> None:
+    """One fresh app: print {"first_frame": s, "connected": s} (since ``started``)."""
+    stamps: dict[str, float] = {}
+
+    async def run() -> None:
+        from tui.app import HardwayApp, create_app
+        from tui.core.workbench import Workbench
+
+        stamps["imported"] = time.time() - started
+        workbench = Workbench.from_path(inventory, host_keys="strict",
+                                        audit_path=Path(os.devnull))
+        app: HardwayApp = create_app(workbench)
+
+        def ready() -> None:
+            stamps.setdefault("first_frame", time.time() - started)
+
+        async def watch() -> None:
+            while True:
+                console = workbench._console
+                if console is not None and all(console.shell(h) is not None for h in HOSTS):
+                    stamps["connected"] = time.time() - started
+                    app.exit(0)
+                    return
+                await asyncio.sleep(0.005)
+
+        app.call_after_refresh(ready)
+        watcher = asyncio.ensure_future(watch())
+        async with workbench:
+            await asyncio.wait_for(app.run_async(headless=True, size=(200, 50)), 30)
+        watcher.cancel()
+
+    asyncio.run(run())
+    print(json.dumps(stamps), flush=True)
+
+
+def hardway_round(inventory: Path) -> dict[str, float]:
+    """Start one fresh app process and read its figures."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    started = time.time()
+    done = subprocess.run([sys.executable, str(Path(__file__)), "--child", str(inventory),
+                           "--started", repr(started)], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bench/startup.py: the app failed:\n{done.stderr[-2000:]}")
+    figures: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def tmux_round(scratch: Path, ssh_config: Path) -> dict[str, float]:
+    """tmux new-session with three ssh panes: split time and all prompts shown."""
+    socket = scratch / f"tmux-{time.monotonic_ns()}.sock"
+
+    def tmux(*args: str) -> str:
+        return subprocess.run(["tmux", "-S", str(socket), *args], capture_output=True,
+                              text=True, check=True, timeout=30).stdout
+
+    ssh = [f"ssh -q -F {ssh_config} {h}" for h in HOSTS]
+    started = time.time()
+    try:
+        tmux("-f", "/dev/null", "new-session", "-d", "-s", "start", "-x", "200", "-y", "50",
+             ssh[0], ";", "split-window", "-h", ssh[1], ";", "split-window", "-h", ssh[2])
+        first = time.time() - started
+        panes = tmux("list-panes", "-t", "start", "-F", "#{pane_id}").split()
+        while True:
+            shown = [tmux("capture-pane", "-p", "-t", p) for p in panes]
+            if all("#" in text or "$" in text for text in shown):
+                break
+            if time.time() - started > 30:
+                raise SystemExit("bench/startup.py: tmux panes never showed a prompt")
+            time.sleep(0.005)
+        return {"first_frame": first, "connected": time.time() - started}
+    finally:
+        subprocess.run(["tmux", "-S", str(socket), "kill-server"], capture_output=True,
+                       check=False)
+
+
+def main() -> None:
+    """Parse the options; run the rounds; print the medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--network", default="127.0.96", help="the lab's loopback /24")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--started", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child, args.started)
+        return
+    from tui.lab.lab import LabRunner
+
+    with tempfile.TemporaryDirectory(prefix="hardway-startup-") as tmp:
+        scratch = Path(tmp)
+        with LabRunner(scratch / "lab", controllers=3, network=args.network) as runner:
+            lab = runner.lab
+            print(f"lab: 3 controllers on {args.network}.10-12, {os.cpu_count()} CPUs, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+            hardway = [hardway_round(lab.inventory_path) for _ in range(args.rounds)]
+            for i, r in enumerate(hardway):
+                print(f"  hardway round {i + 1}: app imported {r['imported']:.3f} s, first "
+                      f"frame {r['first_frame']:.3f} s, all connected {r['connected']:.3f} s",
+                      flush=True)
+            peer: list[dict[str, float]] = []
+            if shutil.which("tmux") and shutil.which("ssh"):
+                peer = [tmux_round(scratch, lab.ssh_config_path) for _ in range(args.rounds)]
+    print(f"\nstart-up: 3-controller lab, median of {args.rounds} fresh processes")
+    print(f"  {'tool':<34}{'first frame':>12}{'all connected':>15}")
+    h_first = statistics.median(r["first_frame"] for r in hardway)
+    h_conn = statistics.median(r["connected"] for r in hardway)
+    verdict_first = "target met" if h_first < FIRST_FRAME_TARGET else "TARGET MISSED"
+    verdict_conn = "target met" if h_conn < CONNECTED_TARGET else "TARGET MISSED"
+    print(f"  {'hardway (app, headless)':<34}{h_first:>10.3f} s{h_conn:>13.3f} s   "
+          f"first frame {verdict_first} (< {FIRST_FRAME_TARGET} s), "
+          f"connected {verdict_conn} (< {CONNECTED_TARGET} s)")
+    if peer:
+        t_first = statistics.median(r["first_frame"] for r in peer)
+        t_conn = statistics.median(r["connected"] for r in peer)
+        print(f"  {'tmux new-session, 3 ssh panes':<34}{t_first:>10.3f} s{t_conn:>13.3f} s   "
+              f"ratio hardway/tmux: first frame {h_first / t_first:.2f}, "
+              f"connected {h_conn / t_conn:.2f}")
+
+
+if __name__ == "__main__":
+    main()

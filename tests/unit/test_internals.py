@@ -1,0 +1,166 @@
+"""One test per private Textual name that tui/widgets/internals.py uses.
+
+A Textual upgrade that renames or changes one of them fails here, naming it, instead of
+misbehaving at run time.  Keep this list and the module docstring of
+``tui.widgets.internals`` in step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+import pytest
+from rich.style import Style
+from textual.app import App, ComposeResult
+from textual.cache import FIFOCache
+from textual.message import Message
+from textual.reactive import Reactive
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static
+from textual.worker import WorkerFailed
+
+from tui.widgets import internals
+
+
+class Nudge(Message):
+    """A message nobody handles."""
+
+
+class Probe(internals.DirectKeysApp):
+    """A tiny app over the hooks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+        self.failures: list[BaseException] = []
+
+    def compose(self) -> ComposeResult:
+        yield Input(id="line")
+        yield Static("hello", id="text")
+        yield Footer()
+
+    def intercept_key(self, event: Any) -> bool:
+        self.keys.append(event.key)
+        return event.key == "x"  # x is taken before Textual's queues
+
+    def worker_failed(self, error: BaseException) -> bool:
+        self.failures.append(error)
+        return True
+
+
+def test_app_post_message_is_the_key_entry() -> None:
+    method = App.__dict__.get("_post_message") or App._post_message
+    assert inspect.iscoroutinefunction(method), "App._post_message changed"
+    assert list(inspect.signature(method).parameters) == ["self", "message"]
+
+
+async def test_direct_keys_see_every_key_first() -> None:
+    app = Probe()
+    async with app.run_test() as pilot:
+        app.query_one(Input).focus()
+        await pilot.press("a", "x", "b")
+        assert app.keys[-3:] == ["a", "x", "b"]
+        assert app.query_one(Input).value == "ab"  # x never reached the Input
+
+
+async def test_message_queue_empty() -> None:
+    app = Probe()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert internals.queue_empty(app) is True
+        app.post_message(Nudge())  # anything queued
+        assert internals.queue_empty(app) is False
+
+
+async def test_handle_exception_gets_failed_workers() -> None:
+    assert callable(getattr(App, "_handle_exception", None)), "App._handle_exception gone"
+
+    async def fails() -> None:
+        raise KeyError("boom")
+
+    app = Probe()
+    async with app.run_test() as pilot:
+        worker = app.run_worker(fails(), exit_on_error=True)
+        with pytest.raises(WorkerFailed):
+            await worker.wait()
+        await pilot.pause()
+        assert [type(e) for e in app.failures] == [KeyError]
+        assert app.is_running and app.return_code is None
+
+
+async def test_input_watch_value_and_virtual_size() -> None:
+    assert callable(Input.__dict__.get("_watch_value")), "Input._watch_value gone"
+    virtual = Widget.__dict__["virtual_size"]
+    assert isinstance(virtual, Reactive) and virtual._layout, "virtual_size no longer lays out"
+
+
+async def test_input_restart_blink() -> None:
+    app = Probe()
+    async with app.run_test():
+        line = app.query_one(Input)
+        internals.restart_blink(line)
+        assert line._cursor_visible is True
+
+
+async def test_footer_bindings_ready() -> None:
+    app = Probe()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert internals.footer_ready(app.query_one(Footer)) is True
+    assert internals.footer_ready(Footer()) is False
+
+
+async def test_widget_check_disabled() -> None:
+    app = Probe()
+    async with app.run_test():
+        text = app.query_one("#text", Static)
+        assert internals.scroll_disabled(text) is False
+        text.disabled = True
+        assert internals.scroll_disabled(text) is True
+
+
+async def test_widget_styles_cache() -> None:
+    app = Probe()
+    async with app.run_test():
+        cache = internals.styles_cache(app.query_one("#text", Static))
+        assert callable(cache.clear) and callable(cache.get_inner_outer)
+
+
+def test_style_link_id() -> None:
+    assert internals.has_link(Style(link="https://example.org")) is True
+    assert internals.has_link(Style(bold=True)) is False
+
+
+def test_strip_slots() -> None:
+    assert set(Strip.__slots__) == (set(internals.STRIP_LAZY_CACHES)
+                                    | set(internals.STRIP_EAGER_SLOTS))
+    plain = Strip([], 0)
+    for name, size in internals.STRIP_LAZY_CACHES.items():
+        cache = getattr(plain, name)
+        assert isinstance(cache, FIFOCache) and cache._maxsize == size, name
+
+
+async def test_present_now_names() -> None:
+    app = Probe()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(app._batch_count, int)
+        assert callable(app._display)
+        assert isinstance(app._background_screens, list)
+        for flag in ("_layout_required", "_scroll_required", "_repaint_required",
+                     "_recompose_required"):
+            assert isinstance(getattr(screen, flag), bool), flag
+        compositor = screen._compositor
+        assert isinstance(compositor._dirty_regions, set)
+        text = app.query_one("#text", Static)
+        text.update("changed")
+        await asyncio.sleep(0)
+        # on a settled screen a changed widget is put on screen at once
+        await pilot.pause()
+        text.refresh()
+        assert internals.present_now(text) in (True, False)
+        assert text.render().plain == "changed"  # type: ignore[union-attr]

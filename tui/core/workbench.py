@@ -1,0 +1,351 @@
+"""The Workbench: the one composition root of the engine (Textual-free).
+
+Everything a view needs is opened here, once, and closed here, in reverse order::
+
+    inventory ─▶ host-key policy ─▶ audit log ─▶ Fleet ─┬─▶ ShellRelay ─▶ RelayFleet ─▶ Console
+                                                        └─▶ engines (certs; etcd, dns, lb,
+                                                            health next), opened lazily
+
+``hardway run``, ``hardway certs`` and the app all build a :class:`Workbench` and use
+its parts; none of them wires a fleet, a policy or a relay of its own.  Where is the
+console's SSH relay started?  :meth:`Workbench.start_console` (the relay process is
+prestarted there, then the console connects every host and opens its shells).
+
+Engines
+-------
+A use case that several views share (the certificate flow today; the etcd bootstrap,
+DNS, VIP and health engines next) is an *engine*: a plain object built from the
+workbench by a factory named in :data:`ENGINES` (``"module:function"``), imported and
+built the first time a view asks for it (:meth:`Workbench.engine`), so start-up pays
+nothing for the screens that are never opened.  An engine with an ``aclose()``
+coroutine is closed with the workbench.  To add one::
+
+    # tui/core/etcd/engine.py
+    def open_engine(workbench: Workbench) -> EtcdWork: ...
+
+    # here
+    ENGINES["etcd"] = "tui.core.etcd.engine:open_engine"
+
+and give it a typed accessor below (like :attr:`Workbench.certs`).
+
+Events
+------
+Views follow the workbench through one listener type (:class:`WorkbenchEvent`,
+delivered by :class:`tui.core.events.Listeners`): fleet state changes, console changes
+and actions starting and ending.  A listener that raises is logged (the log file), never
+raised into the engine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal
+
+from tui.core import logfile
+from tui.core.audit import AuditLog
+from tui.core.errors import UserError
+from tui.core.events import Listener, Listeners
+from tui.core.fleet.events import ConnState, StateChanged
+from tui.core.inventory.model import Inventory
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from tui.core.console import Console
+    from tui.core.console.events import ConsoleChanged
+    from tui.core.console.shells import ShellFleet
+    from tui.core.fleet.fleet import Fleet
+    from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
+    from tui.core.fleet.relay import ShellRelay
+    from tui.core.pki.usecase import CertificateWork
+
+log = logging.getLogger("hardway.workbench")
+
+HostKeyMode = Literal["strict", "accept-new", "ask"]
+"""Unknown host keys: refused (``strict``, the CLI's default), recorded with a notice
+(``accept-new``), or a question to the user (``ask``, the app's default; see
+:meth:`Workbench.ask_host_keys_with`).  A changed key is always refused."""
+
+ENGINES: dict[str, str] = {
+    "certs": "tui.core.pki.usecase:open_engine",
+}
+"""Engine name -> ``module:factory``; the factory takes the workbench (see the module
+docstring)."""
+
+
+class ActionPhase(StrEnum):
+    """Where a long action (connect, reconnect, issue, push, restore) is."""
+
+    STARTED = "started"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ActionEvent:
+    """A long action started or ended (views show progress from these).
+
+    Attributes:
+        action: ``connect``, ``reconnect``, ``issue``, ``push``, ``restore``...
+        phase: started, finished or failed.
+        detail: the hosts concerned, or why it failed.
+    """
+
+    action: str
+    phase: ActionPhase
+    detail: str = ""
+
+
+if TYPE_CHECKING:
+    WorkbenchEvent = StateChanged | ConsoleChanged | ActionEvent
+    """Everything a workbench listener receives."""
+else:  # the console (and asyncssh) load after the first frame, not with this module
+    WorkbenchEvent = object
+
+
+class Workbench:
+    """The engine, assembled (see the module docstring).
+
+    Use it as ``async with Workbench(inventory) as workbench:``; parts are built on first
+    use and closed on exit.
+
+    Args:
+        inventory: the loaded cluster description.
+        host_keys: how unknown host keys are handled (see :data:`HostKeyMode`).
+        notify: where ``accept-new`` reports a recorded key (the CLI's stderr).
+        audit_path: the audit log (default: the XDG state dir).
+        pki_dir: the local PKI directory (default: ``pki/`` beside the inventory).
+        connect_timeout: seconds to connect to one host.
+        fanout: at most this many connection attempts at a time.
+        user_ssh_files: read ``~/.ssh/config`` and ``~/.ssh/known_hosts`` (tests turn
+            this off to stay hermetic).
+        relay: console shells in the SSH relay process (off: on the fleet's own
+            connections, in this process).
+    """
+
+    def __init__(self, inventory: Inventory, *, host_keys: HostKeyMode = "strict",
+                 notify: Callable[[str], None] | None = None,
+                 audit_path: Path | None = None, pki_dir: Path | None = None,
+                 connect_timeout: float = 10.0, fanout: int = 64,
+                 user_ssh_files: bool = True, relay: bool = True) -> None:
+        self.inventory = inventory
+        self.host_key_mode: HostKeyMode = host_keys
+        self.audit = AuditLog.for_inventory(inventory, audit_path, pki=pki_dir)
+        self._fleet_options = {"notify": notify, "user_ssh_files": user_ssh_files,
+                               "connect_timeout": connect_timeout, "fanout": fanout}
+        self._fleet: Fleet | None = None
+        self._policy: HostKeyPolicy | None = None
+        self._ask: Callable[[HostKeyPrompt], Awaitable[Decision]] | None = None
+        self.pki_dir = Path(pki_dir) if pki_dir is not None else inventory.path.parent / "pki"
+        self._use_relay = relay
+        self._relay: ShellRelay | None = None
+        self._console: Console | None = None
+        self._engines: dict[str, object] = {}
+        self._listeners: Listeners[WorkbenchEvent] = Listeners("workbench")
+        self._unsubscribe: list[Callable[[], None]] = []
+        self._closed = False
+        self._console_stopped = False
+        self._unredact = logfile.add_redactor(self.audit.redact)
+
+    @classmethod
+    def from_path(cls, path: str | Path | None, **kwargs: object) -> Workbench:
+        """Locate (``-i`` or the defaults) and load the inventory, then build the workbench.
+
+        Raises:
+            UserError: no inventory found, or it does not load.
+        """
+        from tui.core.inventory.load import load_inventory
+        from tui.core.inventory.locate import locate_inventory
+
+        inventory = load_inventory(locate_inventory(None if path is None else str(path)))
+        return cls(inventory, **kwargs)  # type: ignore[arg-type]
+
+    async def __aenter__(self) -> Workbench:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.close()
+
+    # -- the fleet (built on first use: asyncssh loads after the app's first frame) ---------
+
+    @property
+    def policy(self) -> HostKeyPolicy:
+        """The host-key policy of every connection."""
+        if self._policy is None:
+            from tui.core.fleet.hostkeys import HostKeyPolicy
+
+            options = self._fleet_options
+            self._policy = HostKeyPolicy(
+                mode="strict" if self.host_key_mode == "strict" else "accept-new",
+                notify=options["notify"],  # type: ignore[arg-type]
+                user_files=bool(options["user_ssh_files"]))
+            if self.host_key_mode == "ask":
+                self._policy.confirm = self._ask
+        return self._policy
+
+    @property
+    def fleet(self) -> Fleet:
+        """The SSH connections to every host (not connected until asked)."""
+        if self._fleet is None:
+            from tui.core.fleet.fleet import Fleet
+
+            options = self._fleet_options
+            self._fleet = Fleet.from_inventory(
+                self.inventory, host_keys=self.policy, audit=self.audit,
+                connect_timeout=options["connect_timeout"], fanout=options["fanout"],
+                use_user_config=options["user_ssh_files"])
+            self._unsubscribe.append(self._fleet.subscribe(self._listeners.emit))
+        return self._fleet
+
+    # -- events -----------------------------------------------------------------------------
+
+    def subscribe(self, listener: Listener[WorkbenchEvent]) -> Callable[[], None]:
+        """Call ``listener`` with every :data:`WorkbenchEvent`; returns its unsubscribe."""
+        return self._listeners.subscribe(listener)
+
+    def emit(self, event: WorkbenchEvent) -> None:
+        """Tell every listener (a use case reporting an action's progress)."""
+        self._listeners.emit(event)
+
+    # -- host keys --------------------------------------------------------------------------
+
+    def ask_host_keys_with(self, ask: Callable[[HostKeyPrompt], Awaitable[Decision]]) -> None:
+        """In ``ask`` mode, put each unknown host key to ``ask`` (the app's modal)."""
+        if self.host_key_mode == "ask":
+            self._ask = ask
+            if self._policy is not None:
+                self._policy.confirm = ask
+
+    # -- hosts ------------------------------------------------------------------------------
+
+    async def connect(self, names: Iterable[str] | None = None) -> dict[str, ConnState]:
+        """Connect the fleet to ``names`` (default all); failures become states."""
+        return await self.fleet.connect(names)
+
+    def counts(self) -> tuple[int, int, int]:
+        """(connected, failed, all) hosts of the inventory."""
+        if self._fleet is None:
+            return 0, 0, len(self.inventory.hosts)
+        states = [self.fleet.state(h.name) for h in self.inventory.hosts]
+        return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
+
+    # -- the console ------------------------------------------------------------------------
+
+    @property
+    def relay(self) -> ShellRelay | None:
+        """The console's SSH relay (None until the console is built, or without a relay)."""
+        return self._relay
+
+    @property
+    def shell_fleet(self) -> ShellFleet:
+        """What the console opens shells through: the relay's fleet (built on first use),
+        or the fleet itself without a relay."""
+        if not self._use_relay:
+            return self.fleet
+        from tui.core.fleet.relay import RelayFleet, ShellRelay
+
+        if self._relay is None:
+            self._relay = ShellRelay(self.fleet)
+        return RelayFleet(self.fleet, self._relay)
+
+    @property
+    def console(self) -> Console:
+        """The console model (built on first use, with the history file of the XDG state
+        dir and the audit log's redaction)."""
+        if self._console is None:
+            if self._console_stopped:
+                raise UserError("The console of this workbench was stopped; open a new "
+                                "workbench to start another.")
+            from tui.core.console import Console, History
+            from tui.core.console.history import default_path
+
+            history = History(default_path(), redact=self.audit.redact)
+            self._console = Console(self.inventory, self.shell_fleet, history=history)
+            self._unsubscribe.append(self._console.subscribe(self._listeners.emit))
+        return self._console
+
+    def prestart_relay(self) -> None:
+        """Start the relay process in the background (its interpreter takes ~0.5 s), so it
+        is up when the first shell opens; failures surface on that shell."""
+        console = self.console  # builds the relay
+        del console
+        if self._relay is not None:
+            self._relay.prestart()
+
+    async def start_console(self) -> None:
+        """Start the relay, connect every host, open a shell on each (never raises per
+        host: a host that fails shows its reason in its status)."""
+        self.prestart_relay()
+        self.emit(ActionEvent("connect", ActionPhase.STARTED, "every host"))
+        results = await self.console.start()
+        failed = [r.host for r in results.values() if not r.ok]
+        self.emit(ActionEvent("connect", ActionPhase.FINISHED, ", ".join(failed)))
+
+    # -- engines ----------------------------------------------------------------------------
+
+    def engine(self, name: str) -> object:
+        """The engine called ``name``, imported and built on first use.
+
+        Raises:
+            KeyError: no engine of that name in :data:`ENGINES`.
+        """
+        if name not in self._engines:
+            module_name, _, factory = ENGINES[name].partition(":")
+            module = importlib.import_module(module_name)
+            self._engines[name] = getattr(module, factory)(self)
+        return self._engines[name]
+
+    @property
+    def certs(self) -> CertificateWork:
+        """Certificate survey, issue, push and restore."""
+        from tui.core.pki.usecase import CertificateWork
+
+        work = self.engine("certs")
+        assert isinstance(work, CertificateWork)
+        return work
+
+    # -- closing ----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close engines, the console, the relay and the fleet (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for name, engine in reversed(list(self._engines.items())):
+            aclose = getattr(engine, "aclose", None)
+            if aclose is not None:
+                try:
+                    result = aclose()
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("closing the %s engine failed", name)
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        await self.stop_console()
+        if self._fleet is not None:
+            await self._fleet.close()
+        self._unredact()
+
+    async def stop_console(self) -> None:
+        """Close the console's shells and stop the relay process (idempotent)."""
+        console, self._console = self._console, None
+        relay, self._relay = self._relay, None
+        self._console_stopped = True
+        if console is not None:
+            await console.close()
+        if relay is not None:
+            await relay.stop()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._closed
