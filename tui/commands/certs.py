@@ -237,16 +237,9 @@ def _names(ctx: Context, args: argparse.Namespace) -> list[str]:
 
 def _workbench(ctx: Context, args: argparse.Namespace) -> Workbench:
     """The workbench of every certs action: strict host keys unless --accept-new."""
-    from tui.core.workbench import Workbench
+    from tui.commands.session import open_workbench
 
-    def notify(message: str) -> None:
-        print(f"hardway: {message}", file=ctx.err, flush=True)
-
-    audit = getattr(args, "audit", None)
-    return Workbench(ctx.inventory, pki_dir=ctx.pki,
-                     host_keys="accept-new" if getattr(args, "accept_new", False) else "strict",
-                     notify=notify, audit_path=Path(audit) if audit else None,
-                     connect_timeout=getattr(args, "connect_timeout", 10.0))
+    return open_workbench(ctx.inventory, args, err=ctx.err, pki=ctx.pki)
 
 
 def _paint(ctx: Context, text: str, code: str) -> str:

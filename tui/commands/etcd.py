@@ -169,13 +169,11 @@ def _cli(args: argparse.Namespace) -> Cli:
 
 @asynccontextmanager
 async def _context(cli: Cli, *, release: bool = False) -> AsyncIterator[EtcdContext]:
-    from tui.core.audit import AuditLog
+    from tui.commands.session import open_workbench
     from tui.core.etcd.bootstrap import EtcdContext
     from tui.core.etcd.client import EtcdClient
     from tui.core.etcd.release import default_cache, find_tarball, load_release, version_of
     from tui.core.fleet.dial import dialer_for
-    from tui.core.fleet.fleet import Fleet
-    from tui.core.fleet.hostkeys import HostKeyPolicy
 
     args = cli.args
     found = None
@@ -184,12 +182,8 @@ async def _context(cli: Cli, *, release: bool = False) -> AsyncIterator[EtcdCont
         version = version_of(explicit) if explicit is not None else cli.inventory.versions.etcd
         path = find_tarball(version, explicit=explicit, cache=args.cache or default_cache())
         found = load_release(path) if path is not None else None
-    policy = HostKeyPolicy(mode="accept-new" if getattr(args, "accept_new", False)
-                           else "strict")
-    audit = AuditLog(Path(args.audit) if args.audit else AuditLog.default_path())
-    fleet = Fleet.from_inventory(cli.inventory, host_keys=policy,
-                                 audit=audit, connect_timeout=args.connect_timeout)
-    async with fleet:
+    async with open_workbench(cli.inventory, args, pki=cli.pki) as workbench:
+        fleet = workbench.fleet
         dialer = dialer_for(cli.inventory, fleet)
         try:
             client = EtcdClient.from_files(cli.pki / "ca.pem", cli.pki / "kubernetes.pem",

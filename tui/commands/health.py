@@ -158,21 +158,17 @@ def run_health(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, inventory: Any, credentials: Any, options: Any,
                 printer: _Printer, last: list[int]) -> None:
-    from tui.core.fleet.fleet import Fleet
-    from tui.core.fleet.hostkeys import HostKeyPolicy
+    from tui.commands.session import open_workbench
     from tui.core.health.poller import RoundFinished, StateChanged
     from tui.core.health.session import HealthSession
 
-    policy = HostKeyPolicy(mode="accept-new" if args.accept_new else "strict",
-                           notify=lambda message: print(f"hardway: {message}",
-                                                        file=sys.stderr, flush=True))
-    fleet = Fleet.from_inventory(inventory, host_keys=policy,
-                                 connect_timeout=args.connect_timeout)
+    workbench = open_workbench(inventory, args)
+    fleet = workbench.fleet
     try:
         session = HealthSession.open(inventory, fleet, credentials, options,
                                      interval=args.interval, rise=args.rise, fall=args.fall)
     except BaseException:
-        await fleet.close()
+        await workbench.close()
         raise
     changes: list[StateChanged] = []
 
@@ -192,7 +188,7 @@ async def _main(args: argparse.Namespace, inventory: Any, credentials: Any, opti
             await session.poller.run_round(wait_all=True)
     finally:
         await session.close()
-        await fleet.close()
+        await workbench.close()
 
 
 class _Printer:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -219,21 +221,14 @@ def _context(args: argparse.Namespace) -> _Context:
                     sys.stderr, colour)
 
 
-def _fleet(ctx: _Context, args: argparse.Namespace) -> Fleet:
-    from tui.core.audit import AuditLog
-    from tui.core.fleet.fleet import Fleet
-    from tui.core.fleet.hostkeys import HostKeyPolicy
+@contextlib.asynccontextmanager
+async def _fleet(ctx: _Context, args: argparse.Namespace) -> AsyncIterator[Fleet]:
+    """The workbench's fleet (strict host keys unless --accept-new, the audit log)."""
+    from tui.commands.session import open_workbench
 
-    if getattr(args, "accept_new", False):
-        def notify(message: str) -> None:
-            print(f"hardway: {message}", file=ctx.err, flush=True)
-
-        policy = HostKeyPolicy(mode="accept-new", notify=notify)
-    else:
-        policy = HostKeyPolicy(mode="strict")
-    audit = AuditLog(Path(args.audit) if args.audit else AuditLog.default_path())
-    return Fleet.from_inventory(ctx.inventory, host_keys=policy, audit=audit,
-                                connect_timeout=args.connect_timeout)
+    pki = Path(args.pki) if getattr(args, "pki", None) else None
+    async with open_workbench(ctx.inventory, args, err=ctx.err, pki=pki) as workbench:
+        yield workbench.fleet
 
 
 def _paint(ctx: _Context, text: str, code: str) -> str:
