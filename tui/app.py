@@ -68,7 +68,8 @@ class HardwayApp(DirectKeysApp):
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {HardwayCommands})
 
-    def __init__(self, workbench: Workbench, *, connect: bool = True) -> None:
+    def __init__(self, workbench: Workbench, *, connect: bool = True,
+                 lab_note: str | None = None) -> None:
         """Build the app around a workbench.
 
         Args:
@@ -76,6 +77,8 @@ class HardwayApp(DirectKeysApp):
             connect: open the connections when the app starts (tests may defer it).
         """
         super().__init__()
+        self.lab_note = lab_note
+        """Why the demo's lab hosts are not isolated (None: they are, or no lab)."""
         self.workbench = workbench
         self.connect_on_start = connect
         self.last_key = 0.0
@@ -98,6 +101,8 @@ class HardwayApp(DirectKeysApp):
         self.title = f"hardway — {self.workbench.inventory.name}"
         self._update_summary()
         self.switch_mode("console")
+        if self.lab_note:
+            self.notify(self.lab_note, title="the lab", severity="warning", timeout=10)
 
     def _on_workbench_event(self, event: WorkbenchEvent) -> None:
         """Workbench listener (on the app's loop): refresh the connection summary."""
@@ -116,6 +121,8 @@ class HardwayApp(DirectKeysApp):
             text += f", {failed} failed"
         for label in running(self).values():
             text += f" · {label}…"
+        if self.lab_note:
+            text += " · lab hosts NOT isolated"
         self.sub_title = text
 
     def action_switch_screen_mode(self, mode: str) -> None:
@@ -191,7 +198,8 @@ def typed_now(app: App[Any], event: events.Key) -> bool:
     return bool(take(event))
 
 
-def create_app(workbench: Workbench, *, connect: bool = True) -> HardwayApp:
+def create_app(workbench: Workbench, *, connect: bool = True,
+               lab_note: str | None = None) -> HardwayApp:
     """The one factory for the app, used by ``hardway`` and by the tests.
 
     Args:
@@ -199,4 +207,4 @@ def create_app(workbench: Workbench, *, connect: bool = True) -> HardwayApp:
             question (``--accept-new`` records them without asking).
         connect: open the SSH connections on start.
     """
-    return HardwayApp(workbench, connect=connect)
+    return HardwayApp(workbench, connect=connect, lab_note=lab_note)

@@ -253,3 +253,19 @@ async def test_the_console_gives_the_frozen_objects_back_when_it_stops(
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold()[2] < threshold[2]
     await workbench.close()
+
+
+async def test_an_unconfined_lab_says_so_in_the_header(lab_runner: LabRunner,
+                                                       tmp_path: Path) -> None:
+    """The demo on a lab without namespaces: the header and a notification say it."""
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    workbench = Workbench(inventory, host_keys="ask", audit_path=tmp_path / "audit.jsonl",
+                          user_ssh_files=False)
+    app = create_app(workbench, connect=False,
+                     lab_note="The lab hosts are NOT isolated (no user namespaces).")
+    notes = _record_notifications(app)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _until(pilot, lambda: "NOT isolated" in str(app.sub_title))
+        assert ("The lab hosts are NOT isolated (no user namespaces).", "warning") in notes
+    with contextlib.suppress(Exception):
+        await workbench.close()

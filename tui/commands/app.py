@@ -52,7 +52,8 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     demo.set_defaults(handler=run_demo)
 
 
-def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None) -> int:
+def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
+            lab_note: str | None = None) -> int:
     """Open the app on one workbench, closed (every session) when the app ends."""
     import asyncio
 
@@ -69,7 +70,7 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None) ->
     async def run() -> int:
         async with Workbench(inventory,
                              host_keys="accept-new" if accept_new else "ask") as workbench:
-            app = create_app(workbench)
+            app = create_app(workbench, lab_note=lab_note)
             result = await app.run_async()
         return int(result or 0)
 
@@ -96,5 +97,8 @@ def run_demo(args: argparse.Namespace) -> int:
         with LabRunner(directory, controllers=args.controllers, workers=args.workers,
                        scenario=args.scenario, services=args.services,
                        isolation=args.isolation) as runner:
+            note = None if runner.lab.confined else " ".join(runner.lab.notes) or \
+                "The lab hosts are not isolated (--isolation none): they share this " \
+                "machine's network and files."
             return _launch(runner.lab.inventory_path, accept_new=False,
-                           log_level=args.log_level)
+                           log_level=args.log_level, lab_note=note)
