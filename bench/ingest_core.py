@@ -35,10 +35,12 @@ def seq(lines: int, ending: str = "\r\n") -> str:
     return ending.join(map(str, range(1, lines + 1))) + ending
 
 
-def ingest(pieces: list[str], lines: int, label: str, scrollback: int = 10_000) -> list[Terminal]:
+def ingest(pieces: list[str], lines: int, label: str, scrollback: int = 10_000,
+           newline_mode: bool = False) -> list[Terminal]:
     """Feed every pane all pieces; print aggregate lines/s."""
     gc.collect()
-    terminals = [Terminal(COLUMNS, ROWS, scrollback) for _ in range(PANES)]
+    terminals = [Terminal(COLUMNS, ROWS, scrollback, newline_mode=newline_mode)
+                 for _ in range(PANES)]
     start = time.perf_counter()
     for term in terminals:
         for piece in pieces:
@@ -120,7 +122,8 @@ def main() -> None:
     pty_text = chunks(seq(lines))
     terminals = ingest(pty_text, lines, "seq, CR LF (PTY), 64 KiB chunks")
     assert terminals[0].line_text(terminals[0].lines_total - 2) == str(lines)
-    ingest(chunks(seq(lines, "\n")), lines, "seq, LF (exec stream), 64 KiB chunks")
+    # Without a PTY nothing turns LF into CR LF: such a stream needs line mode (LNM).
+    ingest(chunks(seq(lines, "\n")), lines, "seq, LF + LNM (exec stream), 64 KiB", newline_mode=True)
     coloured = chunks("".join(f"\x1b[32m{i}\x1b[0m ok\r\n" for i in range(1, lines // 5 + 1)))
     ingest(coloured, lines // 5, "coloured lines (SGR per line)")
     bars = chunks("".join(f"\r{i % 101:3d}% [{'#' * (i % 101 // 5):<20}]"

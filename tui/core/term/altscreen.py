@@ -2,7 +2,11 @@
 
 pyte implements the grid a full-screen program draws on: absolute cursor
 addressing, scroll regions, insert/delete lines and characters, DEC line-drawing
-characters.  This wrapper adds per-row change counters so views can cache rows.
+characters.  :class:`Grid` corrects it where it differs from xterm and adds what it
+lacks (SU/SD, REP, HPA, CHT/CBT, palette colours that follow the theme, erase with
+the background colour only); :class:`AltScreen` adds per-row change counters so
+views can cache rows.  pyte measures characters with :func:`char_width`, as the
+main screen and Textual do.
 """
 
 from __future__ import annotations
@@ -11,11 +15,21 @@ from copy import copy
 from itertools import count
 
 import pyte
+import pyte.screens
 from pyte.modes import DECAWM, DECOM
 from rich.style import Style
-from wcwidth import wcwidth
 
-from tui.core.term.sgr import pyte_style
+from tui.core.term.cells import char_width
+from tui.core.term.sgr import (
+    DEFAULT_PEN,
+    Pen,
+    pyte_colour_name,
+    pyte_flags,
+    pyte_pen,
+    pyte_style,
+)
+
+pyte.screens.wcwidth = char_width  # cell widths as Textual measures them
 
 Run = tuple[str, Style | None]
 
@@ -35,21 +49,43 @@ class Grid(pyte.Screen):
     it was never drawn; vim and less scroll with exactly these sequences.
     """
 
+    last_char = ""
+    """The last character drawn (what REP repeats)."""
+
     def _unwrap(self) -> None:
         """Leave xterm's pending-wrap position (one past the last column) before an edit,
         as xterm does; pyte would otherwise edit nothing."""
         if self.cursor.x >= self.columns:
             self.cursor.x = self.columns - 1
 
+    def _blank_pen(self) -> pyte.screens.Char:
+        """Switch the cursor's attributes to blanks in its background colour only (xterm's
+        erase colour); returns the attributes to put back."""
+        attrs = self.cursor.attrs
+        self.cursor.attrs = self.default_char._replace(bg=attrs.bg)
+        return attrs
+
     def erase_in_line(self, how: int = 0, private: bool = False) -> None:
         """CSI K, starting from the last column when a wrap is pending."""
         self._unwrap()
+        attrs = self._blank_pen()
         super().erase_in_line(how, private=private)
+        self.cursor.attrs = attrs
+
+    def erase_in_display(self, how: int = 0, *args: object, **kwargs: object) -> None:
+        """CSI J, blanks in the background colour only; ``CSI 3 J`` clears nothing shown."""
+        if how == 3:
+            return
+        attrs = self._blank_pen()
+        super().erase_in_display(how)
+        self.cursor.attrs = attrs
 
     def erase_characters(self, count: int | None = None) -> None:
         """CSI X, starting from the last column when a wrap is pending."""
         self._unwrap()
+        attrs = self._blank_pen()
         super().erase_characters(count)
+        self.cursor.attrs = attrs
 
     def insert_characters(self, count: int | None = None) -> None:
         """CSI @, starting from the last column when a wrap is pending.
@@ -58,7 +94,9 @@ class Grid(pyte.Screen):
         later CSI P would pull back into view; it is dropped here, as in xterm.
         """
         self._unwrap()
+        attrs = self._blank_pen()
         super().insert_characters(count)
+        self.cursor.attrs = attrs
         line = self.buffer[self.cursor.y]
         for x in [x for x in line if x >= self.columns]:
             del line[x]
@@ -107,12 +145,14 @@ class Grid(pyte.Screen):
     def draw(self, data: str) -> None:
         """Draw text; a wide character that does not fit in the last column wraps first,
         as in xterm (pyte would put half of it past the margin)."""
+        if data:
+            self.last_char = data[-1]
         if data.isascii():
             super().draw(data)
             return
         start = 0
         for i, char in enumerate(data):
-            if wcwidth(char) == 2:
+            if char_width(char) == 2:
                 if i > start:
                     super().draw(data[start:i])
                 if self.cursor.x == self.columns - 1 and DECAWM in self.mode:
@@ -121,6 +161,55 @@ class Grid(pyte.Screen):
                 start = i + 1
         if start < len(data):
             super().draw(data[start:])
+
+    def repeat(self, count: int) -> None:
+        """REP: draw the last character drawn ``count`` more times."""
+        if self.last_char:
+            self.draw(self.last_char * min(count, self.columns * self.lines))
+
+    def tab_forward(self, count: int) -> None:
+        """CHT: ``count`` tab stops forward (the last column when none is left)."""
+        for _ in range(count):
+            self.tab()
+
+    def tab_back(self, count: int) -> None:
+        """CBT: ``count`` tab stops back (column 0 when none is left)."""
+        self._unwrap()
+        for _ in range(count):
+            stops = [x for x in self.tabstops if x < self.cursor.x]
+            self.cursor.x = max(stops) if stops else 0
+
+    def scroll_region(self, count: int, up: bool) -> None:
+        """SU (``up``) / SD: move the rows of the scroll region by ``count``, blank rows
+        coming in at the other end; the cursor stays."""
+        top, bottom = self.margins or (0, self.lines - 1)
+        count = min(max(1, count), bottom - top + 1)
+        buffer = self.buffer
+        rows = range(top, bottom + 1) if up else range(bottom, top - 1, -1)
+        step = count if up else -count
+        for y in rows:
+            source = y + step
+            if top <= source <= bottom and source in buffer:
+                buffer[y] = buffer[source]
+            else:
+                buffer.pop(y, None)
+        self.dirty.update(range(top, bottom + 1))
+
+    def pen(self) -> Pen:
+        """The cursor's attributes as a pen."""
+        return pyte_pen(self.cursor.attrs)
+
+    def set_pen(self, pen: Pen) -> None:
+        """Draw with ``pen`` from now on (SGR parsed by :func:`apply_sgr`, so palette
+        colours 0-255 stay palette indexes and follow the theme)."""
+        if pen == DEFAULT_PEN:
+            self.cursor.attrs = self.cursor.attrs._replace(
+                fg="default", bg="default", bold=False, italics=False, underscore=False,
+                strikethrough=False, reverse=False, blink=False)
+            return
+        fg, bg, flags = pen
+        self.cursor.attrs = self.cursor.attrs._replace(
+            fg=pyte_colour_name(fg), bg=pyte_colour_name(bg), **pyte_flags(flags))  # type: ignore[arg-type]
 
     def next_line(self) -> None:
         """NEL (ESC E): carriage return and line feed (pyte only feeds the line)."""
@@ -262,7 +351,7 @@ class AltScreen:
                         wide = False
                         continue
                     data = " "
-                elif wcwidth(data[0]) == 2:
+                elif char_width(data[0]) == 2:
                     wide = x + 1 < columns and cells[x + 1].data == ""
                     if not wide:
                         data = " "

@@ -19,12 +19,12 @@ from collections import deque
 from collections.abc import Sequence
 
 from rich.style import Style
-from wcwidth import wcwidth
 
 from tui.core.term.cells import (
     Line,
     Run,
     cell_width,
+    char_width,
     compact,
     concat,
     line_cells,
@@ -54,6 +54,9 @@ class LineBuffer:
         self.pen: Pen = DEFAULT_PEN
         self.style: Style | None = None
         self.autowrap = True
+        self.insert_mode = False
+        self.origin = False
+        self.tab_stops: list[int] | None = None  # None: every 8 columns
         self.margin_top = 0
         self.margin_bottom = self.rows - 1
         self.charset: dict[int, str] | None = None
@@ -158,7 +161,7 @@ class LineBuffer:
                     styles.extend([style] * len(text))
                     continue
                 for ch in text:
-                    width = wcwidth(ch)
+                    width = char_width(ch)
                     if width <= 0 and chars:
                         chars[-1] += ch
                         continue
@@ -195,7 +198,7 @@ class LineBuffer:
         """Can text starting with ``first`` be appended at the end of the buffer without
         per-cell work?  True when the cursor sits at the end of the last line (or the
         text starts a new line from it)."""
-        if (self.charset is not None or not self.autowrap
+        if (self.charset is not None or not self.autowrap or self.insert_mode
                 or self.margin_top != 0 or self.margin_bottom != self.rows - 1):
             return False
         row = self.top + self.cy

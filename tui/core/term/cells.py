@@ -7,23 +7,63 @@ the right half of a wide character) with a parallel list of styles.
 
 from __future__ import annotations
 
+import unicodedata
 from itertools import groupby
 from operator import itemgetter
 
+from rich.cells import cell_len, get_character_cell_size
 from rich.style import Style
-from wcwidth import wcswidth, wcwidth
 
 Run = tuple[str, Style | None]
 Line = str | tuple[Run, ...]
 """A stored line: plain text, or a tuple of styled runs."""
 
 
+char_width = get_character_cell_size
+"""Cells one character takes (0, 1 or 2), as Textual (Rich) measures it: a pane's rows
+are laid out with the same widths Textual later uses to draw them."""
+
+_BIDI_CONTROLS = frozenset({"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FSI", "PDI"})
+REPLACEMENT = "\ufffd"
+
+
+class _Printable(dict[int, "str | None"]):
+    """``str.translate`` table making decoded output safe to draw in a pane (filled lazily).
+
+    Surrogates, unassigned code points, line/paragraph separators, bidirectional
+    embedding/override/isolate controls and interlinear annotation marks become U+FFFD,
+    one cell wide: drawn by the outer terminal they could move or reorder what follows.
+    ZERO WIDTH JOINER and VARIATION SELECTOR-16 are dropped: Rich measures the grapheme
+    clusters they build as one wide cell, which a cell grid cannot hold.  Controls stay
+    for the parser, which interprets or ignores them.
+    """
+
+    def __missing__(self, code: int) -> str | None:
+        char = chr(code)
+        category = unicodedata.category(char)
+        result: str | None = char
+        if code in (0x200D, 0xFE0F):
+            result = None
+        elif (category in ("Cs", "Cn", "Zl", "Zp") or 0xFFF9 <= code <= 0xFFFB
+              or (category == "Cf" and unicodedata.bidirectional(char) in _BIDI_CONTROLS)):
+            result = REPLACEMENT
+        self[code] = result
+        return result
+
+
+PRINTABLE = _Printable()
+
+
+def printable(text: str) -> str:
+    """``text`` with what cannot be drawn safely replaced (see :class:`_Printable`)."""
+    return text if text.isascii() else text.translate(PRINTABLE)
+
+
 def cell_width(text: str) -> int:
     """Number of terminal cells ``text`` occupies (wide characters count 2)."""
     if text.isascii():
         return len(text)
-    width = wcswidth(text)
-    return width if width >= 0 else len(text)
+    return sum(map(char_width, text)) if len(text) < 64 else cell_len(text)
 
 
 def line_text(line: Line) -> str:
@@ -46,7 +86,7 @@ def wrap_text(text: str, first_room: int, columns: int) -> list[str]:
     pieces = []
     room, start, used = first_room, 0, 0
     for i, ch in enumerate(text):
-        width = max(wcwidth(ch), 0)
+        width = char_width(ch)
         if used + width > room:
             pieces.append(text[start:i])
             start, used, room = i, 0, columns
@@ -79,7 +119,7 @@ def repair_wide(chars: list[str]) -> None:
         char = chars[i]
         if char == "":
             chars[i] = " "  # a right half whose wide character is gone
-        elif not char.isascii() and wcwidth(char[0]) == 2:
+        elif not char.isascii() and char_width(char[0]) == 2:
             if i + 1 < size and chars[i + 1] == "":
                 i += 2
                 continue

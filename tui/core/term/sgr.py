@@ -156,6 +156,8 @@ def _pyte_colour(name: str) -> Colour:
         return None
     if name in _PYTE_NAMES:
         return _PYTE_NAMES[name]
+    if name[:1] == "p" and name[1:].isdigit():  # a palette index (pyte_colour_name)
+        return int(name[1:])
     if name.startswith(("bright", "bfight")):  # pyte 0.8 spells bright magenta "bfight"
         base = _PYTE_NAMES.get(name[6:])
         return None if base is None else base + 8
@@ -175,3 +177,28 @@ def pyte_style(fg: str, bg: str, bold: bool, italics: bool, underscore: bool,
              | (UNDERLINE if underscore else 0) | (STRIKE if strikethrough else 0)
              | (REVERSE if reverse else 0) | (BLINK if blink else 0))
     return pen_style((_pyte_colour(fg), _pyte_colour(bg), flags))
+
+
+def pyte_colour_name(colour: Colour) -> str:
+    """How a colour is kept in a pyte cell: ``default``, ``p<index>`` for the palette
+    (so it follows the theme), ``rrggbb`` for true colour."""
+    if colour is None:
+        return "default"
+    if isinstance(colour, int):
+        return f"p{colour}"
+    return "{:02x}{:02x}{:02x}".format(*colour)
+
+
+def pyte_flags(flags: int) -> dict[str, bool]:
+    """pyte's attribute booleans for a pen's flags."""
+    return {"bold": bool(flags & BOLD), "italics": bool(flags & ITALIC),
+            "underscore": bool(flags & UNDERLINE), "strikethrough": bool(flags & STRIKE),
+            "reverse": bool(flags & REVERSE), "blink": bool(flags & BLINK)}
+
+
+def pyte_pen(char: Any) -> Pen:
+    """The pen of a pyte cell's attributes."""
+    flags = ((BOLD if char.bold else 0) | (ITALIC if char.italics else 0)
+             | (UNDERLINE if char.underscore else 0) | (STRIKE if char.strikethrough else 0)
+             | (REVERSE if char.reverse else 0) | (BLINK if char.blink else 0))
+    return (_pyte_colour(char.fg), _pyte_colour(char.bg), flags)

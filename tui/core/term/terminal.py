@@ -19,19 +19,26 @@ from collections.abc import Hashable
 from pyte.charsets import VT100_MAP
 
 from tui.core.term.altscreen import AltScreen
-from tui.core.term.cells import Run, line_text
+from tui.core.term.cells import Run, line_text, printable
 from tui.core.term.lines import LineScreen
 from tui.core.term.sgr import apply_sgr
 
 # Control characters that need interpretation (everything in C0 except LF, plus DEL
 # and C1).  Output without any of them takes the plain fast path.
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-_STATEFUL = re.compile("[\x0e\x0f\x1b\x80-\x9f]")
+_STATEFUL = re.compile("[\x0b\x0c\x0e\x0f\x1b\x80-\x9f]")
 """Characters that can change the terminal's state beyond the lines they print."""
 SKIP_MIN = 256 * 1024
 """Pieces of output at least this long may skip lines that would scroll out unseen."""
 _CSI = re.compile(r"\x1b\[([0-?]*)([ -/]*)([@-~])")
-_CSI_PARTIAL = re.compile(r"\x1b\[[0-?]*[ -/]*\Z")
+_CSI_PARTIAL = re.compile(r"\x1b\[[0-?\x00-\x17\x19\x1c-\x1f]*[ -/\x00-\x17\x19\x1c-\x1f]*\Z")
+_CSI_LOOSE = re.compile(
+    r"\x1b\[([0-?\x00-\x17\x19\x1c-\x1f]*)([ -/\x00-\x17\x19\x1c-\x1f]*)([@-~])")
+"""A CSI with C0 controls inside: xterm executes them where they stand (``A ESC [ 2 BS C``
+moves left, then right by two)."""
+_C0 = re.compile("[\x00-\x1f]")
+_CSI_PREFIX = re.compile(r"\x1b\[[0-?\x00-\x17\x19\x1c-\x1f]*[ -/\x00-\x17\x19\x1c-\x1f]*")
+_BARE_LF = re.compile("(?<!\r)\n")
 _OSC = re.compile(r"\x1b\]([^\x07\x1b]*)(?:\x07|\x1b\\)")
 _STRING = re.compile(r"\x1b[P_^X][^\x07\x1b]*(?:\x07|\x1b\\)")
 _STRING_PARTIAL = re.compile(r"\x1b[\]P_^X][^\x07\x1b]*\x1b?\Z")
@@ -45,6 +52,8 @@ MAX_PENDING = 65536
 """An unterminated escape sequence longer than this is dropped, not buffered."""
 
 _ALT_MODES = (1049, 1047, 47)
+_ALT_OWN = frozenset("STb`suIZm")
+"""CSI finals handled by :meth:`Terminal._alt_csi` rather than pyte's parser."""
 _LINE_DRAWING = {i: c for i, c in enumerate(VT100_MAP) if ord(c) != i}
 
 
@@ -57,10 +66,15 @@ class Terminal:
         app_cursor_keys: DECCKM (``CSI ?1 h``): arrows send ``ESC O A`` instead of ``ESC [ A``.
         bracketed_paste: ``CSI ?2004 h`` is on: pastes should be wrapped.
         bells: number of BEL characters received.
+        newline_mode: LNM (``CSI 20 h``): a line feed also returns the carriage.  Off
+            by default, as in xterm: a PTY turns ``\\n`` into ``\\r\\n`` itself, and a
+            bare LF (raw-mode output) moves down without going back to column 0.
     """
 
-    def __init__(self, columns: int = 80, rows: int = 24, scrollback: int = 10_000) -> None:
+    def __init__(self, columns: int = 80, rows: int = 24, scrollback: int = 10_000,
+                 *, newline_mode: bool = False) -> None:
         self._main = LineScreen(columns, rows, scrollback)
+        self.newline_mode = newline_mode
         self._alt: AltScreen | None = None
         self._alt_batch: list[str] = []
         self._pending = ""
@@ -183,12 +197,29 @@ class Terminal:
         if self._pending:
             data = self._pending + data
             self._pending = ""
+        if not data.isascii():
+            data = printable(data)
+            if not data:
+                return
+        lf_only: str | None = None  # data with CR LF as LF, when worked out already
+        if "\n" in data and not self.newline_mode:
+            if "\r\n" in data:
+                lf_only = data.replace("\r\n", "\n")
+                bare = lf_only.count("\n") != len(data) - len(lf_only)
+            else:
+                bare = True
+            if bare:
+                # A bare LF (no CR before it) only moves down: VT says the same to the
+                # parser, and LF is left meaning CR LF as in line mode.
+                data, lf_only = _BARE_LF.sub("\x0b", data), None
         if len(data) > SKIP_MIN and self._alt is None and self._main.scrolls_plainly():
-            data = self._skip_flood(data)
+            skipped = self._skip_flood(data)
+            if skipped is not data:
+                data, lf_only = skipped, None
         if (self._alt is None and "\r\n" in data
                 and ("\x1b" not in data or not _ALT_TOGGLE.search(data))):
             # Line mode treats LF as CR LF, so a PTY's CR LF is one newline.
-            data = data.replace("\r\n", "\n")
+            data = lf_only if lf_only is not None else data.replace("\r\n", "\n")
         main = self._main
         if self._alt is None and not _CONTROL.search(data) and main.plain_ready(data[0]):
             main.append_plain(data)
@@ -225,7 +256,8 @@ class Terminal:
             tail *= 2
         head = data[:cut]
         if _STATEFUL.search(head) if not head.isascii() else (
-                "\x1b" in head or "\x0e" in head or "\x0f" in head):
+                "\x1b" in head or "\x0e" in head or "\x0f" in head
+                or "\x0b" in head or "\x0c" in head):
             return data
         self._main.scroll_out(total - kept)
         return data[cut:]
@@ -304,7 +336,19 @@ class Terminal:
         if kind == "[":
             match = _CSI.match(data, start)
             if match is None:
-                if _CSI_PARTIAL.match(data, start):
+                match = _CSI_LOOSE.match(data, start)
+                if match is not None:
+                    self._csi_with_controls(match)
+                    return match.end()
+                prefix = _CSI_PARTIAL.match(data, start, len(data))
+                if prefix is None:
+                    cut = _CSI_PREFIX.match(data, start)
+                    after = data[cut.end():cut.end() + 1] if cut is not None else ""
+                    if cut is not None and after == "\x1b":
+                        return cut.end()  # ESC abandons the sequence and starts another
+                    if cut is not None and after in ("\x18", "\x1a"):
+                        return cut.end() + 1  # CAN / SUB cancel it
+                if prefix is not None:
                     return self._hold(data, start)
                 return start + 1  # malformed: drop the ESC, show the rest as text
             self._csi(match.group(1), match.group(2), match.group(3), match.group(0))
@@ -327,6 +371,21 @@ class Terminal:
             return self._hold(data, start) if _ESC_PARTIAL.match(data, start) else start + 1
         self._esc(match.group(1), match.group(2), match.group(0))
         return match.end()
+
+    def _csi_with_controls(self, match: re.Match[str]) -> None:
+        """Execute the controls inside a CSI, then the CSI without them."""
+        params, intermediate, final = match.groups()
+        for control in _C0.findall(params + intermediate):
+            if self._alt is not None:
+                self._alt_batch.append(control)
+            elif control == "\n":
+                self._main.newline() if self.newline_mode else self._main.linefeed()
+            else:
+                self._control(control)
+        if final == "b":
+            return  # a control in between: nothing left to repeat (as tmux)
+        params, intermediate = _C0.sub("", params), _C0.sub("", intermediate)
+        self._csi(params, intermediate, final, f"\x1b[{params}{intermediate}{final}")
 
     def _hold(self, data: str, start: int) -> int:
         if len(data) - start <= MAX_PENDING:
@@ -359,7 +418,7 @@ class Terminal:
         elif char == "\t":
             main.tab()
         elif char in "\x0b\x0c":
-            main.newline()
+            main.linefeed()
         elif char == "\x07":
             self.bells += 1
         elif char == "\x0e":
@@ -388,9 +447,14 @@ class Terminal:
             self._alt_batch.append(raw)
             return
         main = self._main
+        if intermediate == "#" and final == "8":
+            main.align()
+            return
         if intermediate:
             return
-        if final == "7":
+        if final == "H":
+            main.set_tab_stop()
+        elif final == "7":
             main.save_cursor()
         elif final == "8":
             main.restore_cursor()
@@ -413,6 +477,9 @@ class Terminal:
         if final in "hl" and private == "?":
             self._private_modes(params, final == "h", raw)
             return
+        if final in "hl" and not private and not intermediate:
+            self._ansi_modes(params, final == "h", raw)
+            return
         if final == "n" and not private:
             self._report(params)
             return
@@ -425,9 +492,37 @@ class Terminal:
                 self._alt_batch.append(raw)
             return
         if self._alt is not None:
-            self._alt_batch.append(raw)
+            if final in _ALT_OWN:
+                self._flush_alt()
+                self._alt_csi(params, final)
+            else:
+                self._alt_batch.append(raw)
             return
         self._main_csi(params, final)
+
+    def _alt_csi(self, params: str, final: str) -> None:
+        """The sequences pyte lacks or gets wrong, applied to the grid directly."""
+        assert self._alt is not None
+        grid = self._alt.screen
+        if final == "m":
+            grid.set_pen(apply_sgr(grid.pen(), params))
+            return
+        first = params.split(";")[0]
+        count = max(1, int(first)) if first.isdigit() else 1
+        if final in "ST":
+            grid.scroll_region(count, up=final == "S")
+        elif final == "b":
+            grid.repeat(count)
+        elif final == "`":
+            grid.cursor_to_column(count)
+        elif final == "s":
+            grid.save_cursor()
+        elif final == "u":
+            grid.restore_cursor()
+        elif final == "I":
+            grid.tab_forward(count)
+        elif final == "Z":
+            grid.tab_back(count)
 
     def _main_csi(self, params: str, final: str) -> None:
         main = self._main
@@ -478,10 +573,29 @@ class Terminal:
             main.scroll_down(count)
         elif final == "r":
             main.set_margins(first, args[1] if len(args) > 1 else 0)
+        elif final == "b":
+            main.repeat(count)
+        elif final == "I":
+            main.tab(count)
+        elif final == "Z":
+            main.back_tab(count)
+        elif final == "g":
+            main.clear_tab_stops(first)
         elif final == "s":
             main.save_cursor()
         elif final == "u":
             main.restore_cursor()
+
+    def _ansi_modes(self, params: str, on: bool, raw: str) -> None:
+        """SM/RM: IRM (4) and LNM (20)."""
+        for mode in (int(p) for p in params.split(";") if p.isdigit()):
+            if mode == 20:
+                self.newline_mode = on
+            elif mode == 4:
+                if self._alt is None:
+                    self._main.insert_mode = on
+                else:
+                    self._alt_batch.append(f"\x1b[4{'h' if on else 'l'}")
 
     def _private_modes(self, params: str, on: bool, raw: str) -> None:
         modes = [int(p) for p in params.split(";") if p.isdigit()]
@@ -494,11 +608,14 @@ class Terminal:
                 self.bracketed_paste = on
             elif mode == 7 and self._alt is None:
                 self._main.autowrap = on
+            elif mode == 6 and self._alt is None:
+                self._main.origin = on
+                self._main.move_to(0, 0)
         alt_modes = [m for m in modes if m in _ALT_MODES]
         if alt_modes and on and self._alt is None:
             self._enter_alt()
         elif alt_modes and not on and self._alt is not None:
-            self._leave_alt()
+            self._leave_alt(restore=1049 in alt_modes)
         elif self._alt is not None:
             self._alt_batch.append(raw)
 
@@ -510,7 +627,10 @@ class Terminal:
             if self._alt is not None:
                 row, column = self._alt.cursor()
             else:
-                row, column = self._main.cy, min(self._main.cx, self.columns - 1)
+                main = self._main
+                row, column = main.cy, min(main.cx, self.columns - 1)
+                if main.origin:
+                    row -= main.margin_top
             self._replies.append(f"\x1b[{row + 1};{column + 1}R")
 
     def _enter_alt(self) -> None:
@@ -519,8 +639,15 @@ class Terminal:
         self._alt = AltScreen(main.columns, main.rows, (main.cy, min(main.cx, main.columns - 1)))
         self._alt_batch.clear()
 
-    def _leave_alt(self) -> None:
+    def _leave_alt(self, restore: bool = True) -> None:
+        """Back to the main screen; only mode 1049 restores the cursor saved on entry,
+        after 47/1047 the cursor stays where the program left it."""
         self._flush_alt()
+        if not restore and self._alt is not None:
+            grid = self._alt.screen
+            main = self._main
+            main.cy = min(grid.cursor.y, main.rows - 1)
+            main.cx = min(grid.cursor.x, main.columns)
         self._alt = None
 
     def _reset(self) -> None:
