@@ -52,7 +52,13 @@ def ingest(pieces: list[str], lines: int, label: str, scrollback: int = 10_000,
     return terminals
 
 
-def peak_memory(pieces: list[str]) -> None:
+def coloured_log(lines: int, ending: str = "\r\n") -> str:
+    """Log lines as journalctl or etcd print them: four SGR changes per line."""
+    return "".join(f"\x1b[2m08:15:{i % 60:02d}\x1b[0m \x1b[1;32mINFO\x1b[0m"
+                   f" etcd[{i % 977}]: applied index {i}{ending}" for i in range(1, lines + 1))
+
+
+def peak_memory(pieces: list[str], label: str = "memory (tracemalloc, 3 panes)") -> None:
     """Peak traced allocation while three panes ingest (the input text excluded)."""
     gc.collect()
     tracemalloc.start()
@@ -63,7 +69,7 @@ def peak_memory(pieces: list[str]) -> None:
             term.feed(piece)
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"{'memory (tracemalloc, 3 panes)':<38} retained {(current - base) / 2**20:6.1f} MiB,"
+    print(f"{label:<38} retained {(current - base) / 2**20:6.1f} MiB,"
           f" peak {(peak - base) / 2**20:6.1f} MiB (scrollback cap 10,000 lines per pane)")
 
 
@@ -123,13 +129,18 @@ def main() -> None:
     terminals = ingest(pty_text, lines, "seq, CR LF (PTY), 64 KiB chunks")
     assert terminals[0].line_text(terminals[0].lines_total - 2) == str(lines)
     # Without a PTY nothing turns LF into CR LF: such a stream needs line mode (LNM).
-    ingest(chunks(seq(lines, "\n")), lines, "seq, LF + LNM (exec stream), 64 KiB", newline_mode=True)
+    ingest(chunks(seq(lines, "\n")), lines, "seq, LF + LNM (exec stream), 64 KiB",
+           newline_mode=True)
     coloured = chunks("".join(f"\x1b[32m{i}\x1b[0m ok\r\n" for i in range(1, lines // 5 + 1)))
     ingest(coloured, lines // 5, "coloured lines (SGR per line)")
+    log = chunks(coloured_log(lines))
+    terminals = ingest(log, lines, "coloured log, 4 SGR changes per line")
+    assert terminals[0].line_text(terminals[0].lines_total - 2).endswith(f"index {lines}")
     bars = chunks("".join(f"\r{i % 101:3d}% [{'#' * (i % 101 // 5):<20}]"
                           for i in range(lines // 5)))
     ingest(bars, lines // 5, "CR progress-bar updates")
     peak_memory(pty_text)
+    peak_memory(log, "memory, coloured log (3 panes)")
     asyncio.run(render_in_app(pty_text, lines))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{'process peak RSS (ru_maxrss)':<38} {rss:6.1f} MiB (includes the input text)")

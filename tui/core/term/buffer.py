@@ -15,22 +15,34 @@ many were evicted.  Views use ``(absolute number, version)`` as a cache key.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 
 from rich.style import Style
 
 from tui.core.term.cells import (
+    SGR_SPLIT,
     Line,
     Run,
     cell_width,
     char_width,
     compact,
     concat,
+    decode,
     line_cells,
+    runs_of,
     wrap_text,
 )
 from tui.core.term.sgr import DEFAULT_PEN, Pen, apply_sgr, pen_style
+
+_SGR_AT = re.compile("\x1b\\[[0-9;:]*m")
+_LEAK = re.compile("\x1b[^\x02\n]*\n")
+"""A line whose last SGR (after the resets became \\x02) does not reset the pen."""
+_RESETS = ("\x1b[0m", "\x1b[m", "\x1b[00m")
+_PRINTABLE_ESC_LF = bytes(range(0x20, 0x7F)) + b"\x1b\n"
+KNOWN_SGR_MAX = 64
+"""Distinct SGR sequences a buffer remembers for :meth:`LineBuffer.append_coded`."""
 
 
 class LineBuffer:
@@ -71,6 +83,7 @@ class LineBuffer:
         self._hot_styles: list[Style | None] = []
         self._hot_dirty = False
         self._tail: tuple[int, int] | None = None  # (absolute last line, its cells)
+        self._known_sgr: dict[str, None] = {}  # SGR sequences seen in coloured floods
 
     # ----------------------------------------------------------------- reading
     @property
@@ -154,7 +167,7 @@ class LineBuffer:
         styles: list[Style | None] = []
         if self.dropped <= row < self.end:
             line = self.lines[row - self.dropped]
-            runs = ((line, None),) if isinstance(line, str) else line
+            runs = runs_of(line)
             for text, style in runs:
                 if text.isascii():
                     chars.extend(text)
@@ -312,6 +325,55 @@ class LineBuffer:
         self._prepare_append()
         self.pen, self.style = pen, style
         self._commit(built[0], built[1:], cells)
+        return True
+
+    def append_coded(self, data: str) -> bool:
+        """Append complete lines of ASCII text and SGR sequences (``data`` ends with
+        ``\\n``) storing each line as it came, when every line leaves the pen at its
+        default: the coloured flood of logs, ``ls --color`` or ``journalctl``.
+
+        Only C-level string operations run per line: the SGR sequences are removed with
+        ``str.replace`` (one pass per distinct sequence) to check the text is printable
+        and fits the screen, and each line's last sequence must be a reset.  A view
+        decodes a line into runs only when it shows it.  Call only when
+        :meth:`plain_ready` says so; returns False, changing nothing, when the data is
+        not of that form (the caller then takes the general path).
+        """
+        if not data.isascii() or "\x02" in data:
+            return False
+        if data.encode("ascii").translate(None, _PRINTABLE_ESC_LF):
+            return False  # control characters other than ESC and LF
+        marked = data  # resets as \x02, then every line must end with the pen reset
+        for reset in _RESETS:
+            if reset in marked:
+                marked = marked.replace(reset, "\x02")
+        escapes = marked.count("\x1b")
+        if escapes:
+            known = self._known_sgr
+            if sum(marked.count(sgr) for sgr in known if sgr in marked) != escapes:
+                if len(known) >= KNOWN_SGR_MAX:
+                    known.clear()
+                known.update(dict.fromkeys(_SGR_AT.findall(marked)))
+                if sum(marked.count(sgr) for sgr in known if sgr in marked) != escapes:
+                    return False  # an escape sequence other than SGR
+            if _LEAK.search(marked):
+                return False  # a line ends with the pen changed: it would colour the next
+        first_end = marked.find("\n")
+        if self.pen != DEFAULT_PEN and marked.find("\x02", 0, first_end) < 0:
+            return False
+        raw = data.split("\n")
+        count = len(raw) - 1
+        columns = self.columns
+        if max(map(len, raw)) > columns or self.cx + len(raw[0]) > columns:
+            shown = SGR_SPLIT.sub("", data).split("\n")
+            if max(map(len, shown)) > columns or self.cx + len(shown[0]) > columns:
+                return False
+        first, _ = decode(raw[0], self.pen)
+        self._prepare_append()
+        self.pen, self.style = DEFAULT_PEN, None
+        raw[0] = first
+        raw[count] = ""
+        self._commit(first, raw[1:], 0)
         return True
 
     def _commit(self, first: Line, rest: Sequence[Line], cells: int) -> None:

@@ -1,18 +1,24 @@
 """Cells and stored lines: widths, wrapping, and the compact line form.
 
 A stored line is a plain ``str`` when unstyled, otherwise a tuple of ``(text, style)``
-runs.  While a line is edited it is a list of cells (one string per cell, ``""`` for
-the right half of a wide character) with a parallel list of styles.
+runs, or, as a coloured flood stores it, a *coded* ``str``: the line as the program
+sent it, SGR sequences included, starting from the default pen (:func:`decode` turns it
+into runs when a view asks for it).  While a line is edited it is a list of cells (one
+string per cell, ``""`` for the right half of a wide character) with a parallel list of
+styles.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from itertools import groupby
 from operator import itemgetter
 
 from rich.cells import cell_len, get_character_cell_size
 from rich.style import Style
+
+from tui.core.term.sgr import DEFAULT_PEN, Pen, apply_sgr, pen_style
 
 Run = tuple[str, Style | None]
 Line = str | tuple[Run, ...]
@@ -66,9 +72,35 @@ def cell_width(text: str) -> int:
     return sum(map(char_width, text)) if len(text) < 64 else cell_len(text)
 
 
+SGR_SPLIT = re.compile("\x1b\\[([0-9;:]*)m")
+"""``re.split`` by it gives text (even items) and SGR parameters (odd items)."""
+
+
+def decode(text: str, pen: Pen = DEFAULT_PEN) -> tuple[Line, Pen]:
+    """Runs of ``text`` (printable characters and SGR sequences) drawn from ``pen``, and
+    the pen after it."""
+    tokens = SGR_SPLIT.split(text)
+    runs: list[Run] = []
+    style = pen_style(pen)
+    for i, token in enumerate(tokens):
+        if i & 1:
+            pen = apply_sgr(pen, token)
+            style = pen_style(pen)
+        elif token:
+            if runs and runs[-1][1] == style:
+                runs[-1] = (runs[-1][0] + token, style)
+            else:
+                runs.append((token, style))
+    if not any(style for _, style in runs):
+        return "".join(text for text, _ in runs), pen
+    return tuple(runs), pen
+
+
 def line_text(line: Line) -> str:
     """The characters of a stored line, without styles."""
-    return line if isinstance(line, str) else "".join(text for text, _ in line)
+    if isinstance(line, str):
+        return line if "\x1b" not in line else SGR_SPLIT.sub("", line)
+    return "".join(text for text, _ in line)
 
 
 def line_cells(line: Line) -> int:
@@ -98,13 +130,16 @@ def wrap_text(text: str, first_room: int, columns: int) -> list[str]:
 def runs_of(line: Line) -> tuple[Run, ...]:
     """A stored line as runs (a plain line is one unstyled run)."""
     if isinstance(line, str):
+        if "\x1b" in line:
+            return runs_of(decode(line)[0])
         return ((line, None),) if line else ()
     return line
 
 
 def concat(head: Line, tail: Line) -> Line:
     """``head`` followed by ``tail``, merging the runs that meet if they share a style."""
-    if isinstance(head, str) and isinstance(tail, str):
+    if (isinstance(head, str) and isinstance(tail, str)
+            and "\x1b" not in head and "\x1b" not in tail):
         return head + tail
     left, right = runs_of(head), runs_of(tail)
     if left and right and left[-1][1] == right[0][1]:

@@ -19,7 +19,7 @@ from collections.abc import Hashable
 from pyte.charsets import VT100_MAP
 
 from tui.core.term.altscreen import AltScreen
-from tui.core.term.cells import Run, line_text, printable
+from tui.core.term.cells import Run, line_text, printable, runs_of
 from tui.core.term.lines import LineScreen
 from tui.core.term.sgr import apply_sgr
 
@@ -139,9 +139,9 @@ class Terminal:
         if self._alt is not None:
             return list(self._alt.line(index))
         stored = self._main.line(index)
-        if isinstance(stored, str):
+        if isinstance(stored, str) and "\x1b" not in stored:
             return [(stored, None)] if stored else []
-        return list(stored)
+        return list(runs_of(stored))
 
     def line_text(self, index: int) -> str:
         """Line ``index`` without styles."""
@@ -203,6 +203,8 @@ class Terminal:
                 return
         lf_only: str | None = None  # data with CR LF as LF, when worked out already
         if "\n" in data and not self.newline_mode:
+            if data[0] == "\n" and self._alt is None and self._main.cx == 0:
+                data = "\r" + data  # the CR of a CR LF split between two pieces
             if "\r\n" in data:
                 lf_only = data.replace("\r\n", "\n")
                 bare = lf_only.count("\n") != len(data) - len(lf_only)
@@ -277,6 +279,11 @@ class Terminal:
     # ------------------------------------------------------------ the parser
     def _interpret(self, data: str) -> None:
         pos, size = 0, len(data)
+        if self._alt is None and "\x1b" in data and self._main.plain_ready(data[0]):
+            cut = data.rfind("\n") + 1
+            if (cut > 0 and data.find("\r", 0, cut) < 0
+                    and self._main.append_coded(data[:cut])):
+                pos = cut
         while pos < size:
             if self._alt is not None:
                 pos = self._interpret_alt(data, pos)
