@@ -371,7 +371,6 @@ class LineBuffer:
         first, _ = decode(raw[0], self.pen)
         self._prepare_append()
         self.pen, self.style = DEFAULT_PEN, None
-        raw[0] = first
         raw[count] = ""
         self._commit(first, raw[1:], 0)
         return True
