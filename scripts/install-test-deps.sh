@@ -8,12 +8,13 @@
 #   tmux            terminal checks and the ingest comparison
 #   openssl         certificate cross-checks
 #   etcd-server     a real etcd restarted behind its /health probe by the certificate push
+#   htop whiptail dialog man-db  full-screen programs recorded for the terminal differential test
 #
 # Idempotent and quiet: packages already installed are skipped (no apt-get at all when
 # everything is there), the user is created once.  Needs root (or sudo) on Debian/Ubuntu.
 set -eu
 
-PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server"
+PACKAGES="openssh-server sudo bind9 librsvg2-bin tmux openssl zsh vim less procps etcd-server htop whiptail dialog man-db"
 TEST_USER="hardway-test"
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -620,9 +620,14 @@ class Terminal:
                 self._main.move_to(0, 0)
         alt_modes = [m for m in modes if m in _ALT_MODES]
         if alt_modes and on and self._alt is None:
+            if 1049 in alt_modes:
+                self._main.save_cursor()
             self._enter_alt()
-        elif alt_modes and not on and self._alt is not None:
-            self._leave_alt(restore=1049 in alt_modes)
+        elif alt_modes and not on:
+            if self._alt is not None:
+                self._leave_alt()
+            if 1049 in alt_modes:  # DECRC, even when the alternate screen was not on
+                self._main.restore_cursor()
         elif self._alt is not None:
             self._alt_batch.append(raw)
 
@@ -646,11 +651,11 @@ class Terminal:
         self._alt = AltScreen(main.columns, main.rows, (main.cy, min(main.cx, main.columns - 1)))
         self._alt_batch.clear()
 
-    def _leave_alt(self, restore: bool = True) -> None:
-        """Back to the main screen; only mode 1049 restores the cursor saved on entry,
-        after 47/1047 the cursor stays where the program left it."""
+    def _leave_alt(self) -> None:
+        """Back to the main screen, the cursor where the program left it (mode 1049 then
+        restores the one saved on entry)."""
         self._flush_alt()
-        if not restore and self._alt is not None:
+        if self._alt is not None:
             grid = self._alt.screen
             main = self._main
             main.cy = min(grid.cursor.y, main.rows - 1)
