@@ -120,8 +120,16 @@ class LineBuffer:
         self._versions[absolute] = self.stamp
 
     def sync(self) -> None:
-        """Write the hot line back and bound the version table (end of a feed)."""
+        """Write the hot line back, keep at most ``scrollback`` lines above the screen
+        (a clear or a scroll moves the screen down before new lines push old ones out)
+        and bound the version table (end of a feed)."""
         self._store_hot()
+        excess = self.top - self.dropped - self.scrollback
+        if excess > 0:
+            lines = self.lines
+            for _ in range(min(excess, len(lines))):
+                lines.popleft()
+            self.dropped += excess  # lines[0] is line ``dropped``, if any is left
         if len(self._versions) > 8 * self.rows + 256:
             self._floor, self._floor_abs = self.stamp, self.top
             self._versions = {a: v for a, v in self._versions.items() if a >= self.top}

@@ -1,18 +1,19 @@
-"""The alternate screen of full-screen programs (vim, top, less), emulated by pyte.
+"""pyte, corrected where it differs from xterm: an independent reference grid for tests.
 
-pyte implements the grid a full-screen program draws on: absolute cursor
-addressing, scroll regions, insert/delete lines and characters, DEC line-drawing
-characters.  :class:`Grid` corrects it where it differs from xterm and adds what it
-lacks (SU/SD, REP, HPA, CHT/CBT, palette colours that follow the theme, erase with
-the background colour only); :class:`AltScreen` adds per-row change counters so
-views can cache rows.  pyte measures characters with :func:`char_width`, as the
-main screen and Textual do.
+The pane's alternate screen was a pyte grid until the ``LineScreen`` took over both
+screens; the grid stays as a second implementation the line emulation is checked
+against (``tests/unit/test_term_grid.py``).  :class:`Grid` corrects pyte where it
+differs from xterm and adds what it lacks (SU/SD, REP, HPA, CHT/CBT, palette colours,
+erase with the background colour only); :class:`AltScreen` wraps it.  pyte measures
+characters with :func:`char_width`, as the Terminal and Textual do.
 """
 
 from __future__ import annotations
 
 from copy import copy
+from functools import lru_cache
 from itertools import count
+from typing import Any
 
 import pyte
 import pyte.screens
@@ -21,12 +22,16 @@ from rich.style import Style
 
 from tui.core.term.cells import char_width
 from tui.core.term.sgr import (
+    BLINK,
+    BOLD,
     DEFAULT_PEN,
+    ITALIC,
+    REVERSE,
+    STRIKE,
+    UNDERLINE,
+    Colour,
     Pen,
-    pyte_colour_name,
-    pyte_flags,
-    pyte_pen,
-    pyte_style,
+    pen_style,
 )
 
 pyte.screens.wcwidth = char_width  # cell widths as Textual measures them
@@ -34,6 +39,63 @@ pyte.screens.wcwidth = char_width  # cell widths as Textual measures them
 Run = tuple[str, Style | None]
 
 _generations = count(1)
+
+_PYTE_NAMES = {"black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4,
+               "magenta": 5, "cyan": 6, "white": 7}
+
+
+def _pyte_colour(name: str) -> Colour:
+    """Translate a pyte colour name (``red``, ``brightred``, ``ff0000``) to a colour."""
+    if name == "default":
+        return None
+    if name in _PYTE_NAMES:
+        return _PYTE_NAMES[name]
+    if name[:1] == "p" and name[1:].isdigit():  # a palette index (pyte_colour_name)
+        return int(name[1:])
+    if name.startswith(("bright", "bfight")):  # pyte 0.8 spells bright magenta "bfight"
+        base = _PYTE_NAMES.get(name[6:])
+        return None if base is None else base + 8
+    if len(name) == 6:
+        try:
+            return (int(name[0:2], 16), int(name[2:4], 16), int(name[4:6], 16))
+        except ValueError:
+            return None
+    return None
+
+
+@lru_cache(maxsize=4096)
+def pyte_style(fg: str, bg: str, bold: bool, italics: bool, underscore: bool,
+               strikethrough: bool, reverse: bool, blink: bool) -> Style | None:
+    """The Rich style of a pyte character's attributes (``None`` when all default)."""
+    flags = ((BOLD if bold else 0) | (ITALIC if italics else 0)
+             | (UNDERLINE if underscore else 0) | (STRIKE if strikethrough else 0)
+             | (REVERSE if reverse else 0) | (BLINK if blink else 0))
+    return pen_style((_pyte_colour(fg), _pyte_colour(bg), flags))
+
+
+def pyte_colour_name(colour: Colour) -> str:
+    """How a colour is kept in a pyte cell: ``default``, ``p<index>`` for the palette
+    (so it follows the theme), ``rrggbb`` for true colour."""
+    if colour is None:
+        return "default"
+    if isinstance(colour, int):
+        return f"p{colour}"
+    return "{:02x}{:02x}{:02x}".format(*colour)
+
+
+def pyte_flags(flags: int) -> dict[str, bool]:
+    """pyte's attribute booleans for a pen's flags."""
+    return {"bold": bool(flags & BOLD), "italics": bool(flags & ITALIC),
+            "underscore": bool(flags & UNDERLINE), "strikethrough": bool(flags & STRIKE),
+            "reverse": bool(flags & REVERSE), "blink": bool(flags & BLINK)}
+
+
+def pyte_pen(char: Any) -> Pen:
+    """The pen of a pyte cell's attributes."""
+    flags = ((BOLD if char.bold else 0) | (ITALIC if char.italics else 0)
+             | (UNDERLINE if char.underscore else 0) | (STRIKE if char.strikethrough else 0)
+             | (REVERSE if char.reverse else 0) | (BLINK if char.blink else 0))
+    return (_pyte_colour(char.fg), _pyte_colour(char.bg), flags)
 
 
 def _blank_is_invisible(style: Style | None) -> bool:
