@@ -2,10 +2,12 @@
 
 Real programs recorded under ``script`` at 80x24 (``tests/data/term/*.bin``, made by
 ``tests/data/term/record.py``: vim, less, man, top, htop, whiptail, dialog, a dialog
-gauge, bash line editing, an apt-style progress bar) and synthetic streams are fed to
-both.  Text, cursor, attributes and scrollback length must match (see
-``tests/support/term_compare.py`` for what tmux can report), and cutting the stream
-into pieces of 1 byte, 7 bytes or 4 KiB must not change what the Terminal shows.
+gauge, bash line editing, an apt-style progress bar, tmux inside the pane, git log in
+less) and synthetic streams are fed to both; recordings are compared a third and two
+thirds of the way through as well as at the end.  Text, cursor, attributes and
+scrollback length must match (see ``tests/support/term_compare.py`` for what tmux can
+report), and cutting the stream into pieces of 1 byte, 7 bytes or 4 KiB must not change
+what the Terminal shows.
 """
 
 from __future__ import annotations
@@ -93,20 +95,42 @@ def _case(name: str) -> tuple[bytes, int, int]:
     return (DATA / f"{name}.bin").read_bytes(), 80, 24
 
 
+def _cuts(data: bytes) -> list[int]:
+    """Where a recording is compared: a third and two thirds of the way (moved on to an
+    ASCII byte, so no UTF-8 sequence is cut) and at its end; most programs leave the
+    alternate screen before the end."""
+    cuts = {len(data)}
+    for third in (1, 2):
+        cut = len(data) * third // 3
+        while cut < len(data) and data[cut] >= 0x80:
+            cut += 1
+        cuts.add(cut)
+    return sorted(cuts)
+
+
 def _compare(tmux: TmuxReference, name: str) -> None:
     data, columns, rows = _case(name)
+    if name in SYNTHETIC:
+        _compare_stream(tmux, name, data, columns, rows)
+        return
+    for cut in _cuts(data):
+        _compare_stream(tmux, f"{name}[:{cut}]", data[:cut], columns, rows)
+
+
+def _compare_stream(tmux: TmuxReference, name: str, data: bytes, columns: int,
+                    rows: int) -> None:
     screens: dict[int, Screen] = {chunk: terminal_screen(data, columns, rows, chunk)
                                   for chunk in CHUNKS}
     for chunk in CHUNKS[:-1]:
-        assert screens[chunk] == screens[CHUNKS[-1]], f"{chunk}-byte pieces differ"
+        assert screens[chunk] == screens[CHUNKS[-1]], f"{name}: {chunk}-byte pieces differ"
     reference = tmux_screen(tmux.capture(data, columns, rows), columns)
     assert differences(screens[CHUNKS[-1]], reference,
-                       history=name not in TMUX_KEEPS_REGION_LINES) == []
+                       history=name not in TMUX_KEEPS_REGION_LINES) == [], name
 
 
 def test_recordings_are_there_and_small() -> None:
     assert {"vim", "less", "htop", "top", "whiptail", "dialog", "man", "bash",
-            "apt_progress"} <= set(RECORDINGS)
+            "apt_progress", "tmux_nested", "git_log"} <= set(RECORDINGS)
     assert all((DATA / f"{name}.bin").stat().st_size < 16 * 1024 for name in RECORDINGS)
 
 

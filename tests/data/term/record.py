@@ -66,6 +66,13 @@ PROGRAMS: dict[str, tuple[str, list[tuple[float, str]]]] = {
               (0.3, "\x1b[A"), (0.2, "\x17\x17"), (0.2, "\x0b"), (0.2, "\x15ls /no/such\r"),
               (0.3, "printf '%s\\n' one two three | cat -n\r"), (0.3, "exit\r")]),
     "apt_progress": ("python3 apt_progress.py", [(1.0, "")]),
+    "tmux_nested": ("tmux -L hardway-record-$$ -f /dev/null new-session "
+                    "\"seq 1 30; printf '\\033[1;31mred\\033[0m done\\n'; sleep 1\"",
+                    [(2.5, "")]),
+    "git_log": ("git init -q repo && cd repo && for i in 1 2 3; do echo $i > f$i; "
+                "git add f$i; git -c user.name=ctl -c user.email=ctl@example.org commit -qm "
+                "\"etcd step $i\"; done; git -c color.ui=always log --graph --stat -p | "
+                "less -R", [(1.5, " "), (0.4, "q")]),
 }
 
 SAMPLE_PY = '''"""A sample module for the vim recording."""
