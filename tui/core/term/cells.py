@@ -33,6 +33,10 @@ _BIDI_CONTROLS = frozenset({"LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI", "FS
 REPLACEMENT = "\ufffd"
 
 
+PRINTABLE_CACHE = 65536
+"""Code points :data:`PRINTABLE` remembers before it starts again."""
+
+
 class _Printable(dict[int, "str | None"]):
     """``str.translate`` table making decoded output safe to draw in a pane (filled lazily).
 
@@ -45,6 +49,8 @@ class _Printable(dict[int, "str | None"]):
     """
 
     def __missing__(self, code: int) -> str | None:
+        if len(self) >= PRINTABLE_CACHE:
+            self.clear()  # binary noise meets many code points: keep the table small
         char = chr(code)
         category = unicodedata.category(char)
         result: str | None = char
