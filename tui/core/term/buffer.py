@@ -37,10 +37,9 @@ from tui.core.term.cells import (
 from tui.core.term.sgr import DEFAULT_PEN, Pen, apply_sgr, pen_style
 
 _SGR_AT = re.compile("\x1b\\[[0-9;:]*m")
-_LEAK = re.compile("\x1b[^\x02\n]*\n")
-"""A line whose last SGR (after the resets became \\x02) does not reset the pen."""
-_RESETS = ("\x1b[0m", "\x1b[m", "\x1b[00m")
-_PRINTABLE_ESC_LF = bytes(range(0x20, 0x7F)) + b"\x1b\n"
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_SOME_PEN: Pen = (1, 2, 3)
+"""A pen with everything set: an SGR that turns it into the default pen resets."""
 KNOWN_SGR_MAX = 64
 """Distinct SGR sequences a buffer remembers for :meth:`LineBuffer.append_coded`."""
 
@@ -83,7 +82,7 @@ class LineBuffer:
         self._hot_styles: list[Style | None] = []
         self._hot_dirty = False
         self._tail: tuple[int, int] | None = None  # (absolute last line, its cells)
-        self._known_sgr: dict[str, None] = {}  # SGR sequences seen in coloured floods
+        self._known_sgr: dict[str, bool] = {}  # SGR sequences seen: does it reset the pen?
 
     # ----------------------------------------------------------------- reading
     @property
@@ -349,23 +348,29 @@ class LineBuffer:
         """
         if not data.isascii() or "\x02" in data:
             return False
-        if data.encode("ascii").translate(None, _PRINTABLE_ESC_LF):
-            return False  # control characters other than ESC and LF
-        marked = data  # resets as \x02, then every line must end with the pen reset
-        for reset in _RESETS:
-            if reset in marked:
-                marked = marked.replace(reset, "\x02")
-        escapes = marked.count("\x1b")
-        if escapes:
-            known = self._known_sgr
-            if sum(marked.count(sgr) for sgr in known if sgr in marked) != escapes:
-                if len(known) >= KNOWN_SGR_MAX:
-                    known.clear()
-                known.update(dict.fromkeys(_SGR_AT.findall(marked)))
-                if sum(marked.count(sgr) for sgr in known if sgr in marked) != escapes:
-                    return False  # an escape sequence other than SGR
-            if _LEAK.search(marked):
-                return False  # a line ends with the pen changed: it would colour the next
+        # Every ESC must start an SGR sequence already seen (or found now): count them.
+        known = self._known_sgr
+        escapes = data.count("\x1b")
+        counts = {sgr: data.count(sgr) for sgr in known}
+        if sum(counts.values()) != escapes:
+            if len(known) >= KNOWN_SGR_MAX:
+                known.clear()
+            for sgr in _SGR_AT.findall(data):
+                if sgr not in known:
+                    known[sgr] = apply_sgr(_SOME_PEN, sgr[2:-1]) == DEFAULT_PEN
+            counts = {sgr: data.count(sgr) for sgr in known}
+            if sum(counts.values()) != escapes:
+                return False  # an escape sequence other than SGR
+        marked = data  # resets become \x02: each line must end with the pen reset
+        for sgr, number in counts.items():
+            if number and known[sgr]:
+                marked = marked.replace(sgr, "\x02")
+        # What is left once printable characters go: only ESC (the start of an SGR that
+        # does not reset), \x02 and LF, and never ESC right before LF (a line ending with
+        # the pen changed, which would colour the next one).
+        rest = marked.encode("ascii").translate(None, _PRINTABLE)
+        if rest.translate(None, b"\x1b\x02\n") or b"\x1b\n" in rest:
+            return False
         first_end = marked.find("\n")
         if self.pen != DEFAULT_PEN and marked.find("\x02", 0, first_end) < 0:
             return False
