@@ -1,9 +1,11 @@
-"""Line-mode emulation of a terminal's main screen: drawing, editing, movement.
+"""Line-mode emulation of a terminal screen: drawing, editing, movement.
 
-:class:`LineScreen` adds what a shell and ordinary programs send (carriage
-returns, backspaces, tabs, erase, cursor movement, insert/delete, scroll regions,
-save/restore) to the storage and fast paths of :class:`LineBuffer`.  Semantics
-follow xterm, including the pending wrap at the right margin that readline relies on.
+:class:`LineScreen` adds what a shell and full-screen programs send (carriage
+returns, backspaces, tabs and tab stops, erase in the background colour, cursor
+movement, origin mode, insert mode, insert/delete, scroll regions, save/restore,
+REP, DECALN) to the storage and fast paths of :class:`LineBuffer`.  The main screen
+is one with scrollback, the alternate screen one without.  Semantics follow xterm,
+including the pending wrap at the right margin that readline relies on.
 """
 
 from __future__ import annotations

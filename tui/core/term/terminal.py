@@ -112,7 +112,8 @@ class Terminal:
 
     @property
     def lines_total(self) -> int:
-        """Number of lines a view can show (scrollback + screen, or the grid)."""
+        """Number of lines a view can show (scrollback + screen; the screen alone while
+        the alternate screen is on)."""
         return self._screen.lines_total
 
     @property
