@@ -243,3 +243,13 @@ def test_9_random_binary_never_draws_outside_the_pane(seed: int) -> None:
     _safe(term)
     term.feed("\x1b[?1049l\x1bc")  # leave whatever mode the noise set
     _safe(term)
+
+
+def test_keys_change_for_main_lines_redrawn_in_a_feed_that_left_the_alt_screen() -> None:
+    term = Terminal(20, 5)
+    term.feed("one\r\n")
+    term.feed("\x1b[Hzzz\x1b[?1049h")  # a view may cache line 0 as "zzz" under this key
+    key = (term.line_text(0), term._main.version_of(0))
+    term.feed("\x1b[?1049l\x1b[Htwo")  # starts on the alternate screen, redraws line 0
+    assert term.line_text(0) == "two"
+    assert (term.line_text(0), term.line_key(0)[1]) != ("two", key[1])

@@ -197,7 +197,9 @@ class Terminal:
             return
         self._version += 1
         screen = self._screen
-        screen.stamp = self._version
+        self._main.stamp = self._version  # the feed may switch screens: stamp both
+        if self._alt is not None:
+            self._alt.stamp = self._version
         if self._pending:
             data = self._pending + data
             self._pending = ""
