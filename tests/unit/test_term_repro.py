@@ -253,3 +253,16 @@ def test_keys_change_for_main_lines_redrawn_in_a_feed_that_left_the_alt_screen()
     term.feed("\x1b[?1049l\x1b[Htwo")  # starts on the alternate screen, redraws line 0
     assert term.line_text(0) == "two"
     assert (term.line_text(0), term.line_key(0)[1]) != ("two", key[1])
+
+
+@pytest.mark.parametrize("screen", ["", "\x1b[?1049h"])
+def test_2_rows_and_cells_that_scroll_or_shift_in_take_the_background(screen: str) -> None:
+    term = fed(screen + "a\r\nb\r\nc\r\nd\r\ne\x1b[41m\x1b[2;1H\x1b[L\x1b[4;1H\x1b[M"
+               "\x1b[1;1H\x1b[2P\x1b[5;1H\r\n")
+    rows = [cells(term, i) for i in range(term.lines_total - 5, term.lines_total)]
+    # a b c d e -> IL: a R b c d -> DL: a R b d R -> DCH: R' R b d R -> scroll: R b d R R
+    for index in (0, 3, 4):  # inserted, pulled up at the bottom, scrolled in
+        assert len(rows[index]) == 20
+        assert {bg.number if bg else None for _, bg in rows[index]} == {1}
+        assert "".join(ch for ch, _ in rows[index]).strip() == ""
+    assert "".join(ch for ch, _ in rows[1]) == "b"

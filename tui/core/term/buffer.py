@@ -219,7 +219,8 @@ class LineBuffer:
         per-cell work?  True when the cursor sits at the end of the last line (or the
         text starts a new line from it)."""
         if (self.charset is not None or not self.autowrap or self.insert_mode
-                or self.margin_top != 0 or self.margin_bottom != self.rows - 1):
+                or self.margin_top != 0 or self.margin_bottom != self.rows - 1
+                or self.pen[1] is not None):  # scrolled-in rows take the background
             return False
         row = self.top + self.cy
         end = self.dropped + len(self.lines)
@@ -307,6 +308,8 @@ class LineBuffer:
             last = len(pieces) - 1
             for j in (0, last) if last else (0,):
                 if j:
+                    if pen[1] is not None:
+                        return False  # a new row in a background colour: general path
                     built.append(tuple(runs) if styled else "".join(t for t, _ in runs))
                     runs = []
                     styled = False

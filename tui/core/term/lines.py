@@ -241,11 +241,14 @@ class LineScreen(LineBuffer):
         count = max(1, count)
         if self._full_region():
             self.top += count
+            if self.pen[1] is not None:  # the new rows take the background colour
+                rows = self._screen()
+                self._set_screen([*rows[:-count], *[self._blank_row()] * min(count, self.rows)])
             return
         top, bottom = self.margin_top, self.margin_bottom
         count = min(count, bottom - top + 1)
         rows = self._screen()
-        region = [*rows[top + count:bottom + 1], *[""] * count]
+        region = [*rows[top + count:bottom + 1], *[self._blank_row()] * count]
         if top == 0:
             # Like xterm: rows scrolled off a region that starts at the top are kept.
             self._extend_to(self.top + count - 1)
@@ -259,7 +262,7 @@ class LineScreen(LineBuffer):
         top, bottom = self.margin_top, self.margin_bottom
         count = min(max(1, count), bottom - top + 1)
         rows = self._screen()
-        region = [*[""] * count, *rows[top:bottom + 1 - count]]
+        region = [*[self._blank_row()] * count, *rows[top:bottom + 1 - count]]
         self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
 
     def insert_lines(self, count: int = 1) -> None:
@@ -279,7 +282,7 @@ class LineScreen(LineBuffer):
         top, bottom = self.cy, self.margin_bottom
         count = min(max(1, count), bottom - top + 1)
         rows = self._screen()
-        region = [*rows[top + count:bottom + 1], *[""] * count]
+        region = [*rows[top + count:bottom + 1], *[self._blank_row()] * count]
         self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
         self.cx = 0
 
@@ -379,6 +382,11 @@ class LineScreen(LineBuffer):
         wide = "" in chars
         del chars[cx:cx + count]
         del styles[cx:cx + count]
+        fill = self._fill()
+        if fill is not None and cx < self.columns:  # vacated cells take the background
+            room = self.columns - len(chars)
+            styles.extend([fill] * room)
+            chars.extend(" " * room)
         if wide:
             repair_wide(chars)
 
