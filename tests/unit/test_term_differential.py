@@ -152,3 +152,21 @@ def test_the_comparison_sees_a_difference(tmux: TmuxReference) -> None:
     assert any("attributes" in line for line in differences(ours, reference))
     moved = terminal_screen(data + b"\x1b[2;2H", columns, rows, 4096)
     assert any("cursor" in line for line in differences(moved, reference))
+
+
+_NOISE = [b"\x1b[", b"\x1b", b"\r\n", b"\n", b"\r", b"\x08", b"\t", b";", b"1", b"2", b"m",
+          b"H", b"J", b"K", b"?1049h", b"?1049l", b"A", b"x", "日".encode(), b"\xff",
+          b"\x1b]0;t\x07", b"\x1b(0", b"\x1b(B", b"S", b"T", b"b", b"4h", b"r", b"@", b"P",
+          b"L", b"M", b"3g", b"\x1bH", b"\x1b#8", b"41m", b"0m", b"\x1b7", b"\x1b8"]
+
+
+@pytest.mark.parametrize("seed", range(20, 30))
+def test_escape_noise_shows_the_same_in_any_pieces(seed: int) -> None:
+    """Fragments of sequences, controls inside them, CR LF cut anywhere: 1-byte, 7-byte
+    and 4 KiB pieces give the same screen (no tmux needed for this one)."""
+    import random
+
+    rnd = random.Random(seed)
+    data = b"".join(rnd.choice(_NOISE) for _ in range(3000))
+    screens = [terminal_screen(data, 20, 5, chunk) for chunk in CHUNKS]
+    assert screens[0] == screens[1] == screens[2]

@@ -78,6 +78,7 @@ class Terminal:
         self._alt: LineScreen | None = None
         self._alt_generation = 0
         self._pending = ""
+        self._after_cr = False  # the last piece ended with CR
         self._version = 0
         self._replies: list[str] = []
         self._g0: dict[int, str] | None = None
@@ -200,33 +201,19 @@ class Terminal:
         self._main.stamp = self._version  # the feed may switch screens: stamp both
         if self._alt is not None:
             self._alt.stamp = self._version
-        if self._pending:
-            data = self._pending + data
-            self._pending = ""
         if not data.isascii():
             data = printable(data)
-            if not data:
-                return
-        lf_only: str | None = None  # data with CR LF as LF, when worked out already
-        if "\n" in data and not self.newline_mode:
-            if data[0] == "\n" and screen.cx == 0:
-                data = "\r" + data  # the CR of a CR LF split between two pieces
-            if "\r\n" in data:
-                lf_only = data.replace("\r\n", "\n")
-                bare = lf_only.count("\n") != len(data) - len(lf_only)
-            else:
-                bare = True
-            if bare:
-                # A bare LF (no CR before it) only moves down: VT says the same to the
-                # parser, and LF is left meaning CR LF as in line mode.
-                data, lf_only = _BARE_LF.sub("\x0b", data), None
+        if data:
+            split_crlf = self._after_cr and data[0] == "\n"
+            self._after_cr = data[-1] == "\r"
+            data = self._line_ends(data, split_crlf)
+        if self._pending:  # held back from the last piece, already prepared
+            data = self._pending + data
+            self._pending = ""
+        if not data:
+            return
         if len(data) > SKIP_MIN and self._alt is None and self._main.scrolls_plainly():
-            skipped = self._skip_flood(data)
-            if skipped is not data:
-                data, lf_only = skipped, None
-        if "\r\n" in data:
-            # Line mode treats LF as CR LF, so a PTY's CR LF is one newline.
-            data = lf_only if lf_only is not None else data.replace("\r\n", "\n")
+            data = self._skip_flood(data)
         if not _CONTROL.search(data) and screen.plain_ready(data[0]):
             screen.append_plain(data)
         else:
@@ -234,6 +221,23 @@ class Terminal:
         self._main.sync()
         if self._alt is not None:
             self._alt.sync()
+
+    def _line_ends(self, data: str, split_crlf: bool) -> str:
+        """A new piece of output with CR LF as LF (line mode: the parser's LF returns the
+        carriage too) and each bare LF (raw-mode output) as VT, which only moves down.
+        ``split_crlf``: the piece starts with the LF of a CR LF cut in two."""
+        if "\n" not in data:
+            return data
+        if self.newline_mode:  # LNM: every LF returns the carriage
+            return data.replace("\r\n", "\n") if "\r\n" in data else data
+        if split_crlf:
+            data = "\r" + data  # the CR ran already: running it again changes nothing
+        if "\r\n" in data:
+            lf_only = data.replace("\r\n", "\n")
+            if lf_only.count("\n") == len(data) - len(lf_only):
+                return lf_only
+            return _BARE_LF.sub("\x0b", data).replace("\r\n", "\n")
+        return _BARE_LF.sub("\x0b", data)
 
     def _skip_flood(self, data: str) -> str:
         """``data`` without a head that would scroll out of the whole buffer unseen.
