@@ -266,3 +266,12 @@ def test_2_rows_and_cells_that_scroll_or_shift_in_take_the_background(screen: st
         assert {bg.number if bg else None for _, bg in rows[index]} == {1}
         assert "".join(ch for ch, _ in rows[index]).strip() == ""
     assert "".join(ch for ch, _ in rows[1]) == "b"
+
+
+def test_6_insert_mode_splitting_a_wide_character_blanks_it_in_any_pieces() -> None:
+    whole = fed("\x1b[4h\x1b(0日\bKr")
+    single = Terminal(20, 5)
+    for char in "\x1b[4h\x1b(0日\bKr":
+        single.feed(char)
+    assert shown(whole)[0] == shown(single)[0]
+    assert shown(whole)[0].rstrip() == " K⎼"

@@ -95,6 +95,8 @@ class LineScreen(LineBuffer):
                 styles[cx:cx] = [None] * width
                 del chars[columns:]
                 del styles[columns:]
+                if "" in chars:
+                    repair_wide(chars)  # a wide character split by the insertion
             while len(chars) < cx + width:
                 chars.append(" ")
                 styles.append(None)
