@@ -158,6 +158,11 @@ _NOISE = [b"\x1b[", b"\x1b", b"\r\n", b"\n", b"\r", b"\x08", b"\t", b";", b"1", 
           b"H", b"J", b"K", b"?1049h", b"?1049l", b"A", b"x", "日".encode(), b"\xff",
           b"\x1b]0;t\x07", b"\x1b(0", b"\x1b(B", b"S", b"T", b"b", b"4h", b"r", b"@", b"P",
           b"L", b"M", b"3g", b"\x1bH", b"\x1b#8", b"41m", b"0m", b"\x1b7", b"\x1b8"]
+_MORE_NOISE = [b"\x1b[41m", b"\x1b[0m", b"\x1b[1;32m", b"\x1b[m", b"hello world ", b"\r\n",
+               b"\x1b[K", b"\x1b[2J", b"\x1b[3J", b"\x1b[5;1H", b"\x1b[2;4r", b"\x1b[r",
+               b"\x1b[?6h", b"\x1b[?6l", b"\x1b[?7l", b"\x1b[?7h", b"\x1b[3b", b"\x1b[2X",
+               b"\x1b[2@", b"\x1b[4l", b"e\xcc\x81", b"\xf0\x9f\x91\x8d", b"\x1b[?47h",
+               b"\x1b[?1047l"] * 2
 
 
 @pytest.mark.parametrize("seed", range(20, 30))
@@ -169,4 +174,9 @@ def test_escape_noise_shows_the_same_in_any_pieces(seed: int) -> None:
     rnd = random.Random(seed)
     data = b"".join(rnd.choice(_NOISE) for _ in range(3000))
     screens = [terminal_screen(data, 20, 5, chunk) for chunk in CHUNKS]
+    assert screens[0] == screens[1] == screens[2]
+    more = b"".join(rnd.choice(_NOISE + _MORE_NOISE) for _ in range(600))
+    if seed == 20:  # found by this fuzz: the scrollback erased below the stored lines
+        more = b"a\r\nb\x1b[2J\x1b[5;1H\r\n\r\n\x1b[3J" + more
+    screens = [terminal_screen(more, 20, 5, chunk, scrollback=30) for chunk in CHUNKS]
     assert screens[0] == screens[1] == screens[2]

@@ -275,3 +275,22 @@ def test_6_insert_mode_splitting_a_wide_character_blanks_it_in_any_pieces() -> N
         single.feed(char)
     assert shown(whole)[0] == shown(single)[0]
     assert shown(whole)[0].rstrip() == " K⎼"
+
+
+def test_3_erase_scrollback_when_the_screen_moved_below_the_stored_lines() -> None:
+    term = Terminal(20, 5, 30)
+    term.feed("a\r\nb\x1b[2J\x1b[5;1H\r\n\r\n\x1b[3J")  # once raised IndexError
+    assert term.lines_total == 5
+    assert term.text() == ""
+    assert term.cursor == (4, 0)
+
+
+@pytest.mark.parametrize("autowrap", ["", "\x1b[?7l"])
+def test_9_a_combining_mark_after_the_last_column_joins_it_in_any_pieces(autowrap: str) -> None:
+    stream = autowrap + "x" * 19 + "e\u0301"
+    whole = fed(stream)
+    single = Terminal(20, 5)
+    for char in stream:
+        single.feed(char)
+    assert shown(whole) == shown(single)
+    assert shown(whole)[0] == "x" * 19 + "e\u0301"

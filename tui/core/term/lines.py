@@ -38,7 +38,8 @@ class LineScreen(LineBuffer):
         columns = self.columns
         style = self.style
         while text:
-            if self.cx >= columns:
+            if self.cx >= columns and (text.isascii() or char_width(text[0]) > 0):
+                # (a combining character joins the last cell: no wrap for it)
                 if self.autowrap:
                     self.cx = 0
                     self.index()
@@ -353,9 +354,10 @@ class LineScreen(LineBuffer):
         """CSI 3 J: forget every line above the screen."""
         self._drop_hot()
         self._tail = None
-        for _ in range(self.top - self.dropped):
+        above = self.top - self.dropped
+        for _ in range(min(above, len(self.lines))):
             self.lines.popleft()
-            self.dropped += 1
+        self.dropped += above  # lines[0], if any is left, is the screen's first row
 
     def insert_characters(self, count: int = 1) -> None:
         """CSI @: insert blanks at the cursor, shifting the rest right."""
