@@ -102,6 +102,8 @@ class TmuxReference:
         return PaneState(tuple(lines), (int(y), int(x)), int(history), alternate == "1")
 
     def close(self) -> None:
-        """Kill this object's tmux server and remove its files."""
+        """Kill this object's tmux server and remove its files (its socket included)."""
         self._tmux("kill-server", check=False)
         shutil.rmtree(self._dir, ignore_errors=True)
+        sockets = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        sockets.joinpath(self.name).unlink(missing_ok=True)
