@@ -13,12 +13,13 @@
 #                   confined lab runs it on every controller)
 #   bind9-dnsutils  dig and nsupdate, run by the DNS tests against BIND and the stand-in
 #   nsd             real NSD for the DNS zone-file mode tests
+#   htop whiptail dialog man-db  full-screen programs recorded for the terminal differential test
 #
 # Idempotent and quiet: packages already installed are skipped (no apt-get at all when
 # everything is there), the user is created once.  Needs root (or sudo) on Debian/Ubuntu.
 set -eu
 
-PACKAGES="openssh-server sudo bind9 bind9-dnsutils librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client haproxy nginx nsd"
+PACKAGES="openssh-server sudo bind9 bind9-dnsutils librsvg2-bin tmux openssl zsh vim less procps etcd-server etcd-client haproxy nginx nsd htop whiptail dialog man-db"
 TEST_USER="hardway-test"
 
 if [ "$(id -u)" -eq 0 ]; then

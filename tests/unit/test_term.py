@@ -287,7 +287,10 @@ def test_cursor_position_and_device_attribute_replies() -> None:
 
 
 def test_malformed_escape_does_not_eat_text() -> None:
-    assert fed("a\x1b[12\x01b").text() == "a[12b"
+    assert fed("a\x1b[12\x01b").text() == "a"  # the control runs; REP has nothing to repeat
+    assert fed("a\x1b[1\x1b[2Cb").text() == "a  b"  # ESC abandons the first CSI
+    assert fed("x\x1b[4\x18Cy").text() == "xCy"  # CAN cancels it
+    assert fed("a\x1b[1\x80b").text() == "a[1b"  # malformed: shown, C1 ignored
     assert fed("x\x1b\x1b[31my").text() == "xy"
 
 

@@ -1,10 +1,11 @@
-"""Differential test: the main screen's line emulation against the alternate screen's grid.
+"""Differential test: the Terminal's line emulation against an independent grid (pyte).
 
-Both must show the same screen (text, styles, cursor) for any mix of text, wide
-characters, CR/LF/BS/TAB, cursor movement, erase, insert/delete characters and lines,
-scroll regions, index/reverse index and save/restore.  The grid is pyte with the
-xterm corrections in :mod:`tui.core.term.altscreen`; the fixes themselves are pinned
-by the explicit cases at the end.
+Both screens of a Terminal (main and alternate) must show what the grid shows (text,
+styles, cursor) for any mix of text, wide characters, CR/LF/BS/TAB, cursor movement,
+erase, insert/delete characters and lines, scroll regions, index/reverse index and
+save/restore.  The grid is pyte with the xterm corrections in
+``tests/support/pyte_grid.py``; the cases at the end pin those behaviours on the
+Terminal's alternate screen.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.style import Style
 
+from tests.support.pyte_grid import AltScreen
 from tui.core.term import Terminal
-from tui.core.term.altscreen import AltScreen
 
 COLUMNS, ROWS = 12, 5
 
@@ -49,12 +50,12 @@ def _cells(runs: list[tuple[str, Style | None]] | tuple[tuple[str, Style | None]
     return cells
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_op, min_size=1, max_size=25))
-def test_line_screen_matches_the_grid(ops: list[str]) -> None:
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_op, min_size=1, max_size=25), st.sampled_from(["", "\x1b[?1049h"]))
+def test_line_screen_matches_the_grid(ops: list[str], screen: str) -> None:
     data = "\x1b7" + "".join(ops)  # a saved cursor exists, so every restore is defined
     term = Terminal(COLUMNS, ROWS, scrollback=100)
-    term.feed(data)
+    term.feed(screen + data)
     grid = AltScreen(COLUMNS, ROWS)
     grid.feed([data])
     first = term.lines_total - ROWS
@@ -65,9 +66,11 @@ def test_line_screen_matches_the_grid(ops: list[str]) -> None:
 
 
 def _grid(data: str, columns: int = COLUMNS, rows: int = ROWS) -> list[str]:
-    grid = AltScreen(columns, rows)
-    grid.feed([data])
-    return ["".join(text for text, _ in grid.line(y)) for y in range(rows)]
+    """What the Terminal's alternate screen shows for ``data``."""
+    term = Terminal(columns, rows)
+    term.feed("\x1b[?1049h" + data)
+    assert term.alt_screen
+    return [term.line_text(y) for y in range(rows)]
 
 
 def test_grid_delete_lines_clears_rows_below_that_were_never_drawn() -> None:

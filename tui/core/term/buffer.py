@@ -15,22 +15,33 @@ many were evicted.  Views use ``(absolute number, version)`` as a cache key.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Sequence
 
 from rich.style import Style
-from wcwidth import wcwidth
 
 from tui.core.term.cells import (
+    SGR_SPLIT,
     Line,
     Run,
     cell_width,
+    char_width,
     compact,
     concat,
+    decode,
     line_cells,
+    runs_of,
     wrap_text,
 )
 from tui.core.term.sgr import DEFAULT_PEN, Pen, apply_sgr, pen_style
+
+_SGR_AT = re.compile("\x1b\\[[0-9;:]*m")
+_PRINTABLE = bytes(range(0x20, 0x7F))
+_SOME_PEN: Pen = (1, 2, 3)
+"""A pen with everything set: an SGR that turns it into the default pen resets."""
+KNOWN_SGR_MAX = 64
+"""Distinct SGR sequences a buffer remembers for :meth:`LineBuffer.append_coded`."""
 
 
 class LineBuffer:
@@ -54,6 +65,9 @@ class LineBuffer:
         self.pen: Pen = DEFAULT_PEN
         self.style: Style | None = None
         self.autowrap = True
+        self.insert_mode = False
+        self.origin = False
+        self.tab_stops: list[int] | None = None  # None: every 8 columns
         self.margin_top = 0
         self.margin_bottom = self.rows - 1
         self.charset: dict[int, str] | None = None
@@ -68,6 +82,7 @@ class LineBuffer:
         self._hot_styles: list[Style | None] = []
         self._hot_dirty = False
         self._tail: tuple[int, int] | None = None  # (absolute last line, its cells)
+        self._known_sgr: dict[str, bool] = {}  # SGR sequences seen: does it reset the pen?
 
     # ----------------------------------------------------------------- reading
     @property
@@ -104,8 +119,16 @@ class LineBuffer:
         self._versions[absolute] = self.stamp
 
     def sync(self) -> None:
-        """Write the hot line back and bound the version table (end of a feed)."""
+        """Write the hot line back, keep at most ``scrollback`` lines above the screen
+        (a clear or a scroll moves the screen down before new lines push old ones out)
+        and bound the version table (end of a feed)."""
         self._store_hot()
+        excess = self.top - self.dropped - self.scrollback
+        if excess > 0:
+            lines = self.lines
+            for _ in range(min(excess, len(lines))):
+                lines.popleft()
+            self.dropped += excess  # lines[0] is line ``dropped``, if any is left
         if len(self._versions) > 8 * self.rows + 256:
             self._floor, self._floor_abs = self.stamp, self.top
             self._versions = {a: v for a, v in self._versions.items() if a >= self.top}
@@ -151,14 +174,14 @@ class LineBuffer:
         styles: list[Style | None] = []
         if self.dropped <= row < self.end:
             line = self.lines[row - self.dropped]
-            runs = ((line, None),) if isinstance(line, str) else line
+            runs = runs_of(line)
             for text, style in runs:
                 if text.isascii():
                     chars.extend(text)
                     styles.extend([style] * len(text))
                     continue
                 for ch in text:
-                    width = wcwidth(ch)
+                    width = char_width(ch)
                     if width <= 0 and chars:
                         chars[-1] += ch
                         continue
@@ -195,8 +218,9 @@ class LineBuffer:
         """Can text starting with ``first`` be appended at the end of the buffer without
         per-cell work?  True when the cursor sits at the end of the last line (or the
         text starts a new line from it)."""
-        if (self.charset is not None or not self.autowrap
-                or self.margin_top != 0 or self.margin_bottom != self.rows - 1):
+        if (self.charset is not None or not self.autowrap or self.insert_mode
+                or self.margin_top != 0 or self.margin_bottom != self.rows - 1
+                or self.pen[1] is not None):  # scrolled-in rows take the background
             return False
         row = self.top + self.cy
         end = self.dropped + len(self.lines)
@@ -284,6 +308,8 @@ class LineBuffer:
             last = len(pieces) - 1
             for j in (0, last) if last else (0,):
                 if j:
+                    if pen[1] is not None:
+                        return False  # a new row in a background colour: general path
                     built.append(tuple(runs) if styled else "".join(t for t, _ in runs))
                     runs = []
                     styled = False
@@ -309,6 +335,60 @@ class LineBuffer:
         self._prepare_append()
         self.pen, self.style = pen, style
         self._commit(built[0], built[1:], cells)
+        return True
+
+    def append_coded(self, data: str) -> bool:
+        """Append complete lines of ASCII text and SGR sequences (``data`` ends with
+        ``\\n``) storing each line as it came, when every line leaves the pen at its
+        default: the coloured flood of logs, ``ls --color`` or ``journalctl``.
+
+        Only C-level string operations run per line: the SGR sequences are removed with
+        ``str.replace`` (one pass per distinct sequence) to check the text is printable
+        and fits the screen, and each line's last sequence must be a reset.  A view
+        decodes a line into runs only when it shows it.  Call only when
+        :meth:`plain_ready` says so; returns False, changing nothing, when the data is
+        not of that form (the caller then takes the general path).
+        """
+        if not data.isascii() or "\x02" in data:
+            return False
+        # Every ESC must start an SGR sequence already seen (or found now): count them.
+        known = self._known_sgr
+        escapes = data.count("\x1b")
+        counts = {sgr: data.count(sgr) for sgr in known}
+        if sum(counts.values()) != escapes:
+            if len(known) >= KNOWN_SGR_MAX:
+                known.clear()
+            for sgr in _SGR_AT.findall(data):
+                if sgr not in known:
+                    known[sgr] = apply_sgr(_SOME_PEN, sgr[2:-1]) == DEFAULT_PEN
+            counts = {sgr: data.count(sgr) for sgr in known}
+            if sum(counts.values()) != escapes:
+                return False  # an escape sequence other than SGR
+        marked = data  # resets become \x02: each line must end with the pen reset
+        for sgr, number in counts.items():
+            if number and known[sgr]:
+                marked = marked.replace(sgr, "\x02")
+        # What is left once printable characters go: only ESC (the start of an SGR that
+        # does not reset), \x02 and LF, and never ESC right before LF (a line ending with
+        # the pen changed, which would colour the next one).
+        rest = marked.encode("ascii").translate(None, _PRINTABLE)
+        if rest.translate(None, b"\x1b\x02\n") or b"\x1b\n" in rest:
+            return False
+        first_end = marked.find("\n")
+        if self.pen != DEFAULT_PEN and marked.find("\x02", 0, first_end) < 0:
+            return False
+        raw = data.split("\n")
+        count = len(raw) - 1
+        columns = self.columns
+        if max(map(len, raw)) > columns or self.cx + len(raw[0]) > columns:
+            shown = SGR_SPLIT.sub("", data).split("\n")
+            if max(map(len, shown)) > columns or self.cx + len(shown[0]) > columns:
+                return False
+        first, _ = decode(raw[0], self.pen)
+        self._prepare_append()
+        self.pen, self.style = DEFAULT_PEN, None
+        raw[count] = ""
+        self._commit(first, raw[1:], 0)
         return True
 
     def _commit(self, first: Line, rest: Sequence[Line], cells: int) -> None:

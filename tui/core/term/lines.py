@@ -1,9 +1,11 @@
-"""Line-mode emulation of a terminal's main screen: drawing, editing, movement.
+"""Line-mode emulation of a terminal screen: drawing, editing, movement.
 
-:class:`LineScreen` adds what a shell and ordinary programs send (carriage
-returns, backspaces, tabs, erase, cursor movement, insert/delete, scroll regions,
-save/restore) to the storage and fast paths of :class:`LineBuffer`.  Semantics
-follow xterm, including the pending wrap at the right margin that readline relies on.
+:class:`LineScreen` adds what a shell and full-screen programs send (carriage
+returns, backspaces, tabs and tab stops, erase in the background colour, cursor
+movement, origin mode, insert mode, insert/delete, scroll regions, save/restore,
+REP, DECALN) to the storage and fast paths of :class:`LineBuffer`.  The main screen
+is one with scrollback, the alternate screen one without.  Semantics follow xterm,
+including the pending wrap at the right margin that readline relies on.
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from __future__ import annotations
 from collections import deque
 
 from rich.style import Style
-from wcwidth import wcwidth
 
 from tui.core.term.buffer import LineBuffer
-from tui.core.term.cells import Line, repair_wide
+from tui.core.term.cells import Line, char_width, repair_wide
 from tui.core.term.sgr import DEFAULT_PEN, Pen, pen_style
 
 TAB_WIDTH = 8
@@ -37,7 +38,8 @@ class LineScreen(LineBuffer):
         columns = self.columns
         style = self.style
         while text:
-            if self.cx >= columns:
+            if self.cx >= columns and (text.isascii() or char_width(text[0]) > 0):
+                # (a combining character joins the last cell: no wrap for it)
                 if self.autowrap:
                     self.cx = 0
                     self.index()
@@ -55,6 +57,13 @@ class LineScreen(LineBuffer):
                 continue
             piece, text = text[:columns - cx], text[columns - cx:]
             end = cx + len(piece)
+            if self.insert_mode and cx < len(chars):
+                chars[cx:cx] = piece
+                styles[cx:cx] = [style] * len(piece)
+                del chars[columns:]
+                del styles[columns:]
+                if "" in chars:
+                    repair_wide(chars)
             if cx < len(chars) and chars[cx] == "" and cx > 0:
                 chars[cx - 1] = " "
             chars[cx:end] = piece
@@ -68,7 +77,7 @@ class LineScreen(LineBuffer):
         columns = self.columns
         style = self.style
         for i, ch in enumerate(text):
-            width = wcwidth(ch)
+            width = char_width(ch)
             cx = self.cx
             if width <= 0:
                 if width == 0 and cx > 0 and cx <= len(chars):
@@ -82,6 +91,13 @@ class LineScreen(LineBuffer):
                     self.cx = columns  # wrap before drawing, as xterm does
                     return text[i:]
                 cx = self.cx = columns - width
+            if self.insert_mode and cx < len(chars):
+                chars[cx:cx] = " " * width
+                styles[cx:cx] = [None] * width
+                del chars[columns:]
+                del styles[columns:]
+                if "" in chars:
+                    repair_wide(chars)  # a wide character split by the insertion
             while len(chars) < cx + width:
                 chars.append(" ")
                 styles.append(None)
@@ -108,9 +124,62 @@ class LineScreen(LineBuffer):
             self.cx = self.columns - 1
         self.cx = max(0, self.cx - 1)
 
-    def tab(self) -> None:
-        """Move to the next tab stop (every 8 columns)."""
-        self.cx = min(self.columns - 1, (self.cx // TAB_WIDTH + 1) * TAB_WIDTH)
+    def tab(self, count: int = 1) -> None:
+        """HT / CHT: move to the next tab stop (every 8 columns unless set with HTS/TBC),
+        the last column when there is none."""
+        last = self.columns - 1
+        for _ in range(max(1, count)):
+            cx = min(self.cx, last)
+            if self.tab_stops is None:
+                self.cx = min(last, (cx // TAB_WIDTH + 1) * TAB_WIDTH)
+            else:
+                self.cx = next((x for x in self.tab_stops if x > cx and x < last), last)
+
+    def back_tab(self, count: int = 1) -> None:
+        """CBT: move back ``count`` tab stops (column 0 when there is none)."""
+        for _ in range(max(1, count)):
+            cx = min(self.cx, self.columns - 1)
+            if self.tab_stops is None:
+                self.cx = max(0, (cx - 1) // TAB_WIDTH * TAB_WIDTH)
+            else:
+                self.cx = max((x for x in self.tab_stops if x < cx), default=0)
+
+    def set_tab_stop(self) -> None:
+        """HTS: a tab stop at the cursor's column."""
+        stops = self._stops()
+        cx = min(self.cx, self.columns - 1)
+        if cx not in stops:
+            stops.append(cx)
+            stops.sort()
+
+    def clear_tab_stops(self, how: int = 0) -> None:
+        """TBC: ``0`` clears the stop at the cursor, ``3`` every stop."""
+        if how == 3:
+            self.tab_stops = []
+        elif how == 0:
+            cx = min(self.cx, self.columns - 1)
+            self.tab_stops = [x for x in self._stops() if x != cx]
+
+    def _stops(self) -> list[int]:
+        if self.tab_stops is None:
+            self.tab_stops = list(range(TAB_WIDTH, self.columns, TAB_WIDTH))
+        return self.tab_stops
+
+    def repeat(self, count: int) -> None:
+        """REP: draw the character left of the cursor ``count`` more times."""
+        chars, _ = self._load_hot()
+        at = min(self.cx, self.columns) - 1
+        if at > 0 and at < len(chars) and chars[at] == "":
+            at -= 1
+        if 0 <= at < len(chars) and chars[at] not in ("", " "):
+            char = chars[at]
+            if not char.isascii() and char_width(char[0]) == 0:
+                return
+            self.write(char * min(count, self.columns * self.rows))
+
+    def linefeed(self) -> None:
+        """LF / VT / FF without line mode: down one row, same column."""
+        self.index()
 
     def newline(self) -> None:
         """Line feed with carriage return (line mode treats LF as CR LF)."""
@@ -175,11 +244,14 @@ class LineScreen(LineBuffer):
         count = max(1, count)
         if self._full_region():
             self.top += count
+            if self.pen[1] is not None:  # the new rows take the background colour
+                rows = self._screen()
+                self._set_screen([*rows[:-count], *[self._blank_row()] * min(count, self.rows)])
             return
         top, bottom = self.margin_top, self.margin_bottom
         count = min(count, bottom - top + 1)
         rows = self._screen()
-        region = [*rows[top + count:bottom + 1], *[""] * count]
+        region = [*rows[top + count:bottom + 1], *[self._blank_row()] * count]
         if top == 0:
             # Like xterm: rows scrolled off a region that starts at the top are kept.
             self._extend_to(self.top + count - 1)
@@ -193,7 +265,7 @@ class LineScreen(LineBuffer):
         top, bottom = self.margin_top, self.margin_bottom
         count = min(max(1, count), bottom - top + 1)
         rows = self._screen()
-        region = [*[""] * count, *rows[top:bottom + 1 - count]]
+        region = [*[self._blank_row()] * count, *rows[top:bottom + 1 - count]]
         self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
 
     def insert_lines(self, count: int = 1) -> None:
@@ -213,7 +285,7 @@ class LineScreen(LineBuffer):
         top, bottom = self.cy, self.margin_bottom
         count = min(max(1, count), bottom - top + 1)
         rows = self._screen()
-        region = [*rows[top + count:bottom + 1], *[""] * count]
+        region = [*rows[top + count:bottom + 1], *[self._blank_row()] * count]
         self._set_screen([*rows[:top], *region, *rows[bottom + 1:]])
         self.cx = 0
 
@@ -222,7 +294,7 @@ class LineScreen(LineBuffer):
         chars, styles = self._load_hot()
         self._hot_dirty = True
         cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
-        fill = self.style if self.pen[1] is not None else None
+        fill = self._fill()
         if how == 0:
             wide = "" in chars
             del chars[cx:]
@@ -245,31 +317,62 @@ class LineScreen(LineBuffer):
                 chars.extend(" " * self.columns)
                 styles.extend([fill] * self.columns)
 
+    def _fill(self) -> Style | None:
+        """The style of erased cells: the pen's background colour only (xterm's BCE)."""
+        bg = self.pen[1]
+        return None if bg is None else pen_style((None, bg, 0))
+
+    def _blank_row(self) -> Line:
+        fill = self._fill()
+        return "" if fill is None else ((" " * self.columns, fill),)
+
     def erase_in_display(self, how: int = 0) -> None:
-        """CSI J: 0 = below, 1 = above, 2 = whole screen (kept in scrollback)."""
+        """CSI J: 0 = below, 1 = above, 2 = whole screen (kept in scrollback), 3 = the
+        scrollback."""
+        blank = self._blank_row()
         if how == 0:
             self.erase_in_line(0)
             rows = self._screen()
-            self._set_screen([*rows[:self.cy + 1], *[""] * (self.rows - self.cy - 1)])
+            self._set_screen([*rows[:self.cy + 1], *[blank] * (self.rows - self.cy - 1)])
         elif how == 1:
             self.erase_in_line(1)
             rows = self._screen()
-            self._set_screen([*[""] * self.cy, *rows[self.cy:]])
+            self._set_screen([*[blank] * self.cy, *rows[self.cy:]])
         elif how == 2:
-            self._drop_hot()
-            # Like tmux: the cleared screen moves into the scrollback.
-            self.top = max(self.top, self.end)
+            rows = self._screen()
+            used = max((i + 1 for i, row in enumerate(rows) if row), default=0)
+            # Like tmux: the cleared screen's rows, up to the last one used, move into
+            # the scrollback.
+            self._extend_to(self.top + used - 1)
+            self.top += used
+            if blank:
+                self._set_screen([blank] * self.rows)
+        elif how == 3:
+            self.clear_scrollback()
+
+    def clear_scrollback(self) -> None:
+        """CSI 3 J: forget every line above the screen."""
+        self._drop_hot()
+        self._tail = None
+        above = self.top - self.dropped
+        for _ in range(min(above, len(self.lines))):
+            self.lines.popleft()
+        self.dropped += above  # lines[0], if any is left, is the screen's first row
 
     def insert_characters(self, count: int = 1) -> None:
         """CSI @: insert blanks at the cursor, shifting the rest right."""
         chars, styles = self._load_hot()
         self._hot_dirty = True
         cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
-        if cx > len(chars):
-            return
+        fill = self._fill()
+        if cx >= len(chars):
+            if fill is None:
+                return
+            styles.extend([None] * (cx - len(chars)))
+            chars.extend(" " * (cx - len(chars)))
         wide = "" in chars
         chars[cx:cx] = " " * count
-        styles[cx:cx] = [None] * count
+        styles[cx:cx] = [fill] * count
         del chars[self.columns:]
         del styles[self.columns:]
         if wide:
@@ -283,6 +386,11 @@ class LineScreen(LineBuffer):
         wide = "" in chars
         del chars[cx:cx + count]
         del styles[cx:cx + count]
+        fill = self._fill()
+        if fill is not None and cx < self.columns:  # vacated cells take the background
+            room = self.columns - len(chars)
+            styles.extend([fill] * room)
+            chars.extend(" " * room)
         if wide:
             repair_wide(chars)
 
@@ -291,11 +399,15 @@ class LineScreen(LineBuffer):
         chars, styles = self._load_hot()
         self._hot_dirty = True
         cx = self.cx = min(self.cx, self.columns - 1)  # edits end a pending wrap
-        end = min(cx + count, len(chars))
+        fill = self._fill()
+        end = min(cx + count, len(chars) if fill is None else self.columns)
         if end > cx:
             wide = "" in chars
+            if len(chars) < end:
+                styles.extend([None] * (end - len(chars)))
+                chars.extend(" " * (end - len(chars)))
             chars[cx:end] = " " * (end - cx)
-            styles[cx:end] = [None] * (end - cx)
+            styles[cx:end] = [fill] * (end - cx)
             if wide:
                 repair_wide(chars)
 
@@ -303,7 +415,9 @@ class LineScreen(LineBuffer):
     def move_to(self, row: int | None = None, column: int | None = None) -> None:
         """Absolute cursor position on the screen (0-based), clamped; ends a pending wrap."""
         self.cx = min(self.cx, self.columns - 1)
-        if row is not None:
+        if row is not None and self.origin:
+            self.cy = max(self.margin_top, min(self.margin_bottom, self.margin_top + row))
+        elif row is not None:
             self.cy = max(0, min(self.rows - 1, row))
         if column is not None:
             self.cx = max(0, min(self.columns - 1, column))
@@ -331,6 +445,14 @@ class LineScreen(LineBuffer):
         if first < last:
             self.margin_top, self.margin_bottom = first, last
             self.move_to(0, 0)
+
+    def align(self) -> None:
+        """DECALN: fill the screen with ``E``, reset the margins, cursor home."""
+        self.margin_top, self.margin_bottom = 0, self.rows - 1
+        self.origin = False
+        self._screen()
+        self._set_screen(["E" * self.columns] * self.rows)
+        self.cy = self.cx = 0
 
     def save_cursor(self) -> None:
         """DECSC: remember position and pen."""
@@ -373,5 +495,7 @@ class LineScreen(LineBuffer):
         self.cy = self.cx = 0
         self.set_pen(DEFAULT_PEN)
         self.autowrap = True
+        self.insert_mode = self.origin = False
+        self.tab_stops = None
         self.charset = None
         self.margin_top, self.margin_bottom = 0, self.rows - 1

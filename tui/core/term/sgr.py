@@ -144,34 +144,3 @@ def pen_style(pen: Pen) -> Style | None:
         if flags & flag:
             kwargs[name] = True
     return Style(color=_rich_colour(fg), bgcolor=_rich_colour(bg), **kwargs)
-
-
-_PYTE_NAMES = {"black": 0, "red": 1, "green": 2, "brown": 3, "yellow": 3, "blue": 4,
-               "magenta": 5, "cyan": 6, "white": 7}
-
-
-def _pyte_colour(name: str) -> Colour:
-    """Translate a pyte colour name (``red``, ``brightred``, ``ff0000``) to a colour."""
-    if name == "default":
-        return None
-    if name in _PYTE_NAMES:
-        return _PYTE_NAMES[name]
-    if name.startswith(("bright", "bfight")):  # pyte 0.8 spells bright magenta "bfight"
-        base = _PYTE_NAMES.get(name[6:])
-        return None if base is None else base + 8
-    if len(name) == 6:
-        try:
-            return (int(name[0:2], 16), int(name[2:4], 16), int(name[4:6], 16))
-        except ValueError:
-            return None
-    return None
-
-
-@lru_cache(maxsize=4096)
-def pyte_style(fg: str, bg: str, bold: bool, italics: bool, underscore: bool,
-               strikethrough: bool, reverse: bool, blink: bool) -> Style | None:
-    """The Rich style of a pyte character's attributes (``None`` when all default)."""
-    flags = ((BOLD if bold else 0) | (ITALIC if italics else 0)
-             | (UNDERLINE if underscore else 0) | (STRIKE if strikethrough else 0)
-             | (REVERSE if reverse else 0) | (BLINK if blink else 0))
-    return pen_style((_pyte_colour(fg), _pyte_colour(bg), flags))

@@ -1,8 +1,8 @@
 """Terminal: turns a host's decoded output into the lines a console pane shows.
 
-Two screens, as in xterm: the main screen (:class:`LineScreen`, a line buffer with
-scrollback, fast for ordinary command output) and, while a full-screen program
-runs, the alternate screen (:class:`AltScreen`, a pyte grid).  ``feed`` accepts
+Two screens, as in xterm: the main screen, a :class:`LineScreen` with scrollback, and,
+while a full-screen program runs, the alternate screen, a :class:`LineScreen` of the
+same size without scrollback.  Both are emulated by the same code.  ``feed`` accepts
 text in arbitrary pieces: an escape sequence split across two feeds is held back
 until it is complete.
 
@@ -15,23 +15,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable
+from itertools import count
 
-from pyte.charsets import VT100_MAP
-
-from tui.core.term.altscreen import AltScreen
-from tui.core.term.cells import Run, line_text
+from tui.core.term.cells import Run, line_text, printable, runs_of
 from tui.core.term.lines import LineScreen
 from tui.core.term.sgr import apply_sgr
 
 # Control characters that need interpretation (everything in C0 except LF, plus DEL
 # and C1).  Output without any of them takes the plain fast path.
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
-_STATEFUL = re.compile("[\x0e\x0f\x1b\x80-\x9f]")
+_STATEFUL = re.compile("[\x0b\x0c\x0e\x0f\x1b\x80-\x9f]")
 """Characters that can change the terminal's state beyond the lines they print."""
 SKIP_MIN = 256 * 1024
 """Pieces of output at least this long may skip lines that would scroll out unseen."""
 _CSI = re.compile(r"\x1b\[([0-?]*)([ -/]*)([@-~])")
-_CSI_PARTIAL = re.compile(r"\x1b\[[0-?]*[ -/]*\Z")
+_CSI_PARTIAL = re.compile(r"\x1b\[[0-?\x00-\x17\x19\x1c-\x1f]*[ -/\x00-\x17\x19\x1c-\x1f]*\Z")
+_CSI_LOOSE = re.compile(
+    r"\x1b\[([0-?\x00-\x17\x19\x1c-\x1f]*)([ -/\x00-\x17\x19\x1c-\x1f]*)([@-~])")
+"""A CSI with C0 controls inside: xterm executes them where they stand (``A ESC [ 2 BS C``
+moves left, then right by two)."""
+_C0 = re.compile("[\x00-\x1f]")
+_CSI_PREFIX = re.compile(r"\x1b\[[0-?\x00-\x17\x19\x1c-\x1f]*[ -/\x00-\x17\x19\x1c-\x1f]*")
+_BARE_LF = re.compile("(?<!\r)\n")
 _OSC = re.compile(r"\x1b\]([^\x07\x1b]*)(?:\x07|\x1b\\)")
 _STRING = re.compile(r"\x1b[P_^X][^\x07\x1b]*(?:\x07|\x1b\\)")
 _STRING_PARTIAL = re.compile(r"\x1b[\]P_^X][^\x07\x1b]*\x1b?\Z")
@@ -39,13 +44,16 @@ _STYLED_SPAN = re.compile("(?:[^\x00-\x09\x0b-\x1f\x7f-\x9f]+|\x1b\\[[0-9;:]*m)+
 _SGR_SPLIT = re.compile("\x1b\\[([0-9;:]*)m")
 _ESC = re.compile(r"\x1b([ -/]*)([0-~])")
 _ESC_PARTIAL = re.compile(r"\x1b[ -/]*\Z")
-_ALT_TOGGLE = re.compile(r"\x1b\[\?(?:[0-9;]*;)?(?:1049|1047|47)(?:;[0-9;]*)?[hl]")
 
 MAX_PENDING = 65536
 """An unterminated escape sequence longer than this is dropped, not buffered."""
 
 _ALT_MODES = (1049, 1047, 47)
-_LINE_DRAWING = {i: c for i, c in enumerate(VT100_MAP) if ord(c) != i}
+_LINE_DRAWING = {ord(ascii_char): drawn for ascii_char, drawn in zip(
+    "+,-.0`abcdefghijklmnopqrstuvwxyz{|}~",
+    "→←↑↓█◆▒␉␌␍␊°±░␋┘┐┌└┼⎺⎻─⎼⎽├┤┴┬│≤≥π≠£·", strict=True)}
+"""DEC special graphics (``ESC ( 0``): the characters that draw boxes."""
+_generations = count(1)
 
 
 class Terminal:
@@ -57,13 +65,20 @@ class Terminal:
         app_cursor_keys: DECCKM (``CSI ?1 h``): arrows send ``ESC O A`` instead of ``ESC [ A``.
         bracketed_paste: ``CSI ?2004 h`` is on: pastes should be wrapped.
         bells: number of BEL characters received.
+        newline_mode: LNM (``CSI 20 h``): a line feed also returns the carriage.  Off
+            by default, as in xterm: a PTY turns ``\\n`` into ``\\r\\n`` itself, and a
+            bare LF (raw-mode output) moves down without going back to column 0.
     """
 
-    def __init__(self, columns: int = 80, rows: int = 24, scrollback: int = 10_000) -> None:
+    def __init__(self, columns: int = 80, rows: int = 24, scrollback: int = 10_000,
+                 *, newline_mode: bool = False) -> None:
         self._main = LineScreen(columns, rows, scrollback)
-        self._alt: AltScreen | None = None
-        self._alt_batch: list[str] = []
+        self._screen = self._main  # the screen being drawn on: main or alternate
+        self.newline_mode = newline_mode
+        self._alt: LineScreen | None = None
+        self._alt_generation = 0
         self._pending = ""
+        self._after_cr = False  # the last piece ended with CR
         self._version = 0
         self._replies: list[str] = []
         self._g0: dict[int, str] | None = None
@@ -98,8 +113,9 @@ class Terminal:
 
     @property
     def lines_total(self) -> int:
-        """Number of lines a view can show (scrollback + screen, or the grid)."""
-        return self._alt.rows if self._alt is not None else self._main.lines_total
+        """Number of lines a view can show (scrollback + screen; the screen alone while
+        the alternate screen is on)."""
+        return self._screen.lines_total
 
     @property
     def first_line(self) -> int:
@@ -115,32 +131,34 @@ class Terminal:
         """Cursor as (line index, column), or ``None`` when the program hid it."""
         if not self.cursor_visible:
             return None
-        if self._alt is not None:
-            return self._alt.cursor()
-        return self._main.cursor()
+        return self._screen.cursor()
 
     # --------------------------------------------------------------- reading
     def line(self, index: int) -> list[Run]:
         """Line ``index`` (0 = oldest shown) as ``(text, style)`` runs; blank if out of range."""
-        if self._alt is not None:
-            return list(self._alt.line(index))
-        stored = self._main.line(index)
-        if isinstance(stored, str):
+        stored = self._screen.line(index)
+        if isinstance(stored, str) and "\x1b" not in stored:
+            if self._alt is not None:
+                stored = stored.rstrip(" ")
             return [(stored, None)] if stored else []
-        return list(stored)
+        runs = list(runs_of(stored))
+        if self._alt is not None:
+            _trim_blanks(runs)
+        return runs
 
     def line_text(self, index: int) -> str:
         """Line ``index`` without styles."""
         if self._alt is not None:
-            return "".join(text for text, _ in self._alt.line(index))
-        return line_text(self._main.line(index))
+            return "".join(text for text, _ in self.line(index))
+        return line_text(self._screen.line(index))
 
     def line_key(self, index: int) -> Hashable:
         """A key that changes whenever line ``index`` changes (for render caches)."""
+        screen = self._screen
+        absolute = screen.dropped + index
         if self._alt is not None:
-            return ("alt", self._alt.generation, index, self._alt.version_of(index))
-        absolute = self._main.dropped + index
-        return (absolute, self._main.version_of(absolute))
+            return ("alt", self._alt_generation, absolute, screen.version_of(absolute))
+        return (absolute, screen.version_of(absolute))
 
     def text(self) -> str:
         """Everything shown, one line per row (tests and copying)."""
@@ -179,24 +197,47 @@ class Terminal:
         if not data:
             return
         self._version += 1
-        self._main.stamp = self._version
-        if self._pending:
+        screen = self._screen
+        self._main.stamp = self._version  # the feed may switch screens: stamp both
+        if self._alt is not None:
+            self._alt.stamp = self._version
+        if not data.isascii():
+            data = printable(data)
+        if data:
+            split_crlf = self._after_cr and data[0] == "\n"
+            self._after_cr = data[-1] == "\r"
+            data = self._line_ends(data, split_crlf)
+        if self._pending:  # held back from the last piece, already prepared
             data = self._pending + data
             self._pending = ""
+        if not data:
+            return
         if len(data) > SKIP_MIN and self._alt is None and self._main.scrolls_plainly():
             data = self._skip_flood(data)
-        if (self._alt is None and "\r\n" in data
-                and ("\x1b" not in data or not _ALT_TOGGLE.search(data))):
-            # Line mode treats LF as CR LF, so a PTY's CR LF is one newline.
-            data = data.replace("\r\n", "\n")
-        main = self._main
-        if self._alt is None and not _CONTROL.search(data) and main.plain_ready(data[0]):
-            main.append_plain(data)
+        if not _CONTROL.search(data) and screen.plain_ready(data[0]):
+            screen.append_plain(data)
         else:
             self._interpret(data)
-        main.sync()
+        self._main.sync()
         if self._alt is not None:
-            self._alt.sync(self._version)
+            self._alt.sync()
+
+    def _line_ends(self, data: str, split_crlf: bool) -> str:
+        """A new piece of output with CR LF as LF (line mode: the parser's LF returns the
+        carriage too) and each bare LF (raw-mode output) as VT, which only moves down.
+        ``split_crlf``: the piece starts with the LF of a CR LF cut in two."""
+        if "\n" not in data:
+            return data
+        if self.newline_mode:  # LNM: every LF returns the carriage
+            return data.replace("\r\n", "\n") if "\r\n" in data else data
+        if split_crlf:
+            data = "\r" + data  # the CR ran already: running it again changes nothing
+        if "\r\n" in data:
+            lf_only = data.replace("\r\n", "\n")
+            if lf_only.count("\n") == len(data) - len(lf_only):
+                return lf_only
+            return _BARE_LF.sub("\x0b", data).replace("\r\n", "\n")
+        return _BARE_LF.sub("\x0b", data)
 
     def _skip_flood(self, data: str) -> str:
         """``data`` without a head that would scroll out of the whole buffer unseen.
@@ -225,7 +266,8 @@ class Terminal:
             tail *= 2
         head = data[:cut]
         if _STATEFUL.search(head) if not head.isascii() else (
-                "\x1b" in head or "\x0e" in head or "\x0f" in head):
+                "\x1b" in head or "\x0e" in head or "\x0f" in head
+                or "\x0b" in head or "\x0c" in head):
             return data
         self._main.scroll_out(total - kept)
         return data[cut:]
@@ -239,20 +281,24 @@ class Terminal:
         self._main.stamp = self._version
         self._main.resize(columns, rows)
         if self._alt is not None:
+            self._alt.stamp = self._version
             self._alt.resize(columns, rows)
-            self._alt.sync(self._version)
+            self._alt.sync()
 
     # ------------------------------------------------------------ the parser
     def _interpret(self, data: str) -> None:
         pos, size = 0, len(data)
+        if "\x1b" in data and self._screen.plain_ready(data[0]):
+            cut = data.rfind("\n") + 1
+            if (cut > 0 and data.find("\r", 0, cut) < 0
+                    and self._screen.append_coded(data[:cut])):
+                pos = cut
         while pos < size:
-            if self._alt is not None:
-                pos = self._interpret_alt(data, pos)
-                continue
-            if self._main.plain_ready(data[pos]):
+            screen = self._screen  # an escape sequence may have switched screens
+            if screen.plain_ready(data[pos]):
                 span = _STYLED_SPAN.match(data, pos)
                 if (span is not None and "\x1b" in span.group()
-                        and self._main.append_styled(_SGR_SPLIT.split(span.group()))):
+                        and screen.append_styled(_SGR_SPLIT.split(span.group()))):
                     pos = span.end()
                     continue
             match = _CONTROL.search(data, pos)
@@ -270,29 +316,6 @@ class Terminal:
             if pos < 0:
                 return
 
-    def _interpret_alt(self, data: str, pos: int) -> int:
-        """Forward to pyte until the program leaves the alternate screen."""
-        batch = self._alt_batch
-        size = len(data)
-        while pos < size and self._alt is not None:
-            start = data.find("\x1b", pos)
-            if start < 0:
-                batch.append(data[pos:])
-                pos = size
-                break
-            if start > pos:
-                batch.append(data[pos:start])
-            pos = self._escape(data, start)
-            if pos < 0:
-                pos = size
-        self._flush_alt()
-        return pos
-
-    def _flush_alt(self) -> None:
-        if self._alt is not None and self._alt_batch:
-            self._alt.feed(self._alt_batch)
-        self._alt_batch.clear()
-
     def _escape(self, data: str, start: int) -> int:
         """Handle the escape sequence at ``start``; return the position after it.
 
@@ -304,7 +327,19 @@ class Terminal:
         if kind == "[":
             match = _CSI.match(data, start)
             if match is None:
-                if _CSI_PARTIAL.match(data, start):
+                match = _CSI_LOOSE.match(data, start)
+                if match is not None:
+                    self._csi_with_controls(match)
+                    return match.end()
+                prefix = _CSI_PARTIAL.match(data, start, len(data))
+                if prefix is None:
+                    cut = _CSI_PREFIX.match(data, start)
+                    after = data[cut.end():cut.end() + 1] if cut is not None else ""
+                    if cut is not None and after == "\x1b":
+                        return cut.end()  # ESC abandons the sequence and starts another
+                    if cut is not None and after in ("\x18", "\x1a"):
+                        return cut.end() + 1  # CAN / SUB cancel it
+                if prefix is not None:
                     return self._hold(data, start)
                 return start + 1  # malformed: drop the ESC, show the rest as text
             self._csi(match.group(1), match.group(2), match.group(3), match.group(0))
@@ -328,17 +363,27 @@ class Terminal:
         self._esc(match.group(1), match.group(2), match.group(0))
         return match.end()
 
+    def _csi_with_controls(self, match: re.Match[str]) -> None:
+        """Execute the controls inside a CSI, then the CSI without them."""
+        params, intermediate, final = match.groups()
+        for control in _C0.findall(params + intermediate):
+            if control == "\n":
+                self._screen.newline()  # LF here stands for CR LF (see feed)
+            else:
+                self._control(control)
+        if final == "b":
+            return  # a control in between: nothing left to repeat (as tmux)
+        params, intermediate = _C0.sub("", params), _C0.sub("", intermediate)
+        self._csi(params, intermediate, final, f"\x1b[{params}{intermediate}{final}")
+
     def _hold(self, data: str, start: int) -> int:
         if len(data) - start <= MAX_PENDING:
             self._pending = data[start:]
         return -1
 
-    # ------------------------------------------------------------- main screen
+    # ------------------------------------------------------------ the screens
     def _text(self, text: str) -> None:
-        main = self._main
-        if self._alt is not None:
-            self._alt_batch.append(text)
-            return
+        main = self._screen
         if main.plain_ready(text[0]):
             main.append_plain(text)
             return
@@ -351,55 +396,54 @@ class Terminal:
                 main.write(line)
 
     def _control(self, char: str) -> None:
-        main = self._main
+        screen = self._screen
         if char == "\r":
-            main.carriage_return()
+            screen.carriage_return()
         elif char == "\b":
-            main.backspace()
+            screen.backspace()
         elif char == "\t":
-            main.tab()
+            screen.tab()
         elif char in "\x0b\x0c":
-            main.newline()
+            screen.linefeed()
         elif char == "\x07":
             self.bells += 1
         elif char == "\x0e":
             self._shifted = True
-            main.charset = self._g1
+            screen.charset = self._g1
         elif char == "\x0f":
             self._shifted = False
-            main.charset = self._g0
+            screen.charset = self._g0
 
     def _esc(self, intermediate: str, final: str, raw: str) -> None:
+        screen = self._screen
         if intermediate in ("(", ")"):
             table = _LINE_DRAWING if final == "0" else None
             if intermediate == "(":
                 self._g0 = table
             else:
                 self._g1 = table
-            if self._alt is None:
-                self._main.charset = self._g1 if self._shifted else self._g0
-            else:
-                self._alt_batch.append(raw)
+            screen.charset = self._g1 if self._shifted else self._g0
             return
         if final == "c" and not intermediate:
             self._reset()
             return
-        if self._alt is not None:
-            self._alt_batch.append(raw)
+        if intermediate == "#" and final == "8":
+            screen.align()
             return
-        main = self._main
         if intermediate:
             return
-        if final == "7":
-            main.save_cursor()
+        if final == "H":
+            screen.set_tab_stop()
+        elif final == "7":
+            screen.save_cursor()
         elif final == "8":
-            main.restore_cursor()
+            screen.restore_cursor()
         elif final == "D":
-            main.index()
+            screen.index()
         elif final == "E":
-            main.newline()
+            screen.newline()
         elif final == "M":
-            main.reverse_index()
+            screen.reverse_index()
 
     def _osc(self, body: str) -> None:
         code, _, text = body.partition(";")
@@ -411,7 +455,10 @@ class Terminal:
         if private:
             params = params[1:]
         if final in "hl" and private == "?":
-            self._private_modes(params, final == "h", raw)
+            self._private_modes(params, final == "h")
+            return
+        if final in "hl" and not private and not intermediate:
+            self._ansi_modes(params, final == "h")
             return
         if final == "n" and not private:
             self._report(params)
@@ -419,71 +466,83 @@ class Terminal:
         if final == "c" and private in ("", ">"):
             self._replies.append("\x1b[>0;10;1c" if private == ">" else "\x1b[?1;2c")
             return
+        if private == "?" and final in "JK" and not intermediate:
+            private = ""  # DECSED / DECSEL: erase, as nothing here is protected
         if private or intermediate:
-            # pyte misreads most of these (``CSI > 4;1 m`` would underline): drop them.
-            if self._alt is not None and private == "?" and final in "JK" and not intermediate:
-                self._alt_batch.append(raw)
-            return
-        if self._alt is not None:
-            self._alt_batch.append(raw)
-            return
-        self._main_csi(params, final)
+            return  # (``CSI > 4;1 m`` and the like: modes this terminal does not have)
+        self._screen_csi(params, final)
 
-    def _main_csi(self, params: str, final: str) -> None:
-        main = self._main
+    def _screen_csi(self, params: str, final: str) -> None:
+        screen = self._screen
         if final == "m":
-            main.set_pen(apply_sgr(main.pen, params))
+            screen.set_pen(apply_sgr(screen.pen, params))
             return
         args = [int(p) if p.isdigit() else 0 for p in params.split(";")] if params else []
         first = args[0] if args else 0
         count = max(1, first)
         if final == "K":
-            main.erase_in_line(first)
+            screen.erase_in_line(first)
         elif final == "J":
-            main.erase_in_display(first)
+            screen.erase_in_display(first)
         elif final == "A":
-            main.move_by(rows=-count)
+            screen.move_by(rows=-count)
         elif final in "Be":
-            main.move_by(rows=count)
+            screen.move_by(rows=count)
         elif final in "Ca":
-            main.move_by(columns=count)
+            screen.move_by(columns=count)
         elif final == "D":
-            main.move_by(columns=-count)
+            screen.move_by(columns=-count)
         elif final in "G`":
-            main.move_to(column=count - 1)
+            screen.move_to(column=count - 1)
         elif final in "Hf":
             column = args[1] if len(args) > 1 else 0
-            main.move_to(count - 1, max(1, column) - 1)
+            screen.move_to(count - 1, max(1, column) - 1)
         elif final == "d":
-            main.move_to(row=count - 1)
+            screen.move_to(row=count - 1)
         elif final == "E":
-            main.move_by(rows=count)
-            main.carriage_return()
+            screen.move_by(rows=count)
+            screen.carriage_return()
         elif final == "F":
-            main.move_by(rows=-count)
-            main.carriage_return()
+            screen.move_by(rows=-count)
+            screen.carriage_return()
         elif final == "L":
-            main.insert_lines(count)
+            screen.insert_lines(count)
         elif final == "M":
-            main.delete_lines(count)
+            screen.delete_lines(count)
         elif final == "@":
-            main.insert_characters(count)
+            screen.insert_characters(count)
         elif final == "P":
-            main.delete_characters(count)
+            screen.delete_characters(count)
         elif final == "X":
-            main.erase_characters(count)
+            screen.erase_characters(count)
         elif final == "S":
-            main.scroll_up(count)
+            screen.scroll_up(count)
         elif final == "T":
-            main.scroll_down(count)
+            screen.scroll_down(count)
         elif final == "r":
-            main.set_margins(first, args[1] if len(args) > 1 else 0)
+            screen.set_margins(first, args[1] if len(args) > 1 else 0)
+        elif final == "b":
+            screen.repeat(count)
+        elif final == "I":
+            screen.tab(count)
+        elif final == "Z":
+            screen.back_tab(count)
+        elif final == "g":
+            screen.clear_tab_stops(first)
         elif final == "s":
-            main.save_cursor()
+            screen.save_cursor()
         elif final == "u":
-            main.restore_cursor()
+            screen.restore_cursor()
 
-    def _private_modes(self, params: str, on: bool, raw: str) -> None:
+    def _ansi_modes(self, params: str, on: bool) -> None:
+        """SM/RM: IRM (4) and LNM (20)."""
+        for mode in (int(p) for p in params.split(";") if p.isdigit()):
+            if mode == 20:
+                self.newline_mode = on
+            elif mode == 4:
+                self._screen.insert_mode = on
+
+    def _private_modes(self, params: str, on: bool) -> None:
         modes = [int(p) for p in params.split(";") if p.isdigit()]
         for mode in modes:
             if mode == 1:
@@ -492,36 +551,53 @@ class Terminal:
                 self.cursor_visible = on
             elif mode == 2004:
                 self.bracketed_paste = on
-            elif mode == 7 and self._alt is None:
-                self._main.autowrap = on
+            elif mode == 7:
+                self._screen.autowrap = on
+            elif mode == 6:
+                self._screen.origin = on
+                self._screen.move_to(0, 0)
         alt_modes = [m for m in modes if m in _ALT_MODES]
         if alt_modes and on and self._alt is None:
+            if 1049 in alt_modes:
+                self._main.save_cursor()
             self._enter_alt()
-        elif alt_modes and not on and self._alt is not None:
-            self._leave_alt()
-        elif self._alt is not None:
-            self._alt_batch.append(raw)
+        elif alt_modes and not on:
+            if self._alt is not None:
+                self._leave_alt()
+            if 1049 in alt_modes:  # DECRC, even when the alternate screen was not on
+                self._main.restore_cursor()
 
     def _report(self, params: str) -> None:
         if params == "5":
             self._replies.append("\x1b[0n")
         elif params == "6":
-            self._flush_alt()
-            if self._alt is not None:
-                row, column = self._alt.cursor()
-            else:
-                row, column = self._main.cy, min(self._main.cx, self.columns - 1)
+            screen = self._screen
+            row, column = screen.cy, min(screen.cx, self.columns - 1)
+            if screen.origin:
+                row -= screen.margin_top
             self._replies.append(f"\x1b[{row + 1};{column + 1}R")
 
     def _enter_alt(self) -> None:
+        """Switch to a blank alternate screen; modes and the pen carry over (they belong
+        to the terminal, not to a screen), the cursor stays where it is."""
         main = self._main
         main.sync()
-        self._alt = AltScreen(main.columns, main.rows, (main.cy, min(main.cx, main.columns - 1)))
-        self._alt_batch.clear()
+        alt = LineScreen(main.columns, main.rows, 0)
+        _carry(main, alt)
+        alt.cy, alt.cx = main.cy, min(main.cx, main.columns - 1)
+        alt.stamp = main.stamp
+        self._alt = self._screen = alt
+        self._alt_generation = next(_generations)
 
     def _leave_alt(self) -> None:
-        self._flush_alt()
+        """Back to the main screen, the cursor where the program left it (mode 1049 then
+        restores the one saved on entry)."""
+        alt, main = self._alt, self._main
+        if alt is not None:
+            _carry(alt, main)
+            main.cy, main.cx = min(alt.cy, main.rows - 1), min(alt.cx, main.columns)
         self._alt = None
+        self._screen = main
 
     def _reset(self) -> None:
         if self._alt is not None:
@@ -532,3 +608,29 @@ class Terminal:
         self.cursor_visible = True
         self.app_cursor_keys = False
         self.bracketed_paste = False
+
+
+def _trim_blanks(runs: list[Run]) -> None:
+    """Drop the trailing blanks that show nothing (a full-screen program pads its rows
+    with spaces; they are not text)."""
+    while runs:
+        text, style = runs[-1]
+        if style is not None and (style.bgcolor or style.reverse or style.underline
+                                  or style.strike or style.overline):
+            return
+        stripped = text.rstrip(" ")
+        if stripped:
+            runs[-1] = (stripped, style)
+            return
+        runs.pop()
+
+
+def _carry(source: LineScreen, target: LineScreen) -> None:
+    """Copy what belongs to the terminal rather than to a screen: pen, character set,
+    autowrap, insert and origin modes, tab stops."""
+    target.set_pen(source.pen)
+    target.charset = source.charset
+    target.autowrap = source.autowrap
+    target.insert_mode = source.insert_mode
+    target.origin = source.origin
+    target.tab_stops = None if source.tab_stops is None else list(source.tab_stops)
