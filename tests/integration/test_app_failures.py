@@ -209,7 +209,7 @@ def test_hardway_logs_listener_failures_to_the_state_dir(
     seen: list[Workbench] = []
 
     class Headless:
-        def __init__(self, workbench: Workbench) -> None:
+        def __init__(self, workbench: Workbench, **_options: object) -> None:
             self.workbench = workbench
 
         async def run_async(self) -> int:

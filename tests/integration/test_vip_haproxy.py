@@ -194,7 +194,12 @@ async def test_no_failed_requests_after_fall_times_inter(
         answers = [await get_version(client, port) for _ in range(30)]
         assert None not in answers
         assert set(answers) == {"controller-0", "controller-1", "controller-2"}
-        assert all(b.health_checks > 0 for b in backends)  # checked over verified TLS
+        # HAProxy starts its servers UP before the first check: wait for every backend to
+        # have been checked (over verified TLS) before trusting the states.
+        deadline = time.monotonic() + 10 * INTER_MS / 1000
+        while not all(b.health_checks > 0 for b in backends) and time.monotonic() < deadline:
+            await asyncio.sleep(INTER_MS / 1000 / 3)
+        assert [b.health_checks > 0 for b in backends] == [True] * 3
 
         await backends[1].stop()
         await asyncio.sleep(settings.detection_seconds + 2 * INTER_MS / 1000)
