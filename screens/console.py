@@ -399,7 +399,7 @@ class ConsoleScreen(Screen[None]):
 
     def action_toggle_host(self) -> None:
         """Add or remove the focused host from the broadcast set."""
-        name = self._focused_or_hint(", or type @+name / @-name in the bar")
+        name = self._focused_or_hint(", or type +name / -name in the bar")
         if name is None:
             return
         self.console.broadcast_set.toggle(name)

@@ -417,3 +417,23 @@ async def test_a_busy_host_gets_the_line_as_input_not_as_a_command(
     assert sorted(second.runs) == ["controller-0", "controller-1"]
     assert second.describe() == ("sent to controller-[0-1] (2); controller-2 was busy: "
                                  "line typed ahead, not tracked")
+
+
+async def test_the_hints_set_syntax_changes_the_set_and_is_never_broadcast(
+        console: Console, fleet: FakeFleet) -> None:
+    """Issue 12 #2: ``-controller-1``, ``+name`` and bare host sets, as the bar's hint
+    shows them, change the set; before, ``-controller-1`` ran on all three hosts."""
+    console.submit("@controllers")
+    removed = console.submit("-controller-1")
+    assert (removed.kind, removed.message) == (SubmitKind.SET,
+                                               "broadcast to controller-[0,2] (2)")
+    assert console.submit("+controller-1").message == "broadcast to controller-[0-2] (3)"
+    assert console.submit("controller-[0-1]").kind is SubmitKind.SET
+    assert console.submit("controller-2").message == "broadcast to controller-2 (1)"
+    assert console.submit("controller-0,controller-1").kind is SubmitKind.SET
+    for looks_like_a_set in ("-controller-9", "+nobody", "ctl-[0-1]", "web-1,web-2"):
+        with pytest.raises(UserError, match=r"unknown host|neither a group"):
+            console.submit(looks_like_a_set)
+    assert all(fleet.shells[name].sent == [] for name in CONTROLLERS)
+    for command in ("hostname", "ls -la", "echo controller-1", "cat a,b"):
+        assert console.submit(command).kind is SubmitKind.BROADCAST

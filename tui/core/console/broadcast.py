@@ -19,12 +19,16 @@ from __future__ import annotations
 import contextlib
 import difflib
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from tui.core.errors import UserError
 from tui.core.hostset import expand, fold, split_patterns
 
 log = logging.getLogger(__name__)
+
+_SET_WORD = re.compile(r"[A-Za-z0-9._\-\[\],@+]+")
+"""A word made only of what host sets are written with (names, ranges, commas, signs)."""
 
 NONE_GROUP = "none"
 """``@none``: the empty set."""
@@ -169,6 +173,31 @@ class BroadcastSet:
                 selection = set(names)
         self._change(selection=selection)
         return self.describe()
+
+    def is_set_expression(self, line: str) -> bool:
+        """Whether a bar line changes the set instead of being broadcast.
+
+        The bar's hint promises ``@...``, ``+name``, ``-name`` and bare host sets such as
+        ``controller-[0-1]``; every one of them must be taken as a set change, never sent
+        to the shells (``-controller-1`` broadcast as a command ran on every host):
+
+        * a line starting with ``@``, ``+`` or ``-`` (no shell command starts with a sign);
+        * one word naming an inventory host or group member (``controller-1``);
+        * one word that looks like a host set (brackets or commas, host-name characters
+          only), whether or not it matches: :meth:`apply` then says what is wrong rather
+          than the line reaching every shell.
+        """
+        text = line.strip()
+        if not text:
+            return False
+        if text[0] in "@+-":
+            return True
+        if any(char.isspace() for char in text):
+            return False
+        if text in self._groups["all"]:
+            return True
+        return (("[" in text or "," in text)
+                and _SET_WORD.fullmatch(text) is not None)
 
     def set_available(self, names: Iterable[str]) -> None:
         """Tell the set which hosts have an open shell now (unknown names are ignored)."""

@@ -227,14 +227,15 @@ class Console:
     def submit(self, line: str) -> SubmitResult:
         """Handle a line from the broadcast bar; the result says what it did.
 
-        ``@...`` changes the broadcast set (see :meth:`BroadcastSet.apply`); any other
-        line is broadcast.  Both are added to the history (secret lines stay in memory).
+        A set expression (``@...``, ``+name``, ``-name``, a bare host set; see
+        :meth:`BroadcastSet.is_set_expression`) changes the broadcast set; any other line
+        is broadcast.  Both are added to the history (secret lines stay in memory).
 
         Raises:
             UserError: a bad set expression, or no host can receive the line.
         """
         self.history.add(line)
-        if line.lstrip().startswith("@"):
+        if self.broadcast_set.is_set_expression(line):
             message = self.broadcast_set.apply(line)
             return SubmitResult(SubmitKind.SET, message,
                                 waiting=tuple(self.broadcast_set.waiting))
