@@ -36,7 +36,7 @@ lint: $(STAMP)
 		tests/unit/test_import_hygiene.py
 
 test: $(STAMP) test-deps lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=20
 
 bench: $(STAMP) test-deps
 	$(BIN)/python bench/fanout.py

@@ -205,7 +205,7 @@ def test_a_lone_member_is_diagnosed(lab_etcd: LabRunner, release: tuple[Path, st
     inv = str(lab_etcd.lab.inventory_path)
     for name in ("controller-1", "controller-2"):
         sh(lab_etcd, name, "systemctl stop etcd")
-    sh(lab_etcd, "controller-0", "systemctl restart etcd")
+    sh(lab_etcd, "controller-0", "systemctl --no-block restart etcd")
     problems: set[tuple[str, str]] = set()
     for _ in range(30):  # etcd logs the failed publish after its request timeout (~7 s)
         status, out = run(capsys, "etcd", "status", "-i", inv, "--json")
