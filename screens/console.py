@@ -128,7 +128,9 @@ class ConsoleScreen(Screen[None]):
         (SSH loads then) and open every shell."""
         self._retile()
         self.query_one(BroadcastBar).input.focus()
-        self.call_after_refresh(self._open_console)
+        # The app mounts its first screen inside a batch, whose refresh draws nothing: wait
+        # for the refresh after it (the first frame on the terminal), then load SSH.
+        self.call_after_refresh(self.call_after_refresh, self._open_console)
 
     def _open_console(self) -> None:
         self._model = self.workbench.console

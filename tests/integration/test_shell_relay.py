@@ -185,3 +185,32 @@ async def test_a_relay_started_early_serves_and_stopping_during_start_leaves_non
         early.prestart()
         await early.stop()  # while the interpreter is still starting
         assert early._process is None or early._process.returncode is not None
+
+
+async def test_a_workbench_relay_warmed_before_the_console_serves_it_or_ends_with_it(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """``Workbench.warm_relay`` (called by the app before it imports Textual) starts the
+    process the console then uses; a warm process nobody used ends with the workbench."""
+    from tui.core.workbench import Workbench
+
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    async with Workbench(inventory, host_keys="accept-new", user_ssh_files=False,
+                         audit_path=tmp_path / "audit.jsonl") as workbench:
+        workbench.warm_relay()
+        early = workbench._early_relay
+        assert early is not None
+        warm = await early
+        await workbench.start_console()
+        assert workbench.relay is not None and workbench.relay.running
+        assert workbench.relay._process is warm.process  # the warm one, not a second
+        shell = workbench.console.shell("controller-0")
+        assert shell is not None and shell.state == "open", shell and shell.reason
+    assert warm.process.returncode is not None
+
+    async with Workbench(inventory, host_keys="accept-new", user_ssh_files=False,
+                         audit_path=tmp_path / "audit.jsonl") as unused:
+        unused.warm_relay()
+        early = unused._early_relay
+        assert early is not None
+        idle = await early
+    assert idle.process.returncode is not None  # killed and reaped, not orphaned

@@ -57,7 +57,6 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
     """Open the app on one workbench, closed (every session) when the app ends."""
     import asyncio
 
-    from tui.app import create_app
     from tui.core import logfile
     from tui.core.inventory.gate import require_runnable
     from tui.core.inventory.load import load_inventory
@@ -70,6 +69,9 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
     async def run() -> int:
         async with Workbench(inventory,
                              host_keys="accept-new" if accept_new else "ask") as workbench:
+            workbench.warm_relay()  # its interpreter starts while this one imports Textual
+            from tui.app import create_app
+
             app = create_app(workbench, lab_note=lab_note)
             result = await app.run_async()
         return int(result or 0)

@@ -38,6 +38,7 @@ raised into the engine.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import logging
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from tui.core.fleet.fleet import Fleet
     from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
     from tui.core.fleet.relay import ShellRelay
+    from tui.core.fleet.relaylaunch import RelayProcess
     from tui.core.pki.usecase import CertificateWork
 
 log = logging.getLogger("hardway.workbench")
@@ -146,6 +148,7 @@ class Workbench:
         self.pki_dir = Path(pki_dir) if pki_dir is not None else inventory.path.parent / "pki"
         self._use_relay = relay
         self._relay: ShellRelay | None = None
+        self._early_relay: asyncio.Future[RelayProcess] | None = None
         self._console: Console | None = None
         self._engines: dict[str, object] = {}
         self._listeners: Listeners[WorkbenchEvent] = Listeners("workbench")
@@ -253,7 +256,8 @@ class Workbench:
         from tui.core.fleet.relay import RelayFleet, ShellRelay
 
         if self._relay is None:
-            self._relay = ShellRelay(self.fleet)
+            early, self._early_relay = self._early_relay, None
+            self._relay = ShellRelay(self.fleet, early=early)
         return RelayFleet(self.fleet, self._relay)
 
     @property
@@ -271,6 +275,17 @@ class Workbench:
             self._console = Console(self.inventory, self.shell_fleet, history=history)
             self._unsubscribe.append(self._console.subscribe(self._listeners.emit))
         return self._console
+
+    def warm_relay(self) -> None:
+        """Start the relay process now, before the app imports Textual, so its interpreter
+        and asyncssh load on the other core meanwhile; the console uses it when built.
+        Does nothing without a relay or when one exists."""
+        if not self._use_relay or self._relay is not None or self._early_relay is not None \
+                or self._console_stopped:
+            return
+        from tui.core.fleet.relaylaunch import launch
+
+        self._early_relay = asyncio.ensure_future(launch())
 
     def prestart_relay(self) -> None:
         """Start the relay process in the background (its interpreter takes ~0.5 s), so it
@@ -339,7 +354,12 @@ class Workbench:
         """Close the console's shells and stop the relay process (idempotent)."""
         console, self._console = self._console, None
         relay, self._relay = self._relay, None
+        early, self._early_relay = self._early_relay, None
         self._console_stopped = True
+        if early is not None:
+            from tui.core.fleet.relaylaunch import discard_early
+
+            await discard_early(early)
         if console is not None:
             await console.close()
         if relay is not None:

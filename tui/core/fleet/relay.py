@@ -25,12 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import pickle
-import sys
-import tempfile
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import IO, Any
 
 import asyncssh
@@ -41,6 +37,7 @@ from tui.core.fleet.connection import HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.relayhost import RelaySpec
+from tui.core.fleet.relaylaunch import RelayError, RelayProcess, discard_early, launch
 from tui.core.fleet.shell import READY_TIMEOUT, ChannelLost, Shell, open_shell
 
 log = logging.getLogger("hardway.fleet.relay")
@@ -51,14 +48,7 @@ STOP_WAIT = 5.0
 YIELD_SIZE = 64 * 1024
 """After handling output this large the reader lets the loop run other work (keys, frames)
 before the next frame."""
-PACKAGE_ROOT = Path(__file__).resolve().parents[3]
-"""The directory holding the ``tui`` package (put on the relay's PYTHONPATH)."""
-
-__all__ = ["RelayFleet", "ShellRelay"]
-
-
-class RelayError(Exception):
-    """The relay process could not be started or went away."""
+__all__ = ["RelayError", "RelayFleet", "ShellRelay"]
 
 
 def _quietly(task: asyncio.Future[None]) -> None:
@@ -167,10 +157,14 @@ class ShellRelay:
     Args:
         fleet: the app's fleet: the relay builds the same fleet (hosts, options, host-key
             files) and trusts the keys this fleet's policy accepted for the session.
+        early: a process started before the console was built (``Workbench.warm_relay``),
+            used by the first start instead of a new one.
     """
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet,
+                 early: asyncio.Future[RelayProcess] | None = None) -> None:
         self._fleet = fleet
+        self._early = early
         self._process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -199,21 +193,11 @@ class ShellRelay:
         return self._starting
 
     async def _spawn(self) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
-        # The relay's complaints go to a file, never to the terminal the app draws on.
         if self._stderr is not None:  # a previous relay's
             self._stderr.close()
-        self._stderr = tempfile.TemporaryFile(prefix="hardway-relay-")  # noqa: SIM115
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tui.core.fleet.relayhost",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=self._stderr, env=env, limit=wire.MAX_PAYLOAD)
-        except OSError as exc:
-            raise RelayError(f"cannot start the console's SSH relay ({sys.executable} -m "
-                             f"tui.core.fleet.relayhost): {exc.strerror or exc}") from None
+        early, self._early = self._early, None
+        started = await early if early is not None else await launch()
+        process, self._stderr = started.process, started.stderr
         assert process.stdin is not None and process.stdout is not None
         process.stdin.write(wire.frame(wire.INIT, 0, pickle.dumps(RelaySpec.of(self._fleet))))
         try:
@@ -361,6 +345,9 @@ class ShellRelay:
         if self._stopped:
             return
         self._stopped = True
+        early, self._early = self._early, None
+        if early is not None:  # started early, never used
+            await discard_early(early)
         starting = self._starting
         if starting is not None and not starting.done():  # a start still under way
             with contextlib.suppress(Exception):
