@@ -103,6 +103,7 @@ class ConsoleScreen(Screen[None]):
         self._outputs: dict[str, tuple[object, Callable[[], None]]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._collector: QuietCollector | None = None
+        self._pasted: str | None = None  # a pasted block waiting for Enter or Esc
         self._last_output = 0.0
 
     @property
@@ -241,8 +242,11 @@ class ConsoleScreen(Screen[None]):
     def _submitted(self, event: Input.Submitted) -> None:
         line = event.value
         event.input.value = ""
+        block, self._pasted = self._pasted, None
+        if block is not None:
+            self.query_one(BroadcastBar).show_pending(None)
         try:
-            result = self.console.submit(line)
+            result = self.console.submit(line) if block is None else self.console.paste(block)
         except UserError as error:
             self.notify(str(error), severity="error", timeout=8)
             return
@@ -265,6 +269,28 @@ class ConsoleScreen(Screen[None]):
     @on(BroadcastInput.Keystroke)
     def _keystroke(self, event: BroadcastInput.Keystroke) -> None:
         self.console.keystroke(event.data)
+
+    @on(BroadcastInput.Pasted)
+    def _pasted_into_bar(self, event: BroadcastInput.Pasted) -> None:
+        """Type-through: the paste goes to every host now (bracketed where its shell
+        asked, as a terminal would). Line mode: several lines wait for Enter or Esc."""
+        if event.type_through:
+            for name in self.console.broadcast_set.members:
+                self._pane(name).view.paste(event.text)
+            return
+        lines = event.text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+        members = len(self.console.broadcast_set.members)
+        count = lines.count("\n") + 1
+        self._pasted = lines
+        self.query_one(BroadcastBar).show_pending(
+            f"{count} pasted lines to {members} host{'s' if members != 1 else ''}"
+            " · Enter sends them · Esc drops them")
+
+    @on(BroadcastInput.PasteDropped)
+    def _paste_dropped(self) -> None:
+        self._pasted = None
+        self.query_one(BroadcastBar).show_pending(None)
+        self.notify("pasted lines dropped: nothing was sent", timeout=3)
 
     def _type_to(self, name: str, data: str) -> None:
         if self._model is not None:

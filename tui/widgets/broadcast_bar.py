@@ -48,11 +48,46 @@ class BroadcastInput(QuietInput):
 
         data: str
 
+    @dataclass
+    class Pasted(Message):
+        """A paste of several lines (line mode: the console asks before sending it), or
+        any paste in type-through mode (sent at once, bracketed where the shell asked)."""
+
+        text: str
+        type_through: bool
+
+    @dataclass
+    class PasteDropped(Message):
+        """Esc while a pasted block waited for Enter."""
+
+    pending: str | None = None
+    """The summary of a pasted block waiting for Enter (send) or Esc (drop), shown in
+    place of the line; set by :meth:`BroadcastBar.show_pending`."""
+
+    def on_paste(self, event: events.Paste) -> None:
+        """Several lines, or type-through: the console's (Input would keep only the first
+        line and drop the rest); one line is inserted where the cursor is, as Input does."""
+        text = event.text
+        if self.type_through or "\n" in text.strip("\r\n") or "\r" in text.strip("\r\n"):
+            event.stop()
+            event.prevent_default()
+            if text.strip() or self.type_through:
+                self.post_message(self.Pasted(text, self.type_through))
+
     def on_key(self, event: events.Key) -> None:
         """Type-through keys and history (Input's own key handler runs after this one
         unless the key was taken here)."""
         if event.key.startswith("f") and event.key[1:].isdigit():
             return  # function keys are the console's
+        if self.pending is not None and event.key != "enter":
+            # a pasted block waits: Enter sends it, Esc drops it, other keys do nothing
+            event.stop()
+            event.prevent_default()
+            if event.key == "escape":
+                self.post_message(self.PasteDropped())
+            else:
+                self.app.bell()
+            return
         if self.type_through:
             data = encode_key(event.key, event.character)
             if data is not None:
@@ -69,7 +104,8 @@ class BroadcastInput(QuietInput):
         """Insert a printable key now, as Input does, and show it in a frame of its own
         (the app's direct key route); False for anything else, which then takes the
         normal route."""
-        if self.type_through or not event.is_printable or event.character is None:
+        if (self.type_through or self.pending is not None or not event.is_printable
+                or event.character is None):
             return False
         restart_blink(self)
         selection = self.selection
@@ -114,6 +150,15 @@ class BroadcastBar(Horizontal):
         self.query_one("#broadcast-set", Label).update(text, layout=width != self._width)
         self._width = width
         self.set_class(count == 0, "-empty")
+
+    def show_pending(self, summary: str | None) -> None:
+        """Show a pasted block waiting for Enter/Esc in place of the line (``summary``), or
+        go back to the empty line (None)."""
+        line = self.input
+        line.pending = summary
+        line.value = ""
+        line.placeholder = summary if summary is not None else PLACEHOLDER
+        self.set_class(summary is not None, "-pending")
 
     _mode: bool | None = None
 

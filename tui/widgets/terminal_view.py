@@ -460,7 +460,13 @@ class TerminalView(ScrollView, can_focus=True):
     def on_paste(self, event: events.Paste) -> None:
         """Send pasted text, bracketed when the program asked for it."""
         event.stop()
-        text = event.text.replace("\r\n", "\r").replace("\n", "\r")
+        self.paste(event.text)
+
+    def paste(self, text: str) -> None:
+        """Send ``text`` as a terminal pastes it: line ends as Enter (CR), inside bracketed
+        paste markers when the program asked for them (bash does: then a heredoc arrives
+        whole and runs on Enter)."""
+        text = text.replace("\r\n", "\r").replace("\n", "\r")
         if self.terminal.bracketed_paste:
             text = bracketed(text)
         self._typed = time.monotonic()

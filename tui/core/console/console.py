@@ -246,8 +246,26 @@ class Console:
         return SubmitResult(SubmitKind.BROADCAST, record.describe(),
                             skipped=dict(record.skipped), broadcast=record)
 
-    def broadcast(self, line: str) -> Broadcast | None:
-        """Send ``line`` (substituted per host) to every member's shell.
+    def paste(self, block: str) -> SubmitResult:
+        """Send a pasted block (several lines, e.g. a ``cat <<EOF | sudo tee FILE`` heredoc)
+        to every member, as tmux's synchronize-panes would: each host receives the same
+        bytes (no ``{name}`` substitution), lines and heredocs intact, as one command.
+
+        Raises:
+            UserError: no host can receive it.
+        """
+        block = block.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+        self.history.add(block)  # memory only: a line with a newline never reaches the file
+        record = self.broadcast(block, substitute_values=False)
+        if record is None:
+            return SubmitResult(SubmitKind.BLANK, self.broadcast_set.describe(),
+                                waiting=tuple(self.broadcast_set.waiting))
+        return SubmitResult(SubmitKind.BROADCAST, record.describe(),
+                            skipped=dict(record.skipped), broadcast=record)
+
+    def broadcast(self, line: str, *, substitute_values: bool = True) -> Broadcast | None:
+        """Send ``line`` (substituted per host unless ``substitute_values`` is False) to
+        every member's shell.
 
         Returns:
             The :class:`Broadcast` record; None for a blank line (Enter is sent to every
@@ -267,7 +285,8 @@ class Console:
             record.skipped[name] = self._why_not(name)
         self._broadcasts[record.id] = record
         for name in members:
-            text = substitute(line, values_for(self.inventory.host(name)))
+            text = (substitute(line, values_for(self.inventory.host(name)))
+                    if substitute_values else line)
             shell = self._shells.get(name)
             if shell is not None and shell.busy:
                 # a program is in the foreground: the line is its input, not a command

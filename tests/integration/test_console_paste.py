@@ -1,0 +1,112 @@
+"""Pasting KTHW's multi-line blocks into the console (issue 12, item 1), against real lab
+shells: the files on every host are checked, not only the screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import events
+from textual.pilot import Pilot
+
+from tests.integration.test_console_app import HOSTS, _finished, _screen, _until
+from tests.integration.test_console_app import console as console  # the fixture
+from tui.app import HardwayApp
+from tui.lab.lab import LabRunner
+from tui.widgets.broadcast_bar import BroadcastBar
+
+# KTHW's shape (in the home directory: the test lab is not confined): an unquoted
+# heredoc piped into sudo tee, with a shell expansion inside, a
+# line that looks like a placeholder, continuation backslashes, and a command after it.
+BLOCK = "\n".join([
+    "cat <<EOF | sudo tee paste-test.conf",
+    "[Unit]",
+    "Description=pasted on $(hostname)",
+    "Documentation=https://github.com/coreos",
+    "",
+    "[Service]",
+    "ExecStart=/usr/local/bin/etcd \\\\",
+    "  --name {name} \\\\",
+    "  --data-dir=/var/lib/etcd",
+    "Restart=on-failure",
+    "EOF",
+    "sudo chmod 600 paste-test.conf",
+    "",
+])
+
+
+def _paste(app: HardwayApp, text: str) -> None:
+    """What a terminal's bracketed paste delivers to the focused bar."""
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    bar.post_message(events.Paste(text))
+
+
+async def test_a_pasted_heredoc_waits_for_enter_then_reaches_every_host_whole(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    app, pilot = console
+    files = {h: lab_runner.lab.host_root(h) / "root/paste-test.conf" for h in HOSTS}
+    for path in files.values():
+        path.unlink(missing_ok=True)
+    _paste(app, BLOCK)
+    bar = _screen(app).query_one(BroadcastBar)
+    await _until(pilot, lambda: bar.input.pending is not None)
+    assert str(bar.input.pending).startswith("12 pasted lines to 3 hosts")
+    assert bar.has_class("-pending") and bar.input.value == ""
+    await pilot.pause(0.3)
+    assert not any(p.exists() for p in files.values())  # nothing sent before Enter
+    await pilot.press("x")  # other keys do nothing while it waits
+    assert bar.input.value == "" and bar.input.pending is not None
+    await pilot.press("enter")
+    report = await _finished(pilot)
+    assert {row.host for row in report.rows if row.status == 0} == set(HOSTS), report.rows
+    for host, path in files.items():
+        text = path.read_text()
+        assert text.splitlines() == [
+            "[Unit]", f"Description=pasted on {host}",
+            "Documentation=https://github.com/coreos", "", "[Service]",
+            "ExecStart=/usr/local/bin/etcd \\", "  --name {name} \\",
+            "  --data-dir=/var/lib/etcd", "Restart=on-failure"], text
+        assert path.stat().st_mode & 0o777 == 0o600
+        path.unlink()
+    assert bar.input.pending is None and not bar.has_class("-pending")
+
+
+async def test_esc_drops_a_pasted_block_and_nothing_is_sent(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    app, pilot = console
+    marker = {h: lab_runner.lab.host_root(h) / "root/dropped-paste" for h in HOSTS}
+    _paste(app, "touch dropped-paste\necho second line\n")
+    bar = _screen(app).query_one(BroadcastBar)
+    await _until(pilot, lambda: bar.input.pending is not None)
+    await pilot.press("escape")
+    await _until(pilot, lambda: bar.input.pending is None)
+    await pilot.press(*"echo after", "enter")
+    report = await _finished(pilot)
+    assert {b.lines for b in report.blocks} == {("after",)}
+    assert not any(p.exists() for p in marker.values())
+
+
+async def test_one_pasted_line_is_inserted_for_editing(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    app, pilot = console
+    _paste(app, "echo one line\n")
+    bar = _screen(app).query_one(BroadcastBar)
+    await _until(pilot, lambda: bar.input.value == "echo one line")
+    assert bar.input.pending is None
+
+
+async def test_a_paste_in_type_through_goes_to_every_shell_at_once(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    app, pilot = console
+    files = {h: lab_runner.lab.host_root(h) / "root/through-paste" for h in HOSTS}
+    await pilot.press("f4")
+    _paste(app, "cat > through-paste <<'EOF'\nline {name} $X\nEOF\n")
+    # bash asked for bracketed paste: the block sits on the line, whole, until Enter
+    await pilot.pause(0.5)
+    assert not any(p.exists() for p in files.values())
+    await pilot.press("enter")
+    await _until(pilot, lambda: all(p.exists() and p.read_text() for p in files.values()))
+    for path in files.values():
+        assert path.read_text() == "line {name} $X\n"
+        path.unlink()
+    await pilot.press("f4")
