@@ -171,10 +171,14 @@ class ConsoleScreen(Screen[None]):
         grid = self.query_one("#panes", Grid)
         panes = list(self.query(HostPane))
         size = self.size
-        tiling = tile(len(panes), size.width, max(1, size.height - 6))
+        zoomed = self.has_class("-zoom")
+        tiling = tile(1 if zoomed else len(panes), size.width, max(1, size.height - 6))
         grid.styles.grid_size_columns = tiling.columns
         grid.styles.grid_size_rows = tiling.rows
-        grid.set_class(tiling.compact, "-compact")
+        grid.set_class(tiling.compact and not zoomed, "-compact")
+        for index, pane in enumerate(panes):
+            last = index == len(panes) - 1
+            pane.styles.column_span = tiling.last_span if last and not zoomed else 1
 
     # -- model -> view --------------------------------------------------------------------
 
@@ -284,7 +288,7 @@ class ConsoleScreen(Screen[None]):
         self._pasted = lines
         self.query_one(BroadcastBar).show_pending(
             f"{count} pasted lines to {members} host{'s' if members != 1 else ''}"
-            " · Enter sends them · Esc drops them")
+            " · Enter sends · Esc drops")
 
     @on(BroadcastInput.PasteDropped)
     def _paste_dropped(self) -> None:
@@ -396,6 +400,7 @@ class ConsoleScreen(Screen[None]):
         for pane in self.query(HostPane):
             pane.set_class(not zoomed and pane.host.name == name, "-zoomed")
         self.set_class(not zoomed and name is not None, "-zoom")
+        self._retile()  # one cell for the zoomed pane (its shell's window size follows)
         if name is None and not zoomed:
             self.notify("focus a pane first (F2), then F6 zooms it", severity="warning")
 

@@ -50,7 +50,7 @@ async def test_a_pasted_heredoc_waits_for_enter_then_reaches_every_host_whole(
     _paste(app, BLOCK)
     bar = _screen(app).query_one(BroadcastBar)
     await _until(pilot, lambda: bar.input.pending is not None)
-    assert str(bar.input.pending).startswith("12 pasted lines to 3 hosts")
+    assert bar.input.pending == "12 pasted lines to 3 hosts · Enter sends · Esc drops"
     assert bar.has_class("-pending") and bar.input.value == ""
     await pilot.pause(0.3)
     assert not any(p.exists() for p in files.values())  # nothing sent before Enter

@@ -181,3 +181,52 @@ def test_host_key_modal(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
         await pilot.pause()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_three_hosts_at_80x24(snap_compare: Any, snapshot_lab: LabRunner,
+                              tmp_path: Path) -> None:
+    """Two panes on top, the third across the bottom row: no empty quadrant."""
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _broadcast(pilot, "echo {name}")
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_zoomed_pane(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    """F6 on a focused pane: it fills the console area and its shell's window follows."""
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _broadcast(pilot, "echo {name}")
+        screen = _screen(pilot)
+        screen.query_one("#pane-controller-1", HostPane).view.focus()
+        await pilot.press("f6")
+        shell = screen.console.shell("controller-1")
+        await _until(pilot, lambda: shell is not None and shell.size[0] > 150)
+        screen.query_one(BroadcastInput).focus()
+        bar = screen.query_one(BroadcastInput)
+        bar.value = "stty size"
+        await pilot.press("enter")
+        await _until(pilot, lambda: screen.console.broadcasts[-1].runs and not any(
+            row.state in ("pending", "running") for row in screen.console.gather().rows))
+        await _painted(pilot)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_pasted_block_waits(snap_compare: Any, snapshot_lab: LabRunner,
+                            tmp_path: Path) -> None:
+    """A multi-line paste waits in the bar for Enter or Esc."""
+    from textual import events
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        bar = _screen(pilot).query_one(BroadcastInput)
+        bar.focus()
+        bar.post_message(events.Paste("cat <<EOF | sudo tee /etc/etcd/x\na\nb\nEOF\n"))
+        await _until(pilot, lambda: bar.pending is not None)
+        await _painted(pilot)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)

@@ -11,7 +11,10 @@ from tui.widgets.tiling import Tiling, tile
     (1, 200, 50, Tiling(1, 1, False)),
     (3, 200, 50, Tiling(3, 1, False)),
     (4, 200, 50, Tiling(4, 1, False)),
-    (3, 100, 50, Tiling(2, 2, False)),     # too narrow for three 40-column panes
+    (3, 100, 50, Tiling(2, 2, False, 2)),  # too narrow for three: the third spans the row
+    (3, 80, 24, Tiling(2, 2, False, 2)),   # no empty quadrant at 80x24
+    (5, 120, 50, Tiling(3, 2, False, 2)),
+    (7, 120, 50, Tiling(3, 3, False, 3)),
     (4, 120, 50, Tiling(2, 2, False)),
     (6, 200, 50, Tiling(3, 2, False)),
     (9, 200, 50, Tiling(3, 3, False)),
@@ -29,3 +32,10 @@ def test_every_pane_has_a_cell() -> None:
             t = tile(count, width, 50)
             assert t.columns * t.rows >= count
             assert t.columns * 40 <= max(width, 40)
+
+
+def test_no_cell_is_left_empty() -> None:
+    for count in range(1, 40):
+        for width in (80, 120, 200):
+            t = tile(count, width, 50)
+            assert (count - 1) + t.last_span == t.columns * t.rows, t

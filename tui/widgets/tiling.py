@@ -19,6 +19,9 @@ class Tiling:
     columns: int
     rows: int
     compact: bool
+    last_span: int = 1
+    """Columns the last pane spans, so a short last row leaves no empty cell (3 hosts in
+    two columns: the third pane takes the whole bottom row)."""
 
 
 def tile(count: int, width: int, height: int) -> Tiling:
@@ -36,4 +39,5 @@ def tile(count: int, width: int, height: int) -> Tiling:
         return Tiling(count, 1, compact)
     columns = min(fit, math.ceil(math.sqrt(count)))  # near-square, capped by the width
     rows = math.ceil(count / columns)
-    return Tiling(columns, rows, compact)
+    remainder = count % columns
+    return Tiling(columns, rows, compact, columns - remainder + 1 if remainder else 1)
