@@ -290,6 +290,19 @@ class ConsoleScreen(Screen[None]):
             f"{count} pasted lines to {members} host{'s' if members != 1 else ''}"
             " · Enter sends · Esc drops")
 
+    @on(BroadcastInput.Complete)
+    def _complete(self) -> None:
+        line = self.query_one(BroadcastBar).input
+        if self._model is None:
+            return
+        result = self.console.complete(line.value, line.cursor_position)
+        line.value = result.line
+        line.cursor_position = result.cursor
+        if result.candidates:
+            shown = " ".join(result.candidates[:12])
+            more = len(result.candidates) - 12
+            self.notify(shown + (f" … and {more} more" if more > 0 else ""), timeout=4)
+
     @on(BroadcastInput.PasteDropped)
     def _paste_dropped(self) -> None:
         self._pasted = None

@@ -57,6 +57,10 @@ class BroadcastInput(QuietInput):
         type_through: bool
 
     @dataclass
+    class Complete(Message):
+        """Tab: complete the word before the cursor (never a focus change)."""
+
+    @dataclass
     class PasteDropped(Message):
         """Esc while a pasted block waited for Enter."""
 
@@ -87,6 +91,11 @@ class BroadcastInput(QuietInput):
                 self.post_message(self.PasteDropped())
             else:
                 self.app.bell()
+            return
+        if event.key == "tab" and not self.type_through:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.Complete())
             return
         if self.type_through:
             data = encode_key(event.key, event.character)

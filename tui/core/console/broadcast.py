@@ -64,6 +64,11 @@ class BroadcastSet:
     # -- reading --------------------------------------------------------------------------
 
     @property
+    def group_names(self) -> list[str]:
+        """Every group usable as ``@group`` (``none`` included)."""
+        return [*self._groups, NONE_GROUP]
+
+    @property
     def hosts(self) -> list[str]:
         """Every host, in inventory order."""
         return list(self._order)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tui.core.console.broadcast import BroadcastSet
+from tui.core.console.complete import Completion, complete
 from tui.core.console.events import (
     ConsoleChanged,
     HostState,
@@ -245,6 +246,14 @@ class Console:
                                 waiting=tuple(self.broadcast_set.waiting))
         return SubmitResult(SubmitKind.BROADCAST, record.describe(),
                             skipped=dict(record.skipped), broadcast=record)
+
+    def complete(self, line: str, cursor: int) -> Completion:
+        """Tab in the bar: complete the set expression or ``{placeholder}`` before the
+        cursor (see :mod:`tui.core.console.complete`)."""
+        hosts = self.broadcast_set.hosts
+        first = self.inventory.host(hosts[0]) if hosts else None
+        return complete(line, cursor, hosts=hosts, groups=self.broadcast_set.group_names,
+                        placeholders=list(values_for(first)) if first else ["name", "ip"])
 
     def paste(self, block: str) -> SubmitResult:
         """Send a pasted block (several lines, e.g. a ``cat <<EOF | sudo tee FILE`` heredoc)

@@ -1,5 +1,5 @@
-"""Pasting KTHW's multi-line blocks into the console (issue 12, item 1), against real lab
-shells: the files on every host are checked, not only the screen."""
+"""The broadcast bar against real lab shells: pasting KTHW's multi-line blocks (issue 12,
+item 1) and Tab (item 8). The files on every host are checked, not only the screen."""
 
 from __future__ import annotations
 
@@ -110,3 +110,25 @@ async def test_a_paste_in_type_through_goes_to_every_shell_at_once(
         assert path.read_text() == "line {name} $X\n"
         path.unlink()
     await pilot.press("f4")
+
+
+async def test_tab_in_the_bar_completes_and_never_leaves_the_bar(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #8: Tab used to move the focus to controller-0's pane, so the rest of the
+    line ran on that host only."""
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.press(*"@-controller-")
+    await pilot.press("tab")
+    assert app.focused is bar
+    assert bar.value == "@-controller-"  # three candidates: listed, the prefix kept
+    await pilot.press("1", "tab")
+    assert bar.value == "@-controller-1" and app.focused is bar
+    await pilot.press("enter")
+    await _until(pilot, lambda: "controller-1" not in _screen(app).console.broadcast_set.members)
+    await pilot.press(*"echo {na", "tab", "enter")
+    report = await _finished(pilot)
+    assert [(b.hosts, b.lines) for b in report.blocks] == [
+        ((h,), (h,)) for h in HOSTS if h != "controller-1"]
+    await pilot.press(*"@all", "enter")
