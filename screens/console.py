@@ -27,13 +27,14 @@ from textual.widgets import Header, Input
 
 from tui.boundary import start_action
 from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
+from tui.core.console.record import GatherReport
 from tui.core.errors import UserError
 from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.footer import StableFooter
-from tui.widgets.gather_view import GatherScreen
+from tui.widgets.gather_view import GatherContent, GatherScreen
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
 from tui.widgets.terminal_view import TerminalView
@@ -367,16 +368,10 @@ class ConsoleScreen(Screen[None]):
             self.notify("nothing broadcast yet: type a command in the bar first",
                         severity="warning")
             return
-        report = self.console.gather()
-        rows: list[tuple[str, str, str, str, str]] = []
-        for row in report.rows:
-            code = "-" if row.status is None else str(row.status)
-            took = "" if row.duration is None else format.format_duration(row.duration)
-            rows.append((row.host, str(row.state), code, took, row.detail))
-        blocks = [(b.header, "\n".join(b.lines), not b.ending) for b in report.blocks]
-        blocks += [(str(group), "", False) for group in report.unfinished]
-        self.app.push_screen(GatherScreen(f"{report.broadcast.line} — {report.summary}",
-                                          blocks, report.diff, rows=rows))
+        shown = _gather_content(self.console.gather(normalised=True))
+        raw = _gather_content(self.console.gather())
+        self.app.push_screen(GatherScreen(shown.title, shown.blocks, shown.diff,
+                                          rows=shown.rows, raw=raw, mode=shown.mode))
 
     def action_type_through(self) -> None:
         """Toggle type-through (every keystroke to every host in the set)."""
@@ -482,3 +477,18 @@ class ConsoleScreen(Screen[None]):
         hosts = self.console.interrupt()
         if hosts:
             self.notify(f"^C sent to {len(hosts)} host(s)", timeout=2)
+
+
+def _gather_content(report: GatherReport) -> GatherContent:
+    """What the gather view shows of ``report``."""
+    rows: list[tuple[str, str, str, str, str]] = []
+    for row in report.rows:
+        code = "-" if row.status is None else str(row.status)
+        took = "" if row.duration is None else format.format_duration(row.duration)
+        rows.append((row.host, str(row.state), code, took, row.detail))
+    blocks = [(b.header, "\n".join(b.lines), not b.ending) for b in report.blocks]
+    blocks += [(str(group), "", False) for group in report.unfinished]
+    how = "each host's name, address, vars as {name} {ip} {VAR}" if report.normalised \
+        else "raw outputs"
+    return GatherContent(f"{report.broadcast.line} — {report.summary}", blocks,
+                         report.diff, rows, how)

@@ -132,3 +132,31 @@ async def test_tab_in_the_bar_completes_and_never_leaves_the_bar(
     assert [(b.hosts, b.lines) for b in report.blocks] == [
         ((h,), (h,)) for h in HOSTS if h != "controller-1"]
     await pilot.press(*"@all", "enter")
+
+
+async def test_gather_groups_outputs_that_differ_only_by_the_hosts_own_values(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #13: `hostname`-like output is one block, normalised; `r` shows it raw."""
+    from textual.widgets import Static
+
+    from tui.widgets.gather_view import GatherScreen
+
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.press(*"echo serving $ETCD_NAME on {ip}:2379", "enter")
+    await _finished(pilot)
+    normalised = _screen(app).console.gather(normalised=True)
+    assert normalised.summary == "identical on controller-[0-2] (3)", normalised.summary
+    assert normalised.blocks[0].lines == ("serving {name} on {ip}:2379",)
+    assert _screen(app).console.gather().summary.startswith("3 different results")
+    await pilot.press("f3")
+    await _until(pilot, lambda: isinstance(app.screen, GatherScreen))
+    body = app.screen.query_one("#gather-body", Static)
+    assert "identical on controller-[0-2] (3)" in str(app.screen.query_one("VerticalScroll")
+                                                       .border_title)
+    await pilot.press("r")
+    await pilot.pause()
+    assert "3 different results" in str(app.screen.query_one("VerticalScroll").border_title)
+    assert body is app.screen.query_one("#gather-body", Static)
+    await pilot.press("escape")

@@ -44,3 +44,14 @@ def test_several_candidates_complete_the_common_prefix_and_are_listed() -> None:
 def test_the_word_before_the_cursor_is_completed_and_the_rest_kept() -> None:
     assert _tab("echo {na} done", cursor=8) == Completion("echo {name} done", 11)
     assert _tab("@co,+worker-0", cursor=3) == Completion("@controllers,+worker-0", 12)
+
+
+def test_gather_normalises_each_hosts_own_values() -> None:
+    from tui.core.gather import normalise
+
+    values = {"name": "controller-1", "ip": "10.10.0.11", "ETCD_NAME": "controller-1",
+              "X": "1"}
+    text = "controller-1.lab 10.10.0.11:2379 pid 1\n"
+    assert normalise(text, values) == "{name}.lab {ip}:2379 pid 1\n"
+    assert normalise("10.10.0.111\n", values) == "{ip}1\n"  # longest first, plain text
+    assert normalise("nothing here\n", values) == "nothing here\n"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import signal as signals
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tui.core.hostset import fold, natural_key
@@ -138,6 +138,22 @@ class FailureGroup:
 
     def __str__(self) -> str:
         return f"{fold(self.hosts)}: {self.reason}"
+
+
+MIN_NORMALISED = 3
+"""Values shorter than this are never replaced (``1`` or ``on`` would hit everything)."""
+
+
+def normalise(output: str, values: Mapping[str, str]) -> str:
+    """``output`` with the host's own values (name, address, variables) replaced by
+    ``{key}``, longest value first (``{name}`` and ``{ip}`` before variables of the same
+    value), so outputs that differ only by them group together
+    (``hostname``, ``ip -br addr``, unit files with the host's IP)."""
+    pairs = sorted(((v, k) for k, v in values.items() if len(v) >= MIN_NORMALISED),
+                   key=lambda pair: (-len(pair[0]), pair[1] not in ("name", "ip")))
+    for value, key in pairs:
+        output = output.replace(value, "{" + key + "}")
+    return output
 
 
 def gather(outcomes: Iterable[HostOutcome], timeout: float | None = None) -> list[Block]:

@@ -369,8 +369,11 @@ class Console:
         """The broadcast records kept, oldest first."""
         return list(self._broadcasts.values())
 
-    def gather(self, broadcast_id: int | None = None) -> GatherReport:
-        """The gathered outputs of a broadcast (default: the last one).
+    def gather(self, broadcast_id: int | None = None, *,
+               normalised: bool = False) -> GatherReport:
+        """The gathered outputs of a broadcast (default: the last one); ``normalised``:
+        each host's own name, address and variables replaced by ``{key}`` before grouping,
+        so outputs that differ only by them are one block.
 
         Raises:
             UserError: there is no such broadcast (or none yet).
@@ -388,7 +391,9 @@ class Console:
                 raise UserError(
                     f"There is no broadcast number {broadcast_id} to gather; the console "
                     f"keeps the last {MAX_BROADCASTS} (kept: {kept}).") from None
-        return gather_report(record, self.hosts)
+        values = None if not normalised else {
+            name: values_for(self.inventory.host(name)) for name in record.runs}
+        return gather_report(record, self.hosts, values)
 
     # -- transcripts ------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ against the majority.  Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -20,6 +21,7 @@ from tui.core.gather import (
     FailureGroup,
     HostOutcome,
     gather,
+    normalise,
     render_block,
     render_diff,
     render_failures,
@@ -159,6 +161,9 @@ class GatherReport:
     diff: str
     text: str
     summary: str
+    normalised: bool = False
+    """Each host's own name, address and variables were replaced by ``{key}`` before
+    grouping (see :func:`tui.core.gather.normalise`)."""
 
 
 def finished_output(text: str) -> str:
@@ -166,12 +171,15 @@ def finished_output(text: str) -> str:
     return plain(text.replace("\r\n", "\n"))
 
 
-def gather_report(broadcast: Broadcast, hosts: Sequence[str] = ()) -> GatherReport:
+def gather_report(broadcast: Broadcast, hosts: Sequence[str] = (),
+                  values: Mapping[str, Mapping[str, str]] | None = None) -> GatherReport:
     """Group a broadcast's outputs like ``clush -b`` and diff them against the majority.
 
     Args:
         broadcast: the broadcast to gather.
         hosts: every host in inventory order (rows follow it; others are appended).
+        values: host -> its own values (name, ip, variables): when given, outputs are
+            normalised with them before grouping.
     """
     order = [h for h in hosts if h in broadcast.runs or h in broadcast.skipped]
     order += [h for h in [*broadcast.runs, *broadcast.skipped] if h not in order]
@@ -185,6 +193,9 @@ def gather_report(broadcast: Broadcast, hosts: Sequence[str] = ()) -> GatherRepo
             rows.append(HostRow(host, "not sent", None, None, broadcast.skipped[host]))
             continue
         outcome = run.outcome()
+        if values is not None and host in values:
+            outcome = dataclasses.replace(outcome,
+                                          output=normalise(outcome.output, values[host]))
         outcomes.append(outcome)
         detail = outcome.error or ("" if outcome.ok else outcome.ending())
         rows.append(HostRow(host, run.state, run.status, run.duration, detail))
@@ -194,7 +205,7 @@ def gather_report(broadcast: Broadcast, hosts: Sequence[str] = ()) -> GatherRepo
     diff = full[len(render_block(blocks[0])):] if blocks else ""
     text = full + render_failures(unfinished)
     return GatherReport(broadcast, tuple(rows), tuple(blocks), tuple(unfinished), diff, text,
-                        _summary(blocks, unfinished))
+                        _summary(blocks, unfinished), normalised=values is not None)
 
 
 def _unfinished(outcomes: Sequence[HostOutcome]) -> list[FailureGroup]:
