@@ -294,3 +294,19 @@ def test_9_a_combining_mark_after_the_last_column_joins_it_in_any_pieces(autowra
         single.feed(char)
     assert shown(whole) == shown(single)
     assert shown(whole)[0] == "x" * 19 + "e\u0301"
+
+
+def test_a_background_line_feed_scroll_on_an_unwritten_screen_fills_the_new_bottom_row() -> None:
+    """Found by the chunking fuzz: with nothing stored yet, the row a line feed scrolled
+    in with the pen's background landed one row too high when the piece came whole."""
+    from tui.core.term.terminal import Terminal
+
+    stream = "\x1b[48;5;4m" + "\r\n" * 6
+    whole = Terminal(10, 6, scrollback=50)
+    whole.feed(stream)
+    single = Terminal(10, 6, scrollback=50)
+    for char in stream:
+        single.feed(char)
+    for term in (whole, single):
+        assert [bool(term.line(i)) for i in range(7)] == [False] * 6 + [True]
+        assert term.cursor == (6, 0)

@@ -231,6 +231,7 @@ class LineScreen(LineBuffer):
                     self.lines[index] = rows[i]
                     self._touch(absolute)
             else:
+                self._extend_to(absolute - 1)  # rows above it that were never stored
                 self._append(rows[i])
         keep = self.top + self.cy
         while self.end - 1 > keep and self.lines[-1] == "":
