@@ -16,6 +16,14 @@ import pytest
 
 STRICT = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+if STRICT:
+    # CI runs the same examples every time (a fuzz finding is fixed from a local run, not
+    # discovered as a random red CI); locally hypothesis keeps exploring.
+    from hypothesis import settings as _hypothesis
+
+    _hypothesis.register_profile("ci", derandomize=True, print_blob=True)
+    _hypothesis.load_profile("ci")
+
 #: A hung test must end the run with the stacks that show where, not eat CI's whole budget:
 #: pytest-timeout fails a test after its ``timeout``, but a teardown that hangs after that
 #: (an event loop waiting on cancelled tasks) is beyond its reach.
