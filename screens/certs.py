@@ -44,6 +44,8 @@ class CertsScreen(Screen[None]):
     """Certificates x hosts, the selected certificate in detail, findings in plain words."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.switch_mode('console')", "Console", id="leave",
+                tooltip="Back to the console"),
         Binding("r", "survey", "Re-check", id="certs-survey",
                 tooltip="Read every host's certificates and what it serves again"),
         Binding("i", "issue", "Issue", id="certs-issue",

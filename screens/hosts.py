@@ -20,6 +20,8 @@ class HostsScreen(Screen[None]):
     """Every host of the inventory and whether hardway holds a session to it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.switch_mode('console')", "Console", id="leave",
+                tooltip="Back to the console"),
         Binding("q", "app.quit", "Quit", id="quit-hosts", show=False),
         Binding("r", "reconnect", "Reconnect", id="reconnect",
                 tooltip="Reconnect the selected host (or every failed host)"),

@@ -40,6 +40,25 @@ SCREENS: dict[str, str] = {
 }
 """Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
 
+PREFIX = "ctrl+g"
+"""The one key the app takes from a focused pane (like tmux's prefix); what follows it
+picks a screen or an app action. Every other key goes to the host."""
+
+SCREEN_KEYS: dict[str, str] = {"c": "console", "o": "hosts", "k": "certs", "e": "etcd",
+                               "d": "dns_vip", "h": "health"}
+"""After the prefix: key -> mode (modes not in :data:`SCREENS` are skipped)."""
+
+PREFIX_ACTIONS: dict[str, str] = {"p": "command_palette", "?": "show_keys", "q": "quit"}
+"""After the prefix: key -> app action (``g`` sends a literal ctrl+g to the pane)."""
+
+
+def prefix_help() -> str:
+    """One line naming what may follow the prefix."""
+    screens = [f"{key} {mode.replace('_', '/')}" for key, mode in SCREEN_KEYS.items()
+               if mode in SCREENS]
+    return (f"{PREFIX} then: " + " · ".join(screens)
+            + " · p palette · ? keys · q quit · g a literal ctrl+g · Esc nothing")
+
 
 def _screen_factory(spec: str, workbench: Workbench) -> Callable[[], Screen[Any]]:
     module_name, _, class_name = spec.partition(":")
@@ -60,11 +79,12 @@ class HardwayApp(DirectKeysApp):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Close every session and leave"),
-        Binding("ctrl+o", "switch_screen_mode('hosts')", "Hosts", id="switch-mode",
-                priority=True, tooltip="Switch between the console and the hosts table"),
-        Binding("ctrl+e", "switch_screen_mode('certs')", "Certs", id="switch-certs",
-                priority=True, tooltip="Switch between the console and the certificates"),
+        Binding(PREFIX, "prefix", "Screens…", id="prefix", priority=True,
+                tooltip="Then c console, o hosts, k certificates, p palette, ? keys, "
+                        "q quit (every other key in a pane goes to the host)"),
     ]
+    COMMAND_PALETTE_BINDING = "f12"
+    """ctrl+p is readline's previous-history in a pane; the palette is ctrl+g p or F12."""
     COMMANDS: ClassVar[set[type[Provider] | Callable[[], type[Provider]]]] = (
         App.COMMANDS | {HardwayCommands})
 
@@ -81,6 +101,7 @@ class HardwayApp(DirectKeysApp):
         """Why the demo's lab hosts are not isolated (None: they are, or no lab)."""
         self.workbench = workbench
         self.connect_on_start = connect
+        self._prefixed = False
         self.last_key = 0.0
         """Monotonic time of the newest key press (the console collects garbage when
         neither keys nor output arrive)."""
@@ -162,10 +183,47 @@ class HardwayApp(DirectKeysApp):
     # -- keys -----------------------------------------------------------------------------
 
     def intercept_key(self, event: events.Key) -> bool:
-        """Keys typed into a console pane or the broadcast bar are handled at once (see
-        :func:`typed_now`)."""
+        """The key after the prefix picks a screen or action; keys typed into a console
+        pane or the broadcast bar are handled at once (see :func:`typed_now`)."""
         self.last_key = time.monotonic()
+        if self._prefixed and event.key != PREFIX:
+            self._prefixed = False
+            self.call_later(self._after_prefix, event.key, event.character)
+            return True
         return typed_now(self, event)
+
+    def action_prefix(self) -> None:
+        """The prefix: the next key is the app's (a second ctrl+g cancels)."""
+        self._prefixed = not self._prefixed
+        if self._prefixed:
+            self.notify(prefix_help(), title="ctrl+g", timeout=3)
+
+    async def _after_prefix(self, key: str, character: str | None) -> None:
+        """Run what the key after the prefix names."""
+        self.clear_notifications()  # the prefix's hint
+        name = character if character and character.isprintable() else key
+        mode = SCREEN_KEYS.get(name)
+        if mode is not None and mode in SCREENS:
+            self.switch_mode(mode)
+        elif name in PREFIX_ACTIONS:
+            await self.run_action(PREFIX_ACTIONS[name])
+        elif name == "g":
+            focused = self.focused
+            send = getattr(focused, "send_text", None)
+            if send is not None:
+                send("\x07")
+        elif key != "escape":
+            self.notify(f"{name!r} after {PREFIX} does nothing: {prefix_help()}",
+                        severity="warning", timeout=5)
+
+    def action_show_keys(self) -> None:
+        """The keys of this screen and the prefix, in one notification."""
+        shown: list[str] = []
+        for _key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if binding.show and binding.description:
+                shown.append(f"{self.get_key_display(binding)} {binding.description}")
+        self.notify(" · ".join(shown) + "\n" + prefix_help(), title="keys", timeout=10)
 
     async def action_quit(self) -> None:
         """Close every SSH session, then exit."""

@@ -1,4 +1,4 @@
-"""Command palette provider: every screen, and the current screen's actions (ctrl+p).
+"""Command palette provider: every screen, and the current screen's actions (ctrl+g p or F12).
 
 A screen offers its own actions by declaring ``PALETTE`` (a tuple of
 :data:`PaletteCommand`); the provider never looks at screen classes by name.

@@ -130,7 +130,7 @@ def pki_copy(lab_runner: LabRunner, tmp_path: Path) -> Path:
 
 
 async def _certs_screen(pilot: Pilot[Any]) -> CertsScreen:
-    await pilot.press("ctrl+e")
+    await pilot.press("ctrl+g", "k")
     await _until(pilot, lambda: isinstance(pilot.app.screen, CertsScreen))
     screen = pilot.app.screen
     assert isinstance(screen, CertsScreen)
@@ -177,7 +177,7 @@ async def test_issuing_runs_off_the_ui_loop(lab_runner: LabRunner, tmp_path: Pat
                           pki_dir=empty, user_ssh_files=False)
     app = create_app(workbench, connect=False)
     async with app.run_test(size=(170, 44)) as pilot:
-        await pilot.press("ctrl+e")
+        await pilot.press("ctrl+g", "k")
         await _until(pilot, lambda: isinstance(app.screen, CertsScreen))
         loop_thread = threading.current_thread()
         notes = _record_notifications(app)

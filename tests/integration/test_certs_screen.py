@@ -57,7 +57,7 @@ async def test_issue_and_push_from_the_screen_fix_the_seed(seed_lab: LabRunner,
     app = create_app(Workbench(inventory, host_keys="ask",
                            audit_path=tmp_path / "audit.jsonl"))
     async with app.run_test(size=(170, 44)) as pilot:
-        await pilot.press("ctrl+e")
+        await pilot.press("ctrl+g", "k")
         await _until(pilot, lambda: isinstance(app.screen, CertsScreen)
                      and app.screen.survey is not None)
         screen = app.screen

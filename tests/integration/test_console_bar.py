@@ -160,3 +160,32 @@ async def test_gather_groups_outputs_that_differ_only_by_the_hosts_own_values(
     assert "3 different results" in str(app.screen.query_one("VerticalScroll").border_title)
     assert body is app.screen.query_one("#gather-body", Static)
     await pilot.press("escape")
+
+
+async def test_readline_keys_reach_the_shell_and_ctrl_g_is_the_only_escape(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Issue 12 #7: ctrl+e, ctrl+p and ctrl+o in a pane are the shell's (end of line,
+    previous history, operate-and-get-next); the app's screens are behind ctrl+g."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-0", HostPane)
+    pane.view.focus()
+    await pilot.pause()
+    marker = lab_runner.lab.host_root("controller-0") / "root/readline-keys"
+    marker.unlink(missing_ok=True)
+    # type "touch readline-key", go to the start (ctrl+a), end (ctrl+e), add "s", Enter
+    await pilot.press(*"touch readline-key", "ctrl+a", "ctrl+e", "s", "enter")
+    await _until(pilot, marker.exists)
+    marker.unlink()
+    await pilot.press("ctrl+p", "enter")  # previous history: the same command again
+    await _until(pilot, marker.exists)
+    marker.unlink()
+    assert app.current_mode == "console" and app.focused is pane.view
+    await pilot.press("ctrl+g", "o")
+    await _until(pilot, lambda: app.current_mode == "hosts")
+    await pilot.press("escape")
+    await _until(pilot, lambda: app.current_mode == "console")
+    await pilot.press("ctrl+g", "x")  # nothing, and says what would have worked
+    assert app.current_mode == "console"

@@ -126,7 +126,7 @@ async def test_search_and_palette(lab_runner: LabRunner, tmp_path: Path) -> None
         await pilot.pause(0.1)
         assert all(not p.view.following for p in panes)  # scrolled back to the hits
         assert all(any("line 7" in row for row in p.view.visible_text()) for p in panes)
-        await pilot.press("ctrl+p")
+        await pilot.press("ctrl+g", "p")
         await pilot.press(*"hosts table")
         await pilot.pause(0.3)
         await pilot.press("enter")

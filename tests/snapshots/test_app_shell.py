@@ -1,4 +1,4 @@
-"""Snapshots of the hosts table (ctrl+o from the console): live connection states."""
+"""Snapshots of the hosts table (ctrl+g o from the console): live connection states."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ async def _connected(pilot: Pilot[Any]) -> None:
         assert time.monotonic() < deadline, "hosts did not settle"
         await pilot.pause(0.05)
     await app.workers.wait_for_complete()
-    await pilot.press("ctrl+o")  # from the console to the hosts table
+    await pilot.press("ctrl+g", "o")  # from the console to the hosts table
     await pilot.pause()
 
 

@@ -60,7 +60,7 @@ def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
 async def _certs(pilot: Pilot[Any]) -> CertsScreen:
     """Open the certificates screen and wait for its survey; put the cursor on
     controller-0's kubernetes.pem."""
-    await pilot.press("ctrl+e")
+    await pilot.press("ctrl+g", "k")
     await _until(pilot, lambda: isinstance(pilot.app.screen, CertsScreen))
     screen = pilot.app.screen
     assert isinstance(screen, CertsScreen)

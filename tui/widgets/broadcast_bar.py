@@ -179,5 +179,5 @@ class BroadcastBar(Horizontal):
         self.input.type_through = type_through
         self.set_class(type_through, "-type-through")
         badge = ("TYPE-THROUGH: every key goes to every host · F4 ends it" if type_through
-                 else "line mode · F4 type-through")
+                 else "line mode · F4 type-through · ^g screens")
         self.query_one("#broadcast-mode", Label).update(badge)

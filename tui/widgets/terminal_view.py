@@ -472,6 +472,11 @@ class TerminalView(ScrollView, can_focus=True):
         self._typed = time.monotonic()
         self._send(text)
 
+    def send_text(self, data: str) -> None:
+        """Send ``data`` to the host as typed (e.g. a literal ctrl+g after the prefix)."""
+        self._typed = time.monotonic()
+        self._send(data)
+
     def _send(self, data: str) -> None:
         """Hand input to :attr:`sink` now, or post it as an :class:`Input` message."""
         sink = self.sink
