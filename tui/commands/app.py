@@ -56,6 +56,8 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             lab_note: str | None = None) -> int:
     """Open the app on one workbench, closed (every session) when the app ends."""
     import asyncio
+    import functools
+    import signal
 
     from tui.core import logfile
     from tui.core.inventory.gate import require_runnable
@@ -73,8 +75,13 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             from tui.app import create_app
 
             app = create_app(workbench, lab_note=lab_note)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                # a closed terminal or a kill ends the app as ctrl+q does: sessions closed,
+                # and the demo's temporary directory (the lab's CA key) removed after it
+                loop.add_signal_handler(sig, functools.partial(app.exit, None, 128 + sig))
             result = await app.run_async()
-        return int(result or 0)
+        return int(result or app.return_code or 0)
 
     return asyncio.run(run())
 
