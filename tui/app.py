@@ -24,6 +24,7 @@ from textual.dom import DOMNode
 from textual.screen import Screen
 
 from tui.boundary import report_failure, running
+from tui.core.console.events import ConsoleChanged
 from tui.core.fleet.events import StateChanged
 from tui.core.workbench import Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
@@ -127,7 +128,7 @@ class HardwayApp(DirectKeysApp):
 
     def _on_workbench_event(self, event: WorkbenchEvent) -> None:
         """Workbench listener (on the app's loop): refresh the connection summary."""
-        if isinstance(event, StateChanged):
+        if isinstance(event, StateChanged | ConsoleChanged):
             self._update_summary()
 
     def busy_changed(self) -> None:
@@ -140,6 +141,9 @@ class HardwayApp(DirectKeysApp):
         text = f"{ready}/{total} connected"
         if failed:
             text += f", {failed} failed"
+        shells = self.workbench.shell_counts()
+        if shells is not None and shells != (ready, total) and shells[0] != total:
+            text += f" · {shells[0]}/{shells[1]} shells open"
         for label in running(self).values():
             text += f" · {label}…"
         if self.lab_note:

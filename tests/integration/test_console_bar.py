@@ -189,3 +189,17 @@ async def test_readline_keys_reach_the_shell_and_ctrl_g_is_the_only_escape(
     await _until(pilot, lambda: app.current_mode == "console")
     await pilot.press("ctrl+g", "x")  # nothing, and says what would have worked
     assert app.current_mode == "console"
+
+
+async def test_the_header_counts_connections_and_shells_apart(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #17: a shell that exited left the header at "3/3 connected" as if all
+    were well; connections and shells are two states, both shown."""
+    app, pilot = console
+    assert app.sub_title.startswith("3/3 connected") and "shells" not in app.sub_title
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.press(*"@controller-1", "enter", *"exit", "enter")
+    await _until(pilot, lambda: "2/3 shells open" in app.sub_title)
+    assert app.sub_title.startswith("3/3 connected")
+    await pilot.press(*"@all", "enter")

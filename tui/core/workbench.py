@@ -240,6 +240,14 @@ class Workbench:
         states = [self.fleet.state(h.name) for h in self.inventory.hosts]
         return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
 
+    def shell_counts(self) -> tuple[int, int] | None:
+        """(open console shells, hosts), or None before the console exists: connections
+        and shells are two states (a host may be connected with its shell exited)."""
+        console = self._console
+        if console is None:
+            return None
+        return sum(console.shell(h) is not None for h in console.hosts), len(console.hosts)
+
     # -- the console ------------------------------------------------------------------------
 
     @property
