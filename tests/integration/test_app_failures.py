@@ -209,8 +209,13 @@ def test_hardway_logs_listener_failures_to_the_state_dir(
     seen: list[Workbench] = []
 
     class Headless:
+        return_code = 0
+
         def __init__(self, workbench: Workbench, **_options: object) -> None:
             self.workbench = workbench
+
+        def exit(self, result: object = None, return_code: int = 0) -> None:
+            self.return_code = return_code
 
         async def run_async(self) -> int:
             def broken(_event: object) -> None:
