@@ -105,6 +105,7 @@ class ConsoleScreen(Screen[None]):
         self._unsubscribe: Callable[[], None] | None = None
         self._collector: QuietCollector | None = None
         self._pasted: str | None = None  # a pasted block waiting for Enter or Esc
+        self._hits: dict[str, tuple[list[int], int]] = {}  # search: host -> (hits, shown)
         self._last_output = 0.0
 
     @property
@@ -247,6 +248,7 @@ class ConsoleScreen(Screen[None]):
     def _submitted(self, event: Input.Submitted) -> None:
         line = event.value
         event.input.value = ""
+        self._hits = {}  # typing returns the panes to the tail: the search is over
         block, self._pasted = self._pasted, None
         if block is not None:
             self.query_one(BroadcastBar).show_pending(None)
@@ -457,16 +459,46 @@ class ConsoleScreen(Screen[None]):
         if not pattern:
             return
         found: list[str] = []
+        self._hits = {}
         for pane in panes:
             hits = pane.terminal.search(pattern, ignore_case=True)
             if hits:
                 pane.view.scroll_to_line(hits[-1])
+                self._hits[pane.host.name] = (hits, len(hits) - 1)
                 found.append(f"{pane.host.name} {len(hits)}")
         if found:
-            self.notify(f"“{pattern}”: " + ", ".join(found) + " (shift+pgup/pgdn scrolls; "
-                        "the next broadcast returns to the tail)", timeout=6)
+            self.notify(f"“{pattern}”: " + ", ".join(found) + " · n / N next and previous "
+                        "hit · Esc back to the tail", timeout=6)
         else:
             self.notify(f"“{pattern}” is not in the scrollback", severity="warning")
+
+    def search_key(self, key: str) -> bool:
+        """While a search's hits are shown, n / N step through them and Esc returns to
+        the tail (True: the key was the search's); otherwise those keys go where they
+        always go (the shell, the bar). Called by the app before any other routing."""
+        if not self._hits or self.app.screen is not self:
+            return False
+        if key in ("n", "N"):
+            self.action_search_step(1 if key == "n" else -1)
+        elif key == "escape":
+            self.action_search_end()
+        else:
+            return False
+        return True
+
+    def action_search_step(self, step: int) -> None:
+        """Show every searched pane's next (1) or previous (-1) hit."""
+        for name, (hits, shown) in list(self._hits.items()):
+            shown = (shown + step) % len(hits)
+            self._hits[name] = (hits, shown)
+            self._pane(name).view.scroll_to_line(hits[shown])
+
+    def action_search_end(self) -> None:
+        """Leave the hits: every searched pane follows its newest output again."""
+        for name in self._hits:
+            self._pane(name).view.follow()
+        self._hits = {}
+        self.refresh_bindings()
 
     def action_interrupt(self) -> None:
         """^C: to the focused host's pane, or to every host in the set."""

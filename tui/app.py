@@ -194,6 +194,10 @@ class HardwayApp(DirectKeysApp):
             self._prefixed = False
             self.call_later(self._after_prefix, event.key, event.character)
             return True
+        search_key = getattr(self.screen, "search_key", None)
+        if search_key is not None and search_key(
+                event.character if event.is_printable and event.character else event.key):
+            return True
         return typed_now(self, event)
 
     def action_prefix(self) -> None:

@@ -203,3 +203,33 @@ async def test_the_header_counts_connections_and_shells_apart(
     await _until(pilot, lambda: "2/3 shells open" in app.sub_title)
     assert app.sub_title.startswith("3/3 connected")
     await pilot.press(*"@all", "enter")
+
+
+async def test_search_steps_with_n_and_N_and_esc_returns_to_the_tail(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Issue 12 #14; and outside a search n and Esc are the shell's and the bar's keys."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    bar = screen.query_one(BroadcastBar).input
+    bar.focus()
+    bar.value = ("for i in $(seq 1 200); do [ $((i % 50)) = 0 ] && echo $i mark "
+                 "|| echo row $i; done")
+    await pilot.press("enter")
+    await _finished(pilot)
+    panes = [screen.query_one(f"#pane-{h}", HostPane) for h in HOSTS]
+    await pilot.press("f10", *"0 mark", "enter")  # 4 hits, 50 lines apart
+    await _until(pilot, lambda: all(not p.view.following for p in panes))
+    last = [p.view.scroll_y for p in panes]
+    await pilot.press("N")
+    await _until(pilot, lambda: all(p.view.scroll_y < y for p, y in zip(panes, last, strict=True)))
+    assert bar.value == ""  # the search took N, the bar did not
+    await pilot.press("n")
+    await _until(pilot, lambda: [p.view.scroll_y for p in panes] == last)
+    await pilot.press("escape")
+    await _until(pilot, lambda: all(p.view.following for p in panes))
+    assert not screen._hits
+    await pilot.press("n")  # no search any more: n is typed into the bar
+    await _until(pilot, lambda: bar.value == "n")
+    bar.value = ""
