@@ -106,6 +106,7 @@ class ConsoleScreen(Screen[None]):
         self._collector: QuietCollector | None = None
         self._pasted: str | None = None  # a pasted block waiting for Enter or Esc
         self._hits: dict[str, tuple[list[int], int]] = {}  # search: host -> (hits, shown)
+        self._confirm: str | None = None  # a line sent again over half-typed shell lines
         self._last_output = 0.0
 
     @property
@@ -249,6 +250,8 @@ class ConsoleScreen(Screen[None]):
         line = event.value
         event.input.value = ""
         self._hits = {}  # typing returns the panes to the tail: the search is over
+        if self._pasted is None and not self._half_typed_confirmed(line, event.input):
+            return
         block, self._pasted = self._pasted, None
         if block is not None:
             self.query_one(BroadcastBar).show_pending(None)
@@ -264,6 +267,29 @@ class ConsoleScreen(Screen[None]):
         if result.worth_telling:
             self.notify(result.message, timeout=4)
         self._refresh_all()
+
+    def _half_typed_confirmed(self, line: str, bar: Input) -> bool:
+        """A broadcast to hosts whose shell line holds half-typed text would be appended to
+        it: the first Enter names them and keeps the line; Enter again clears their lines
+        (^U) and sends. Set changes and blank lines go through."""
+        if not line.strip() or self.console.broadcast_set.is_set_expression(line):
+            return True
+        partial = self.console.half_typed()
+        if not partial:
+            self._confirm = None
+            return True
+        if self._confirm == line:
+            self._confirm = None
+            self.console.clear_half_typed(partial)
+            return True
+        self._confirm = line
+        bar.value = line
+        bar.cursor_position = len(line)
+        self.notify(f"{', '.join(partial)} {'has' if len(partial) == 1 else 'have'} a "
+                    "half-typed line (typed into the pane); this line would be added to it. "
+                    "Enter again clears it (^U) and sends; edit the line to cancel.",
+                    severity="warning", timeout=8)
+        return False
 
     @on(BroadcastInput.History)
     def _history(self, event: BroadcastInput.History) -> None:

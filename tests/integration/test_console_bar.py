@@ -233,3 +233,33 @@ async def test_search_steps_with_n_and_N_and_esc_returns_to_the_tail(
     await pilot.press("n")  # no search any more: n is typed into the bar
     await _until(pilot, lambda: bar.value == "n")
     bar.value = ""
+
+
+async def test_half_typed_text_in_a_pane_is_not_merged_into_a_broadcast(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Issue 12 #9: `rm -rf /tmp/x` half-typed in controller-1's pane, then `echo hi`
+    from the bar, ran `rm -rf /tmp/xecho hi` there. Now the first Enter warns and keeps
+    the line; the second clears that shell's line (^U) and sends."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-1", HostPane)
+    pane.view.focus()
+    await pilot.pause()
+    await pilot.press(*"touch half-")
+    bar = screen.query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.press(*"touch whole-{name}", "enter")
+    await pilot.pause(0.3)
+    assert bar.value == "touch whole-{name}"  # kept: nothing sent yet
+    assert not screen.console.broadcasts or not screen.console.broadcasts[-1].line.startswith(
+        "touch whole")
+    await pilot.press("enter")
+    report = await _finished(pilot)
+    assert {row.host for row in report.rows if row.status == 0} == set(HOSTS)
+    home = lab_runner.lab.host_root("controller-1") / "root"
+    assert (home / "whole-controller-1").exists()
+    assert not list(home.glob("half-*"))
+    for host in HOSTS:
+        (lab_runner.lab.host_root(host) / "root" / f"whole-{host}").unlink()

@@ -102,6 +102,7 @@ class Console:
         self._next_id = 1
         self._transcripts = TranscriptSet(inventory.name, transcripts, redact=redact)
         self._type_through = False
+        self._partial: set[str] = set()  # hosts whose shell line holds keys typed by hand
         self._listeners: Listeners[ConsoleChanged] = Listeners("console")
         self._tasks: set[asyncio.Future[Any]] = set()
         self.broadcast_set.subscribe(lambda _: self._emit(ConsoleChanged("set")))
@@ -352,7 +353,11 @@ class Console:
         """
         if not self._type_through:
             return []
-        return [name for name in self.broadcast_set.members if self._send(name, "write", data)]
+        reached = [name for name in self.broadcast_set.members
+                   if self._send(name, "write", data)]
+        for name in reached:
+            self._track_typing(name, data)
+        return reached
 
     def type_to(self, name: str, data: str) -> bool:
         """Send raw ``data`` to ``name``'s shell only (a focused pane); never recorded.
@@ -360,7 +365,31 @@ class Console:
         Returns:
             False when ``name`` has no open shell (nothing was sent).
         """
-        return self._send(name, "write", data)
+        sent = self._send(name, "write", data)
+        if sent:
+            self._track_typing(name, data)
+        return sent
+
+    def _track_typing(self, name: str, data: str) -> None:
+        """Remember whether keys typed by hand left text on ``name``'s shell line."""
+        for char in data:
+            if char in "\r\n\x03\x15\x04":  # Enter, ^C, ^U, ^D end or clear the line
+                self._partial.discard(name)
+            elif char.isprintable():
+                self._partial.add(name)
+
+    def half_typed(self) -> list[str]:
+        """Members whose shell line holds text typed into their pane (or by type-through)
+        since the last Enter: a broadcast would be appended to it."""
+        return [name for name in self.broadcast_set.members
+                if name in self._partial and self.shell(name) is not None
+                and not self._busy(name)]
+
+    def clear_half_typed(self, names: list[str]) -> None:
+        """Send ^U (readline: discard the line) to ``names``."""
+        for name in names:
+            if self._send(name, "write", "\x15"):
+                self._partial.discard(name)
 
     # -- results ----------------------------------------------------------------------------
 
