@@ -451,6 +451,10 @@ async def test_stop_host_stops_its_services_and_start_host_restarts_them(
     with pytest.raises(OSError):
         served_certificate(address(lab, name))
     await asyncio.wrap_future(services_lab.submit(lab.start_host, name))
+    # as after a VM's boot, SSH may answer before the enabled services have started
+    deadline = time.monotonic() + 15
+    while not lab.service_pids(name) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     assert lab.service_pids(name) and not set(lab.service_pids(name)) & set(before)
     assert await livez_verifies(lab, name)
 
