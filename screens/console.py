@@ -239,9 +239,9 @@ class ConsoleScreen(Screen[None]):
                 pane.feed(event.data)
 
         self._outputs[name] = (shell, shell.subscribe(on_event))
-        view = pane.view
-        if view.size.width and view.size.height:
-            shell.resize(view.size.width, view.size.height)
+        columns, rows = pane.view.pty_size
+        if columns > 0 and rows > 0:
+            shell.resize(columns, rows)
 
     # -- input ----------------------------------------------------------------------------
 

@@ -263,3 +263,52 @@ async def test_half_typed_text_in_a_pane_is_not_merged_into_a_broadcast(
     assert not list(home.glob("half-*"))
     for host in HOSTS:
         (lab_runner.lab.host_root(host) / "root" / f"whole-{host}").unlink()
+
+
+LONG = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 2
+
+
+async def test_a_long_line_wraps_where_the_pane_wraps_at_every_size(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #5: the remote PTY's columns equal the pane terminal's columns, in every
+    tiling, after every resize and zoomed; a long echo loses no character at a wrap."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-0", HostPane)
+    # 200x50 first: the size the shells were opened at, before any resize
+    for size, zoom in (((200, 50), False), ((160, 45), False), ((80, 24), False),
+                       ((120, 40), True), ((97, 31), False)):
+        await pilot.resize_terminal(*size)
+        await pilot.pause(0.2)
+        if zoom:
+            pane.view.focus()
+            await pilot.press("f6")
+            await pilot.pause(0.2)
+        view = pane.view
+        await _until(pilot, lambda v=view: v.columns > 0)
+        pane.view.focus()
+        await pilot.press("ctrl+l")
+        tag = f"{size[0]}x{size[1]}"
+        screen.console.type_to("controller-0", f"stty size; echo {tag}-{LONG}\r")  # keystrokes
+        rows, cols = view.terminal.rows, view.columns
+        assert view.terminal.columns == cols
+
+        def shown(v: Any = view) -> str:
+            return str(v.terminal.text())
+        try:
+            await _until(pilot, lambda w=f"{rows} {cols}": w in shown(), timeout=5)
+        except AssertionError:
+            raise AssertionError(f"{tag}: pane {rows}x{cols}, shell says:\n{shown()}") from None
+        # the typed echo and its output: both rows of text rejoin to the whole string
+        await _until(pilot, lambda w=f"{tag}-{LONG}": shown().replace("\n", "").count(w) >= 2,
+                     timeout=5)
+        text = shown()
+        typed = f"root@controller-0:# stty size; echo {tag}-{LONG}"
+        count = -(-len(typed) // cols) + 1 + -(-len(f"{tag}-{LONG}") // cols) + 1
+        latest = text.splitlines()[-count:]  # rows from before the resize keep their width
+        assert all(len(line) <= cols for line in latest), text
+        if zoom:
+            await pilot.press("f6")
+    await pilot.resize_terminal(200, 50)

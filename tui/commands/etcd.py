@@ -286,7 +286,8 @@ async def _run(cli: Cli, ctx: EtcdContext, plan: Plan, verb: str) -> int:
         return 0
     failure = result.failure
     assert failure is not None
-    cli.out.write(f"\n{verb} stopped: {failure.step} failed on {failure.host}.\n")
+    failed = result.failed_hosts(failure.step) or [failure.host]
+    cli.out.write(f"\n{verb} stopped: {failure.step} failed on {', '.join(failed)}.\n")
     for host, found in ctx.diagnoses.items():
         for d in found:
             cli.out.write(f"  {host}: {d.summary}\n    fix: {d.fix}\n    log: {d.evidence}\n")
