@@ -44,6 +44,11 @@ if TYPE_CHECKING:
     from tui.core.console import Console
 
 
+SEARCH_SCROLL_KEYS = frozenset({"pageup", "pagedown", "shift+pageup", "shift+pagedown",
+                                "shift+up", "shift+down"})
+"""Keys that scroll around the hits without ending a search."""
+
+
 class ConsoleScreen(Screen[None]):
     """Every host's shell side by side, and one line to type into all of them."""
 
@@ -509,6 +514,8 @@ class ConsoleScreen(Screen[None]):
         elif key == "escape":
             self.action_search_end()
         else:
+            if key not in SEARCH_SCROLL_KEYS:  # like leaving tmux's copy mode: the key
+                self.action_search_end()      # goes on where it always goes
             return False
         return True
 

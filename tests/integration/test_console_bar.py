@@ -312,3 +312,33 @@ async def test_a_long_line_wraps_where_the_pane_wraps_at_every_size(
         if zoom:
             await pilot.press("f6")
     await pilot.resize_terminal(200, 50)
+
+
+async def test_no_key_is_lost_after_search_and_zoom(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Issue 12 #6: after F10 (search) then F6 (zoom), the first key typed into the pane
+    vanished (`seq 1 3` arrived as `eq 1 3`)."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-1", HostPane)
+    marker = lab_runner.lab.host_root("controller-1") / "root/no-key-lost"
+    marker.unlink(missing_ok=True)
+    bar = screen.query_one(BroadcastBar).input
+    for in_bar, opening in ((False, ("f10", "escape")),
+                            (False, ("f10", *"root", "enter", "escape")),
+                            (True, ("f10", *"root", "enter", "f2", "f2"))):
+        (bar if in_bar else pane.view).focus()
+        await pilot.pause()
+        await pilot.press(*opening)
+        assert app.focused is pane.view, app.focused
+        await pilot.press("f6")
+        await pilot.press(*"touch no-key-lost", "enter")
+        try:
+            await _until(pilot, marker.exists)
+        except AssertionError:
+            raise AssertionError(pane.view.terminal.text()[-300:]) from None
+        marker.unlink()
+        await pilot.press("f6")
+        assert not screen.has_class("-zoom")
