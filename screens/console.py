@@ -447,7 +447,7 @@ class ConsoleScreen(Screen[None]):
 
     def action_attach(self) -> None:
         """Suspend the app and run OpenSSH to the focused host in the real terminal."""
-        from tui.core.fleet.openssh import ssh_argv
+        from tui.core.fleet.openssh import attach_argv
 
         name = self._focused_or_hint(": attach opens that host in OpenSSH")
         if name is None:
@@ -455,7 +455,11 @@ class ConsoleScreen(Screen[None]):
         if shutil.which("ssh") is None:
             self.notify("OpenSSH `ssh` is not installed here", severity="error")
             return
-        argv = ssh_argv(self.workbench.inventory.host(name), self.workbench.fleet)
+        try:
+            argv = attach_argv(self.workbench.inventory.host(name), self.workbench.fleet)
+        except UserError as error:
+            self.notify(str(error), severity="error", timeout=10)
+            return
         with self.app.suspend():
             print(f"hardway: attached to {name} with OpenSSH; exit the shell to return.\n")
             subprocess.run(argv, check=False)
