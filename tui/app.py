@@ -30,6 +30,7 @@ from tui.core.workbench import Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.internals import DirectKeysApp, queue_empty
+from tui.widgets.quit_modal import QuitModal
 
 if TYPE_CHECKING:
     from tui.core.fleet.hostkeys import Decision, HostKeyPrompt
@@ -90,15 +91,17 @@ class HardwayApp(DirectKeysApp):
         App.COMMANDS | {HardwayCommands})
 
     def __init__(self, workbench: Workbench, *, connect: bool = True,
-                 lab_note: str | None = None) -> None:
+                 lab_note: str | None = None, confirm_quit: bool = True) -> None:
         """Build the app around a workbench.
 
         Args:
             workbench: the engine (inventory, fleet, console, use cases).
             connect: open the connections when the app starts (tests may defer it).
+            confirm_quit: ask once before quitting with live sessions.
         """
         super().__init__()
         self.lab_note = lab_note
+        self.confirm_quit = confirm_quit
         """Why the demo's lab hosts are not isolated (None: they are, or no lab)."""
         self.workbench = workbench
         self.connect_on_start = connect
@@ -234,6 +237,19 @@ class HardwayApp(DirectKeysApp):
         self.notify(" · ".join(shown) + "\n" + prefix_help(), title="keys", timeout=10)
 
     async def action_quit(self) -> None:
+        """Quit, asking once first when SSH sessions are live (ctrl+q again, q or Enter
+        quits; Esc stays)."""
+        live = self.workbench.live_hosts()
+        if not self.confirm_quit or not live or isinstance(self.screen, QuitModal):
+            await self.quit_now()
+            return
+
+        async def answered(quit_: bool | None) -> None:
+            if quit_:
+                await self.quit_now()
+        self.push_screen(QuitModal(live), answered)
+
+    async def quit_now(self) -> None:
         """Close every SSH session, then exit."""
         self._unsubscribe()
         await self.workbench.close()
@@ -265,12 +281,14 @@ def typed_now(app: App[Any], event: events.Key) -> bool:
 
 
 def create_app(workbench: Workbench, *, connect: bool = True,
-               lab_note: str | None = None) -> HardwayApp:
+               lab_note: str | None = None, confirm_quit: bool = True) -> HardwayApp:
     """The one factory for the app, used by ``hardway`` and by the tests.
 
     Args:
         workbench: the engine; in ``ask`` host-key mode unknown keys become a modal
             question (``--accept-new`` records them without asking).
         connect: open the SSH connections on start.
+        confirm_quit: ask before quitting with live sessions (``--no-confirm``: never).
     """
-    return HardwayApp(workbench, connect=connect, lab_note=lab_note)
+    return HardwayApp(workbench, connect=connect, lab_note=lab_note,
+                      confirm_quit=confirm_quit)

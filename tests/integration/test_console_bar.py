@@ -342,3 +342,28 @@ async def test_no_key_is_lost_after_search_and_zoom(
         marker.unlink()
         await pilot.press("f6")
         assert not screen.has_class("-zoom")
+
+
+async def test_quitting_with_live_sessions_asks_once(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #16: ctrl+q (and q on the hosts table) ask before closing live sessions;
+    Esc stays, q / Enter / ctrl+q again quits."""
+    from tui.widgets.quit_modal import QuitModal
+
+    app, pilot = console
+    await pilot.press("ctrl+q")
+    await _until(pilot, lambda: isinstance(app.screen, QuitModal))
+    modal = app.screen
+    assert isinstance(modal, QuitModal) and modal.live == list(HOSTS)
+    await pilot.press("escape")
+    await _until(pilot, lambda: not isinstance(app.screen, QuitModal))
+    assert app.is_running and app.workbench.live_hosts() == list(HOSTS)
+    await pilot.press("ctrl+g", "o")  # the hosts table: q asks too
+    await _until(pilot, lambda: app.current_mode == "hosts")
+    await pilot.press("q")
+    await _until(pilot, lambda: isinstance(app.screen, QuitModal))
+    await pilot.press("n")
+    await _until(pilot, lambda: not isinstance(app.screen, QuitModal))
+    await pilot.press("ctrl+q", "enter")
+    await _until(pilot, lambda: not app.is_running)
+    assert app.return_code == 0

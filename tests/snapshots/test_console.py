@@ -230,3 +230,18 @@ def test_pasted_block_waits(snap_compare: Any, snapshot_lab: LabRunner,
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
+
+
+def test_quit_asks_once(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    """ctrl+q with live sessions: the question over the dimmed panes, at 80x24."""
+    from tui.widgets.quit_modal import QuitModal
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _painted(pilot)
+        await pilot.press("ctrl+q")
+        await _until(pilot, lambda: isinstance(pilot.app.screen, QuitModal))
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)

@@ -37,6 +37,10 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                         help="what goes to the log file $XDG_STATE_HOME/hardway/hardway.log "
                              "(DEBUG, INFO, WARNING, ERROR; the app logs INFO by default, "
                              "other commands only when this is given)")
+    no_confirm = dict(action="store_true",
+                      help="quit at once on ctrl+q even with live SSH sessions (by default "
+                           "hardway asks once: q or Enter quits, Esc stays)")
+    parser.add_argument("--no-confirm", **no_confirm)  # type: ignore[arg-type]
     demo = sub.add_parser("demo", help="open hardway on the embedded lab",
                           description=DEMO_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,12 +52,15 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                       help="keep the lab's files in DIR instead of a temporary directory")
     from tui.commands.lab import add_scenario_options
 
+    # SUPPRESS: `hardway --no-confirm demo` keeps working
+    demo.add_argument("--no-confirm", default=argparse.SUPPRESS,
+                      **no_confirm)  # type: ignore[arg-type]
     add_scenario_options(demo, default="certs-pushed")
     demo.set_defaults(handler=run_demo)
 
 
 def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
-            lab_note: str | None = None) -> int:
+            lab_note: str | None = None, confirm_quit: bool = True) -> int:
     """Open the app on one workbench, closed (every session) when the app ends."""
     import asyncio
     import functools
@@ -74,7 +81,7 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             workbench.warm_relay()  # its interpreter starts while this one imports Textual
             from tui.app import create_app
 
-            app = create_app(workbench, lab_note=lab_note)
+            app = create_app(workbench, lab_note=lab_note, confirm_quit=confirm_quit)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 # a closed terminal or a kill ends the app as ctrl+q does: sessions closed,
@@ -91,7 +98,7 @@ def run_app(args: argparse.Namespace) -> int:
     from tui.core.inventory.locate import locate_inventory
 
     return _launch(locate_inventory(args.inventory), accept_new=args.accept_new,
-                   log_level=args.log_level)
+                   log_level=args.log_level, confirm_quit=not args.no_confirm)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -110,4 +117,5 @@ def run_demo(args: argparse.Namespace) -> int:
                 "The lab hosts are not isolated (--isolation none): they share this " \
                 "machine's network and files."
             return _launch(runner.lab.inventory_path, accept_new=False,
-                           log_level=args.log_level, lab_note=note)
+                           log_level=args.log_level, lab_note=note,
+                           confirm_quit=not args.no_confirm)

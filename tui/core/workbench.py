@@ -240,6 +240,15 @@ class Workbench:
         states = [self.fleet.state(h.name) for h in self.inventory.hosts]
         return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
 
+    def live_hosts(self) -> list[str]:
+        """Hosts with a live SSH connection or console shell (what quitting would close)."""
+        if self._fleet is None:
+            return []
+        console = self._console
+        return [h.name for h in self.inventory.hosts
+                if self.fleet.state(h.name) == ConnState.READY
+                or (console is not None and console.shell(h.name) is not None)]
+
     def shell_counts(self) -> tuple[int, int] | None:
         """(open console shells, hosts), or None before the console exists: connections
         and shells are two states (a host may be connected with its shell exited)."""
