@@ -37,10 +37,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                         help="what goes to the log file $XDG_STATE_HOME/hardway/hardway.log "
                              "(DEBUG, INFO, WARNING, ERROR; the app logs INFO by default, "
                              "other commands only when this is given)")
-    no_confirm = dict(action="store_true",
-                      help="quit at once on ctrl+q even with live SSH sessions (by default "
-                           "hardway asks once: q or Enter quits, Esc stays)")
-    parser.add_argument("--no-confirm", **no_confirm)  # type: ignore[arg-type]
+    no_confirm = ("quit at once on ctrl+q even with live SSH sessions (by default hardway "
+                  "asks once: q or Enter quits, Esc stays)")
+    parser.add_argument("--no-confirm", action="store_true", help=no_confirm)
     demo = sub.add_parser("demo", help="open hardway on the embedded lab",
                           description=DEMO_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,8 +52,8 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     from tui.commands.lab import add_scenario_options
 
     # SUPPRESS: `hardway --no-confirm demo` keeps working
-    demo.add_argument("--no-confirm", default=argparse.SUPPRESS,
-                      **no_confirm)  # type: ignore[arg-type]
+    demo.add_argument("--no-confirm", action="store_true", default=argparse.SUPPRESS,
+                      help=no_confirm)
     add_scenario_options(demo, default="certs-pushed")
     demo.set_defaults(handler=run_demo)
 
