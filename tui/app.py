@@ -193,7 +193,10 @@ class HardwayApp(DirectKeysApp):
         """The key after the prefix picks a screen or action; keys typed into a console
         pane or the broadcast bar are handled at once (see :func:`typed_now`)."""
         self.last_key = time.monotonic()
-        if self._prefixed and event.key != PREFIX:
+        if event.key == PREFIX:  # at once: the next key may already be on its way
+            self.action_prefix()
+            return True
+        if self._prefixed:
             self._prefixed = False
             self.call_later(self._after_prefix, event.key, event.character)
             return True

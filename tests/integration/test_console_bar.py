@@ -367,3 +367,19 @@ async def test_quitting_with_live_sessions_asks_once(
     await pilot.press("ctrl+q", "enter")
     await _until(pilot, lambda: not app.is_running)
     assert app.return_code == 0
+
+
+async def test_the_key_right_after_ctrl_g_is_the_apps_even_when_typed_fast(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """tmux send-keys C-g '?' (or a fast typist): the second key arrived before the
+    prefix's binding had run and went into the bar as text."""
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.pause()
+    # as the input driver delivers them: straight after each other
+    await app._post_message(events.Key("ctrl+g", None))
+    await app._post_message(events.Key("question_mark", "?"))
+    await pilot.pause(0.2)
+    assert bar.value == ""
+    assert any(n.title == "keys" for n in app._notifications), list(app._notifications)

@@ -49,6 +49,10 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                       help="number of lab workers (default 0)")
     demo.add_argument("--dir", metavar="DIR",
                       help="keep the lab's files in DIR instead of a temporary directory")
+    demo.add_argument("--network", metavar="A.B.C", default=None,
+                      help="first three octets of the loopback /24 the lab listens on "
+                           "(default: 127.0.10, or the next free one when another lab "
+                           "runs there)")
     from tui.commands.lab import add_scenario_options
 
     # SUPPRESS: `hardway --no-confirm demo` keeps working
@@ -100,6 +104,30 @@ def run_app(args: argparse.Namespace) -> int:
                    log_level=args.log_level, confirm_quit=not args.no_confirm)
 
 
+DEMO_PORT = 2222
+"""The SSH port of the demo's lab hosts (the lab's default)."""
+
+
+def free_network(first: int = 10, last: int = 250) -> str:
+    """The first loopback /24 ``127.0.N`` (from ``first``) where no lab listens yet: its
+    jump address ``.1`` and first controller ``.10`` are free on :data:`DEMO_PORT`."""
+    import socket
+
+    for n in range(first, last + 1):
+        network = f"127.0.{n}"
+        free = True
+        for host in (f"{network}.1", f"{network}.10"):
+            with socket.socket() as probe:
+                try:
+                    probe.bind((host, DEMO_PORT))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return network
+    return f"127.0.{first}"  # every one busy: the lab says which address is in use
+
+
 def run_demo(args: argparse.Namespace) -> int:
     """Start the lab in a background thread, then open the app on its inventory."""
     from tui.lab.lab import LabRunner
@@ -109,7 +137,9 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="hardway-demo-") as tmp:
         directory = Path(args.dir) if args.dir else Path(tmp) / "lab"
+        network = args.network or free_network()
         with LabRunner(directory, controllers=args.controllers, workers=args.workers,
+                       network=network, port=DEMO_PORT,
                        scenario=args.scenario, services=args.services,
                        isolation=args.isolation) as runner:
             note = None if runner.lab.confined else " ".join(runner.lab.notes) or \
