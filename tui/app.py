@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
 from textual.actions import ActionParseResult
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.dom import DOMNode
@@ -238,6 +238,18 @@ class HardwayApp(DirectKeysApp):
             if binding.show and binding.description:
                 shown.append(f"{self.get_key_display(binding)} {binding.description}")
         self.notify(" · ".join(shown) + "\n" + prefix_help(), title="keys", timeout=10)
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette's generic commands: hardway's quit and keys, then Textual's theme
+        and screenshot under "More:" (maximize is F6's zoom here)."""
+        yield SystemCommand("Quit", "close every session and leave (asks once)",
+                            self.action_quit)
+        yield SystemCommand("Keys", "the keys of this screen and after ctrl+g",
+                            self.action_show_keys)
+        yield SystemCommand("More: theme", "change the colour theme",
+                            self.action_change_theme)
+        yield SystemCommand("More: screenshot", "save an SVG of the screen",
+                            lambda: self.set_timer(0.1, self.deliver_screenshot))
 
     async def action_quit(self) -> None:
         """Quit, asking once first when SSH sessions are live (ctrl+q again, q or Enter
