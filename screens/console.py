@@ -219,7 +219,8 @@ class ConsoleScreen(Screen[None]):
             state=status.state, reason=status.reason, in_set=status.in_set,
             exit_status=last.status if last else None,
             exit_duration=last.duration if last else None,
-            running=status.running, transcript=status.transcript is not None)
+            running=status.running, transcript=status.transcript is not None,
+            retry=status.retry)
         self._follow_output(name)
         bar = self.query_one(BroadcastBar)
         bar.show_set(self.console.broadcast_set.label, len(self.console.broadcast_set.members))
