@@ -38,7 +38,7 @@ from tui.widgets.gather_view import GatherContent, GatherScreen
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
 from tui.widgets.terminal_view import TerminalView
-from tui.widgets.tiling import tile
+from tui.widgets.tiling import MIN_PANE_ROWS, tile
 
 if TYPE_CHECKING:
     from tui.core.console import Console
@@ -183,7 +183,9 @@ class ConsoleScreen(Screen[None]):
         tiling = tile(1 if zoomed else len(panes), size.width, max(1, size.height - 6))
         grid.styles.grid_size_columns = tiling.columns
         grid.styles.grid_size_rows = tiling.rows
+        grid.styles.grid_rows = str(MIN_PANE_ROWS) if tiling.scroll else "1fr"
         grid.set_class(tiling.compact and not zoomed, "-compact")
+        grid.set_class(tiling.scroll, "-scroll")
         for index, pane in enumerate(panes):
             last = index == len(panes) - 1
             pane.styles.column_span = tiling.last_span if last and not zoomed else 1

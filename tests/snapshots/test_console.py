@@ -156,15 +156,18 @@ def test_disconnected_host(snap_compare: Any, snapshot_lab: LabRunner, tmp_path:
         snapshot_lab.call(lab.start_host, "controller-2")
 
 
+@pytest.mark.parametrize("size", [(200, 50), (80, 24)], ids=["200x50", "80x24"])
 def test_twelve_hosts_compact_grid(snap_compare: Any, grid_lab: LabRunner,
-                                   tmp_path: Path) -> None:
+                                   tmp_path: Path, size: tuple[int, int]) -> None:
+    """At 80x24 the rows keep six lines each and the grid scrolls (titles never pile
+    up over each other)."""
     names = tuple(h.name for h in load_inventory(grid_lab.lab.inventory_path).hosts)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await _ready(pilot, names)
         await _broadcast(pilot, "echo {name}")
 
-    assert snap_compare(_app(grid_lab, tmp_path), terminal_size=(200, 50),
+    assert snap_compare(_app(grid_lab, tmp_path), terminal_size=size,
                         run_before=run_before)
 
 
