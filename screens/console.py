@@ -35,6 +35,7 @@ from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.footer import StableFooter
 from tui.widgets.gather_view import GatherContent, GatherScreen
+from tui.widgets.history_modal import HistorySearchModal
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
 from tui.widgets.terminal_view import TerminalView
@@ -306,6 +307,18 @@ class ConsoleScreen(Screen[None]):
         text = history.previous(bar.input.value) if event.direction < 0 else history.next()
         bar.input.value = text
         bar.input.cursor_position = len(text)
+
+    @on(BroadcastInput.SearchHistory)
+    def _search_history(self) -> None:
+        bar = self.query_one(BroadcastBar).input
+
+        def take(line: str | None) -> None:
+            bar.focus()
+            if line is not None:
+                bar.value = line
+                bar.cursor_position = len(line)
+
+        self.app.push_screen(HistorySearchModal(self.console.history.search, bar.value), take)
 
     @on(BroadcastInput.Keystroke)
     def _keystroke(self, event: BroadcastInput.Keystroke) -> None:

@@ -383,3 +383,37 @@ async def test_the_key_right_after_ctrl_g_is_the_apps_even_when_typed_fast(
     await pilot.pause(0.2)
     assert bar.value == ""
     assert any(n.title == "keys" for n in app._notifications), list(app._notifications)
+
+
+async def test_ctrl_r_searches_the_bar_history(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #8: ctrl+r in the bar finds an earlier line as you type; Enter takes it
+    into the bar to edit or send, Esc leaves the bar as it was."""
+    from textual.widgets import OptionList
+
+    from tui.widgets.history_modal import HistorySearchModal
+
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    for line in ("echo first-etcd", "systemctl status etcd --no-pager", "echo last"):
+        bar.focus()
+        bar.value = line
+        await pilot.press("enter")
+        await _finished(pilot)
+    bar.value = "draft"
+    await pilot.press("ctrl+r")
+    await _until(pilot, lambda: isinstance(app.screen, HistorySearchModal))
+    await pilot.press("escape")
+    await _until(pilot, lambda: not isinstance(app.screen, HistorySearchModal))
+    assert bar.value == "draft" and app.focused is bar
+    bar.value = ""
+    await pilot.press("ctrl+r")
+    await _until(pilot, lambda: isinstance(app.screen, HistorySearchModal))
+    await pilot.press(*"ETCD")  # case-insensitive, newest first
+    matches = app.screen.query_one(OptionList)
+    await _until(pilot, lambda: matches.option_count == 2)
+    assert str(matches.get_option_at_index(0).prompt) == "systemctl status etcd --no-pager"
+    await pilot.press("ctrl+r", "enter")  # the older one
+    await _until(pilot, lambda: bar.value == "echo first-etcd")
+    assert bar.cursor_position == len(bar.value)
+    bar.value = ""

@@ -248,3 +248,20 @@ def test_quit_asks_once(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
+
+
+def test_history_search(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    """ctrl+r in the bar: the matching lines, newest first, over the dimmed console."""
+    from tui.widgets.history_modal import HistorySearchModal
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        for line in ("sudo mkdir -p /etc/etcd /var/lib/etcd", "echo {name}",
+                     "sudo systemctl daemon-reload"):
+            await _broadcast(pilot, line)
+        await pilot.press("ctrl+r", *"etc")
+        await _until(pilot, lambda: isinstance(pilot.app.screen, HistorySearchModal))
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
