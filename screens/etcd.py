@@ -6,18 +6,22 @@ instead of printed.
 
 * the step x host matrix (:class:`~tui.widgets.step_matrix.StepMatrix`) and, under it,
   the running step (or the cursor's) on every host;
-* beside it, for the cursor's host: the ``etcd.service`` the plan writes and its diff
-  (before anything is applied), or, for a host that failed, the diagnosis above the tail
+* beside it, for the cursor's host: the plan as ``hardway etcd plan`` prints it (every
+  step skipped with its reason or to do: the commands, the files with their diffs, the
+  ``etcd.service`` among them), or, for a host that failed, the diagnosis above the tail
   of ``journalctl -u etcd``;
-* once the cluster is healthy, the member table (name, ID, leader, health, RTT, DB size),
-  refreshed every :data:`REFRESH` seconds by updating only the cells that changed.
+* once etcd answers (after a bootstrap, or on open when it already runs), the member
+  table (name, ID, leader, health, RTT, DB size), refreshed every :data:`REFRESH` seconds
+  by updating only the cells that changed.
 
 Every action runs as a worker through :func:`tui.boundary.start_action`: keys stay live,
-failures become notifications.  ``p`` previews, ``b`` previews then asks before running.
+failures become notifications.  ``p`` previews, ``a`` previews then asks before applying,
+``s`` asks every member for its status (diagnosing the unhealthy ones).
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
@@ -25,7 +29,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import ScrollableContainer, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
@@ -33,9 +37,17 @@ from textual.widgets import DataTable, Header, Static
 from tui.boundary import report_failure, start_action
 from tui.core.errors import UserError
 from tui.core.etcd.client import EtcdError
-from tui.core.etcd.engine import EtcdWork, FailureReport, MemberRow, PreparedEtcdPlan
-from tui.core.etcd.unit import etcd_paths
-from tui.core.plan import FileChange, PlanEvent, PlanResult, StepPreview
+from tui.core.etcd.diagnose import Diagnosis
+from tui.core.etcd.engine import (
+    EtcdOptions,
+    EtcdStatus,
+    EtcdWork,
+    FailureReport,
+    MemberRow,
+    PreparedEtcdPlan,
+)
+from tui.core.pki.report import render_preview
+from tui.core.plan import PlanEvent, PlanResult, StepPreview
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
 from tui.widgets.footer import StableFooter
@@ -64,23 +76,17 @@ def member_cells(row: MemberRow) -> dict[str, Text]:
             "db": Text(db, justify="right")}
 
 
-def unit_renderable(host: str, change: FileChange | None) -> tuple[str, RenderableType]:
-    """(title, body) of the unit pane for ``host``."""
-    if change is None:
-        return (f"etcd.service · {host}",
-                Text("Preview (p) shows the unit this host gets and its diff.", style="dim"))
-    if not change.changed:
-        return (f"{change.path} · {host} · unchanged",
-                Text("The unit on this host is already the one the plan writes.",
-                     style="green"))
-    state = "new file" if change.old_sha256 is None else "changes"
-    body = Text()
-    for line in (change.diff or "").splitlines():
-        style = ("bold" if line.startswith(("---", "+++")) else
-                 "cyan" if line.startswith("@@") else "green" if line.startswith("+")
-                 else "red" if line.startswith("-") else "")
-        body.append(display.stable(line) + "\n", style=style)
-    return f"{change.path} · {host} · {state}", body
+def plan_renderable(host: str, items: Sequence[StepPreview]) -> RenderableType:
+    """``host``'s part of the plan, as ``hardway etcd plan`` prints it (commands, files,
+    the unit's diff)."""
+    if not items:
+        return Text("Preview (p) checks every step on every controller and shows here what "
+                    "this host gets: the commands, the files and the etcd.service diff.",
+                    style="dim")
+    buffer = io.StringIO()
+    render_preview(buffer, {host: items}, colour=True)
+    return Text.from_ansi(display.stable(buffer.getvalue()), no_wrap=True,
+                          overflow="ellipsis")
 
 
 def failure_renderable(report: FailureReport, tail: int = JOURNAL_TAIL) -> RenderableType:
@@ -97,8 +103,11 @@ def failure_renderable(report: FailureReport, tail: int = JOURNAL_TAIL) -> Rende
                   Text(f"  log: {display.stable(diagnosis.evidence)}", style="dim",
                        overflow="ellipsis", no_wrap=True)]
     if not report.diagnoses and report.journal:
-        parts += [Text(""), Text("The journal holds no message hardway recognises; read "
-                                 "its tail below.", style="yellow")]
+        parts += [Text(""), Text("No known problem in this journal." if report.step in
+                                 ("journal", "status") else "The journal holds no message "
+                                 "hardway recognises; read its tail below.",
+                                 style="dim" if report.step in ("journal", "status")
+                                 else "yellow")]
     lines = report.journal[-tail:]
     if lines:
         parts += [Text(""), Text(f"journalctl -u etcd · {report.host} · last {len(lines)} "
@@ -111,25 +120,27 @@ def failure_renderable(report: FailureReport, tail: int = JOURNAL_TAIL) -> Rende
 class EtcdScreen(Screen[None]):
     """Bootstrap etcd on every controller and watch its members (module docstring)."""
 
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual)
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.switch_mode('console')", "Console", id="etcd-leave",
                 tooltip="Back to the console"),
-        Binding("p", "preview", "Preview", id="etcd-preview",
-                tooltip="Check every step on every controller; show the unit and its diff"),
-        Binding("b", "bootstrap", "Bootstrap…", id="etcd-bootstrap",
-                tooltip="Preview, confirm, then run KTHW doc 07 on every controller"),
+        Binding("p", "preview", "Plan", id="etcd-preview",
+                tooltip="Check every step on every controller; show commands and diffs"),
+        Binding("a", "apply", "Apply…", id="etcd-apply",
+                tooltip="Preview, confirm, then bootstrap etcd (KTHW doc 07) everywhere"),
+        Binding("s", "status", "Status", id="etcd-status",
+                tooltip="Ask every member now; diagnose the unhealthy ones"),
         Binding("j", "journal", "Journal", id="etcd-journal",
                 tooltip="journalctl -u etcd of the cursor's host, with its diagnosis"),
-        Binding("u", "unit", "Unit", id="etcd-unit",
-                tooltip="The cursor's host's etcd.service and its diff"),
-        Binding("r", "refresh", "Members", id="etcd-refresh",
-                tooltip="Ask every member now and keep the member table live"),
+        Binding("v", "plan_view", "Host plan", id="etcd-plan-view",
+                tooltip="The cursor's host's plan: commands, files, the unit's diff"),
     ]
     PALETTE = (
-        ("etcd: preview the bootstrap", "screen.preview", "check every step, show diffs"),
-        ("etcd: bootstrap", "screen.bootstrap", "preview, confirm, run KTHW doc 07"),
-        ("etcd: members", "screen.refresh", "the live member table"),
+        ("etcd: plan (preview the bootstrap)", "screen.preview",
+         "check every step on every controller, show commands and diffs"),
+        ("etcd: apply (bootstrap)", "screen.apply", "preview, confirm, run KTHW doc 07"),
+        ("etcd: status", "screen.status", "ask every member; the live member table"),
+        ("etcd: journal", "screen.journal", "the cursor's host's journalctl -u etcd"),
     )
     DEFAULT_CSS = """
     EtcdScreen #etcd-body { height: 1fr; }
@@ -141,10 +152,13 @@ class EtcdScreen(Screen[None]):
                                border-title-color: $success; }
     EtcdScreen #etcd-side { border: round $primary 50%; padding: 0 1;
                             border-title-color: $primary; }
+    EtcdScreen #etcd-side-text { width: auto; min-width: 100%; }
     EtcdScreen.-wide #etcd-side { width: 1fr; height: 1fr; }
     EtcdScreen.-narrow #etcd-side { height: 1fr; min-height: 5; }
+    EtcdScreen.-narrow.-members #etcd-step { display: none; }
+    EtcdScreen.-narrow.-failure #etcd-step { display: none; }
+    EtcdScreen.-narrow.-failure #etcd-members { display: none; }
     EtcdScreen #etcd-side.-failed { border: round $error; border-title-color: $error; }
-    EtcdScreen.-narrow.-members #etcd-side { display: none; }
     """
 
     def __init__(self, workbench: Workbench) -> None:
@@ -153,32 +167,38 @@ class EtcdScreen(Screen[None]):
         work = workbench.engine("etcd")
         assert isinstance(work, EtcdWork)
         self.work = work
-        self.unit_path = etcd_paths(workbench.inventory).unit
+        self.options = EtcdOptions()
+        """How plans are built (the screen has no flags: the caches, KTHW's timeout)."""
         self.prepared: PreparedEtcdPlan | None = None
         self.previews: dict[str, list[StepPreview]] = {}
         self.failures: dict[str, FailureReport] = {}
-        self.side = "unit"
-        """What the side pane shows: ``unit`` or ``failure`` (of the cursor's host)."""
+        self.side = "plan"
+        """What the side pane shows: ``plan`` or ``failure`` (of the cursor's host)."""
+        self.applied = False
+        """The shown plan has been applied (the side pane says so)."""
         self.members: dict[str, dict[str, Text]] = {}
+        self.rounds = 0
+        """Member-table rounds shown (tests wait on it)."""
         self._timer: Timer | None = None
         self._live = False
 
     # -- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        """Matrix, step detail and members on the left; unit or journal on the right."""
+        """Matrix, step detail and members on the left; host plan or journal on the right."""
         yield Header(icon="⎈")
         with Vertical(id="etcd-body"):
             with Vertical(id="etcd-left"):
                 yield StepMatrix(id="etcd-matrix")
                 yield StepDetail(id="etcd-step")
                 yield DataTable(id="etcd-members", cursor_type="row", show_cursor=False)
-            with VerticalScroll(id="etcd-side"):
+            with ScrollableContainer(id="etcd-side"):
                 yield Static("", id="etcd-side-text")
         yield StableFooter()
 
     def on_mount(self) -> None:
-        """Empty matrix of the bootstrap's steps; then the first preview (a worker)."""
+        """Empty matrix of the bootstrap's steps; then the first preview and one round of
+        the member table (workers: the table stays when etcd already runs)."""
         matrix = self.query_one(StepMatrix)
         matrix.border_title = "Bootstrap · KTHW doc 07"
         matrix.show_steps(STEPS, self.work.controllers)
@@ -191,18 +211,20 @@ class EtcdScreen(Screen[None]):
         self._render_side()
         if getattr(self.app, "connect_on_start", True):
             self.action_preview()
+            self._start_live(probe=True)
 
     # -- views (typed values in, widgets out; the snapshot tests drive these) ---------------
 
     def show_preview(self, steps: Sequence[str], hosts: Sequence[str],
                      preview: Mapping[str, Sequence[StepPreview]]) -> None:
-        """A fresh plan's shape and its preview: cells to do or skipped, unit diffs."""
+        """A fresh plan's shape and its preview: cells to do or skipped, the host plans."""
         matrix = self.query_one(StepMatrix)
         matrix.show_steps(steps, hosts)
         matrix.show_preview(preview)
         self.previews = {h: list(items) for h, items in preview.items()}
         self.failures = {}
-        self.side = "unit"
+        self.applied = False
+        self.side = "plan"
         self._render_detail()
         self._render_side()
 
@@ -242,6 +264,7 @@ class EtcdScreen(Screen[None]):
                         if shown.get(key) != value:
                             table.update_cell(row.name, key, value, update_width=True)
                 self.members[row.name] = cells
+        self.rounds += 1
 
     # -- rendering ------------------------------------------------------------------------
 
@@ -260,63 +283,64 @@ class EtcdScreen(Screen[None]):
 
     def _render_side(self) -> None:
         host = self._side_host()
-        pane = self.query_one("#etcd-side", VerticalScroll)
+        pane = self.query_one("#etcd-side", ScrollableContainer)
         text = self.query_one("#etcd-side-text", Static)
         report = self.failures.get(host)
+        self.set_class(self.side == "failure" and report is not None, "-failure")
         if self.side == "failure" and report is not None:
-            title = (f"{host} · journalctl -u etcd" if report.step == "journal"
-                     else f"{host} · {report.step} failed")
-            pane.border_title = title
-            pane.set_class(report.step != "journal" or bool(report.diagnoses), "-failed")
+            failed = report.step not in ("journal", "status")
+            pane.border_title = (f"{host} · {report.step} failed" if failed
+                                 else f"{host} · journalctl -u etcd")
+            pane.set_class(failed or bool(report.diagnoses), "-failed")
             text.update(failure_renderable(report))
             return
         pane.set_class(False, "-failed")
-        change = None
-        for item in self.previews.get(host, []):
-            change = next((f for f in item.preview.files if f.path == self.unit_path), change)
-        title, body = unit_renderable(host, change)
-        pane.border_title = title
-        text.update(body)
+        items = self.previews.get(host, [])
+        todo = sum(i.done is None and not i.preview.empty for i in items)
+        pane.border_title = (f"{host} · plan · applied" if items and self.applied else
+                             f"{host} · plan · {todo} step(s) to do" if items
+                             else f"{host} · plan")
+        text.update(plan_renderable(host, items))
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
-        """The cursor moved: its step's detail, its host's unit or failure."""
+        """The cursor moved: its step's detail, its host's plan or failure."""
         if isinstance(event.data_table, StepMatrix):
             self._render_detail()
             self._render_side()
 
     # -- actions --------------------------------------------------------------------------
 
-    def action_unit(self) -> None:
-        """Show the cursor's host's unit and diff."""
-        self.side = "unit"
-        self.set_class(False, "-members")
+    def action_plan_view(self) -> None:
+        """Show the cursor's host's plan (commands, files, the unit's diff)."""
+        self.side = "plan"
         self._render_side()
 
     def action_preview(self) -> None:
         """Check every step on every controller (a worker); change nothing."""
-        start_action(self, self._preview, group="etcd", label="etcd preview")
+        start_action(self, self._preview, group="etcd", label="etcd plan")
 
     async def _preview(self) -> PreparedEtcdPlan:
-        prepared = await self.work.prepare_bootstrap()
+        prepared = await self.work.prepare_bootstrap(self.options)
         self.prepared = prepared
         self.show_preview([s.name for s in prepared.plan.steps], prepared.plan.hosts,
                           prepared.preview)
-        if not prepared.todo:
-            self._start_live()
         return prepared
 
-    def action_bootstrap(self) -> None:
+    def action_apply(self) -> None:
         """Preview, ask, run; progress in the matrix; diagnosis on failure."""
-        start_action(self, self._bootstrap, group="etcd", label="etcd bootstrap")
+        start_action(self, self._apply, group="etcd", label="etcd bootstrap")
 
-    async def _bootstrap(self) -> None:
+    async def _apply(self) -> None:
         prepared = await self._preview()
-        if prepared.todo and not await self.app.push_screen_wait(PlanPreviewScreen(
+        if not prepared.todo:
+            self.notify("etcd bootstrap: nothing to do, every step is already done; "
+                        "verifying the cluster", timeout=5)
+        elif not await self.app.push_screen_wait(PlanPreviewScreen(
                 f"{prepared.title} {', '.join(prepared.plan.hosts)}", prepared.preview,
                 "Bootstrap")):
             return
         self.query_one(StepMatrix).show_plan(prepared.plan)
-        self.set_class(False, "-members")
+        self.query_one(StepMatrix).show_preview(prepared.preview)
         result = await prepared.run(self.plan_event)
         self._finished(prepared, result)
 
@@ -328,6 +352,8 @@ class EtcdScreen(Screen[None]):
             self.notify("etcd bootstrap complete: " + (f"{applied} step(s) applied"
                         if applied else "nothing changed, the cluster was already healthy"),
                         timeout=6)
+            self.applied = True
+            self._render_side()
             self._start_live()
             return
         for host in prepared.ctx.diagnoses:
@@ -349,35 +375,58 @@ class EtcdScreen(Screen[None]):
     async def _journal(self, host: str) -> None:
         report = await self.work.journal(host)
         kept = self.failures.get(host)
-        if kept is not None and kept.step != "journal":
+        if kept is not None and kept.step not in ("journal", "status"):
             report = FailureReport(kept.step, host, kept.detail, report.diagnoses,
                                    report.journal)
         self.failures[host] = report
         self.side = "failure"
-        self.set_class(False, "-members")
         self._render_side()
+
+    def action_status(self) -> None:
+        """Ask every member now (diagnosing the unhealthy ones) and keep the table live."""
+        start_action(self, self._status, group="etcd-status", label="etcd status")
+
+    async def _status(self) -> EtcdStatus:
+        status = await self.work.status()
+        self.show_members(status.rows)
+        by_host: dict[str, list[Diagnosis]] = {}
+        for diagnosis in status.diagnoses:
+            by_host.setdefault(diagnosis.host, []).append(diagnosis)
+        for host, found in by_host.items():
+            self.failures[host] = FailureReport("status", host, "", tuple(found))
+        if status.healthy:
+            self.notify(f"etcd: {len(status.rows)} members healthy", timeout=4)
+        else:
+            words = [p.message for p in status.problems] + [d.summary for d in status.diagnoses]
+            self.notify("etcd: " + " ".join(words[:3]), severity="warning", timeout=10)
+        self._start_live()
+        return status
 
     # -- the live member table ------------------------------------------------------------
 
-    def action_refresh(self) -> None:
-        """Ask the members now and keep the table live."""
-        self._start_live()
-
-    def _start_live(self) -> None:
+    def _start_live(self, *, probe: bool = False) -> None:
+        """Keep the member table live (``probe``: only when a member answers at all)."""
         self._live = True
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self.run_worker(self._poll(), group="etcd-members", exclusive=True,
+        self.run_worker(self._poll(probe), group="etcd-members", exclusive=True,
                         exit_on_error=False)
 
-    async def _poll(self) -> None:
+    async def _poll(self, probe: bool = False) -> None:
         """One round, then the next one :data:`REFRESH` seconds after it ended (rounds
         never overlap); skipped while another screen is shown."""
         try:
             if self.is_current:
-                self.show_members(await self.work.members())
+                rows = await self.work.members()
+                if probe and not any(r.healthy or r.member_id for r in rows):
+                    self._live = False  # etcd does not run yet: no table until it does
+                    return
+                self.show_members(rows)
         except (UserError, EtcdError, OSError) as error:
+            if probe:
+                self._live = False
+                return
             self.query_one("#etcd-members", DataTable).border_subtitle = (
                 f"refresh failed: {error}")
         except Exception as error:  # a bug: once, through the boundary, and stop

@@ -16,12 +16,14 @@ Usage::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from rich.table import Table
 from rich.text import Text
+from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from tui.core.plan import Plan, PlanEvent, StepPreview, StepState
@@ -38,8 +40,15 @@ WORD: dict[str, str] = {"pending": "pending", "todo": "to do", "checking": "chec
 STYLE: dict[str, str] = {"pending": "dim", "todo": "cyan", "checking": "cyan",
                          "skipped": "dim", "running": "bold yellow", "done": "green",
                          "failed": "bold red"}
-HOST_WIDTH = 14
-"""Cell width: ``✔ done 12.3 s`` fits, so a cell's text never resizes its column."""
+HOST_WIDTH = 15
+"""Cell width: ``▶ running 4m05s`` fits, so a cell's text never resizes its column."""
+TICK = 1.0
+"""Seconds between two updates of the running cells' elapsed time."""
+
+
+def short_duration(seconds: float) -> str:
+    """``1.23s``, ``12.3s``, ``4m05s``: a duration that fits a cell."""
+    return display.format_duration(seconds).replace(" min ", "m").replace(" s", "s")
 
 
 @dataclass(frozen=True)
@@ -49,18 +58,21 @@ class CellState:
     Attributes:
         kind: the plan state, or ``todo`` after a preview.
         detail: the skip reason, what was done, why it failed, or the preview's summary.
-        duration: seconds the step took there (skipped, done and failed only).
+        duration: seconds the step took there (done and failed), or has been running
+            (running: updated every :data:`TICK` seconds).
+        started: ``time.monotonic()`` when it started running (running only).
     """
 
     kind: CellKind
     detail: str = ""
     duration: float | None = None
+    started: float | None = None
 
     def cell(self) -> Text:
         """The cell's text: glyph, word, and the duration when there is one."""
         text = f"{GLYPH[self.kind]} {WORD[self.kind]}"
-        if self.duration is not None and self.kind in ("done", "failed"):
-            text += f" {display.format_duration(self.duration).replace(' s', 's')}"
+        if self.duration is not None and self.kind in ("running", "done", "failed"):
+            text += f" {short_duration(self.duration)}"
         return Text(text, style=STYLE[self.kind], no_wrap=True, overflow="ellipsis")
 
 
@@ -96,6 +108,7 @@ class StepMatrix(DataTable[Text]):
         self.steps: list[str] = []
         self.hosts: list[str] = []
         self._cells: dict[tuple[str, str], CellState] = {}
+        self._ticker: Timer | None = None
 
     # -- shape --------------------------------------------------------------------------
 
@@ -135,11 +148,31 @@ class StepMatrix(DataTable[Text]):
                 self._set(item.step, item.host, preview_summary(item))
 
     def apply(self, event: PlanEvent) -> None:
-        """A plan event: update its cell (a pending event keeps the preview's mark)."""
+        """A plan event: update its cell (a pending event keeps the preview's mark); a
+        running cell then counts its elapsed time every :data:`TICK` seconds."""
         if event.state == "pending" and (event.step, event.host) in self._cells:
+            return
+        if event.state == "running":
+            state = CellState("running", event.detail, event.duration or 0.0,
+                              started=time.monotonic())
+            self._set(event.step, event.host, state)
+            if self._ticker is None:
+                self._ticker = self.set_interval(TICK, self._tick)
             return
         self._set(event.step, event.host,
                   CellState(event.state, event.detail, event.duration))
+
+    def _tick(self) -> None:
+        """Every running cell's elapsed time; the ticker stops when nothing runs."""
+        now = time.monotonic()
+        running = [(key, state) for key, state in self._cells.items()
+                   if state.kind == "running" and state.started is not None]
+        for (step, host), state in running:
+            assert state.started is not None
+            self._set(step, host, replace(state, duration=now - state.started))
+        if not running and self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
 
     def _set(self, step: str, host: str, state: CellState) -> None:
         if step not in self.steps or host not in self.hosts:
@@ -222,4 +255,4 @@ class StepDetail(Static):
         self.update(grid)
 
 
-__all__ = ["CellState", "StepDetail", "StepMatrix", "preview_summary"]
+__all__ = ["CellState", "StepDetail", "StepMatrix", "preview_summary", "short_duration"]
