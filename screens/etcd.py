@@ -89,6 +89,16 @@ def plan_renderable(host: str, items: Sequence[StepPreview]) -> RenderableType:
                           overflow="ellipsis")
 
 
+def step_line(body: RenderableType, step: str | None) -> int:
+    """The line of ``body`` (a host plan) where ``step`` starts (0: not found)."""
+    if not isinstance(body, Text) or step is None:
+        return 0
+    for index, line in enumerate(body.plain.splitlines()):
+        if line == f"  {step}" or line.startswith(f"  {step}: "):
+            return index
+    return 0
+
+
 def failure_renderable(report: FailureReport, tail: int = JOURNAL_TAIL) -> RenderableType:
     """The diagnosis (or the bare failure) above the journal's tail."""
     parts: list[RenderableType] = []
@@ -271,7 +281,8 @@ class EtcdScreen(Screen[None]):
     def _render_detail(self) -> None:
         matrix = self.query_one(StepMatrix)
         step = matrix.focus_step()
-        self.query_one(StepDetail).show(step, matrix.column(step) if step else [])
+        self.query_one(StepDetail).show(step, matrix.column(step) if step else [],
+                                        wrap=not self.has_class("-narrow"))
 
     def _side_host(self) -> str:
         matrix = self.query_one(StepMatrix)
@@ -293,6 +304,7 @@ class EtcdScreen(Screen[None]):
                                  else f"{host} · journalctl -u etcd")
             pane.set_class(failed or bool(report.diagnoses), "-failed")
             text.update(failure_renderable(report))
+            self.call_after_refresh(pane.scroll_to, y=0, animate=False)
             return
         pane.set_class(False, "-failed")
         items = self.previews.get(host, [])
@@ -300,7 +312,10 @@ class EtcdScreen(Screen[None]):
         pane.border_title = (f"{host} · plan · applied" if items and self.applied else
                              f"{host} · plan · {todo} step(s) to do" if items
                              else f"{host} · plan")
-        text.update(plan_renderable(host, items))
+        body = plan_renderable(host, items)
+        text.update(body)
+        line = step_line(body, self.query_one(StepMatrix).focus_step())
+        self.call_after_refresh(pane.scroll_to, y=line, animate=False)
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         """The cursor moved: its step's detail, its host's plan or failure."""

@@ -98,7 +98,8 @@ class StepMatrix(DataTable[Text]):
     """A plan's steps x hosts (see the module docstring)."""
 
     DEFAULT_CSS = """
-    StepMatrix { height: auto; border: round $primary 50%; border-title-color: $primary; }
+    StepMatrix { height: auto; border: round $primary 50%; border-title-color: $primary;
+                 scrollbar-size-horizontal: 0; }
     StepMatrix:focus { border: round $primary; }
     """
 
@@ -237,8 +238,10 @@ class StepDetail(Static):
                  border-title-color: $primary; }
     """
 
-    def show(self, step: str | None, cells: Sequence[tuple[str, CellState]]) -> None:
-        """Show ``step``'s ``cells`` (host, state)."""
+    def show(self, step: str | None, cells: Sequence[tuple[str, CellState]], *,
+             wrap: bool = True) -> None:
+        """Show ``step``'s ``cells`` (host, state); ``wrap`` False: one line per host,
+        the detail cut with an ellipsis (narrow terminals)."""
         if step is None:
             self.border_title = "step"
             self.update(Text("No plan yet.", style="dim"))
@@ -247,7 +250,7 @@ class StepDetail(Static):
         grid = Table.grid(padding=(0, 1), expand=True)
         grid.add_column(no_wrap=True)
         grid.add_column(no_wrap=True)
-        grid.add_column(ratio=1)
+        grid.add_column(ratio=1, no_wrap=not wrap)
         for host, state in cells:
             grid.add_row(Text(host, style="bold"), state.cell(),
                          Text(display.stable(state.detail) or "–",
