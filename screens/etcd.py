@@ -60,14 +60,25 @@ JOURNAL_TAIL = 40
 """Journal lines shown under a failure's diagnosis."""
 STEPS = ("binaries", "directories", "certificates", "unit", "start", "verify")
 """The bootstrap plan's steps (the matrix's rows before the first preview)."""
+HEALTH_WIDTH = 24
+"""Characters of an unhealthy member's reason in the member table."""
 MEMBER_COLUMNS = (("name", "name"), ("id", "ID"), ("leader", "leader"),
                   ("health", "health"), ("rtt", "RTT"), ("db", "DB size"))
+
+
+def short_health(row: MemberRow) -> str:
+    """Why ``row`` is not healthy, short enough for its cell (``s`` gives the diagnosis)."""
+    why = row.health.split(": ", 1)[1] if row.health.startswith("etcd at ") else row.health
+    if not why.startswith("health "):  # "nothing listens there (connection refused)."
+        why = why.split(" (", 1)[0]
+    why = why.rstrip(".")
+    return why if len(why) <= HEALTH_WIDTH else why[:HEALTH_WIDTH - 1] + "…"
 
 
 def member_cells(row: MemberRow) -> dict[str, Text]:
     """The member table's cells for ``row``, by column key."""
     health = (Text("✔ healthy", style="green") if row.healthy
-              else Text(f"✖ {row.health}", style="bold red", overflow="ellipsis"))
+              else Text(f"✖ {short_health(row)}", style="bold red"))
     db = f"{row.db_size / 1024:.0f} KiB" if row.db_size is not None else "–"
     rtt = f"{row.rtt * 1000:.1f} ms" if row.rtt is not None else "–"
     return {"name": Text(row.name, style="bold"), "id": Text(row.member_id or "–"),
@@ -159,7 +170,8 @@ class EtcdScreen(Screen[None]):
     EtcdScreen.-wide #etcd-left { width: 1fr; height: 1fr; }
     EtcdScreen.-narrow #etcd-left { height: auto; }
     EtcdScreen #etcd-members { height: auto; border: round $success 60%;
-                               border-title-color: $success; }
+                               border-title-color: $success; display: none; }
+    EtcdScreen.-members #etcd-members { display: block; }
     EtcdScreen #etcd-side { border: round $primary 50%; padding: 0 1;
                             border-title-color: $primary; }
     EtcdScreen #etcd-side-text { width: auto; min-width: 100%; }
@@ -216,7 +228,6 @@ class EtcdScreen(Screen[None]):
         members.border_title = "Members"
         for key, label in MEMBER_COLUMNS:
             members.add_column(label, key=key)
-        members.display = False
         self._render_detail()
         self._render_side()
         if getattr(self.app, "connect_on_start", True):
@@ -256,7 +267,6 @@ class EtcdScreen(Screen[None]):
     def show_members(self, rows: Sequence[MemberRow], note: str = "") -> None:
         """The member table: rows added once, then only changed cells updated."""
         table = self.query_one("#etcd-members", DataTable)
-        table.display = True
         self.set_class(True, "-members")
         healthy = sum(r.healthy for r in rows)
         leader = next((r.name for r in rows if r.leader), "none")

@@ -120,6 +120,7 @@ async def test_preview_apply_then_three_live_members(lab: LabRunner, tmp_path: P
         assert "+++ b/etc/systemd/system/etcd.service" in side
         assert "+  --name controller-0 \\" in side
         assert not screen.query_one("#etcd-members", DataTable).display  # etcd not running
+        assert not screen.has_class("-members")
 
         await _apply(pilot, screen)
         await _until(pilot, lambda: screen.rounds >= 1, timeout=120)

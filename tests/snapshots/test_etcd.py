@@ -10,7 +10,7 @@ failure's diagnosis is the real :func:`diagnose_journal` of a journal captured f
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -55,10 +55,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
     monkeypatch.setattr(step_matrix, "time", fake)
     return fake
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def preview(inventory: Inventory) -> dict[str, list[StepPreview]]:
@@ -209,6 +205,12 @@ def test_failed_with_diagnosis(snap_compare: Any, inventory: Inventory, tmp_path
                                         else "done", detail if host == "controller-1"
                                         else "started", 60.2 if host == "controller-1"
                                         else 1.1))
+        rows = members()
+        rows[1] = MemberRow("controller-1", rows[1].member_id, False,
+                            f"etcd at {NETWORK}.11:2379: nothing listens there (connection "
+                            "refused).")
+        rows[2] = dataclasses.replace(rows[2], leader=True, raft_term=3)
+        screen.show_members(rows)  # the live table (hidden below 120 columns by a failure)
         screen.show_failure(FailureReport("start", "controller-1", detail,
                                           tuple(diagnoses), tuple(journal)))
         await pilot.pause()
@@ -230,7 +232,7 @@ def test_healthy_members(snap_compare: Any, inventory: Inventory, tmp_path: Path
         screen.applied = True
         screen.show_members(members())
         screen.show_members(members()[:1] + [
-            MemberRow(**{**row.__dict__, "rtt": 0.0021}) for row in members()[1:]])
+            dataclasses.replace(row, rtt=0.0021) for row in members()[1:]])
         screen.query_one(StepMatrix).point_at("verify", "controller-0")
         await pilot.pause()
 

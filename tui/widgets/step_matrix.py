@@ -98,8 +98,7 @@ class StepMatrix(DataTable[Text]):
     """A plan's steps x hosts (see the module docstring)."""
 
     DEFAULT_CSS = """
-    StepMatrix { height: auto; border: round $primary 50%; border-title-color: $primary;
-                 scrollbar-size-horizontal: 0; }
+    StepMatrix { height: auto; border: round $primary 50%; border-title-color: $primary; }
     StepMatrix:focus { border: round $primary; }
     """
 
