@@ -113,9 +113,12 @@ def step_line(body: RenderableType, step: str | None) -> int:
 def failure_renderable(report: FailureReport, tail: int = JOURNAL_TAIL) -> RenderableType:
     """The diagnosis (or the bare failure) above the journal's tail."""
     parts: list[RenderableType] = []
-    if report.detail:
-        parts.append(Text(f"{report.step} failed: {display.stable(report.detail)}",
-                          style="red"))
+    detail = report.detail
+    said = "; ".join(d.summary for d in report.diagnoses)
+    if said and detail.endswith(said):  # the step's detail ends with the diagnoses below
+        detail = detail[:-len(said)].rstrip(": ")
+    if detail:
+        parts.append(Text(f"{report.step} failed: {display.stable(detail)}", style="red"))
     for diagnosis in report.diagnoses:
         head = Text("✖ ", style="bold red")
         head.append(display.stable(diagnosis.summary), style="bold")
