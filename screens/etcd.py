@@ -295,7 +295,8 @@ class EtcdScreen(Screen[None]):
         matrix = self.query_one(StepMatrix)
         step = matrix.focus_step()
         self.query_one(StepDetail).show(step, matrix.column(step) if step else [],
-                                        wrap=not self.has_class("-narrow"))
+                                        wrap=not self.has_class("-narrow"),
+                                        selected=matrix.cursor_host())
 
     def _side_host(self) -> str:
         matrix = self.query_one(StepMatrix)

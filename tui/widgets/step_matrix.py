@@ -103,8 +103,7 @@ class StepMatrix(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="cell", zebra_stripes=False,
-                         cursor_foreground_priority="renderable")
+        super().__init__(id=id, cursor_type="cell", zebra_stripes=False)
         self.steps: list[str] = []
         self.hosts: list[str] = []
         self._cells: dict[tuple[str, str], CellState] = {}
@@ -238,9 +237,9 @@ class StepDetail(Static):
     """
 
     def show(self, step: str | None, cells: Sequence[tuple[str, CellState]], *,
-             wrap: bool = True) -> None:
-        """Show ``step``'s ``cells`` (host, state); ``wrap`` False: one line per host,
-        the detail cut with an ellipsis (narrow terminals)."""
+             wrap: bool = True, selected: str | None = None) -> None:
+        """Show ``step``'s ``cells`` (host, state), the ``selected`` host marked;
+        ``wrap`` False: one line per host, the detail cut with an ellipsis."""
         if step is None:
             self.border_title = "step"
             self.update(Text("No plan yet.", style="dim"))
@@ -251,7 +250,8 @@ class StepDetail(Static):
         grid.add_column(no_wrap=True)
         grid.add_column(ratio=1, no_wrap=not wrap)
         for host, state in cells:
-            grid.add_row(Text(host, style="bold"), state.cell(),
+            mark = "▸ " if host == selected else "  "
+            grid.add_row(Text(mark + host, style="bold"), state.cell(),
                          Text(display.stable(state.detail) or "–",
                               style="red" if state.kind == "failed" else ""))
         self.update(grid)
