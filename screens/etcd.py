@@ -385,14 +385,18 @@ class EtcdScreen(Screen[None]):
             self._render_side()
             self._start_live()
             return
-        for host in prepared.ctx.diagnoses:
-            if host != report.host:
-                self.failures[host] = FailureReport(
-                    "journal", host, "", tuple(prepared.ctx.diagnoses[host]),
-                    tuple(prepared.ctx.journals.get(host, ())))
+        ctx = prepared.ctx
+        failed = result.failed_hosts(report.step) or [report.host]
+        for host in {*failed, *ctx.diagnoses} - {report.host}:
+            event = result.states.get((report.step, host))
+            step, detail = ((report.step, event.detail) if host in failed and event
+                            else ("journal", ""))
+            self.failures[host] = FailureReport(step, host, detail,
+                                                tuple(ctx.diagnoses.get(host, ())),
+                                                tuple(ctx.journals.get(host, ())))
         self.show_failure(report)
         untouched = ", ".join(result.untouched_hosts()) or "none"
-        self.notify(f"etcd bootstrap stopped: {report.step} failed on {report.host}. "
+        self.notify(f"etcd bootstrap stopped: {report.step} failed on {', '.join(failed)}. "
                     f"Untouched: {untouched}.", severity="error", timeout=15)
 
     def action_journal(self) -> None:
