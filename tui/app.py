@@ -39,6 +39,7 @@ SCREENS: dict[str, str] = {
     "console": "screens.console:ConsoleScreen",
     "hosts": "screens.hosts:HostsScreen",
     "certs": "screens.certs:CertsScreen",
+    "etcd": "screens.etcd:EtcdScreen",
 }
 """Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
 

@@ -77,6 +77,7 @@ HostKeyMode = Literal["strict", "accept-new", "ask"]
 
 ENGINES: dict[str, str] = {
     "certs": "tui.core.pki.usecase:open_engine",
+    "etcd": "tui.core.etcd.engine:open_engine",
 }
 """Engine name -> ``module:factory``; the factory takes the workbench (see the module
 docstring)."""
