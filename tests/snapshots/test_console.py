@@ -149,9 +149,10 @@ def test_disconnected_host(snap_compare: Any, snapshot_lab: LabRunner, tmp_path:
         pilot.app.clear_notifications()
         await _painted(pilot)
 
+    app = _app(snapshot_lab, tmp_path)
+    app.workbench.redial = (600.0,)  # the title says "retry 1 in 600 s" throughout
     try:
-        assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE,
-                            run_before=run_before)
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
     finally:
         snapshot_lab.call(lab.start_host, "controller-2")
 

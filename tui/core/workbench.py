@@ -137,8 +137,12 @@ class Workbench:
                  notify: Callable[[str], None] | None = None,
                  audit_path: Path | None = None, pki_dir: Path | None = None,
                  connect_timeout: float = 10.0, fanout: int = 64,
-                 user_ssh_files: bool = True, relay: bool = True) -> None:
+                 user_ssh_files: bool = True, relay: bool = True,
+                 redial: tuple[float, ...] | None = None) -> None:
         self.inventory = inventory
+        self.redial = redial
+        """Backoff of the console's automatic reconnect of dropped hosts (None: the
+        console's default; empty: off)."""
         self.host_key_mode: HostKeyMode = host_keys
         self.audit = AuditLog.for_inventory(inventory, audit_path, pki=pki_dir)
         self._fleet_options = {"notify": notify, "user_ssh_files": user_ssh_files,
@@ -291,6 +295,8 @@ class Workbench:
 
             history = History(default_path(), redact=self.audit.redact)
             self._console = Console(self.inventory, self.shell_fleet, history=history)
+            if self.redial is not None:
+                self._console.set_redial(self.redial)
             self._unsubscribe.append(self._console.subscribe(self._listeners.emit))
         return self._console
 

@@ -107,12 +107,13 @@ class HostPane(Vertical):
         mark = "[b]◆[/b]" if status.in_set else "◇"
         glyph = {"ready": "●", "connecting": "…", "failed": "✖", "closed": "○"}.get(
             status.state, "·")
-        title = f"{mark} [b]{escape(host.name)}[/b] {host.address} {glyph} {status.state}"
+        state = str(status.state)
+        if status.retry is not None and status.state is not HostState.READY:
+            attempt, delay = status.retry  # in place of the state word: a title is short
+            state = f"retry {attempt} in {delay:g} s"
+        title = f"{mark} [b]{escape(host.name)}[/b] {host.address} {glyph} {state}"
         if status.reason and status.state is not HostState.READY:
             title += f": {escape(status.reason)}"
-        if status.retry is not None and status.state is not HostState.READY:
-            attempt, delay = status.retry
-            title += f" · retry {attempt} in {delay:g} s"
         if status.transcript:
             title += " ⏺ rec"
         return title

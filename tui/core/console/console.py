@@ -117,7 +117,7 @@ class Console:
         self._listeners: Listeners[ConsoleChanged] = Listeners("console")
         self._tasks: set[asyncio.Future[Any]] = set()
         self._redial = Redialer(self._redial_once, lambda n: self._emit(ConsoleChanged("host", n)),
-                                redial) if redial else None
+                                redial or ())
         self.broadcast_set.subscribe(lambda _: self._emit(ConsoleChanged("set")))
         self._fleet_unsubscribe = fleet.subscribe(self._on_state)
 
@@ -172,11 +172,14 @@ class Console:
         # last: the shell replays what it emitted before (a first prompt, or its closing)
         self._unsubscribe[name] = shell.subscribe(self._on_shell_event)
 
+    def set_redial(self, delays: tuple[float, ...]) -> None:
+        """The backoff of automatic reconnects from now on (empty: none)."""
+        self._redial.delays = delays
+
     async def reconnect(self, name: str) -> ReconnectResult:
         """Reconnect ``name`` now and open a new shell (READY, or the state and reason); an
         automatic reconnect in progress finishes first, a waiting one is dropped."""
-        if self._redial is not None:
-            await self._redial.take_over(name)
+        await self._redial.take_over(name)
         return await self._reconnect(name)
 
     async def _redial_once(self, name: str) -> bool:
@@ -205,8 +208,7 @@ class Console:
     async def close(self) -> None:
         """Close every shell and transcript; stop following the fleet."""
         self._fleet_unsubscribe()
-        if self._redial is not None:
-            await self._redial.aclose()
+        await self._redial.aclose()
         shells = list(self._shells.values())
         for name in list(self._shells):
             self._detach(name)
@@ -241,7 +243,7 @@ class Console:
             transcript=self._transcripts.path(name), retry=self._retry(name))
 
     def _retry(self, name: str) -> tuple[int, float] | None:
-        retry = self._redial.retry(name) if self._redial is not None else None
+        retry = self._redial.retry(name)
         return (retry.attempt, retry.delay) if retry is not None else None
 
     def last_exit(self, name: str) -> LastExit | None:
@@ -550,7 +552,7 @@ class Console:
             lost = str(shell.state) == "failed"
         self._detach(name)
         del self._shells[name]
-        if lost and self._redial is not None:
+        if lost:
             self._redial.schedule(name)  # first, so the closed state shows the retry
         self._mark_closed(name, reason or "shell closed")
 

@@ -43,7 +43,7 @@ class Redialer:
     Args:
         attempt: reconnects a host; True when its shell is open again.
         changed: called with a host's name whenever its :class:`Retry` changes.
-        delays: the backoff (the last value repeats).
+        delays: the backoff (the last value repeats; empty: never redial).
     """
 
     def __init__(self, attempt: Callable[[str], Awaitable[bool]],
@@ -63,7 +63,7 @@ class Redialer:
 
     def schedule(self, name: str) -> None:
         """Start redialling ``name`` (nothing when it already is, or after :meth:`aclose`)."""
-        if self._closed or name in self._tasks:
+        if self._closed or name in self._tasks or not self.delays:
             return
         try:
             loop = asyncio.get_running_loop()
@@ -105,7 +105,7 @@ class Redialer:
     async def _run(self, name: str) -> None:
         done = 0
         try:
-            while True:
+            while self.delays:
                 retry = self._retries[name] = (self._retries.get(name) if done == 0
                                                else None) or self._next(name, done)
                 if done:
