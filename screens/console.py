@@ -268,6 +268,12 @@ class ConsoleScreen(Screen[None]):
             result = self.console.submit(line) if block is None else self.console.paste(block)
         except UserError as error:
             self.notify(str(error), severity="error", timeout=8)
+            if block is None:  # the line stays in the bar, to send again or edit
+                event.input.value = line
+                event.input.cursor_position = len(line)
+            else:
+                self._pasted = block
+                self.query_one(BroadcastBar).show_pending(self._pasted_summary(block))
             return
         for name in self.console.broadcast_set.members:  # typing returns panes to the tail
             self._pane(name).view.follow()
@@ -333,12 +339,15 @@ class ConsoleScreen(Screen[None]):
                 self._pane(name).view.paste(event.text)
             return
         lines = event.text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
-        members = len(self.console.broadcast_set.members)
-        count = lines.count("\n") + 1
         self._pasted = lines
-        self.query_one(BroadcastBar).show_pending(
-            f"{count} pasted lines to {members} host{'s' if members != 1 else ''}"
-            " · Enter sends · Esc drops")
+        self.query_one(BroadcastBar).show_pending(self._pasted_summary(lines))
+
+    def _pasted_summary(self, block: str) -> str:
+        """What the bar shows while a pasted block waits."""
+        members = len(self.console.broadcast_set.members)
+        count = block.count("\n") + 1
+        return (f"{count} pasted lines to {members} host{'s' if members != 1 else ''}"
+                " · Enter sends · Esc drops")
 
     @on(BroadcastInput.Complete)
     def _complete(self) -> None:

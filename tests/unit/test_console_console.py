@@ -437,3 +437,29 @@ async def test_the_hints_set_syntax_changes_the_set_and_is_never_broadcast(
     assert all(fleet.shells[name].sent == [] for name in CONTROLLERS)
     for command in ("hostname", "ls -la", "echo controller-1", "cat a,b"):
         assert console.submit(command).kind is SubmitKind.BROADCAST
+
+
+async def test_no_partial_broadcast_while_a_shell_is_still_opening(
+        fleet: FakeFleet, tmp_path: Path) -> None:
+    """Issue 18: the header said 3/3 connected while controller-2's shell was still
+    opening, and the line ran on two hosts only. The whole line waits instead."""
+    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
+                      clock=lambda: NOW)
+    console.broadcast_set.apply("@controllers")
+    await console.open(["controller-0", "controller-1"])  # controller-2: still opening
+    assert console.status("controller-2").state == "connecting"
+    with pytest.raises(UserError) as refused:
+        console.submit("sudo systemctl start etcd")
+    assert "controller-2 is still opening its shell" in str(refused.value)
+    assert "-controller-2" in str(refused.value)
+    assert fleet.shells["controller-0"].sent == [] and fleet.shells["controller-1"].sent == []
+    await console.open(["controller-2"])
+    result = console.submit("sudo systemctl start etcd")
+    assert result.broadcast is not None and list(result.broadcast.runs) == CONTROLLERS
+    # a host that failed is skipped as before (it is not opening: it is down)
+    fleet.shells["controller-1"].lose("connection lost")
+    for name in ("controller-0", "controller-2"):
+        fleet.shells[name].finish("", 0)
+    second = console.broadcast("hostname")
+    assert second is not None and list(second.runs) == ["controller-0", "controller-2"]
+    await console.close()

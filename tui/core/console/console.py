@@ -58,6 +58,7 @@ from tui.core.events import Listeners
 from tui.core.fleet.command import substitute, values_for
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.shell import CommandFinished, CommandStarted, ShellClosed, ShellOutput
+from tui.core.hostset import fold
 from tui.core.inventory.model import Inventory
 
 log = logging.getLogger(__name__)
@@ -318,6 +319,7 @@ class Console:
             UserError: no host receives broadcast input (empty set or none connected).
         """
         members = self._receivers("send this line")
+        self._refuse_while_opening()
         if not line.strip():
             for name in members:
                 self._send(name, "send_line", line)
@@ -599,6 +601,20 @@ class Console:
                 f"({self.broadcast_set.describe()}). Type @all to select every host, or "
                 "reconnect the hosts that are down.")
         return members
+
+    def _refuse_while_opening(self) -> None:
+        """No partial broadcast: a host of the set whose shell is still opening would miss
+        the line that the others run, so the whole line waits."""
+        opening = [n for n in self.broadcast_set.waiting  # (a host being redialled is down)
+                   if self.status(n).state in (HostState.CONNECTING, HostState.IDLE)
+                   and self._redial.retry(n) is None]
+        if opening:
+            verb, its, it = ("is", "its", "it") if len(opening) == 1 else ("are", "their",
+                                                                             "them")
+            raise UserError(
+                f"{fold(opening)} {verb} still opening {its} shell, so the line was sent to "
+                "no host (never to only some of the set). Press Enter again when the pane "
+                f"says ready, or leave {it} out with -{opening[0]}.")
 
     def _send(self, name: str, method: str, data: str | None) -> bool:
         """Call ``shell.<method>(data)``; a failure marks the shell closed, never raises."""
