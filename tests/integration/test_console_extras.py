@@ -134,3 +134,36 @@ async def test_search_and_palette(lab_runner: LabRunner, tmp_path: Path) -> None
         await pilot.pause(0.3)
         await pilot.press("enter")
         await _until(pilot, lambda: app.current_mode == "hosts")
+
+
+async def test_a_changed_host_key_is_shown_whole_in_the_pane(lab_runner: LabRunner,
+                                                             tmp_path: Path) -> None:
+    """Issue 18 (the app): the title cut the refusal at "HOST KEY …" and the pane was
+    empty; the pane now holds the whole message, fingerprints and the ssh-keygen hint."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    path = _inventory_without_known_keys(lab_runner.lab, tmp_path)
+    known = lab_runner.lab.inventory_path.parent / "known_hosts"
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    host = inventory.host("controller-0")
+    impostor = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    lines = [line for line in known.read_text().splitlines()
+             if not line.startswith(f"[{host.dial}]:")]
+    lines.append(f"[{host.dial}]:{inventory.ssh.port or 22} {impostor}")
+    (tmp_path / "known_hosts").write_text("\n".join(lines) + "\n")
+    app = create_app(Workbench(load_inventory(path), host_keys="ask",
+                               audit_path=tmp_path / "audit.jsonl"))
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ConsoleScreen)
+        pane = screen.query_one("#pane-controller-0", HostPane)
+        await _until(pilot, lambda: pane.has_class("-down"))
+        await _until(pilot, lambda: "ssh-keygen -R" in pane.terminal.text().replace("\n", ""))
+        text = pane.terminal.text().replace("\n", "")
+        assert "HOST KEY CHANGED for controller-0" in text
+        assert text.count("SHA256:") >= 2, text  # both fingerprints
+        assert text.count("HOST KEY CHANGED") == 1  # once, however often it is retried
+        await _until(pilot, lambda: all(screen.console.status(h).state == "ready"
+                                        for h in HOSTS[1:]))

@@ -66,6 +66,8 @@ class HostPane(Vertical):
         super().__init__(id=f"pane-{host.name}")
         self.host = host
         self.terminal = Terminal(80, 24, scrollback=scrollback)
+        self._told: set[str] = set()  # failure reasons already written into the pane
+        self._was_down = False  # down since its last session (the next one is marked)
 
     def compose(self) -> ComposeResult:
         """The terminal view fills the pane."""
@@ -84,14 +86,23 @@ class HostPane(Vertical):
     def watch_status(self, old: PaneStatus, status: PaneStatus) -> None:
         """Redraw the title and the state classes; say in the pane when the host went down."""
         down = status.state in (HostState.FAILED, HostState.CLOSED)
+        was_down, self._was_down = self._was_down, (
+            self._was_down or down) and status.state is not HostState.READY
+        if status.state is HostState.READY:
+            self._told.clear()
         if down and old.state is HostState.READY:
             reason = status.reason or status.state
+            self._told.add(reason)
             again = ("reconnecting by itself with backoff; F5 tries now" if status.retry
                      else "F5 reconnects")
             self.feed(f"\r\n\x1b[1;31m✖ session lost {clock()}: {reason}\x1b[0m\r\n"
                       f"\x1b[2m  {again}\x1b[0m\r\n")
-        elif status.state is HostState.READY and old.state in (HostState.FAILED,
-                                                                HostState.CLOSED):
+        elif down and status.reason and status.reason not in self._told:
+            # why it failed, whole (a changed host key's fingerprints and the ssh-keygen
+            # hint do not fit a title); each reason once, however often it is retried
+            self._told.add(status.reason)
+            self.feed(f"\r\n\x1b[1;31m✖ {status.reason}\x1b[0m\r\n")
+        elif status.state is HostState.READY and was_down:
             self.feed(f"\r\n\x1b[1;32m── new session {clock()} ──\x1b[0m\r\n")
         self.set_class(not status.in_set, "-out")
         self.set_class(down, "-down")

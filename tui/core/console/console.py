@@ -117,6 +117,7 @@ class Console:
         self._partial: set[str] = set()  # hosts whose shell line holds keys typed by hand
         self._listeners: Listeners[ConsoleChanged] = Listeners("console")
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._reconnecting: set[str] = set()
         self._redial = Redialer(self._redial_once, lambda n: self._emit(ConsoleChanged("host", n)),
                                 redial or ())
         self.broadcast_set.subscribe(lambda _: self._emit(ConsoleChanged("set")))
@@ -194,8 +195,12 @@ class Console:
         if shell is not None:
             self._detach(name)
             await self._close_shell(shell)
-        self._mark_closed(name, "reconnecting")
-        state = await self.fleet.reconnect(name)
+        self._reconnecting.add(name)  # shown as connecting until the attempt ends
+        try:
+            self._mark_closed(name, "reconnecting")
+            state = await self.fleet.reconnect(name)
+        finally:
+            self._reconnecting.discard(name)
         if state != ConnState.READY:
             self._mark_closed(name, self.fleet.reason(name) or str(state))
             failed = HostState.FAILED if state == ConnState.FAILED else HostState.CLOSED
@@ -230,6 +235,8 @@ class Console:
         host = self.inventory.host(name)
         if name in self._shells:
             state, reason = HostState.READY, ""
+        elif name in self._reconnecting:
+            state, reason = HostState.CONNECTING, ""
         else:
             fleet_state = self.fleet.state(name)
             reason = self._closed.get(name, "") or self.fleet.reason(name)
