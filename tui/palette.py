@@ -19,6 +19,8 @@ COMMANDS: tuple[PaletteCommand, ...] = (
     ("Hosts table", "app.switch_mode('hosts')", "connection state of every host"),
     ("Certificates", "app.switch_mode('certs')",
      "what every host holds and serves, findings, issue and push"),
+    ("Health grid", "app.switch_mode('health')",
+     "every probe of the control plane, live; g toggles the VIP guard"),
 )
 """Commands offered on every screen."""
 
