@@ -26,6 +26,7 @@ from screens.health_detail import ProbeDetailScreen, log_line
 from tui.boundary import report_failure, start_action
 from tui.core.errors import UserError
 from tui.core.health.engine import GuardToggled, HealthWork, WorkEvent
+from tui.core.health.model import Group
 from tui.core.health.poller import ProbeUpdated, RoundFinished, RoundStarted, StateChanged
 from tui.core.health.report import RoundReport, Verdict
 from tui.core.lb.guard import GuardAction, GuardEvent
@@ -40,6 +41,8 @@ FLUSH_DELAY = 0.1
 LOG_LINES = 50
 """Transition-log lines shown (the engine keeps more)."""
 GUARD_GROUP = "vip-guard"
+FIRST = (Group.ETCD, Group.APISERVER, Group.VIP)
+"""Column families the summary names first (what an operator looks for)."""
 
 
 class HealthScreen(Screen[None]):
@@ -174,10 +177,8 @@ class HealthScreen(Screen[None]):
             line = Text("waiting for the first round…", style="dim")
         else:
             line = Text(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
-            line.append(f"  {report.summary_line}")
-            line.append(f"  · round {report.round}", style="dim")
         guard = self.work.guard
-        line.append("  · guard ", style="dim")
+        line.append("  guard ", style="dim")
         if guard is None:
             line.append("off", style="dim")
         else:
@@ -185,6 +186,12 @@ class HealthScreen(Screen[None]):
             line.append("ON", style="bold cyan")
             if rules is not None:
                 line.append(f" → {', '.join(rules) or 'none'}", style="cyan")
+        if report is not None:
+            groups = sorted(report.summary, key=lambda s: (s.group not in FIRST,
+                                                           FIRST.index(s.group)
+                                                           if s.group in FIRST else 0))
+            line.append("  " + " · ".join(str(g) for g in groups))
+            line.append(f" · round {report.round}", style="dim")
         summary.update(line)
 
     def _render_log(self) -> None:
@@ -193,7 +200,8 @@ class HealthScreen(Screen[None]):
             Text("no transitions yet: probes change state after rise/fall results",
                  style="dim")
         self.query_one("#health-log-text", Static).update(text)
-        self.query_one("#health-log", VerticalScroll).scroll_end(animate=False)
+        pane = self.query_one("#health-log", VerticalScroll)
+        self.call_after_refresh(pane.scroll_end, animate=False)
 
     # -- actions --------------------------------------------------------------------------
 

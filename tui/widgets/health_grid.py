@@ -35,6 +35,8 @@ MAIN = (Kind.READYZ, Kind.VIP_ADDRESS, Kind.SSH, Kind.DNS_HOST)
 """The probe whose latency a row's sparkline shows (the first the row has)."""
 ROW_LABELS = {"vip": "VIP", "dns": "DNS server"}
 SPARK_WIDTH = 12
+CELL_WIDTH = 7
+"""Columns are at least this wide: ``✔ 999ms``, ``✖ DOWN``, ``✖ ↓2/3``, ``↑1/2``."""
 BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_COLUMN = "latency"
 HOST_COLUMN = "host"
@@ -59,7 +61,7 @@ def cell_text(cell: CellSnapshot) -> Text:
     latency = latency_text(outcome.latency)
     if cell.state is State.DOWN:
         if cell.counter:  # passing again, on its way UP
-            return Text(f"↑{cell.counter.split()[0]} {latency}".strip(), style="yellow")
+            return Text(f"↑{cell.counter.split()[0]}", style="yellow")
         return Text("✖ DOWN", style="bold red")
     if cell.counter:  # failing, on its way DOWN
         return Text(f"✖ ↓{cell.counter.split()[0]}", style="bold yellow")
@@ -106,7 +108,8 @@ class HealthGrid(DataTable[Text]):
         self.add_column(HOST_COLUMN, key=HOST_COLUMN)
         self.add_column(SPARK_COLUMN, key=SPARK_COLUMN, width=SPARK_WIDTH)
         for kind in self.kinds:
-            self.add_column(LABELS[kind], key=kind.value)
+            self.add_column(LABELS[kind], key=kind.value, width=max(len(LABELS[kind]),
+                                                                    CELL_WIDTH))
         for cell in cells:
             self.rows_of.setdefault(cell.probe.row, []).append(cell.probe.key)
         by_key = {c.probe.key: c for c in cells}

@@ -203,7 +203,9 @@ class HealthWork:
             outcome = event.cell.outcome
             if outcome is not None and outcome.status is Status.FAIL:
                 self._errors.last[event.cell.key] = outcome
-        elif isinstance(event, StateChanged):
+        elif isinstance(event, StateChanged) and not (
+                event.transition.before is State.UNKNOWN
+                and event.transition.after is State.UP):  # a first answer: no news
             t = event.transition
             self.log.append(LogEntry(
                 t.at, LogKind.TRANSITION, event.row, event.key,
