@@ -176,9 +176,10 @@ class HealthScreen(Screen[None]):
         if report is None:
             line = Text("waiting for the first round…", style="dim")
         else:
-            line = Text(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
+            line = Text()
+            line.append(report.verdict.value.upper(), style=VERDICT_STYLE[report.verdict])
         guard = self.work.guard
-        line.append("  guard ", style="dim")
+        line.append(" · guard ", style="dim")
         if guard is None:
             line.append("off", style="dim")
         else:
@@ -190,7 +191,7 @@ class HealthScreen(Screen[None]):
             groups = sorted(report.summary, key=lambda s: (s.group not in FIRST,
                                                            FIRST.index(s.group)
                                                            if s.group in FIRST else 0))
-            line.append("  " + " · ".join(str(g) for g in groups))
+            line.append(" · " + " · ".join(str(g) for g in groups))
             line.append(f" · round {report.round}", style="dim")
         summary.update(line)
 

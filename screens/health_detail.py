@@ -49,29 +49,31 @@ def detail_renderable(work: HealthWork, key: str) -> RenderableType:
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column()
     facts.add_row("target", snap.target)
-    facts.add_row("state", Text.assemble(cell_text(snap), f"  {snap.state.value.upper()}"
-                                         f"{' · ' + snap.counter if snap.counter else ''}"
-                                         f" · rise {cell.machine.rise} / fall "
-                                         f"{cell.machine.fall} · {snap.runs} runs"))
+    facts.add_row("state", Text.assemble(
+        cell_text(snap), f" · {snap.state.value.upper()}" if snap.counter else "",
+        f" · rise {cell.machine.rise} / fall {cell.machine.fall} · {snap.runs} runs"))
     if outcome is not None:
         facts.add_row("last", Text.assemble(
             (outcome.status.value.upper(), STATUS_STYLE[outcome.status]),
             f" at {clock_text(outcome.at)}", f" in {latency_text(outcome.latency)}"
             if outcome.latency is not None else "", f": {outcome.detail}"))
-    parts: list[RenderableType] = [facts, Text("\noutput", style="bold")]
-    parts.append(Text(outcome.verbose.rstrip() or outcome.detail) if outcome is not None
-                 else Text("waiting for the first answer…", style="dim"))
+    entries = work.log_for(key)
+    parts: list[RenderableType] = [facts, Text(f"\ntransitions ({len(entries)})",
+                                               style="bold")]
+    parts += [log_line(e) for e in entries] or [Text("none yet", style="dim")]
     error = work.last_error(key)
     parts.append(Text("\nlast error", style="bold"))
     if error is None:
         parts.append(Text("none since the screen opened", style="dim"))
+    elif error is outcome:
+        parts.append(Text("the last result (above; its output below)", style="red"))
     else:
         parts.append(Text(f"{clock_text(error.at)} {error.detail}", style="red"))
         if error.verbose.strip() and error.verbose.strip() != error.detail:
             parts.append(Text(error.verbose.rstrip(), style="dim"))
-    entries = work.log_for(key)
-    parts.append(Text(f"\ntransitions ({len(entries)})", style="bold"))
-    parts += [log_line(e) for e in entries] or [Text("none yet", style="dim")]
+    parts.append(Text("\noutput", style="bold"))
+    parts.append(Text(outcome.verbose.rstrip() or outcome.detail) if outcome is not None
+                 else Text("waiting for the first answer…", style="dim"))
     return Group(*parts)
 
 

@@ -2,9 +2,10 @@
 
 The table is built once from the poller's cells; after that only the cells whose probe
 reported change, by key (``DataTable.update_cell``), never a rebuild.  A cell shows the
-probe's state with its rise/fall counter and the last latency; the second column is a
-latency sparkline of the row's main probe (``readyz`` for a controller, ``vip`` for the
-VIP, ``ssh`` for the hypervisor, ``dns`` for the DNS server).
+probe's state with its rise/fall counter and the last latency.  The second column is the
+row's summary (``✔ 11/11``: probes UP and ok, of all), the third a latency sparkline of
+the row's main probe (``readyz`` for a controller, ``vip`` for the VIP, ``ssh`` for the
+hypervisor, ``dns`` for the DNS server).
 """
 
 from __future__ import annotations
@@ -35,11 +36,17 @@ MAIN = (Kind.READYZ, Kind.VIP_ADDRESS, Kind.SSH, Kind.DNS_HOST)
 """The probe whose latency a row's sparkline shows (the first the row has)."""
 ROW_LABELS = {"vip": "VIP", "dns": "DNS server"}
 SPARK_WIDTH = 12
+FIRST_PROBE_COLUMN = 3
+"""host, ok, latency, then the probes."""
 CELL_WIDTH = 7
-"""Columns are at least this wide: ``✔ 999ms``, ``✖ DOWN``, ``✖ ↓2/3``, ``↑1/2``."""
+"""Columns are at least this wide: ``✔ 999ms``, ``✖ DOWN``, ``✖ ↓2/3``, ``↑1/2``,
+``! 6/18`` (requests through the VIP that failed)."""
 BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_COLUMN = "latency"
 HOST_COLUMN = "host"
+ROW_COLUMN = "ok"
+"""The row's own summary (clean probes of all): readable even when 80 columns cut the
+probe columns off."""
 
 
 def latency_text(seconds: float | None) -> str:
@@ -66,6 +73,9 @@ def cell_text(cell: CellSnapshot) -> Text:
     if cell.counter:  # failing, on its way DOWN
         return Text(f"✖ ↓{cell.counter.split()[0]}", style="bold yellow")
     if outcome.status is Status.WARN:
+        failed, requests = outcome.facts.get("failed"), outcome.facts.get("requests")
+        if isinstance(failed, int) and isinstance(requests, int) and failed:
+            return Text(f"! {failed}/{requests}", style="yellow")  # through the VIP
         return Text(f"! {latency}".strip(), style="yellow")
     return Text(f"✔ {latency}".strip(), style="green")
 
@@ -94,18 +104,21 @@ class HealthGrid(DataTable[Text]):
     """Every probe's cell, updated in place (see the module docstring)."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="cell", zebra_stripes=True)
+        super().__init__(id=id, cursor_type="cell", zebra_stripes=True, fixed_columns=FIRST_PROBE_COLUMN)
         self.rows_of: dict[str, list[str]] = {}
         """Row -> the probe keys in it."""
         self.main: dict[str, str] = {}
         """Row -> the key of its sparkline's probe."""
         self.kinds: list[Kind] = []
+        self.cells: dict[str, Cell] = {}
 
     def build(self, cells: Iterable[Cell]) -> None:
         """Columns and rows for ``cells`` (once; later changes go through :meth:`refresh_cells`)."""
         cells = list(cells)
         self.kinds = [k for k in Kind if any(c.probe.kind is k for c in cells)]
+        self.cells = {c.probe.key: c for c in cells}
         self.add_column(HOST_COLUMN, key=HOST_COLUMN)
+        self.add_column(ROW_COLUMN, key=ROW_COLUMN, width=CELL_WIDTH)
         self.add_column(SPARK_COLUMN, key=SPARK_COLUMN, width=SPARK_WIDTH)
         for kind in self.kinds:
             self.add_column(LABELS[kind], key=kind.value, width=max(len(LABELS[kind]),
@@ -116,21 +129,37 @@ class HealthGrid(DataTable[Text]):
         for row, keys in self.rows_of.items():
             kinds = {by_key[k].probe.kind: k for k in keys}
             self.main[row] = next((kinds[k] for k in MAIN if k in kinds), keys[0])
-            values = [Text(ROW_LABELS.get(row, row), style="bold"),
+            values = [Text(ROW_LABELS.get(row, row), style="bold"), self.row_text(row),
                       sparkline(by_key[self.main[row]].history.samples())]
             values += [cell_text(by_key[kinds[kind]].snapshot()) if kind in kinds
                        else Text("") for kind in self.kinds]
             self.add_row(*values, key=row)
         if self.kinds:
-            self.move_cursor(row=0, column=2)
+            self.move_cursor(row=0, column=FIRST_PROBE_COLUMN)
+
+    def row_text(self, row: str) -> Text:
+        """``✔ 11/11`` (every probe UP and ok), ``! 10/11``, ``✖ 6/11`` (one is DOWN)."""
+        snaps = [self.cells[k].snapshot() for k in self.rows_of[row]]
+        if any(s.outcome is None for s in snaps):
+            return Text("…", style="dim")
+        good = sum(1 for s in snaps if s.clean)
+        if any(s.state is State.DOWN for s in snaps):
+            return Text(f"✖ {good}/{len(snaps)}", style="bold red")
+        if good < len(snaps):
+            return Text(f"! {good}/{len(snaps)}", style="yellow")
+        return Text(f"✔ {good}/{len(snaps)}", style="green")
 
     def refresh_cells(self, cells: Iterable[Cell]) -> None:
-        """Update the cells of ``cells`` and the sparklines of their rows, by key."""
+        """Update the cells of ``cells``, their rows' summaries and sparklines, by key."""
+        rows = set()
         for cell in cells:
             probe = cell.probe
+            rows.add(probe.row)
             self.update_cell(probe.row, probe.kind.value, cell_text(cell.snapshot()))
             if self.main.get(probe.row) == probe.key:
                 self.update_cell(probe.row, SPARK_COLUMN, sparkline(cell.history.samples()))
+        for row in rows:
+            self.update_cell(row, ROW_COLUMN, self.row_text(row))
 
     def key_at_cursor(self) -> str | None:
         """The probe key under the cursor (None on the host/latency columns or a gap)."""
