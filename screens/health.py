@@ -91,7 +91,8 @@ class HealthScreen(Screen[None]):
         """Build the grid from the probes and start polling in a worker."""
         grid = self.query_one(HealthGrid)
         grid.border_title = "Health"
-        self.query_one("#health-log", VerticalScroll).border_title = "Transitions"
+        self.query_one("#health-log", VerticalScroll).border_title = (
+            "Transitions · newest first")
         try:
             poller = self.work.poller
         except UserError as error:
@@ -196,13 +197,11 @@ class HealthScreen(Screen[None]):
         summary.update(line)
 
     def _render_log(self) -> None:
-        entries = list(self.work.log)[-LOG_LINES:]
+        entries = list(self.work.log)[-LOG_LINES:][::-1]
         text = Text("\n").join(log_line(e) for e in entries) if entries else \
             Text("no transitions yet: probes change state after rise/fall results",
                  style="dim")
         self.query_one("#health-log-text", Static).update(text)
-        pane = self.query_one("#health-log", VerticalScroll)
-        self.call_after_refresh(pane.scroll_end, animate=False)
 
     # -- actions --------------------------------------------------------------------------
 

@@ -104,7 +104,8 @@ class HealthGrid(DataTable[Text]):
     """Every probe's cell, updated in place (see the module docstring)."""
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="cell", zebra_stripes=True, fixed_columns=FIRST_PROBE_COLUMN)
+        super().__init__(id=id, cursor_type="cell", zebra_stripes=True,
+                         fixed_columns=FIRST_PROBE_COLUMN)
         self.rows_of: dict[str, list[str]] = {}
         """Row -> the probe keys in it."""
         self.main: dict[str, str] = {}
