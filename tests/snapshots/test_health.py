@@ -67,38 +67,25 @@ async def _health(pilot: Pilot[Any], rounds: int) -> HealthScreen:
     return screen
 
 
-@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "200x50"])
-def test_healthy(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 size: tuple[int, int]) -> None:
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await _health(pilot, 8)
-
-    assert snap_compare(_app(tmp_path, monkeypatch, "healthy", 8), terminal_size=size,
-                        run_before=run_before)
+STATES = [("healthy", 8, (0, 3)),
+          ("degraded", 8, (1, 7)),  # the cursor on controller-1's readyz
+          ("down", 6, (0, 3))]
+"""Scenario, rounds, cursor (row, column).  degraded: controller-1's API server stopped
+(its cells DOWN, the VIP warns a third failing, its certificate cell on the way down);
+down: etcd lost quorum (no API server ready, nothing through the VIP)."""
 
 
 @pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "200x50"])
-def test_degraded(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                  size: tuple[int, int]) -> None:
-    """controller-1's API server stopped: its cells DOWN, the VIP warns a third failing,
-    its certificate cell on the way down (2/3), the transitions listed."""
+@pytest.mark.parametrize(("scenario", "rounds", "cursor"), STATES,
+                         ids=[s[0] for s in STATES])
+def test_grid(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              size: tuple[int, int], scenario: str, rounds: int,
+              cursor: tuple[int, int]) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
-        screen = await _health(pilot, 8)
-        grid = screen.query_one(HealthGrid)
-        grid.move_cursor(row=1, column=7)  # controller-1 readyz
+        screen = await _health(pilot, rounds)
+        screen.query_one(HealthGrid).move_cursor(row=cursor[0], column=cursor[1])
 
-    assert snap_compare(_app(tmp_path, monkeypatch, "degraded", 8), terminal_size=size,
-                        run_before=run_before)
-
-
-@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "200x50"])
-def test_down(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-              size: tuple[int, int]) -> None:
-    """etcd lost quorum: no API server ready, nothing through the VIP."""
-    async def run_before(pilot: Pilot[Any]) -> None:
-        await _health(pilot, 6)
-
-    assert snap_compare(_app(tmp_path, monkeypatch, "down", 6), terminal_size=size,
+    assert snap_compare(_app(tmp_path, monkeypatch, scenario, rounds), terminal_size=size,
                         run_before=run_before)
 
 

@@ -144,6 +144,9 @@ def down(row: str, kind: Kind, number: int) -> Outcome | None:
     if row == "vip" and kind in (Kind.VIP_ADDRESS, Kind.VIP_NAME) and number >= 2:
         return Outcome.fail("18/18 failed (100%): 500 [-]etcd failed", None, "",
                             facts={"requests": 18, "failed": 18, "failed_fraction": 1.0})
+    if row == "hypervisor" and kind is Kind.VIP_RULES and number >= 4:
+        return Outcome.fail("the VIP still sends to 10.10.0.10, 10.10.0.11, 10.10.0.12 "
+                            "(API server down)")
     return None
 
 
