@@ -8,6 +8,7 @@ A thin view over the workbench's certificate engine, the one ``hardway certs`` u
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -24,6 +25,7 @@ from textual.widgets import DataTable, Header, Static
 
 from tui.boundary import start_action
 from tui.core.pki.diagnose import CertFinding
+from tui.core.pki.grouping import group_findings
 from tui.core.pki.matrix import Cell, Matrix, build_matrix
 from tui.core.pki.survey import Survey
 from tui.core.pki.usecase import CertificateWork, PreparedPlan
@@ -36,6 +38,24 @@ from tui.widgets.plan_preview import PlanPreviewScreen
 STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "absent": "dim",
          "n/a": "dim", "unknown": "magenta"}
 GLYPH = {"ok": "✔", "warning": "!", "error": "✖", "absent": "·", "n/a": "", "unknown": "?"}
+NARROW = 110
+"""Below this many columns the detail pane goes under the findings and the host columns
+show glyphs under short names (``c-0`` for ``controller-0``)."""
+
+
+def short_names(names: Sequence[str]) -> dict[str, str]:
+    """Column headings for ``names`` at narrow widths: the first letter and what follows
+    the last dash (``controller-0`` -> ``c-0``, ``worker-12`` -> ``w-12``), or the names
+    themselves when two would look alike."""
+    short = {}
+    for name in names:
+        head, _, tail = name.rpartition("-")
+        short[name] = f"{head[0]}-{tail}" if head and tail else name
+    if len(set(short.values())) < len(short):
+        return {name: name for name in names}
+    return short
+
+
 STATE_STYLE = {"pending": "dim", "checking": "cyan", "skipped": "dim", "running": "yellow",
                "done": "green", "failed": "bold red"}
 
@@ -62,6 +82,7 @@ class CertsScreen(Screen[None]):
         self.work: CertificateWork = workbench.certs
         self.survey: Survey | None = None
         self.matrix: Matrix | None = None
+        self.narrow = False
 
     @property
     def pki_dir(self) -> Path:
@@ -112,22 +133,33 @@ class CertsScreen(Screen[None]):
         self.matrix = build_matrix(self.workbench.inventory, self.survey, self.pki_dir)
         table.clear(columns=True)
         table.add_column("certificate", key="certificate")
+        heading = (short_names(self.matrix.columns) if self.narrow
+                   else {c: c for c in self.matrix.columns})
         for column in self.matrix.columns:
-            table.add_column(column, key=column)
+            table.add_column(heading[column], key=column)
         for row in self.matrix.rows:
             cells: list[RenderableType] = [row.label]
             for column in self.matrix.columns:
                 cell = self.matrix.cell(row.key, column)
                 pending = self.survey is None and column != "local"
+                shown = GLYPH[cell.status] if self.narrow else (
+                    f"{GLYPH[cell.status]} {cell.short}".strip())
                 cells.append(Text("…" if pending and cell.status == "n/a" and
-                                  row.role in ("controller", "worker") else
-                                  f"{GLYPH[cell.status]} {cell.short}".strip(),
+                                  row.role in ("controller", "worker") else shown,
                                   style=STYLE[cell.status]))
             table.add_row(*cells, key=row.key)
         if table.row_count:
             table.move_cursor(row=min(cursor.row, table.row_count - 1),
                               column=max(1, min(cursor.column, len(self.matrix.columns))))
         self._render_detail()
+
+    def on_resize(self) -> None:
+        """Narrow terminals: detail under the findings, glyph columns, short names."""
+        narrow = self.size.width < NARROW
+        self.query_one("#certs-body").set_class(narrow, "-narrow")
+        if narrow != self.narrow:
+            self.narrow = narrow
+            self._render_matrix()
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         """Show the highlighted certificate in the detail pane."""
@@ -170,7 +202,8 @@ class CertsScreen(Screen[None]):
             self.query_one("#cert-findings", VerticalScroll).border_title = "Findings"
             return
         parts: list[RenderableType] = []
-        for finding in problems:
+        groups = group_findings(problems)
+        for finding in (group.finding for group in groups):
             glyph, style = ("✖", "bold red") if finding.severity == "error" else ("!", "yellow")
             head = Text(f"{glyph} ", style=style)
             head.append(display.stable(finding.message))
@@ -179,7 +212,8 @@ class CertsScreen(Screen[None]):
         self.query_one("#cert-findings-text", Static).update(Group(*parts))
         errors = sum(f.severity == "error" for f in problems)
         self.query_one("#cert-findings", VerticalScroll).border_title = (
-            f"Findings · {errors} error(s), {len(problems) - errors} warning(s)")
+            f"Findings · {errors} error(s), {len(problems) - errors} warning(s)"
+            + (f" in {len(groups)} problem(s)" if len(groups) < len(problems) else ""))
 
     def _start_progress(self, steps: list[str], hosts: list[str]) -> None:
         table = self.query_one("#cert-progress", DataTable)

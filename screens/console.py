@@ -35,13 +35,19 @@ from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.footer import StableFooter
 from tui.widgets.gather_view import GatherContent, GatherScreen
+from tui.widgets.history_modal import HistorySearchModal
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
 from tui.widgets.terminal_view import TerminalView
-from tui.widgets.tiling import tile
+from tui.widgets.tiling import MIN_PANE_ROWS, tile
 
 if TYPE_CHECKING:
     from tui.core.console import Console
+
+
+SEARCH_SCROLL_KEYS = frozenset({"pageup", "pagedown", "shift+pageup", "shift+pagedown",
+                                "shift+up", "shift+down"})
+"""Keys that scroll around the hits without ending a search."""
 
 
 class ConsoleScreen(Screen[None]):
@@ -178,7 +184,9 @@ class ConsoleScreen(Screen[None]):
         tiling = tile(1 if zoomed else len(panes), size.width, max(1, size.height - 6))
         grid.styles.grid_size_columns = tiling.columns
         grid.styles.grid_size_rows = tiling.rows
+        grid.styles.grid_rows = str(MIN_PANE_ROWS) if tiling.scroll else "1fr"
         grid.set_class(tiling.compact and not zoomed, "-compact")
+        grid.set_class(tiling.scroll, "-scroll")
         for index, pane in enumerate(panes):
             last = index == len(panes) - 1
             pane.styles.column_span = tiling.last_span if last and not zoomed else 1
@@ -214,7 +222,8 @@ class ConsoleScreen(Screen[None]):
             state=status.state, reason=status.reason, in_set=status.in_set,
             exit_status=last.status if last else None,
             exit_duration=last.duration if last else None,
-            running=status.running, transcript=status.transcript is not None)
+            running=status.running, transcript=status.transcript is not None,
+            retry=status.retry)
         self._follow_output(name)
         bar = self.query_one(BroadcastBar)
         bar.show_set(self.console.broadcast_set.label, len(self.console.broadcast_set.members))
@@ -239,9 +248,9 @@ class ConsoleScreen(Screen[None]):
                 pane.feed(event.data)
 
         self._outputs[name] = (shell, shell.subscribe(on_event))
-        view = pane.view
-        if view.size.width and view.size.height:
-            shell.resize(view.size.width, view.size.height)
+        columns, rows = pane.view.pty_size
+        if columns > 0 and rows > 0:
+            shell.resize(columns, rows)
 
     # -- input ----------------------------------------------------------------------------
 
@@ -298,6 +307,18 @@ class ConsoleScreen(Screen[None]):
         text = history.previous(bar.input.value) if event.direction < 0 else history.next()
         bar.input.value = text
         bar.input.cursor_position = len(text)
+
+    @on(BroadcastInput.SearchHistory)
+    def _search_history(self) -> None:
+        bar = self.query_one(BroadcastBar).input
+
+        def take(line: str | None) -> None:
+            bar.focus()
+            if line is not None:
+                bar.value = line
+                bar.cursor_position = len(line)
+
+        self.app.push_screen(HistorySearchModal(self.console.history.search, bar.value), take)
 
     @on(BroadcastInput.Keystroke)
     def _keystroke(self, event: BroadcastInput.Keystroke) -> None:
@@ -442,7 +463,7 @@ class ConsoleScreen(Screen[None]):
 
     def action_attach(self) -> None:
         """Suspend the app and run OpenSSH to the focused host in the real terminal."""
-        from tui.core.fleet.openssh import ssh_argv
+        from tui.core.fleet.openssh import attach_argv
 
         name = self._focused_or_hint(": attach opens that host in OpenSSH")
         if name is None:
@@ -450,7 +471,11 @@ class ConsoleScreen(Screen[None]):
         if shutil.which("ssh") is None:
             self.notify("OpenSSH `ssh` is not installed here", severity="error")
             return
-        argv = ssh_argv(self.workbench.inventory.host(name), self.workbench.fleet)
+        try:
+            argv = attach_argv(self.workbench.inventory.host(name), self.workbench.fleet)
+        except UserError as error:
+            self.notify(str(error), severity="error", timeout=10)
+            return
         with self.app.suspend():
             print(f"hardway: attached to {name} with OpenSSH; exit the shell to return.\n")
             subprocess.run(argv, check=False)
@@ -509,6 +534,8 @@ class ConsoleScreen(Screen[None]):
         elif key == "escape":
             self.action_search_end()
         else:
+            if key not in SEARCH_SCROLL_KEYS:  # like leaving tmux's copy mode: the key
+                self.action_search_end()      # goes on where it always goes
             return False
         return True
 

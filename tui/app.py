@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
 from textual.actions import ActionParseResult
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.dom import DOMNode
@@ -30,6 +30,7 @@ from tui.core.workbench import Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.internals import DirectKeysApp, queue_empty
+from tui.widgets.quit_modal import QuitModal
 
 if TYPE_CHECKING:
     from tui.core.fleet.hostkeys import Decision, HostKeyPrompt
@@ -38,6 +39,7 @@ SCREENS: dict[str, str] = {
     "console": "screens.console:ConsoleScreen",
     "hosts": "screens.hosts:HostsScreen",
     "certs": "screens.certs:CertsScreen",
+    "etcd": "screens.etcd:EtcdScreen",
     "health": "screens.health:HealthScreen",
 }
 """Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
@@ -91,15 +93,17 @@ class HardwayApp(DirectKeysApp):
         App.COMMANDS | {HardwayCommands})
 
     def __init__(self, workbench: Workbench, *, connect: bool = True,
-                 lab_note: str | None = None) -> None:
+                 lab_note: str | None = None, confirm_quit: bool = True) -> None:
         """Build the app around a workbench.
 
         Args:
             workbench: the engine (inventory, fleet, console, use cases).
             connect: open the connections when the app starts (tests may defer it).
+            confirm_quit: ask once before quitting with live sessions.
         """
         super().__init__()
         self.lab_note = lab_note
+        self.confirm_quit = confirm_quit
         """Why the demo's lab hosts are not isolated (None: they are, or no lab)."""
         self.workbench = workbench
         self.connect_on_start = connect
@@ -191,7 +195,10 @@ class HardwayApp(DirectKeysApp):
         """The key after the prefix picks a screen or action; keys typed into a console
         pane or the broadcast bar are handled at once (see :func:`typed_now`)."""
         self.last_key = time.monotonic()
-        if self._prefixed and event.key != PREFIX:
+        if event.key == PREFIX:  # at once: the next key may already be on its way
+            self.action_prefix()
+            return True
+        if self._prefixed:
             self._prefixed = False
             self.call_later(self._after_prefix, event.key, event.character)
             return True
@@ -234,7 +241,32 @@ class HardwayApp(DirectKeysApp):
                 shown.append(f"{self.get_key_display(binding)} {binding.description}")
         self.notify(" · ".join(shown) + "\n" + prefix_help(), title="keys", timeout=10)
 
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The palette's generic commands: hardway's quit and keys, then Textual's theme
+        and screenshot under "More:" (maximize is F6's zoom here)."""
+        yield SystemCommand("Quit", "close every session and leave (asks once)",
+                            self.action_quit)
+        yield SystemCommand("Keys", "the keys of this screen and after ctrl+g",
+                            self.action_show_keys)
+        yield SystemCommand("More: theme", "change the colour theme",
+                            self.action_change_theme)
+        yield SystemCommand("More: screenshot", "save an SVG of the screen",
+                            lambda: self.set_timer(0.1, self.deliver_screenshot))
+
     async def action_quit(self) -> None:
+        """Quit, asking once first when SSH sessions are live (ctrl+q again, q or Enter
+        quits; Esc stays)."""
+        live = self.workbench.live_hosts()
+        if not self.confirm_quit or not live or isinstance(self.screen, QuitModal):
+            await self.quit_now()
+            return
+
+        async def answered(quit_: bool | None) -> None:
+            if quit_:
+                await self.quit_now()
+        self.push_screen(QuitModal(live), answered)
+
+    async def quit_now(self) -> None:
         """Close every SSH session, then exit."""
         self._unsubscribe()
         await self.workbench.close()
@@ -266,12 +298,14 @@ def typed_now(app: App[Any], event: events.Key) -> bool:
 
 
 def create_app(workbench: Workbench, *, connect: bool = True,
-               lab_note: str | None = None) -> HardwayApp:
+               lab_note: str | None = None, confirm_quit: bool = True) -> HardwayApp:
     """The one factory for the app, used by ``hardway`` and by the tests.
 
     Args:
         workbench: the engine; in ``ask`` host-key mode unknown keys become a modal
             question (``--accept-new`` records them without asking).
         connect: open the SSH connections on start.
+        confirm_quit: ask before quitting with live sessions (``--no-confirm``: never).
     """
-    return HardwayApp(workbench, connect=connect, lab_note=lab_note)
+    return HardwayApp(workbench, connect=connect, lab_note=lab_note,
+                      confirm_quit=confirm_quit)

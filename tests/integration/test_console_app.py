@@ -172,6 +172,34 @@ async def test_a_killed_host_marks_its_pane_and_the_others_carry_on(
     assert not pane.has_class("-down")
 
 
+async def test_a_dropped_host_comes_back_by_itself_and_its_pane_marks_both_ends(
+        console: Any, lab_runner: LabRunner) -> None:
+    """Issue 12 #15: a VM reboot (the host stops, then starts again) needs no F5: the
+    console redials with backoff, and the pane marks where the session was lost and
+    where the new one began."""
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-1", HostPane)
+    await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.stop_host, "controller-1"))
+    try:
+        await _until(pilot, lambda: pane.has_class("-down"))
+        await _until(pilot, lambda: pane.status.retry is not None)
+        assert "retry" in str(pane.border_title)
+        text = pane.terminal.text()
+        assert "session lost" in text and "reconnecting by itself" in text, text
+        await pilot.pause(1.5)  # the first attempts fail: the host is still down
+        assert screen.console.status("controller-1").state != "ready"
+    finally:
+        await asyncio.wrap_future(lab_runner.submit(lab_runner.lab.start_host, "controller-1"))
+    await _until(pilot, lambda: screen.console.status("controller-1").state == "ready",
+                 timeout=20)
+    await _until(pilot, lambda: "new session" in pane.terminal.text())
+    assert not pane.has_class("-down") and pane.status.retry is None
+    await _type(pilot, "echo back-{name}")
+    report = await _finished(pilot)
+    assert {h for b in report.blocks for h in b.hosts} == set(HOSTS)
+
+
 async def test_keys_typed_into_a_pane_reach_only_its_host_in_order(
         console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
     """Keys take the direct route to the focused pane's shell (``typed_now``); their order

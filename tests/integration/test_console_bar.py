@@ -263,3 +263,157 @@ async def test_half_typed_text_in_a_pane_is_not_merged_into_a_broadcast(
     assert not list(home.glob("half-*"))
     for host in HOSTS:
         (lab_runner.lab.host_root(host) / "root" / f"whole-{host}").unlink()
+
+
+LONG = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" * 2
+
+
+async def test_a_long_line_wraps_where_the_pane_wraps_at_every_size(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #5: the remote PTY's columns equal the pane terminal's columns, in every
+    tiling, after every resize and zoomed; a long echo loses no character at a wrap."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-0", HostPane)
+    # 200x50 first: the size the shells were opened at, before any resize
+    for size, zoom in (((200, 50), False), ((160, 45), False), ((80, 24), False),
+                       ((120, 40), True), ((97, 31), False)):
+        await pilot.resize_terminal(*size)
+        await pilot.pause(0.2)
+        if zoom:
+            pane.view.focus()
+            await pilot.press("f6")
+            await pilot.pause(0.2)
+        view = pane.view
+        await _until(pilot, lambda v=view: v.columns > 0)
+        pane.view.focus()
+        await pilot.press("ctrl+l")
+        tag = f"{size[0]}x{size[1]}"
+        screen.console.type_to("controller-0", f"stty size; echo {tag}-{LONG}\r")  # keystrokes
+        rows, cols = view.terminal.rows, view.columns
+        assert view.terminal.columns == cols
+
+        def shown(v: Any = view) -> str:
+            return str(v.terminal.text())
+        try:
+            await _until(pilot, lambda w=f"{rows} {cols}": w in shown(), timeout=5)
+        except AssertionError:
+            raise AssertionError(f"{tag}: pane {rows}x{cols}, shell says:\n{shown()}") from None
+        # the typed echo and its output: both rows of text rejoin to the whole string
+        await _until(pilot, lambda w=f"{tag}-{LONG}": shown().replace("\n", "").count(w) >= 2,
+                     timeout=5)
+        text = shown()
+        typed = f"root@controller-0:# stty size; echo {tag}-{LONG}"
+        count = -(-len(typed) // cols) + 1 + -(-len(f"{tag}-{LONG}") // cols) + 1
+        latest = text.splitlines()[-count:]  # rows from before the resize keep their width
+        assert all(len(line) <= cols for line in latest), text
+        if zoom:
+            await pilot.press("f6")
+    await pilot.resize_terminal(200, 50)
+
+
+async def test_no_key_is_lost_after_search_and_zoom(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Issue 12 #6: after F10 (search) then F6 (zoom), the first key typed into the pane
+    vanished (`seq 1 3` arrived as `eq 1 3`)."""
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    screen = _screen(app)
+    pane = screen.query_one("#pane-controller-1", HostPane)
+    marker = lab_runner.lab.host_root("controller-1") / "root/no-key-lost"
+    marker.unlink(missing_ok=True)
+    bar = screen.query_one(BroadcastBar).input
+    for in_bar, opening in ((False, ("f10", "escape")),
+                            (False, ("f10", *"root", "enter", "escape")),
+                            (True, ("f10", *"root", "enter", "f2", "f2"))):
+        (bar if in_bar else pane.view).focus()
+        await pilot.pause()
+        await pilot.press(*opening)
+        assert app.focused is pane.view, app.focused
+        await pilot.press("f6")
+        await pilot.press(*"touch no-key-lost", "enter")
+        try:
+            await _until(pilot, marker.exists)
+        except AssertionError:
+            raise AssertionError(pane.view.terminal.text()[-300:]) from None
+        marker.unlink()
+        await pilot.press("f6")
+        assert not screen.has_class("-zoom")
+
+
+async def test_quitting_with_live_sessions_asks_once(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #16: ctrl+q (and q on the hosts table) ask before closing live sessions;
+    Esc stays, q / Enter / ctrl+q again quits."""
+    from tui.widgets.quit_modal import QuitModal
+
+    app, pilot = console
+    await pilot.press("ctrl+q")
+    await _until(pilot, lambda: isinstance(app.screen, QuitModal))
+    modal = app.screen
+    assert isinstance(modal, QuitModal) and modal.live == list(HOSTS)
+    await pilot.press("escape")
+    await _until(pilot, lambda: not isinstance(app.screen, QuitModal))
+    assert app.is_running and app.workbench.live_hosts() == list(HOSTS)
+    await pilot.press("ctrl+g", "o")  # the hosts table: q asks too
+    await _until(pilot, lambda: app.current_mode == "hosts")
+    await pilot.press("q")
+    await _until(pilot, lambda: isinstance(app.screen, QuitModal))
+    await pilot.press("n")
+    await _until(pilot, lambda: not isinstance(app.screen, QuitModal))
+    await pilot.press("ctrl+q", "enter")
+    await _until(pilot, lambda: not app.is_running)
+    assert app.return_code == 0
+
+
+async def test_the_key_right_after_ctrl_g_is_the_apps_even_when_typed_fast(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """tmux send-keys C-g '?' (or a fast typist): the second key arrived before the
+    prefix's binding had run and went into the bar as text."""
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.pause()
+    # as the input driver delivers them: straight after each other
+    await app._post_message(events.Key("ctrl+g", None))
+    await app._post_message(events.Key("question_mark", "?"))
+    await pilot.pause(0.2)
+    assert bar.value == ""
+    assert any(n.title == "keys" for n in app._notifications), list(app._notifications)
+
+
+async def test_ctrl_r_searches_the_bar_history(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #8: ctrl+r in the bar finds an earlier line as you type; Enter takes it
+    into the bar to edit or send, Esc leaves the bar as it was."""
+    from textual.widgets import OptionList
+
+    from tui.widgets.history_modal import HistorySearchModal
+
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    for line in ("echo first-etcd", "systemctl status etcd --no-pager", "echo last"):
+        bar.focus()
+        bar.value = line
+        await pilot.press("enter")
+        await _finished(pilot)
+    bar.value = "draft"
+    await pilot.press("ctrl+r")
+    await _until(pilot, lambda: isinstance(app.screen, HistorySearchModal))
+    await pilot.press("escape")
+    await _until(pilot, lambda: not isinstance(app.screen, HistorySearchModal))
+    assert bar.value == "draft" and app.focused is bar
+    bar.value = ""
+    await pilot.press("ctrl+r")
+    await _until(pilot, lambda: isinstance(app.screen, HistorySearchModal))
+    await pilot.press(*"ETCD")  # case-insensitive, newest first
+    matches = app.screen.query_one(OptionList)
+    await _until(pilot, lambda: matches.option_count == 2)
+    assert str(matches.get_option_at_index(0).prompt) == "systemctl status etcd --no-pager"
+    await pilot.press("ctrl+r", "enter")  # the older one
+    await _until(pilot, lambda: bar.value == "echo first-etcd")
+    assert bar.cursor_position == len(bar.value)
+    bar.value = ""

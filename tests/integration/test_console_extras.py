@@ -114,6 +114,9 @@ async def test_search_and_palette(lab_runner: LabRunner, tmp_path: Path) -> None
         screen = app.screen
         assert isinstance(screen, ConsoleScreen)
         await _until(pilot, lambda: all(screen.console.shell(h) for h in HOSTS))
+        # issue 12 #18: Textual's generic commands come last, under "More:", or not at all
+        assert [c.title for c in app.get_system_commands(screen)] == [
+            "Quit", "Keys", "More: theme", "More: screenshot"]
         bar = screen.query_one("#broadcast-input")
         line = "for i in $(seq 1 80); do echo line $i; done; echo needle-{name}"
         bar.value = line  # type: ignore[attr-defined]

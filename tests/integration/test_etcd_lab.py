@@ -309,12 +309,15 @@ def test_peer_certificate_without_the_member_address(
         sans_reasons=())
     write_pair(bad, "kubernetes", CertificateAuthority.load(bad).issue(profile,
                                                                        key_type="ecdsa"))
-    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--pki", str(bad),
-                      "--etcd-tarball", str(tarball), "--yes", "--start-timeout", "8")
-    assert status == 1, out
-    assert "restarted (its files changed)" in out
-    assert "start failed on controller-1" in out
-    assert "the certificate controller-1 serves" in out, out
-    status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
-                      "--yes")
+    try:
+        status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--pki", str(bad),
+                          "--etcd-tarball", str(tarball), "--yes", "--start-timeout", "8")
+        assert status == 1, out
+        assert "restarted (its files changed)" in out, out
+        # controller-1 never becomes healthy; under load its peers may miss the deadline too
+        assert re.search(r"start failed on [-a-z0-9, ]*controller-1\b", out), out
+        assert "the certificate controller-1 serves" in out, out
+    finally:  # the right PKI repairs the cluster (the next tests need it healthy)
+        status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball",
+                          str(tarball), "--yes")
     assert status == 0, out

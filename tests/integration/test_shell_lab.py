@@ -12,7 +12,7 @@ import pytest
 
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
-from tui.core.fleet.openssh import ssh_argv
+from tui.core.fleet.openssh import attach_argv, ssh_argv
 from tui.core.fleet.shell import (
     CommandFinished,
     CommandStarted,
@@ -294,6 +294,18 @@ async def test_commands_are_audited(shell: Shell, tmp_path: Path) -> None:
     await rec.run("echo audited")
     log = (tmp_path / "audit.jsonl").read_text()
     assert '"kind":"shell"' in log and '"command":"echo audited"' in log
+
+
+def test_attach_exports_the_panes_variables(inventory: Inventory, tmp_path: Path) -> None:
+    """Issue 12 #4: in the OpenSSH shell F7 opens, $ETCD_NAME and $INTERNAL_IP are set
+    (by the remote command: sshd refuses SendEnv) and the shell is the login shell."""
+    policy = HostKeyPolicy(record_file=tmp_path / "record", user_files=False)
+    host = inventory.host("controller-1")
+    argv = attach_argv(host, inventory, policy=policy)
+    script = 'echo "vars:$ETCD_NAME:$INTERNAL_IP:$HOST_NAME"; exit\n'
+    result = subprocess.run([*argv[:-2], "-o", "BatchMode=yes", *argv[-2:]], input=script,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert f"vars:controller-1:{host.address}:controller-1" in result.stdout, result
 
 
 def test_the_ssh_command_line_reaches_the_host(inventory: Inventory, tmp_path: Path) -> None:

@@ -106,6 +106,25 @@ async def test_stage_changes_nothing_until_the_switch(fleet: Fleet, tmp_path: Pa
     assert key_matches(await fleet.get(HOST, CERT), await fleet.get(HOST, KEY))
 
 
+async def settled_state(fleet: Fleet) -> None:
+    """Wait until the host's files stop changing after a client was killed.
+
+    As with OpenSSH's sshd, requests the killed client had already sent (a rename, the
+    journal's write) are still carried out by the host's sftp-server until it reads EOF;
+    a person running ``push --restore`` comes later than those milliseconds.
+    """
+    async def snapshot() -> tuple[object, ...]:
+        return (await read_journal(fleet, HOST), await fleet.get(HOST, CERT),
+                await fleet.get(HOST, KEY), sorted(await listing(fleet, "/etc/hardway-killtest")))
+    last = await snapshot()
+    for _ in range(40):
+        await asyncio.sleep(0.05)
+        now = await snapshot()
+        if now == last:
+            return
+        last = now
+
+
 def _sha(data: bytes) -> str:
     import hashlib
 
@@ -149,6 +168,7 @@ async def test_kill_9_during_pushes_never_leaves_an_undetected_split(
         time.sleep(rng.uniform(0.0, window * 1.1 + float(pause)))
         child.send_signal(signal.SIGKILL)
         child.wait(10)
+        await settled_state(fleet)
         journal = await read_journal(fleet, HOST)
         cert, key = await fleet.get(HOST, CERT), await fleet.get(HOST, KEY)
         changed = [p for p, data in ((CERT, cert), (KEY, key)) if _sha(data) != before[p]]

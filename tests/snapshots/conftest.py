@@ -21,6 +21,12 @@ def snapshot_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner
 
 
 @pytest.fixture(autouse=True)
+def _frozen_pane_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The times panes write into their scrollback (session lost / new session)."""
+    monkeypatch.setattr("tui.widgets.host_pane.clock", lambda: "12:00:00")
+
+
+@pytest.fixture(autouse=True)
 def _no_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Snapshots never read the real ~/.ssh or write the real state dir (history, log)."""
     home = tmp_path / "home"

@@ -99,6 +99,17 @@ def test_seed_scenario(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) -
     assert snap_compare(_app(seed_lab, tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
+def test_seed_scenario_at_80x24(snap_compare: Any, seed_lab: LabRunner,
+                                tmp_path: Path) -> None:
+    """Narrow: the host columns stay visible (glyphs under c-0, c-1, c-2) and the
+    certificate's detail moves under the findings."""
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _certs(pilot)
+
+    assert snap_compare(_app(seed_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
 def test_push_preview(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await _certs(pilot)

@@ -149,22 +149,26 @@ def test_disconnected_host(snap_compare: Any, snapshot_lab: LabRunner, tmp_path:
         pilot.app.clear_notifications()
         await _painted(pilot)
 
+    app = _app(snapshot_lab, tmp_path)
+    app.workbench.redial = (600.0,)  # the title says "retry 1 in 600 s" throughout
     try:
-        assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=SIZE,
-                            run_before=run_before)
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
     finally:
         snapshot_lab.call(lab.start_host, "controller-2")
 
 
+@pytest.mark.parametrize("size", [(200, 50), (80, 24)], ids=["200x50", "80x24"])
 def test_twelve_hosts_compact_grid(snap_compare: Any, grid_lab: LabRunner,
-                                   tmp_path: Path) -> None:
+                                   tmp_path: Path, size: tuple[int, int]) -> None:
+    """At 80x24 the rows keep six lines each and the grid scrolls (titles never pile
+    up over each other)."""
     names = tuple(h.name for h in load_inventory(grid_lab.lab.inventory_path).hosts)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await _ready(pilot, names)
         await _broadcast(pilot, "echo {name}")
 
-    assert snap_compare(_app(grid_lab, tmp_path), terminal_size=(200, 50),
+    assert snap_compare(_app(grid_lab, tmp_path), terminal_size=size,
                         run_before=run_before)
 
 
@@ -227,6 +231,38 @@ def test_pasted_block_waits(snap_compare: Any, snapshot_lab: LabRunner,
         bar.post_message(events.Paste("cat <<EOF | sudo tee /etc/etcd/x\na\nb\nEOF\n"))
         await _until(pilot, lambda: bar.pending is not None)
         await _painted(pilot)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_quit_asks_once(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    """ctrl+q with live sessions: the question over the dimmed panes, at 80x24."""
+    from tui.widgets.quit_modal import QuitModal
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _painted(pilot)
+        await pilot.press("ctrl+q")
+        await _until(pilot, lambda: isinstance(pilot.app.screen, QuitModal))
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
+def test_history_search(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    """ctrl+r in the bar: the matching lines, newest first, over the dimmed console."""
+    from tui.widgets.history_modal import HistorySearchModal
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        for line in ("sudo mkdir -p /etc/etcd /var/lib/etcd", "echo {name}",
+                     "sudo systemctl daemon-reload"):
+            await _broadcast(pilot, line)
+        await pilot.press("ctrl+r", *"etc")
+        await _until(pilot, lambda: isinstance(pilot.app.screen, HistorySearchModal))
+        await pilot.pause(0.1)
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)

@@ -113,6 +113,11 @@ async def test_footer_bindings_ready() -> None:
     assert internals.footer_ready(Footer()) is False
 
 
+def test_footer_key() -> None:
+    key = internals.FooterKey("f1", "f1", "Bar", "focus_bar")
+    assert (key.key_display, key.description, key.action) == ("f1", "Bar", "focus_bar")
+
+
 async def test_widget_check_disabled() -> None:
     app = Probe()
     async with app.run_test():

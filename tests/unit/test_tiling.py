@@ -19,7 +19,10 @@ from tui.widgets.tiling import Tiling, tile
     (6, 200, 50, Tiling(3, 2, False)),
     (9, 200, 50, Tiling(3, 3, False)),
     (12, 200, 50, Tiling(4, 3, True)),
-    (12, 80, 24, Tiling(2, 6, True)),
+    (12, 80, 24, Tiling(2, 6, True, scroll=True)),  # rows keep 6 lines; the grid scrolls
+    (30, 80, 18, Tiling(2, 15, True, scroll=True)),
+    (30, 200, 44, Tiling(5, 6, True)),  # 6 rows of 7 lines fit: no scrolling
+    (3, 80, 5, Tiling(2, 2, False, 2, scroll=True)),
     (0, 80, 24, Tiling(1, 1, False)),
 ])
 def test_tile(count: int, width: int, height: int, expected: Tiling) -> None:

@@ -37,6 +37,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                         help="what goes to the log file $XDG_STATE_HOME/hardway/hardway.log "
                              "(DEBUG, INFO, WARNING, ERROR; the app logs INFO by default, "
                              "other commands only when this is given)")
+    no_confirm = ("quit at once on ctrl+q even with live SSH sessions (by default hardway "
+                  "asks once: q or Enter quits, Esc stays)")
+    parser.add_argument("--no-confirm", action="store_true", help=no_confirm)
     demo = sub.add_parser("demo", help="open hardway on the embedded lab",
                           description=DEMO_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -46,14 +49,21 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                       help="number of lab workers (default 0)")
     demo.add_argument("--dir", metavar="DIR",
                       help="keep the lab's files in DIR instead of a temporary directory")
+    demo.add_argument("--network", metavar="A.B.C", default=None,
+                      help="first three octets of the loopback /24 the lab listens on "
+                           "(default: 127.0.10, or the next free one when another lab "
+                           "runs there)")
     from tui.commands.lab import add_scenario_options
 
+    # SUPPRESS: `hardway --no-confirm demo` keeps working
+    demo.add_argument("--no-confirm", action="store_true", default=argparse.SUPPRESS,
+                      help=no_confirm)
     add_scenario_options(demo, default="certs-pushed")
     demo.set_defaults(handler=run_demo)
 
 
 def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
-            lab_note: str | None = None) -> int:
+            lab_note: str | None = None, confirm_quit: bool = True) -> int:
     """Open the app on one workbench, closed (every session) when the app ends."""
     import asyncio
     import functools
@@ -74,7 +84,7 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             workbench.warm_relay()  # its interpreter starts while this one imports Textual
             from tui.app import create_app
 
-            app = create_app(workbench, lab_note=lab_note)
+            app = create_app(workbench, lab_note=lab_note, confirm_quit=confirm_quit)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 # a closed terminal or a kill ends the app as ctrl+q does: sessions closed,
@@ -91,7 +101,31 @@ def run_app(args: argparse.Namespace) -> int:
     from tui.core.inventory.locate import locate_inventory
 
     return _launch(locate_inventory(args.inventory), accept_new=args.accept_new,
-                   log_level=args.log_level)
+                   log_level=args.log_level, confirm_quit=not args.no_confirm)
+
+
+DEMO_PORT = 2222
+"""The SSH port of the demo's lab hosts (the lab's default)."""
+
+
+def free_network(first: int = 10, last: int = 250) -> str:
+    """The first loopback /24 ``127.0.N`` (from ``first``) where no lab listens yet: its
+    jump address ``.1`` and first controller ``.10`` are free on :data:`DEMO_PORT`."""
+    import socket
+
+    for n in range(first, last + 1):
+        network = f"127.0.{n}"
+        free = True
+        for host in (f"{network}.1", f"{network}.10"):
+            with socket.socket() as probe:
+                try:
+                    probe.bind((host, DEMO_PORT))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            return network
+    return f"127.0.{first}"  # every one busy: the lab says which address is in use
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -103,11 +137,14 @@ def run_demo(args: argparse.Namespace) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="hardway-demo-") as tmp:
         directory = Path(args.dir) if args.dir else Path(tmp) / "lab"
+        network = args.network or free_network()
         with LabRunner(directory, controllers=args.controllers, workers=args.workers,
+                       network=network, port=DEMO_PORT,
                        scenario=args.scenario, services=args.services,
                        isolation=args.isolation) as runner:
             note = None if runner.lab.confined else " ".join(runner.lab.notes) or \
                 "The lab hosts are not isolated (--isolation none): they share this " \
                 "machine's network and files."
             return _launch(runner.lab.inventory_path, accept_new=False,
-                           log_level=args.log_level, lab_note=note)
+                           log_level=args.log_level, lab_note=note,
+                           confirm_quit=not args.no_confirm)

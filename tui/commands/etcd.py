@@ -17,9 +17,9 @@ from tui.commands.argtypes import positive_seconds
 from tui.core.errors import UserError
 
 if TYPE_CHECKING:
-    from tui.core.etcd.bootstrap import EtcdContext
+    from tui.core.etcd.engine import EtcdOptions, EtcdWork, PreparedEtcdPlan
     from tui.core.inventory.model import Inventory
-    from tui.core.plan import Plan, PlanEvent, PlanResult
+    from tui.core.plan import PlanEvent, PlanResult
 
 ETCD_HELP = """\
 etcd on the controllers, as in Kubernetes the Hard Way (doc 07), over SSH and HTTPS:
@@ -168,48 +168,28 @@ def _cli(args: argparse.Namespace) -> Cli:
 
 
 @asynccontextmanager
-async def _context(cli: Cli, *, release: bool = False) -> AsyncIterator[EtcdContext]:
+async def _engine(cli: Cli) -> AsyncIterator[EtcdWork]:
+    """The workbench's etcd engine (the one the screen uses), closed on exit."""
     from tui.commands.session import open_workbench
-    from tui.core.etcd.bootstrap import EtcdContext
-    from tui.core.etcd.client import EtcdClient
-    from tui.core.etcd.release import default_cache, find_tarball, load_release, version_of
-    from tui.core.fleet.dial import dialer_for
+    from tui.core.etcd.engine import EtcdWork
+
+    async with open_workbench(cli.inventory, cli.args, pki=cli.pki) as workbench:
+        work = workbench.engine("etcd")
+        assert isinstance(work, EtcdWork)
+        yield work
+
+
+def _options(cli: Cli) -> EtcdOptions:
+    from tui.core.etcd.engine import EtcdOptions
 
     args = cli.args
-    found = None
-    if release:
-        explicit = args.etcd_tarball
-        version = version_of(explicit) if explicit is not None else cli.inventory.versions.etcd
-        path = find_tarball(version, explicit=explicit, cache=args.cache or default_cache())
-        found = load_release(path) if path is not None else None
-    async with open_workbench(cli.inventory, args, pki=cli.pki) as workbench:
-        fleet = workbench.fleet
-        dialer = dialer_for(cli.inventory, fleet)
-        try:
-            client = EtcdClient.from_files(cli.pki / "ca.pem", cli.pki / "kubernetes.pem",
-                                           cli.pki / "kubernetes-key.pem", dialer=dialer)
-        except ValueError as exc:
-            raise UserError(f"The PKI directory {cli.pki} does not give hardway a client "
-                            f"certificate for etcd: {exc}. Run `hardway certs issue` or pass "
-                            "--pki DIR.") from None
-        try:
-            yield EtcdContext(cli.inventory, fleet, client, cli.pki, release=found,
-                              start_timeout=getattr(args, "start_timeout", 60.0),
-                              sudo=args.sudo)
-        finally:
-            await dialer.close()
+    return EtcdOptions(tarball=getattr(args, "etcd_tarball", None),
+                       cache=getattr(args, "cache", None),
+                       start_timeout=getattr(args, "start_timeout", 60.0), sudo=args.sudo)
 
 
 def _json(cli: Cli, data: object) -> None:
     cli.out.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-async def _connect(ctx: EtcdContext) -> None:
-    states = await ctx.fleet.connect(ctx.controllers)
-    bad = {n: ctx.fleet.reason(n) for n, s in states.items() if s.value != "ready"}
-    if bad:
-        raise UserError("Cannot reach " + "; ".join(f"{n}: {r}" for n, r in bad.items()) +
-                        ". Nothing was changed.")
 
 
 # -- plan / bootstrap ----------------------------------------------------------------------
@@ -227,22 +207,17 @@ def run_bootstrap(args: argparse.Namespace) -> int:
 
 
 async def _bootstrap(cli: Cli, *, preview_only: bool) -> int:
-    from tui.core.etcd.bootstrap import bootstrap_plan
-
-    async with _context(cli, release=True) as ctx:
-        await _connect(ctx)
-        plan = bootstrap_plan(ctx)
-        if preview_only or not cli.args.yes:  # --yes: the run's own checks decide
-            preview = await plan.preview()
-            if preview_only:
-                _show_preview(cli, preview)
-                return 0
-            todo = [i for items in preview.values() for i in items
-                    if i.done is None and not i.preview.empty and i.step != "verify"]
-            if todo:
-                _show_preview(cli, preview)
-                await _confirm("Bootstrap etcd on " + ", ".join(ctx.controllers))
-        return await _run(cli, ctx, plan, "Bootstrap")
+    async with _engine(cli) as work:
+        # --yes: the run's own checks decide (no separate preview pass)
+        prepared = await work.prepare_bootstrap(_options(cli),
+                                                preview=preview_only or not cli.args.yes)
+        if preview_only:
+            _show_preview(cli, prepared.preview)
+            return 0
+        if not cli.args.yes and prepared.todo:
+            _show_preview(cli, prepared.preview)
+            await _confirm(prepared.title + " " + ", ".join(prepared.ctx.controllers))
+        return await _run(cli, prepared, "Bootstrap")
 
 
 def _show_preview(cli: Cli, preview: dict[str, Any]) -> None:
@@ -263,12 +238,13 @@ async def _confirm(what: str) -> None:
         raise UserError("Nothing was changed (not confirmed).", exit_code=1)
 
 
-async def _run(cli: Cli, ctx: EtcdContext, plan: Plan, verb: str) -> int:
+async def _run(cli: Cli, prepared: PreparedEtcdPlan, verb: str) -> int:
     from tui.core.pki.report import ProgressPrinter
 
-    printer = (ProgressPrinter(cli.out, plan.hosts, as_json=True) if cli.args.json
-               else _Progress(cli, plan.hosts))
-    result: PlanResult = await plan.run(printer)
+    ctx, hosts = prepared.ctx, prepared.plan.hosts
+    printer = (ProgressPrinter(cli.out, hosts, as_json=True) if cli.args.json
+               else _Progress(cli, hosts))
+    result: PlanResult = await prepared.run(printer)
     diagnoses = {h: [dataclasses.asdict(d) for d in ds] for h, ds in ctx.diagnoses.items()}
     if cli.args.json:  # one line: the progress before it is JSON lines too
         cli.out.write(json.dumps({"ok": result.ok,
@@ -286,7 +262,8 @@ async def _run(cli: Cli, ctx: EtcdContext, plan: Plan, verb: str) -> int:
         return 0
     failure = result.failure
     assert failure is not None
-    cli.out.write(f"\n{verb} stopped: {failure.step} failed on {failure.host}.\n")
+    failed = result.failed_hosts(failure.step) or [failure.host]
+    cli.out.write(f"\n{verb} stopped: {failure.step} failed on {', '.join(failed)}.\n")
     for host, found in ctx.diagnoses.items():
         for d in found:
             cli.out.write(f"  {host}: {d.summary}\n    fix: {d.fix}\n    log: {d.evidence}\n")
@@ -323,66 +300,34 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 async def _status(cli: Cli) -> int:
-    from tui.core.etcd.clock import read_clocks, skew_diagnoses
-    from tui.core.etcd.cluster import observe, problems
-    from tui.core.etcd.diagnose import diagnose_client_error
-
-    async with _context(cli) as ctx:
-        view = await observe(ctx.inventory, ctx.client)
-        found = problems(view, ctx.inventory)
-        diagnoses = []
-        states = await ctx.fleet.connect(ctx.controllers)
-        reachable = [n for n, s in states.items() if s.value == "ready"]
-        for name, health in view.health.items():
-            if health.ok:
-                continue
-            hint = diagnose_client_error(name, health.error_kind, health.detail)
-            if hint is not None:
-                diagnoses.append(hint)
-            if name in reachable:
-                diagnoses += await ctx.diagnose(name)
-        skew = skew_diagnoses(await read_clocks(ctx.fleet, reachable))
-        diagnoses += skew
-        rows: list[dict[str, Any]] = []
-        for host in ctx.inventory.controllers:
-            status = view.statuses.get(host.name)
-            member = view.members.get(host.name)
-            health = view.health[host.name]
-            rows.append({
-                "name": host.name, "id": member.hex_id if member else None,
-                "healthy": health.ok, "health": health.detail,
-                "leader": bool(status and status.is_leader),
-                "raft_term": status.raft_term if status else None,
-                "raft_index": status.raft_index if status else None,
-                "db_size": status.db_size if status else None,
-                "version": status.version if status else None,
-                "rtt_ms": round(health.rtt * 1000, 1) if health.rtt is not None else None,
-                "cluster_id": format(status.cluster_id, "x") if status else None,
-                "error": view.errors.get(host.name)})
+    async with _engine(cli) as work:
+        status = await work.status()
+        view, found = status.view, status.problems
         if cli.args.json:
-            _json(cli, {"healthy": not found and not skew, "members": rows,
+            _json(cli, {"healthy": status.healthy,
+                        "members": [r.as_json() for r in status.rows],
                         "problems": [p.message for p in found],
-                        "diagnoses": [dataclasses.asdict(d) for d in diagnoses]})
-        else:
-            out = cli.out
-            out.write(f"{'NAME':<14}{'ID':<18}{'HEALTH':<8}{'LEADER':<8}{'TERM':>6}"
-                      f"{'INDEX':>9}{'DB':>10}  {'VERSION':<9}{'RTT':>8}\n")
-            for r in rows:
-                db = f"{r['db_size'] / 1024:.0f} KiB" if r["db_size"] else "-"
-                rtt = f"{r['rtt_ms']} ms" if r["rtt_ms"] is not None else "-"
-                out.write(f"{r['name']:<14}{r['id'] or '-':<18}"
-                          f"{'ok' if r['healthy'] else 'DOWN':<8}"
-                          f"{'*' if r['leader'] else '':<8}{r['raft_term'] or '-':>6}"
-                          f"{r['raft_index'] or '-':>9}{db:>10}  {r['version'] or '-':<9}"
-                          f"{rtt:>8}\n")
-            for p in found:
-                out.write(f"problem: {p.message}\n")
-            for d in diagnoses:
-                out.write(f"{d.host}: {d.summary}\n  fix: {d.fix}\n")
-            if not found and not skew:
-                out.write(f"cluster {view.cluster_id:x}: {len(rows)} members, all healthy, "
-                          f"leader {view.leader}.\n")
-        return 0 if not found and not skew else 1
+                        "diagnoses": [dataclasses.asdict(d) for d in status.diagnoses]})
+            return 0 if status.healthy else 1
+        out = cli.out
+        out.write(f"{'NAME':<14}{'ID':<18}{'HEALTH':<8}{'LEADER':<8}{'TERM':>6}"
+                  f"{'INDEX':>9}{'DB':>10}  {'VERSION':<9}{'RTT':>8}\n")
+        for r in status.rows:
+            db = f"{r.db_size / 1024:.0f} KiB" if r.db_size else "-"
+            rtt = f"{round(r.rtt * 1000, 1)} ms" if r.rtt is not None else "-"
+            out.write(f"{r.name:<14}{r.member_id or '-':<18}"
+                      f"{'ok' if r.healthy else 'DOWN':<8}"
+                      f"{'*' if r.leader else '':<8}{r.raft_term or '-':>6}"
+                      f"{r.raft_index or '-':>9}{db:>10}  {r.version or '-':<9}"
+                      f"{rtt:>8}\n")
+        for p in found:
+            out.write(f"problem: {p.message}\n")
+        for d in status.diagnoses:
+            out.write(f"{d.host}: {d.summary}\n  fix: {d.fix}\n")
+        if status.healthy:
+            out.write(f"cluster {view.cluster_id:x}: {len(status.rows)} members, all "
+                      f"healthy, leader {view.leader}.\n")
+        return 0 if status.healthy else 1
 
 
 # -- snapshot --------------------------------------------------------------------------
@@ -396,29 +341,17 @@ def run_snapshot(args: argparse.Namespace) -> int:
 async def _snapshot(cli: Cli) -> int:
     import time
 
-    from tui.core.etcd.client import EtcdError
-
     target: Path = cli.args.output
     if target.is_dir() or str(target).endswith("/"):
         target = target / f"etcd-snapshot-{time.strftime('%Y%m%dT%H%M%S')}.db"
-    async with _context(cli) as ctx:
-        errors = []
-        for host in ctx.inventory.controllers:
-            if not (await ctx.client.health(str(host.address))).ok:
-                continue
-            try:
-                result = await ctx.client.snapshot(str(host.address), target)
-            except EtcdError as exc:
-                errors.append(str(exc))
-                continue
-            if cli.args.json:
-                _json(cli, {**dataclasses.asdict(result), "member": host.name})
-            else:
-                cli.out.write(f"Saved {result.path} from {host.name}: {result.size} bytes, "
-                              f"SHA-256 {result.sha256[:16]}..., {result.detail}.\n")
-            return 0
-    raise UserError("No healthy member gave a snapshot" +
-                    (": " + " ".join(errors) if errors else "") + ".", exit_code=1)
+    async with _engine(cli) as work:
+        member, result = await work.snapshot(target)
+    if cli.args.json:
+        _json(cli, {**dataclasses.asdict(result), "member": member})
+    else:
+        cli.out.write(f"Saved {result.path} from {member}: {result.size} bytes, "
+                      f"SHA-256 {result.sha256[:16]}..., {result.detail}.\n")
+    return 0
 
 
 # -- replace ---------------------------------------------------------------------------
@@ -430,25 +363,23 @@ def run_replace(args: argparse.Namespace) -> int:
 
 
 async def _replace(cli: Cli) -> int:
-    from tui.core.etcd.replace import nothing_to_replace, replace_plan
-
     args = cli.args
-    async with _context(cli) as ctx:
-        plan = replace_plan(ctx, args.member,
-                            args.snapshot_dir or cli.inventory.path.parent / "snapshots")
-        reason = await nothing_to_replace(ctx, args.member)
+    async with _engine(cli) as work:
+        reason, prepared = await work.prepare_replace(
+            args.member, args.snapshot_dir or cli.inventory.path.parent / "snapshots",
+            _options(cli))
         if reason is not None and not args.force:
             if args.json:
                 _json(cli, {"ok": True, "skipped": reason})
             else:
                 cli.out.write(f"{reason} (--force replaces it anyway).\n")
             return 0
-        await _connect(ctx)
-        preview = await plan.preview()
+        await work.connect()
+        prepared.preview = await prepared.plan.preview()
         if args.dry_run:
-            _show_preview(cli, preview)
+            _show_preview(cli, prepared.preview)
             return 0
         if not args.yes:
-            _show_preview(cli, preview)
+            _show_preview(cli, prepared.preview)
             await _confirm(f"Replace etcd member {args.member}")
-        return await _run(cli, ctx, plan, "Replace")
+        return await _run(cli, prepared, "Replace")

@@ -245,6 +245,11 @@ class PlanResult:
                 seen[host] = None
         return list(seen)
 
+    def failed_hosts(self, step: str) -> list[str]:
+        """Hosts where ``step`` failed, in the order the plan ran them."""
+        return [h for (s, h), event in self.states.items()
+                if s == step and event.state == "failed"]
+
     def untouched_hosts(self) -> list[str]:
         """Hosts where nothing ran because the plan stopped first."""
         touched = set(self.touched_hosts())

@@ -3,7 +3,7 @@
 Everything a view needs is opened here, once, and closed here, in reverse order::
 
     inventory ─▶ host-key policy ─▶ audit log ─▶ Fleet ─┬─▶ ShellRelay ─▶ RelayFleet ─▶ Console
-                                                        └─▶ engines (certs, health; etcd,
+                                                        └─▶ engines (certs, etcd, health;
                                                             dns, lb next), opened lazily
 
 ``hardway run``, ``hardway certs`` and the app all build a :class:`Workbench` and use
@@ -78,6 +78,7 @@ HostKeyMode = Literal["strict", "accept-new", "ask"]
 
 ENGINES: dict[str, str] = {
     "certs": "tui.core.pki.usecase:open_engine",
+    "etcd": "tui.core.etcd.engine:open_engine",
     "health": "tui.core.health.engine:open_engine",
 }
 """Engine name -> ``module:factory``; the factory takes the workbench (see the module
@@ -138,8 +139,12 @@ class Workbench:
                  notify: Callable[[str], None] | None = None,
                  audit_path: Path | None = None, pki_dir: Path | None = None,
                  connect_timeout: float = 10.0, fanout: int = 64,
-                 user_ssh_files: bool = True, relay: bool = True) -> None:
+                 user_ssh_files: bool = True, relay: bool = True,
+                 redial: tuple[float, ...] | None = None) -> None:
         self.inventory = inventory
+        self.redial = redial
+        """Backoff of the console's automatic reconnect of dropped hosts (None: the
+        console's default; empty: off)."""
         self.host_key_mode: HostKeyMode = host_keys
         self.audit = AuditLog.for_inventory(inventory, audit_path, pki=pki_dir)
         self._fleet_options = {"notify": notify, "user_ssh_files": user_ssh_files,
@@ -242,6 +247,15 @@ class Workbench:
         states = [self.fleet.state(h.name) for h in self.inventory.hosts]
         return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
 
+    def live_hosts(self) -> list[str]:
+        """Hosts with a live SSH connection or console shell (what quitting would close)."""
+        if self._fleet is None:
+            return []
+        console = self._console
+        return [h.name for h in self.inventory.hosts
+                if self.fleet.state(h.name) == ConnState.READY
+                or (console is not None and console.shell(h.name) is not None)]
+
     def shell_counts(self) -> tuple[int, int] | None:
         """(open console shells, hosts), or None before the console exists: connections
         and shells are two states (a host may be connected with its shell exited)."""
@@ -283,6 +297,8 @@ class Workbench:
 
             history = History(default_path(), redact=self.audit.redact)
             self._console = Console(self.inventory, self.shell_fleet, history=history)
+            if self.redial is not None:
+                self._console.set_redial(self.redial)
             self._unsubscribe.append(self._console.subscribe(self._listeners.emit))
         return self._console
 

@@ -57,6 +57,10 @@ class BroadcastInput(QuietInput):
         type_through: bool
 
     @dataclass
+    class SearchHistory(Message):
+        """ctrl+r: search the history for a line to take into the bar."""
+
+    @dataclass
     class Complete(Message):
         """Tab: complete the word before the cursor (never a focus change)."""
 
@@ -91,6 +95,11 @@ class BroadcastInput(QuietInput):
                 self.post_message(self.PasteDropped())
             else:
                 self.app.bell()
+            return
+        if event.key == "ctrl+r" and not self.type_through:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.SearchHistory())
             return
         if event.key == "tab" and not self.type_through:
             event.stop()

@@ -6,6 +6,7 @@ the broadcast set; the border subtitle shows the last command's exit code and du
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from rich.markup import escape
@@ -25,6 +26,11 @@ APP_KEYS = ("f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9", "f10")
 """Keys a pane leaves to the console's bindings; every other key goes to the host."""
 
 
+def clock() -> str:
+    """The local time for the marks a pane writes in its scrollback."""
+    return time.strftime("%H:%M:%S")
+
+
 @dataclass(frozen=True)
 class PaneStatus:
     """What the pane title shows; built by the console screen from the model."""
@@ -36,6 +42,7 @@ class PaneStatus:
     exit_duration: float | None = None
     running: bool = False
     transcript: bool = False
+    retry: tuple[int, float] | None = None
 
 
 class HostPane(Vertical):
@@ -79,7 +86,13 @@ class HostPane(Vertical):
         down = status.state in (HostState.FAILED, HostState.CLOSED)
         if down and old.state is HostState.READY:
             reason = status.reason or status.state
-            self.feed(f"\r\n\x1b[1;31m✖ {reason}\x1b[0m\r\n\x1b[2m  F5 reconnects\x1b[0m\r\n")
+            again = ("reconnecting by itself with backoff; F5 tries now" if status.retry
+                     else "F5 reconnects")
+            self.feed(f"\r\n\x1b[1;31m✖ session lost {clock()}: {reason}\x1b[0m\r\n"
+                      f"\x1b[2m  {again}\x1b[0m\r\n")
+        elif status.state is HostState.READY and old.state in (HostState.FAILED,
+                                                                HostState.CLOSED):
+            self.feed(f"\r\n\x1b[1;32m── new session {clock()} ──\x1b[0m\r\n")
         self.set_class(not status.in_set, "-out")
         self.set_class(down, "-down")
         self.set_class(status.state is HostState.READY, "-up")
@@ -94,7 +107,11 @@ class HostPane(Vertical):
         mark = "[b]◆[/b]" if status.in_set else "◇"
         glyph = {"ready": "●", "connecting": "…", "failed": "✖", "closed": "○"}.get(
             status.state, "·")
-        title = f"{mark} [b]{escape(host.name)}[/b] {host.address} {glyph} {status.state}"
+        state = str(status.state)
+        if status.retry is not None and status.state is not HostState.READY:
+            attempt, delay = status.retry  # in place of the state word: a title is short
+            state = f"retry {attempt} in {delay:g} s"
+        title = f"{mark} [b]{escape(host.name)}[/b] {host.address} {glyph} {state}"
         if status.reason and status.state is not HostState.READY:
             title += f": {escape(status.reason)}"
         if status.transcript:

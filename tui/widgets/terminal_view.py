@@ -175,6 +175,12 @@ class TerminalView(ScrollView, can_focus=True):
         """Columns of terminal text: the view's width less the scroll indicator's."""
         return max(0, self.scrollable_content_region.width - INDICATOR)
 
+    @property
+    def pty_size(self) -> tuple[int, int]:
+        """``(columns, rows)`` the remote PTY must have: the terminal's text area, without
+        the scroll indicator's column (0 while the view has no size)."""
+        return self.columns, self.scrollable_content_region.height
+
     # ---------------------------------------------------------------- output
     def feed(self, data: str) -> None:
         """Append output from the host; the repaint happens on the next timer tick (right
@@ -496,7 +502,7 @@ class TerminalView(ScrollView, can_focus=True):
     # ----------------------------------------------------------------- sizing
     def on_resize(self, event: events.Resize) -> None:
         """Follow the new size: resize the Terminal and tell the console."""
-        size = (self.columns, self.scrollable_content_region.height)
+        size = self.pty_size
         if size[0] <= 0 or size[1] <= 0 or size == self._reported:
             return
         self._reported = size

@@ -11,6 +11,10 @@ COMPACT_FROM = 10
 MIN_PANE_COLUMNS = 40
 """Narrowest useful pane: below this, hosts wrap onto another row."""
 
+MIN_PANE_ROWS = 6
+"""Lowest useful pane (its border and four lines of output): when the rows of panes do
+not fit at this height, the grid scrolls instead of squeezing them."""
+
 
 @dataclass(frozen=True)
 class Tiling:
@@ -22,6 +26,9 @@ class Tiling:
     last_span: int = 1
     """Columns the last pane spans, so a short last row leaves no empty cell (3 hosts in
     two columns: the third pane takes the whole bottom row)."""
+    scroll: bool = False
+    """The rows do not fit at :data:`MIN_PANE_ROWS` each: they keep that height and the
+    grid scrolls (30 hosts at 80x24), following the focused pane."""
 
 
 def tile(count: int, width: int, height: int) -> Tiling:
@@ -36,8 +43,9 @@ def tile(count: int, width: int, height: int) -> Tiling:
     compact = count >= COMPACT_FROM
     fit = max(1, width // MIN_PANE_COLUMNS)
     if count <= 4 and count <= fit:
-        return Tiling(count, 1, compact)
+        return Tiling(count, 1, compact, scroll=height < MIN_PANE_ROWS)
     columns = min(fit, math.ceil(math.sqrt(count)))  # near-square, capped by the width
     rows = math.ceil(count / columns)
     remainder = count % columns
-    return Tiling(columns, rows, compact, columns - remainder + 1 if remainder else 1)
+    return Tiling(columns, rows, compact, columns - remainder + 1 if remainder else 1,
+                  scroll=rows * MIN_PANE_ROWS > height)

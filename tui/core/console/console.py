@@ -11,7 +11,8 @@
 * :meth:`Console.interrupt` sends ^C to every member; in type-through mode
   :meth:`Console.keystroke` sends raw keys to every member;
 * :meth:`Console.gather` groups the last broadcast's outputs (clush -b) with a diff;
-* optional per-host transcripts (:meth:`Console.set_transcripts`).
+* optional per-host transcripts (:meth:`Console.set_transcripts`);
+* a host whose connection dropped is reconnected with backoff (:mod:`.redial`).
 
 A host whose shell closed is excluded from sends and named in the result, never blocking
 the others.  Listeners (:meth:`Console.subscribe`) get a :class:`ConsoleChanged` after
@@ -49,6 +50,7 @@ from tui.core.console.record import (
     finished_output,
     gather_report,
 )
+from tui.core.console.redial import DELAYS, Redialer
 from tui.core.console.shells import ConsoleShell, ShellFleet
 from tui.core.console.transcript import TranscriptSet, TranscriptStore
 from tui.core.errors import UserError
@@ -83,7 +85,16 @@ class Console:
 
     def __init__(self, inventory: Inventory, fleet: ShellFleet, *,
                  history: History | None = None, transcripts: TranscriptStore | None = None,
-                 clock: Callable[[], datetime] = _utc_now) -> None:
+                 clock: Callable[[], datetime] = _utc_now,
+                 redial: tuple[float, ...] | None = DELAYS) -> None:
+        """Args:
+            inventory: the hosts.
+            fleet: opens their shells.
+            history: the bar's history (default: a new one redacting as the audit log).
+            transcripts: where transcripts go.
+            clock: the time broadcasts are stamped with.
+            redial: backoff of the automatic reconnect of dropped hosts (None: off).
+        """
         self.inventory = inventory
         self.fleet = fleet
         audit = getattr(fleet, "audit", None)
@@ -105,6 +116,8 @@ class Console:
         self._partial: set[str] = set()  # hosts whose shell line holds keys typed by hand
         self._listeners: Listeners[ConsoleChanged] = Listeners("console")
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._redial = Redialer(self._redial_once, lambda n: self._emit(ConsoleChanged("host", n)),
+                                redial or ())
         self.broadcast_set.subscribe(lambda _: self._emit(ConsoleChanged("set")))
         self._fleet_unsubscribe = fleet.subscribe(self._on_state)
 
@@ -159,8 +172,23 @@ class Console:
         # last: the shell replays what it emitted before (a first prompt, or its closing)
         self._unsubscribe[name] = shell.subscribe(self._on_shell_event)
 
+    def set_redial(self, delays: tuple[float, ...]) -> None:
+        """The backoff of automatic reconnects from now on (empty: none)."""
+        self._redial.delays = delays
+
     async def reconnect(self, name: str) -> ReconnectResult:
-        """Reconnect ``name`` now and open a new shell (READY, or the state and reason)."""
+        """Reconnect ``name`` now and open a new shell (READY, or the state and reason); an
+        automatic reconnect in progress finishes first, a waiting one is dropped."""
+        await self._redial.take_over(name)
+        return await self._reconnect(name)
+
+    async def _redial_once(self, name: str) -> bool:
+        """One automatic attempt: True when the host's shell is open again."""
+        if name in self._shells:
+            return True
+        return (await self._reconnect(name)).ok
+
+    async def _reconnect(self, name: str) -> ReconnectResult:
         shell = self._shells.pop(name, None)
         if shell is not None:
             self._detach(name)
@@ -180,6 +208,7 @@ class Console:
     async def close(self) -> None:
         """Close every shell and transcript; stop following the fleet."""
         self._fleet_unsubscribe()
+        await self._redial.aclose()
         shells = list(self._shells.values())
         for name in list(self._shells):
             self._detach(name)
@@ -211,7 +240,11 @@ class Console:
             host=name, address=str(host.address), state=state, reason=reason,
             in_set=name in self.broadcast_set, last_exit=self._last_exit.get(name),
             running=bool(self._inflight[name]) or self._busy(name),
-            transcript=self._transcripts.path(name))
+            transcript=self._transcripts.path(name), retry=self._retry(name))
+
+    def _retry(self, name: str) -> tuple[int, float] | None:
+        retry = self._redial.retry(name)
+        return (retry.attempt, retry.delay) if retry is not None else None
 
     def last_exit(self, name: str) -> LastExit | None:
         """How the last command on ``name`` ended (any command, broadcast or typed)."""
@@ -509,11 +542,18 @@ class Console:
             self._emit(ConsoleChanged("broadcast", name, self._record_of(run)))
         self._emit(ConsoleChanged("host", name))
 
-    def _on_closed(self, name: str, reason: str) -> None:
-        if name not in self._shells:
+    def _on_closed(self, name: str, reason: str, *, lost: bool | None = None) -> None:
+        """``name``'s shell ended; ``lost``: its connection dropped (default: the shell
+        says so), and the host is then redialled."""
+        shell = self._shells.get(name)
+        if shell is None:
             return
+        if lost is None:
+            lost = str(shell.state) == "failed"
         self._detach(name)
         del self._shells[name]
+        if lost:
+            self._redial.schedule(name)  # first, so the closed state shows the retry
         self._mark_closed(name, reason or "shell closed")
 
     def _on_state(self, event: StateChanged) -> None:
@@ -525,7 +565,8 @@ class Console:
         separate = getattr(self.fleet, "separate_shell_connections", False)
         if (event.state in (ConnState.FAILED, ConnState.CLOSED) and event.host in self._shells
                 and not separate):
-            self._on_closed(event.host, event.reason or f"connection {event.state}")
+            self._on_closed(event.host, event.reason or f"connection {event.state}",
+                            lost=True)
             return
         self._emit(ConsoleChanged("host", event.host))
 

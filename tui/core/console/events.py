@@ -120,6 +120,8 @@ class HostStatus:
         last_exit: how the last command ended (None before the first one).
         running: a command is running in the foreground.
         transcript: the transcript file being written, if any.
+        retry: the next automatic reconnect of a host whose connection dropped (its
+            number and the seconds it waits; None: none scheduled).
     """
 
     host: str
@@ -130,3 +132,4 @@ class HostStatus:
     last_exit: LastExit | None
     running: bool
     transcript: Path | None
+    retry: tuple[int, float] | None = None

@@ -71,6 +71,18 @@ class History:
         """The lines that are (or will be) in the file, oldest first."""
         return list(self._persisted)
 
+    def search(self, query: str, limit: int = 200) -> list[str]:
+        """Lines containing ``query`` (case-insensitive; every line for ""), newest first,
+        each once: what ctrl+r offers."""
+        needle = query.casefold()
+        found: dict[str, None] = {}
+        for line in reversed(self._entries):
+            if needle in line.casefold() and line not in found:
+                found[line] = None
+                if len(found) >= limit:
+                    break
+        return list(found)
+
     def add(self, line: str) -> bool:
         """Record a submitted line and reset navigation to the draft position.
 

@@ -62,6 +62,7 @@ class EtcdContext:
         version: the wanted etcd version (the release's, else the inventory's).
         start_timeout: seconds for every member to become healthy after the start.
         diagnoses: per host, what the last failure's journal said.
+        journals: per host, the journal lines that diagnosis read (the tail a view shows).
         changed: hosts where this run changed the certificates or the unit (a running
             etcd there is restarted by the start step).
         sudo: run commands through ``sudo -n`` (file writes still need a root login).
@@ -75,6 +76,7 @@ class EtcdContext:
     version: str = ""
     start_timeout: float = START_TIMEOUT
     diagnoses: dict[str, list[Diagnosis]] = field(default_factory=dict)
+    journals: dict[str, list[str]] = field(default_factory=dict)
     changed: set[str] = field(default_factory=set)
     sudo: bool = False
     _deadline: float | None = None
@@ -130,8 +132,11 @@ class EtcdContext:
         return text.splitlines()
 
     async def diagnose(self, name: str) -> list[Diagnosis]:
-        """Read the journal of ``name`` and diagnose it (kept in ``diagnoses``)."""
-        found = diagnose_journal(name, await self.journal(name), self.inventory)
+        """Read the journal of ``name`` and diagnose it (kept in ``diagnoses``, the lines
+        in ``journals``)."""
+        lines = await self.journal(name)
+        found = diagnose_journal(name, lines, self.inventory)
+        self.journals[name] = lines
         self.diagnoses[name] = found
         return found
 

@@ -253,7 +253,9 @@ class EtcdClient:
             raise EtcdError(f"etcd at {endpoint}: nothing listens there (connection "
                             "refused).", endpoint, kind="refused") from None
         except OSError as exc:
-            raise EtcdError(f"etcd at {endpoint}: cannot connect ({exc.strerror or exc}).",
+            why = exc.strerror or str(exc)
+            raise EtcdError(f"etcd at {endpoint}: cannot connect" + (f" ({why})" if why
+                                                                    else "") + ".",
                             endpoint, kind="refused") from None
         try:
             head = [f"{method} {path} HTTP/1.1", f"Host: {endpoint}",

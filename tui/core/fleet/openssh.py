@@ -24,6 +24,7 @@ import subprocess
 from pathlib import Path
 
 from tui.core.errors import UserError
+from tui.core.fleet.command import exports
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
 from tui.core.fleet.sshconfig import Target
@@ -62,6 +63,21 @@ def ssh_argv(host: Host, source: Inventory | Fleet, *, command: str | None = Non
     if command is not None:
         argv.append(command)
     return argv
+
+
+def attach_argv(host: Host, source: Inventory | Fleet, *,
+                policy: HostKeyPolicy | None = None, program: str = "ssh") -> list[str]:
+    """The ``ssh`` argv that attaches a terminal to ``host`` with the panes' variables.
+
+    ``HOST_NAME``, ``INTERNAL_IP``, ``ETCD_NAME`` and the host's ``vars`` are exported by
+    the remote command, which then becomes the user's login shell: most sshd refuse
+    ``SendEnv``, so KTHW's ``${ETCD_NAME}`` would otherwise be empty there.
+
+    Raises:
+        UserError: as :func:`ssh_argv`, or a variable name is not a shell identifier.
+    """
+    command = f'{exports(host.env())}; exec "${{SHELL:-/bin/sh}}" -l'
+    return ssh_argv(host, source, command=command, policy=policy, program=program)
 
 
 def _options(target: Target, source: Inventory | Fleet, policy: HostKeyPolicy,
