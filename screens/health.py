@@ -102,7 +102,8 @@ class HealthScreen(Screen[None]):
             return
         grid.build(poller.cells.values())
         grid.border_subtitle = (f"every {poller.interval:g} s · rise "
-                                f"{self.work.settings.rise} / fall {self.work.settings.fall}")
+                                f"{self.work.settings.rise} / fall {self.work.settings.fall}"
+                                " · Enter details")
         self._render_summary()
         self._render_log()
         self.run_worker(self._poll(), name="health rounds", group="health-poll",
