@@ -96,9 +96,8 @@ class HealthScreen(Screen[None]):
         try:
             poller = self.work.poller
         except UserError as error:
-            self.failure = str(error)
+            self._show_failure(str(error))
             report_failure(self.app, error, action="health")
-            self._render_summary()
             return
         grid.build(poller.cells.values())
         grid.border_subtitle = (f"every {poller.interval:g} s · rise "
@@ -108,6 +107,20 @@ class HealthScreen(Screen[None]):
         self._render_log()
         self.run_worker(self._poll(), name="health rounds", group="health-poll",
                         exit_on_error=False)
+
+    def _show_failure(self, reason: str) -> None:
+        """No grid: the reason, and where the app looks for the PKI, in its place."""
+        self.failure = reason
+        self.query_one(HealthGrid).display = False
+        pane = self.query_one("#health-log", VerticalScroll)
+        pane.border_title = "Why the probes cannot start"
+        text = Text(reason + "\n\n", style="bold red")
+        text.append(f"The app reads the cluster CA and kubernetes.pem from "
+                    f"{self.work.pki_dir}/ (pki/ beside the inventory); `hardway certs "
+                    "issue` creates them, `hardway health --pki DIR` reads another "
+                    "directory.", style="")
+        self.query_one("#health-log-text", Static).update(text)
+        self._render_summary()
 
     def on_unmount(self) -> None:
         """Stop listening (the engine keeps polling until the workbench closes)."""
@@ -172,7 +185,7 @@ class HealthScreen(Screen[None]):
     def _render_summary(self) -> None:
         summary = self.query_one("#health-summary", Static)
         if self.failure is not None:
-            summary.update(Text(f"✖ the probes cannot start: {self.failure}", style="bold red"))
+            summary.update(Text("✖ the probes cannot start (why: below)", style="bold red"))
             return
         report = self.report
         if report is None:

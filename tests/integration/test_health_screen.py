@@ -212,3 +212,28 @@ async def test_g_runs_the_vip_guard_from_the_screen(confined: LabRunner,
         await workbench.close()
     audit = (tmp_path / "audit.jsonl").read_text()
     assert '"kind":"vip-guard"' in audit
+
+
+async def test_without_a_ca_the_screen_says_why_and_where(tmp_path: Path) -> None:
+    """No pki/ beside the inventory: no grid, the reason and the directory instead (no
+    host is contacted: the app does not connect and the probes never start)."""
+    root = Path(__file__).resolve().parents[2]
+    (tmp_path / "hardway.toml").write_text(
+        (root / "config" / "something.local.toml").read_text())
+    workbench = Workbench(load_inventory(tmp_path / "hardway.toml"),
+                          audit_path=tmp_path / "audit.jsonl", user_ssh_files=False,
+                          relay=False)
+    app = create_app(workbench, connect=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+g", "h")
+        await _until(pilot, lambda: isinstance(app.screen, HealthScreen))
+        screen = app.screen
+        assert isinstance(screen, HealthScreen)
+        await _until(pilot, lambda: screen.failure is not None)
+        assert not screen.query_one(HealthGrid).display
+        why = text_of(screen, "#health-log-text")
+        assert f"{tmp_path}/pki/ca.pem cannot be read" in why and "certs issue" in why
+        assert "cannot start" in text_of(screen, "#health-summary")
+        await pilot.press("enter", "r")  # nothing to drill into or poke: no error
+        assert app.screen is screen
+        await workbench.close()
