@@ -2,11 +2,13 @@
 
 A thin view over the workbench's health engine (:class:`tui.core.health.engine.HealthWork`,
 the poller ``hardway health`` uses).  Rows are the controllers, the VIP, the hypervisor
-and the DNS server; columns the probes.  The poller runs in a worker (rounds never
-overlap; keys stay live); its events mark cells dirty and a short timer applies them by
-key, at most ten times a second.  Enter opens a cell's drill-down; ``g`` starts or stops
-the VIP guard (issue 16) in a worker, whose swaps land in the transition log below the
-grid; Esc goes back to the console.
+and the DNS server; columns the probes.  The poller runs in a worker while the screen is
+shown (rounds never overlap; keys stay live; another screen in front pauses it, so the
+console's keys do not share the loop with the probes); its events mark cells dirty and a
+short timer applies them by key, at most ten times a second.  Enter opens a cell's
+drill-down; ``g`` starts or stops the VIP guard (issue 16) in a worker (it keeps running
+on other screens), whose swaps land in the transition log below the grid; Esc goes back
+to the console.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ class HealthScreen(Screen[None]):
         self._dirty: set[str] = set()
         self._flush_timer: Timer | None = None
         self._guard_worker: Worker[object] | None = None
+        self._poll_worker: Worker[None] | None = None
         self._unsubscribe = self.work.subscribe(self._on_event)
         self.failure: str | None = None
         """Why the probes could not start (shown instead of the grid)."""
@@ -105,8 +108,27 @@ class HealthScreen(Screen[None]):
                                 " · Enter details")
         self._render_summary()
         self._render_log()
-        self.run_worker(self._poll(), name="health rounds", group="health-poll",
-                        exit_on_error=False)
+        self._start_polling()
+
+    def _start_polling(self) -> None:
+        worker = self._poll_worker
+        built = self.query_one(HealthGrid).row_count > 0
+        if built and self.failure is None and (worker is None or worker.is_finished):
+            self._poll_worker = self.run_worker(self._poll(), name="health rounds",
+                                                group="health-poll", exit_on_error=False)
+
+    def on_screen_suspend(self) -> None:
+        """Another screen is shown: stop polling (the console's keys come first), unless
+        it is this screen's own drill-down on top."""
+        if self in self.app.screen_stack:
+            return
+        if self._poll_worker is not None:
+            self._poll_worker.cancel()
+            self._poll_worker = None
+
+    def on_screen_resume(self) -> None:
+        """Shown again: the next round starts at once."""
+        self._start_polling()
 
     def _show_failure(self, reason: str) -> None:
         """No grid: the reason, and where the app looks for the PKI, in its place."""
@@ -123,7 +145,7 @@ class HealthScreen(Screen[None]):
         self._render_summary()
 
     def on_unmount(self) -> None:
-        """Stop listening (the engine keeps polling until the workbench closes)."""
+        """Stop listening."""
         self._unsubscribe()
 
     async def _poll(self) -> None:

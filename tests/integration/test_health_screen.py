@@ -135,6 +135,8 @@ async def test_a_stopped_apiserver_goes_down_after_fall_and_back_up_after_rise(
             detail = text_of(app.screen, "#health-detail-text")
             assert "UP -> DOWN" in detail and "last error" in detail
             assert "connection refused" in detail.split("output")[-1]
+            number = work.poller.round
+            await _until(pilot, lambda: work.poller.round >= number + 2)  # still polling
             await pilot.press("escape")
             await _until(pilot, lambda: app.screen is screen)
         finally:
@@ -146,6 +148,14 @@ async def test_a_stopped_apiserver_goes_down_after_fall_and_back_up_after_rise(
         assert [e.after for e in work.log if e.key == "controller-1/readyz"][-2:] == \
             [State.DOWN, State.UP]
         assert grid.row_count == 3 and not rebuilt
+        await pilot.press("escape")  # the console in front: the rounds pause
+        await _until(pilot, lambda: not isinstance(app.screen, HealthScreen))
+        await pilot.pause(0.5)
+        paused = work.poller.round
+        await pilot.pause(1.5)  # five intervals
+        assert work.poller.round == paused
+        await pilot.press("ctrl+g", "h")
+        await _until(pilot, lambda: work.poller.round > paused and app.screen is screen)
         await workbench.close()
 
 
