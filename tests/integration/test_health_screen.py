@@ -247,3 +247,47 @@ async def test_without_a_ca_the_screen_says_why_and_where(tmp_path: Path) -> Non
         await pilot.press("enter", "r")  # nothing to drill into or poke: no error
         assert app.screen is screen
         await workbench.close()
+
+
+REFUSE_SWAP = """#!/bin/sh
+case "$*" in *swap*) echo "ipfw: setsockopt(IP_FW_XDEL): Operation not permitted" >&2; exit 71;;
+esac
+exec ipfw "$@"
+"""
+
+
+@needs_namespaces
+async def test_a_refused_swap_keeps_the_old_rules_and_the_screen_says_why(
+        confined: LabRunner, tmp_path: Path) -> None:
+    shim = confined.lab.host_root(HYPERVISOR) / "root" / "refuse-swap"
+    shim.write_text(REFUSE_SWAP)
+    shim.chmod(0o755)
+    workbench = _workbench(confined, tmp_path, interval=0.5, timeout=1.0,
+                           kinds=frozenset({Kind.READYZ, Kind.VIP_RULES}),
+                           guard=GuardSettings(interval=0.5, timeout=1.0),
+                           ipfw="/root/refuse-swap")
+    app = create_app(workbench, connect=False)
+    notes: list[str] = []
+    real_notify = app.notify
+    app.notify = lambda message, **kw: (notes.append(str(message)),  # type: ignore[method-assign]
+                                        real_notify(message, **kw))[1]
+    async with app.run_test(size=(200, 50)) as pilot:
+        screen = await _open(pilot)
+        work = screen.work
+        await pilot.press("g")
+        await _until(pilot, lambda: work.guard is not None and work.guard.in_rules is not None)
+        try:
+            await apiserver(confined, "controller-1", "stop")
+            await _until(pilot, lambda: any(e.kind is LogKind.GUARD and "SWAP REFUSED" in e.text
+                                            for e in work.log))
+            refused = next(e for e in work.log if "SWAP REFUSED" in e.text)
+            assert refused.alarm and "Operation not permitted" in refused.text
+            assert any("refused the swap" in n and "Operation not permitted" in n
+                       for n in notes), notes
+            assert "fwd 10.10.0.11,6443" in ssh(confined, HYPERVISOR, "ipfw list").stdout
+            assert "SWAP REFUSED" in text_of(screen, "#health-log-text")
+        finally:
+            await apiserver(confined, "controller-1", "start")
+        await pilot.press("g")
+        await _until(pilot, lambda: work.guard is None)
+        await workbench.close()

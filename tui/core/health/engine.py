@@ -61,6 +61,8 @@ class HealthSettings:
         kinds: the probe kinds wanted.
         rounds: stop after this many rounds (None: until cancelled).
         guard: the VIP guard's settings (None: its defaults).
+        ipfw: the hypervisor's ipfw command (``sudo ipfw``, ``/sbin/ipfw``), for the
+            ``vip-rules`` probe and the guard, as ``hardway vip --ipfw``.
     """
 
     interval: float = 2.0
@@ -70,6 +72,7 @@ class HealthSettings:
     kinds: frozenset[Kind] = ALL_KINDS
     rounds: int | None = None
     guard: GuardSettings | None = None
+    ipfw: str = "ipfw"
 
 
 class LogKind(enum.Enum):
@@ -251,14 +254,17 @@ class HealthWork:
             UserError: no hypervisor or VIP, no CA, or the rules cannot be read.
         """
         from tui.core.lb.guard import GuardSettings, VipGuard
+        from tui.core.lb.hypervisor import HypervisorIpfw
 
         why = self.guard_unavailable()
         if why is not None:
             raise UserError(f"The VIP guard cannot run: {why}.")
-        assert self.fleet is not None
+        assert self.fleet is not None and self.inventory.hypervisor is not None
         settings = self.settings.guard or GuardSettings()
+        hypervisor = HypervisorIpfw(self.fleet, self.inventory.hypervisor.name,
+                                    ipfw=self.settings.ipfw)
         guard = VipGuard(self.inventory, self.fleet, Credentials.from_pki(self.pki_dir),
-                         settings)
+                         settings, hypervisor=hypervisor)
         self.guard = guard
         unsubscribe = guard.subscribe(self._on_guard)
         self._listeners.emit(GuardToggled(True))
@@ -291,7 +297,8 @@ class HealthWork:
         from tui.core.lb.hypervisor import HypervisorIpfw, vip_layout
         from tui.core.lb.rules import Action
 
-        ipfw = HypervisorIpfw(fleet, inventory.hypervisor.name, timeout=5.0)
+        ipfw = HypervisorIpfw(fleet, inventory.hypervisor.name, ipfw=self.settings.ipfw,
+                              timeout=5.0)
         layout = vip_layout(inventory)
 
         async def backends() -> tuple[str, ...]:
