@@ -40,6 +40,7 @@ SCREENS: dict[str, str] = {
     "hosts": "screens.hosts:HostsScreen",
     "certs": "screens.certs:CertsScreen",
     "etcd": "screens.etcd:EtcdScreen",
+    "health": "screens.health:HealthScreen",
 }
 """Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
 
@@ -83,7 +84,7 @@ class HardwayApp(DirectKeysApp):
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Close every session and leave"),
         Binding(PREFIX, "prefix", "Screens…", id="prefix", priority=True,
-                tooltip="Then c console, o hosts, k certificates, p palette, ? keys, "
+                tooltip="Then c console, o hosts, k certificates, h health, p palette, ? keys, "
                         "q quit (every other key in a pane goes to the host)"),
     ]
     COMMAND_PALETTE_BINDING = "f12"

@@ -20,6 +20,8 @@ COMMANDS: tuple[PaletteCommand, ...] = (
     ("Certificates", "app.switch_mode('certs')",
      "what every host holds and serves, findings, issue and push"),
     ("etcd", "app.switch_mode('etcd')", "bootstrap (KTHW doc 07) step by host, live members"),
+    ("Health grid", "app.switch_mode('health')",
+     "every probe of the control plane, live; g toggles the VIP guard"),
 )
 """Commands offered on every screen."""
 

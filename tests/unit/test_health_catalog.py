@@ -118,7 +118,7 @@ async def test_every_network_probe_dials_through_the_dialer(
         "etcd", "etcd-status", "livez", "readyz", "nginx", "scheduler", "controller-manager",
         "cert-6443", "cert-2379", "dns")]
     assert "worker-0/dns" in keys and "worker-0/etcd" not in keys
-    assert keys[-3:] == ["vip/vip", "vip/vip-name", "vip/dns-api"]
+    assert keys[-4:] == ["vip/vip", "vip/vip-name", "vip/dns-api", "dns/dns"]
     assert not any(p.kind is Kind.SSH for p in probes)  # no fleet given: no SSH probes
     outcomes = {p.key: await run_probe(p) for p in probes}
     expected = {(f"127.3.3.1{i}", port) for i in range(2)

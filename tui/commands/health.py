@@ -29,8 +29,9 @@ kubernetes.default.svc.cluster.local), kube-scheduler :10259 and kube-controller
 left; under 30 is a warning) and the host's DNS record; through the API VIP, by address
 and by the API DNS name, /healthz and /version on a new connection each, repeated to meet
 every backend of a round robin (the failed fraction is reported); the API name resolves
-to the VIP. The CA and etcd's client certificate (kubernetes.pem) come from the PKI
-directory (default pki/ beside the inventory).
+to the VIP; the inventory's DNS server answers for the zone (its SOA, authoritative).
+The CA and etcd's client certificate (kubernetes.pem) come from the PKI directory
+(default pki/ beside the inventory).
 
 Each probe has HAProxy's rise/fall state: UP after --rise consecutive passes, DOWN after
 --fall consecutive failures; the first result decides the start. --watch runs a round

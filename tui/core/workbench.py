@@ -3,8 +3,8 @@
 Everything a view needs is opened here, once, and closed here, in reverse order::
 
     inventory ─▶ host-key policy ─▶ audit log ─▶ Fleet ─┬─▶ ShellRelay ─▶ RelayFleet ─▶ Console
-                                                        └─▶ engines (certs; etcd, dns, lb,
-                                                            health next), opened lazily
+                                                        └─▶ engines (certs, etcd, health;
+                                                            dns, lb next), opened lazily
 
 ``hardway run``, ``hardway certs`` and the app all build a :class:`Workbench` and use
 its parts; none of them wires a fleet, a policy or a relay of its own.  Where is the
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
     from tui.core.fleet.relay import ShellRelay
     from tui.core.fleet.relaylaunch import RelayProcess
+    from tui.core.health.engine import HealthWork
     from tui.core.pki.usecase import CertificateWork
 
 log = logging.getLogger("hardway.workbench")
@@ -78,6 +79,7 @@ HostKeyMode = Literal["strict", "accept-new", "ask"]
 ENGINES: dict[str, str] = {
     "certs": "tui.core.pki.usecase:open_engine",
     "etcd": "tui.core.etcd.engine:open_engine",
+    "health": "tui.core.health.engine:open_engine",
 }
 """Engine name -> ``module:factory``; the factory takes the workbench (see the module
 docstring)."""
@@ -349,6 +351,15 @@ class Workbench:
 
         work = self.engine("certs")
         assert isinstance(work, CertificateWork)
+        return work
+
+    @property
+    def health(self) -> HealthWork:
+        """Health polling, its transition log and the VIP guard."""
+        from tui.core.health.engine import HealthWork
+
+        work = self.engine("health")
+        assert isinstance(work, HealthWork)
         return work
 
     # -- closing ----------------------------------------------------------------------------

@@ -37,6 +37,11 @@ from tui.lab.zonedata import zone_text
 STATE = "/var/db/ipfw.json"
 """The ipfw state file, as the hypervisor sees it."""
 
+PROJECT = str(Path(__file__).resolve().parents[2])
+"""The checkout holding ``tui`` (mounted read-only in every host): ``python -m tui.lab.*``
+there must find this package even when the interpreter's site-packages point elsewhere
+(an editable install of another checkout, e.g. a git worktree)."""
+
 UNIT = """\
 [Unit]
 Description=IPFW firewall (hardway lab: the VIP's fwd rules, forwarded in user space)
@@ -44,6 +49,7 @@ Documentation=man:ipfw(8)
 
 [Service]
 Type=simple
+Environment=PYTHONPATH={pythonpath}
 ExecStart={python} -m tui.lab.forwarder --state {state} --listen {vip}:{port}
 Restart=on-failure
 RestartSec=1
@@ -84,8 +90,9 @@ def prepare(root: Path, vip: str, controllers: Sequence[tuple[str, str]],
             state.add(rule)
         ipfw.save_state(state_path, state)
     write_bytes(root / "usr/local/sbin/ipfw",
-                ipfw.shim_script(Path(STATE)).encode(), 0o755)
-    unit = UNIT.format(python=shlex.quote(sys.executable), state=STATE, vip=vip, port=port)
+                ipfw.shim_script(Path(STATE), pythonpath=PROJECT).encode(), 0o755)
+    unit = UNIT.format(python=shlex.quote(sys.executable), state=STATE, vip=vip, port=port,
+                       pythonpath=shlex.quote(PROJECT))
     units = root / "etc/systemd/system"
     write_bytes(units / "ipfw.service", unit.encode())
     _enable(units, "ipfw.service")

@@ -10,7 +10,9 @@ Rows and columns of the grid (and of ``hardway health``):
 * ``vip`` (when the inventory has an API VIP): ``vip`` (by address), ``vip-name`` (by
   the API DNS name, when there is a resolver), ``dns-api`` (the name resolves to the VIP);
 * ``hypervisor`` (when the inventory has one): ``ssh``, and ``vip-rules`` when a
-  :data:`~tui.core.health.vip_checks.VipBackends` seam is given.
+  :data:`~tui.core.health.vip_checks.VipBackends` seam is given;
+* ``dns`` (when the inventory names a DNS server): ``dns``, the zone's SOA answered
+  authoritatively by that server.
 
 Everything network-bound goes through one :class:`~tui.core.health.client.HttpClient`
 (kept-alive connections) and the :class:`~tui.core.fleet.dial.Dialer`.
@@ -217,6 +219,13 @@ def build_probes(inventory: Inventory, client: HttpClient, credentials: Credenti
             builder.add("hypervisor", Kind.VIP_RULES, f"VIP rules on {hypervisor.name}",
                         partial(vip_checks.rules_check, backends,
                                 lambda: seams.up_backends(), controllers))
+    if inventory.dns is not None:
+        dns = inventory.dns
+        server = (resolve if isinstance(resolve, dns_checks.ServerResolver) else
+                  dns_checks.ServerResolver(dns.server, dns.port, client.dialer,
+                                            timeout=options.timeout))
+        builder.add("dns", Kind.DNS_HOST, f"{dns.zone} SOA @{dns.server}:{dns.port}",
+                    partial(dns_checks.zone_check, server, dns.zone))
     return builder.probes
 
 

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
@@ -26,7 +27,7 @@ from tui.core.fleet.dial import Dialer
 from tui.core.health.http_checks import ms
 from tui.core.health.model import Outcome
 
-__all__ = ["Resolver", "ServerResolver", "record_check"]
+__all__ = ["Resolver", "ServerResolver", "record_check", "zone_check"]
 
 Resolver = Callable[[str], Awaitable[tuple[str, ...]]]
 """Resolve a name to its IPv4 addresses; raise LookupError (the reason) when it has none."""
@@ -55,7 +56,23 @@ class ServerResolver:
 
     async def __call__(self, name: str) -> tuple[str, ...]:
         """The A records of ``name`` (CNAMEs followed by the server's answer)."""
-        query = dns.message.make_query(name, dns.rdatatype.A)
+        response = await self.query(name, dns.rdatatype.A)
+        rcode = response.rcode()
+        if rcode != dns.rcode.NOERROR:
+            raise LookupError(f"{self.server} answers {dns.rcode.to_text(rcode)} for {name}")
+        addresses = tuple(str(rdata.address) for rrset in response.answer
+                          if rrset.rdtype == dns.rdatatype.A for rdata in rrset)
+        if not addresses:
+            raise LookupError(f"{self.server} has no A record for {name}")
+        return addresses
+
+    async def query(self, name: str, rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
+        """The server's answer to ``name``/``rdtype`` (any rcode).
+
+        Raises:
+            LookupError: no answer (timeout, refused connection), with the reason.
+        """
+        query = dns.message.make_query(name, rdtype)
         async with self._slots:
             sock = self._idle.pop() if self._idle else None
             try:
@@ -67,14 +84,7 @@ class ServerResolver:
                 raise LookupError(f"the DNS server {self.server}:{self.port} failed: "
                                   f"{getattr(exc, 'strerror', None) or exc}") from None
             self._idle.append(sock)
-        rcode = response.rcode()
-        if rcode != dns.rcode.NOERROR:
-            raise LookupError(f"{self.server} answers {dns.rcode.to_text(rcode)} for {name}")
-        addresses = tuple(str(rdata.address) for rrset in response.answer
-                          if rrset.rdtype == dns.rdatatype.A for rdata in rrset)
-        if not addresses:
-            raise LookupError(f"{self.server} has no A record for {name}")
-        return addresses
+        return response
 
     async def _exchange(self, query: dns.message.Message,
                         sock: dns.asyncbackend.StreamSocket | None
@@ -137,3 +147,32 @@ async def record_check(resolve: Resolver, name: str, expected: str, *, what: str
                             facts={"addresses": list(addresses)})
     return Outcome.fail(f"{name} -> {', '.join(addresses)}, not {expected} ({what})", latency,
                         verbose, facts={"addresses": list(addresses)})
+
+
+async def zone_check(server: ServerResolver, zone: str) -> Outcome:
+    """The DNS server answers authoritatively for ``zone`` (its SOA record)."""
+    started = time.monotonic()
+    where = f"{server.server}:{server.port}"
+    try:
+        response = await server.query(zone, dns.rdatatype.SOA)
+    except LookupError as exc:
+        reason = exc.args[0] if exc.args else str(exc)
+        return Outcome.fail(f"{zone} SOA: {reason}", verbose=f"{zone} SOA @{where}\n{reason}")
+    latency = time.monotonic() - started
+    rcode = dns.rcode.to_text(response.rcode())
+    soa = [rdata for rrset in response.answer if rrset.rdtype == dns.rdatatype.SOA
+           for rdata in rrset]
+    authoritative = bool(response.flags & dns.flags.AA)
+    verbose = "\n".join([f"{zone} SOA @{where}: {rcode}"
+                         f"{', authoritative' if authoritative else ', NOT authoritative'}",
+                         *(rrset.to_text() for rrset in response.answer)])
+    if response.rcode() != dns.rcode.NOERROR or not soa:
+        return Outcome.fail(f"{where} answers {rcode} without an SOA for {zone}", latency,
+                            verbose)
+    serial = int(soa[0].serial)
+    facts: dict[str, object] = {"serial": serial, "authoritative": authoritative}
+    if not authoritative:
+        return Outcome.warn(f"{zone} serial {serial}, but {where} is not authoritative",
+                            latency, verbose, facts=facts)
+    return Outcome.ok(f"{zone} serial {serial} in {ms(latency)}", latency, verbose,
+                      facts=facts)

@@ -173,6 +173,11 @@ class Poller:
         return [c.probe.row for c in self.cells.values()
                 if c.probe.kind is kind and c.machine.state is State.UP]
 
+    def rows_not_down(self, kind: Kind) -> list[str]:
+        """Rows whose probe of ``kind`` is not DOWN (UP, or not answered yet)."""
+        return [c.probe.row for c in self.cells.values()
+                if c.probe.kind is kind and c.machine.state is not State.DOWN]
+
     # -- rounds -------------------------------------------------------------------------
 
     async def run_round(self, *, wait_all: bool = False) -> RoundReport:

@@ -9,7 +9,8 @@ The CLI and the health screen both start here, so they probe the same way::
     await session.close()               # stops the rounds, closes kept connections
 
 Its seams (:class:`~tui.core.health.catalog.Seams`: DNS resolution, the VIP rules) are
-optional; ``vip-rules`` learns which API servers are up from this session's poller.
+optional; ``vip-rules`` learns which API servers are up from this session's poller (not
+DOWN: before its first answer an API server is not taken for a dead one).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class HealthSession:
             raise UserError("No probe applies to the selected hosts and probe names.")
         poller = Poller(probes, interval=interval, rise=rise, fall=fall)
         addresses = {h.name: str(h.address) for h in inventory.hosts}
-        seams.up_backends = lambda: [addresses[row] for row in poller.rows_up(Kind.READYZ)
+        seams.up_backends = lambda: [addresses[row] for row in poller.rows_not_down(Kind.READYZ)
                                      if row in addresses]
         return cls(inventory, poller, client, dialer, owns)
 
