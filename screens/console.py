@@ -29,6 +29,7 @@ from tui.boundary import start_action
 from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
 from tui.core.console.record import GatherReport
 from tui.core.errors import UserError
+from tui.core.hostset import fold
 from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
@@ -38,6 +39,7 @@ from tui.widgets.gather_view import GatherContent, GatherScreen
 from tui.widgets.history_modal import HistorySearchModal
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.search_modal import SearchModal
+from tui.widgets.send_file_modal import SendFileModal, SendRequest
 from tui.widgets.terminal_view import TerminalView
 from tui.widgets.tiling import MIN_PANE_ROWS, tile
 
@@ -93,6 +95,10 @@ class ConsoleScreen(Screen[None]):
         ("Toggle transcripts", "screen.transcripts",
          "write per-host transcripts (secrets redacted)"),
         ("Attach with OpenSSH", "screen.attach", "the focused host in the real terminal"),
+        ("Run a local script on the set…", "screen.send_file(False)",
+         "bash -s on every host in the set, {name} {ip} {VAR} substituted on request"),
+        ("Copy a local file to the set…", "screen.send_file(True)",
+         "atomically to a path on every host in the set, the previous version kept"),
     )
     """The console's actions in the command palette (:mod:`tui.palette`)."""
 
@@ -458,6 +464,48 @@ class ConsoleScreen(Screen[None]):
         if failed:
             self.notify("; ".join(failed), severity="error", timeout=8)
         return list(results)
+
+    def action_send_file(self, put: bool) -> None:
+        """Ask for a local file, then run it (or copy it) on every host in the set."""
+        members = self.console.broadcast_set
+
+        def chosen(request: SendRequest | None) -> None:
+            if request is None:
+                return
+            if not request.remote:
+                try:
+                    result = self.console.run_script(request.local,
+                                                     substitute_values=request.substitute)
+                except UserError as error:
+                    self.notify(str(error), severity="error", timeout=8)
+                    return
+                if result.worth_telling:
+                    self.notify(result.message, timeout=4)
+                self._refresh_all()
+                return
+            start_action(self, functools.partial(self._put_file, request), group="send",
+                         label=f"copying {request.local}")
+
+        self.app.push_screen(SendFileModal(put=put, hosts=f"{members.label} "
+                                           f"({len(members.members)})"), chosen)
+
+    async def _put_file(self, request: SendRequest) -> None:
+        names = self.console.broadcast_set.members
+        try:
+            results = await self.workbench.put_local(request.local, request.remote, names,
+                                                     substitute_values=request.substitute)
+        except UserError as error:
+            self.notify(str(error), severity="error", timeout=8)
+            return
+        failed = [f"{r.host}: {r.error}" for r in results if r.error]
+        written = [r.host for r in results if not r.error]
+        if written:
+            self.notify(f"{request.local} → {request.remote} on {fold(written)}"
+                        + (" (unchanged where it already matched)" if any(
+                            not r.changed for r in results if not r.error) else ""),
+                        timeout=5)
+        if failed:
+            self.notify("; ".join(failed), severity="error", timeout=10)
 
     def action_zoom(self) -> None:
         """Show only the focused pane, or tile again."""

@@ -417,3 +417,59 @@ async def test_ctrl_r_searches_the_bar_history(
     await _until(pilot, lambda: bar.value == "echo first-etcd")
     assert bar.cursor_position == len(bar.value)
     bar.value = ""
+
+
+async def test_a_local_script_and_a_local_file_reach_every_host_in_the_set(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner, tmp_path: Any) -> None:
+    """Issue 12 #1: a local script run on the set (bash -s, whole, placeholders on
+    request) and a local file copied to a path on each host, from the palette's modal."""
+    from textual.widgets import Checkbox, Input
+
+    from tui.widgets.send_file_modal import SendFileModal
+
+    app, pilot = console
+    screen = _screen(app)
+    script = tmp_path / "step.sh"
+    script.write_text('set -e\ncat > sent-by-script <<EOF\n{name} $HOST_NAME\nEOF\n'
+                      'chmod 600 sent-by-script\n')
+    homes = {h: lab_runner.lab.host_root(h) / "root" for h in HOSTS}
+    for home in homes.values():
+        (home / "sent-by-script").unlink(missing_ok=True)
+    await app.run_action("screen.send_file(False)", screen)
+    await _until(pilot, lambda: isinstance(app.screen, SendFileModal)
+                 and bool(app.screen.query("#send-local")))
+    modal = app.screen
+    modal.query_one("#send-local", Input).value = str(script)
+    modal.query_one("#send-substitute", Checkbox).value = True
+    await pilot.click("#send-go")
+    report = await _finished(pilot)
+    assert {row.host for row in report.rows if row.status == 0} == set(HOSTS), report.rows
+    for host, home in homes.items():
+        made = home / "sent-by-script"
+        assert made.read_text() == f"{host} {host}\n" and made.stat().st_mode & 0o777 == 0o600
+        made.unlink()
+
+    conf = tmp_path / "member.conf"
+    conf.write_text("ETCD_NAME={name}\nINTERNAL_IP={ip}\n")
+    await app.run_action("screen.send_file(True)", screen)
+    await _until(pilot, lambda: isinstance(app.screen, SendFileModal)
+                 and bool(app.screen.query("#send-local")))
+    modal = app.screen
+    modal.query_one("#send-local", Input).value = str(conf)
+    modal.query_one("#send-remote", Input).value = "/etc/hardway-send/{name}.conf"
+    modal.query_one("#send-substitute", Checkbox).value = True
+    await pilot.click("#send-go")
+    inventory = app.workbench.inventory
+    targets = {h: lab_runner.lab.host_root(h) / f"etc/hardway-send/{h}.conf" for h in HOSTS}
+    await _until(pilot, lambda: all(p.exists() for p in targets.values()))
+    for host, path in targets.items():
+        assert path.read_text() == (f"ETCD_NAME={host}\n"
+                                    f"INTERNAL_IP={inventory.host(host).address}\n")
+    # a file that cannot be sent: one clear message, nothing sent, the app carries on
+    await app.run_action("screen.send_file(False)", screen)
+    await _until(pilot, lambda: isinstance(app.screen, SendFileModal)
+                 and bool(app.screen.query("#send-local")))
+    app.screen.query_one("#send-local", Input).value = str(tmp_path / "nope.sh")
+    await pilot.click("#send-go")
+    await _until(pilot, lambda: any("nope.sh" in str(n.message)
+                                    for n in app._notifications))

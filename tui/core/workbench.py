@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
     from tui.core.fleet.relay import ShellRelay
     from tui.core.fleet.relaylaunch import RelayProcess
+    from tui.core.fleet.sftp import PutResult
     from tui.core.health.engine import HealthWork
     from tui.core.pki.usecase import CertificateWork
 
@@ -246,6 +247,25 @@ class Workbench:
             return 0, 0, len(self.inventory.hosts)
         states = [self.fleet.state(h.name) for h in self.inventory.hosts]
         return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
+
+    async def put_local(self, local_path: str, path: str, names: Iterable[str], *,
+                        substitute_values: bool = False) -> list[PutResult]:
+        """Copy the local file ``local_path`` to ``path`` on each of ``names`` (atomically,
+        its mode kept, the previous version kept as a backup, audited); ``{name}``-style
+        placeholders in ``path`` always, in the content when ``substitute_values``.
+
+        Raises:
+            UserError: the local file cannot be sent or a remote path is not absolute.
+        """
+        from tui.core.console.sendfile import put_text, read_local, remote_path
+
+        local = read_local(local_path)
+        jobs = []
+        for name in names:
+            host = self.inventory.host(name)
+            jobs.append(self.fleet.put(name, put_text(local, host, substitute_values),
+                                       remote_path(path, host), mode=local.mode))
+        return list(await asyncio.gather(*jobs))
 
     def live_hosts(self) -> list[str]:
         """Hosts with a live SSH connection or console shell (what quitting would close)."""

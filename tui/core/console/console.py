@@ -51,6 +51,7 @@ from tui.core.console.record import (
     gather_report,
 )
 from tui.core.console.redial import DELAYS, Redialer
+from tui.core.console.sendfile import read_local, script_command
 from tui.core.console.shells import ConsoleShell, ShellFleet
 from tui.core.console.transcript import TranscriptSet, TranscriptStore
 from tui.core.errors import UserError
@@ -311,6 +312,21 @@ class Console:
         if record is None:
             return SubmitResult(SubmitKind.BLANK, self.broadcast_set.describe(),
                                 waiting=tuple(self.broadcast_set.waiting))
+        return SubmitResult(SubmitKind.BROADCAST, record.describe(),
+                            skipped=dict(record.skipped), broadcast=record)
+
+    def run_script(self, path: str, *, substitute_values: bool = False) -> SubmitResult:
+        """Run the local script ``path`` on every member (``bash -s`` with the script as a
+        quoted heredoc: one command per host, shown in its pane, gathered like any other);
+        ``substitute_values`` replaces ``{name}``, ``{ip}``, ``{VAR}`` in it per host.
+
+        Raises:
+            UserError: the file cannot be sent (see :func:`.sendfile.read_local`), or no
+                host can receive it.
+        """
+        command = script_command(read_local(path).text())
+        record = self.broadcast(command, substitute_values=substitute_values)
+        assert record is not None  # a script command is never blank
         return SubmitResult(SubmitKind.BROADCAST, record.describe(),
                             skipped=dict(record.skipped), broadcast=record)
 
