@@ -266,3 +266,23 @@ def test_history_search(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
+
+
+def test_send_a_local_file(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path) -> None:
+    """The palette's "Copy a local file to the set…": local path, remote path with
+    {name}, substitution, at 80x24."""
+    from textual.widgets import Input
+
+    from tui.widgets.send_file_modal import SendFileModal
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await pilot.app.run_action("screen.send_file(True)", _screen(pilot))
+        await _until(pilot, lambda: isinstance(pilot.app.screen, SendFileModal)
+                     and bool(pilot.app.screen.query("#send-remote")))
+        pilot.app.screen.query_one("#send-local", Input).value = "~/kthw/etcd.conf"
+        pilot.app.screen.query_one("#send-remote", Input).value = "/etc/etcd/{name}.conf"
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)

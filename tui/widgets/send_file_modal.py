@@ -41,7 +41,7 @@ class SendFileModal(ModalScreen[SendRequest | None]):
         width: 90%; max-width: 100; height: auto; margin-top: 2; padding: 0 1;
         border: round $primary; background: $surface;
     }
-    SendFileModal Input { margin-bottom: 1; }
+    SendFileModal .send-label { color: $text-muted; margin-top: 1; }
     SendFileModal #send-buttons { height: auto; align-horizontal: right; }
     SendFileModal #send-buttons Button { margin-left: 2; }
     """
@@ -59,9 +59,12 @@ class SendFileModal(ModalScreen[SendRequest | None]):
         """Local path, remote path (copy only), substitution, buttons."""
         verb = "Copy a local file to" if self.put else "Run a local script on"
         with Vertical():
-            yield Label(f"{verb} {self.hosts}")
+            yield Label(f"[b]{verb} {self.hosts}[/b]")
+            yield Label("local file", classes="send-label")
             yield Input(placeholder="local file, e.g. ~/kthw/etcd.sh", id="send-local")
             if self.put:
+                yield Label("path on each host ({name} {ip} {VAR} allowed)",
+                            classes="send-label", markup=False)
                 yield Input(placeholder="absolute path on each host, e.g. "
                                         "/etc/etcd/{name}.conf", id="send-remote")
             yield Checkbox("replace {name} {ip} {VAR} per host in the content",
