@@ -324,6 +324,11 @@ def dns_step(ctx: MoveContext, kind: MoveStepKind) -> Step:
 
     async def preview(_host: str) -> Preview:
         before = await ctx.api_rrset()
+        if not adding and (before is None or ctx.new.vip not in before.values):
+            # previewed before the move: by then the DNS step will have added the new VIP
+            values = (*(before.values if before is not None else ()), ctx.new.vip)
+            before = RRset(ctx.api_name or "", "A", before.ttl if before else 300,
+                           tuple(sorted(set(values))))
         change = ctx.rrset_change(before, target(before))
         return Preview(commands=(ctx.update_text(change),),
                        notes=(f"signed with TSIG key {ctx.inventory.dns.tsig_name}; refused "
