@@ -172,14 +172,15 @@ class MovePlan:
     steps: tuple[StepView, ...]
     notes: tuple[str, ...]
     plan: Plan
-    _start: Callable[[EventCallback | None], MoveJournal] = field(repr=False)
-    _ctx: MoveContext = field(repr=False)
+    _start: Callable[[EventCallback | None], MoveJournal] | None = field(default=None,
+                                                                       repr=False)
+    _ctx: MoveContext | None = field(default=None, repr=False)
     _finished: bool = field(default=False, repr=False)
 
     async def run(self, on_event: EventCallback | None = None) -> MoveResult:
         """Carry the plan out (once), reporting progress to ``on_event``."""
-        if self._finished:
-            raise UserError("This plan already ran; prepare a new one.")
+        if self._finished or self._start is None:
+            raise UserError("This plan already ran (or is a preview only); prepare a new one.")
         self._finished = True
         journal = self._start(on_event)
         result = await self.plan.run(on_event)
