@@ -401,7 +401,7 @@ class VipMoves:
         notes += self._kubeconfig_notes(old_vip)
 
         def start(on_event: EventCallback | None) -> MoveJournal:
-            ctx.on_event = on_event
+            ctx.on_event, ctx.live = on_event, True
             ctx.journal = MoveJournal.begin(
                 self.journal_dir, inventory=self.inventory.path, old_vip=old_vip,
                 new_vip=new_vip, layout={**self.sets, "ipfw": self.ipfw})
@@ -428,6 +428,8 @@ class VipMoves:
             raise UserError(f"There is no VIP move to roll back (no journal in "
                             f"{self.journal_dir}).", exit_code=1)
         if not list(journal.pending()):
+            if journal.status.open:  # every change undone: the move is closed
+                journal.status = MoveStatus.ROLLED_BACK
             raise UserError(f"The move from {journal.old_vip} to {journal.new_vip} has "
                             f"nothing left to undo ({journal.status.value}; journal "
                             f"{journal.path}).", exit_code=1)
@@ -444,7 +446,7 @@ class VipMoves:
                  f"{len(list(journal.pending()))} changes to undo, last first"]
 
         def start(on_event: EventCallback | None) -> MoveJournal:
-            ctx.on_event = on_event
+            ctx.on_event, ctx.live = on_event, True
             journal.status = MoveStatus.ROLLING_BACK
             return journal
 

@@ -71,6 +71,30 @@ def step_title(kind: MoveStepKind, old: str, new: str) -> str:
     }[kind]
 
 
+FAILED_MARK = "hardway-batch-failed"
+"""What :func:`batch_script` prints on stderr, with the index, when a line fails."""
+
+
+def batch_script(lines: Sequence[str]) -> str:
+    """One shell script running ``lines`` in order, stopping at the first that fails
+    (its exit status kept, ``FAILED_MARK INDEX`` on stderr)."""
+    return "\n".join(f"{line} || {{ s=$?; echo '{FAILED_MARK}' {index} >&2; exit $s; }}"
+                     for index, line in enumerate(lines))
+
+
+def failed_line(stderr: str, stdout: str, count: int) -> tuple[int | None, str]:
+    """Which line of a :func:`batch_script` failed (None: unknown) and its message."""
+    failed: int | None = None
+    messages = []
+    for line in stderr.splitlines():
+        head, _, index = line.partition(" ")
+        if head == FAILED_MARK and index.strip().isdigit() and int(index) < count:
+            failed = int(index)
+        elif line.strip():
+            messages.append(line.strip())
+    return failed, "; ".join(messages) or stdout.strip()
+
+
 Fault = Callable[[MoveStepKind, str], Awaitable[None]]
 """Called after a step's change and before its verification (tests inject failures)."""
 
@@ -99,6 +123,7 @@ class MoveContext:
         fault: see :data:`Fault`.
         on_event: where sub-steps (the certificate push) report.
         ipfw: the ipfw command on the hypervisor.
+        live: the plan is running (a preview's checks never write the journal).
     """
 
     inventory: Inventory
@@ -115,6 +140,7 @@ class MoveContext:
     fault: Fault | None = None
     on_event: Callable[[PlanEvent], None] | None = None
     ipfw: str = "ipfw"
+    live: bool = False
 
     @property
     def controllers(self) -> list[str]:
@@ -150,18 +176,24 @@ class MoveContext:
         return tuple(self.hv.commands(commands))
 
     async def run_ipfw(self, commands: Sequence[IpfwCommand]) -> int:
-        """Run ``commands`` in order; returns how many ran.
+        """Run ``commands`` in order, in one remote shell (one round trip to the
+        hypervisor), stopping at the first that fails; returns how many ran.
 
         Raises:
             StepFailed: one failed (the later ones were not run).
         """
-        for index, line in enumerate(self.lines(commands)):
-            result = await self.hv.run(line)
-            if not result.ok:
-                raise StepFailed(f"`{line}` failed on {self.hv.name} (exit {result.status}): "
-                                 f"{(result.stderr or result.stdout).strip()}; "
-                                 f"{len(commands) - index - 1} later commands were not run")
-        return len(commands)
+        lines = self.lines(commands)
+        if not lines:
+            return 0
+        result = await self.hv.run(batch_script(lines))
+        if result.ok:
+            return len(lines)
+        failed, reason = failed_line(result.stderr, result.stdout, len(lines))
+        if failed is None:
+            raise StepFailed(f"the ipfw commands could not run on {self.hv.name} (exit "
+                             f"{result.status}): {reason or 'no message'}")
+        raise StepFailed(f"`{lines[failed]}` failed on {self.hv.name} (exit {result.status}): "
+                         f"{reason}; {len(lines) - failed - 1} later commands were not run")
 
     async def expect_sets(self, wanted: SetState, what: str) -> None:
         """Raise StepFailed unless the sets read back are ``wanted``."""
@@ -275,4 +307,5 @@ class MoveContext:
                              f"{str(exc) or type(exc).__name__}") from None
 
 
-__all__ = ["LOCAL", "PKI_HOST", "Fault", "MoveContext", "MoveStepKind", "step_title"]
+__all__ = ["FAILED_MARK", "LOCAL", "PKI_HOST", "Fault", "MoveContext", "MoveStepKind",
+           "batch_script", "failed_line", "step_title"]

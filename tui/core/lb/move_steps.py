@@ -242,6 +242,9 @@ def certificate_step(ctx: MoveContext, issued: Issued, old_cert: bytes | None,
             "push`): the files, then each service that uses them restarted (etcd, "
             "kube-apiserver) and gated on its health probe",))
 
+    async def check(_host: str) -> str | None:
+        return await already_served(ctx, issued, old_cert)
+
     async def apply(host: str) -> str | None:
         journal = ctx.need_journal()
         if old_cert is not None:
@@ -261,8 +264,45 @@ def certificate_step(ctx: MoveContext, issued: Issued, old_cert: bytes | None,
             await ctx.get(address, "/healthz", server_name=ctx.new.vip)
         return f"every controller serves a certificate valid for {ctx.new.vip}"
 
-    return Step(kind.value, [PKI_HOST], preview=preview, apply=apply,
+    return Step(kind.value, [PKI_HOST], check=check, preview=preview, apply=apply,
                 verify=_faulted(ctx, kind, verify))
+
+
+ETCD_CLIENT_PORT = 2379
+
+
+async def already_served(ctx: MoveContext, issued: Issued, current: bytes | None) -> str | None:
+    """A reason to skip the certificate step: the PKI's kubernetes.pem already has every
+    SAN of ``issued`` (the new VIP and the old one included), ``ca.pem`` issued it, its
+    key matches, and every controller serves exactly it on the API and etcd ports."""
+    from tui.core.health.cert_checks import served_certificate
+    from tui.core.health.probes import tls_context
+    from tui.core.pki.inspect import chains_to, inspect_pem, key_matches
+
+    key_path, ca_path = ctx.pki_dir / "kubernetes-key.pem", ctx.pki_dir / "ca.pem"
+    if current is None or not key_path.exists() or not ca_path.exists():
+        return None
+    try:
+        have = inspect_pem(current, "kubernetes.pem")
+        ca = inspect_pem(ca_path.read_bytes(), "ca.pem")
+    except UserError:
+        return None
+    want = inspect_pem(issued.cert_pem, "the reissued kubernetes.pem")
+    if not (set(want.ip_addresses) <= set(have.ip_addresses)
+            and set(want.dns_names) <= set(have.dns_names)
+            and chains_to(have, ca.cert) and key_matches(current, key_path.read_bytes())):
+        return None
+    for name in ctx.controllers:
+        address = str(ctx.inventory.host(name).address)
+        for port in (ctx.inventory.api.port, ETCD_CLIENT_PORT):
+            try:
+                served = await served_certificate(ctx.dialer, address, port, tls_context(None))
+            except (OSError, ValueError):
+                return None
+            if served.fingerprint != have.fingerprint:
+                return None
+    return (f"every controller already serves {ctx.pki_dir.name}/kubernetes.pem "
+            f"({have.fingerprint[:23]}) with {ctx.new.vip} and {ctx.old.vip}")
 
 
 def _sha(data: bytes) -> str:

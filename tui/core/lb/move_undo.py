@@ -41,7 +41,9 @@ def _by_host(entries: list[JournalEntry]) -> dict[str, JournalEntry]:
 
 
 def _done(ctx: MoveContext, entry: JournalEntry) -> None:
-    ctx.need_journal().mark(entry, EntryState.UNDONE)
+    """Mark ``entry`` undone, while the rollback runs (never from a preview's check)."""
+    if ctx.live:
+        ctx.need_journal().mark(entry, EntryState.UNDONE)
 
 
 async def _run(ctx: MoveContext, host: str, command: str) -> None:
