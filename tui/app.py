@@ -41,6 +41,7 @@ SCREENS: dict[str, str] = {
     "certs": "screens.certs:CertsScreen",
     "etcd": "screens.etcd:EtcdScreen",
     "health": "screens.health:HealthScreen",
+    "dns_vip": "screens.dns_vip:DnsVipScreen",
 }
 """Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
 
@@ -49,7 +50,7 @@ PREFIX = "ctrl+g"
 picks a screen or an app action. Every other key goes to the host."""
 
 SCREEN_KEYS: dict[str, str] = {"c": "console", "o": "hosts", "k": "certs", "e": "etcd",
-                               "d": "dns_vip", "h": "health"}
+                               "v": "dns_vip", "h": "health"}
 """After the prefix: key -> mode (modes not in :data:`SCREENS` are skipped)."""
 
 PREFIX_ACTIONS: dict[str, str] = {"p": "command_palette", "?": "show_keys", "q": "quit"}

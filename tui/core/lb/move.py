@@ -41,6 +41,7 @@ from tui.core.plan import Plan, PlanEvent, PlanResult, StepFailed, StepPreview
 if TYPE_CHECKING:
     from tui.core.fleet.fleet import Fleet
     from tui.core.inventory.model import Inventory
+    from tui.core.lb.move_survey import VipSurvey
     from tui.core.pki.ca import Issued
     from tui.core.workbench import Workbench
 
@@ -280,13 +281,30 @@ class VipMoves:
                             "= \"ipfw\").")
         return self.inventory.hypervisor.name
 
-    def _context(self, old: VipLayout, new: VipLayout, ipfw: str) -> MoveContext:
-        from tui.core.dns.zoneplan import client_for
+    def dialer(self) -> object:
+        """How cluster addresses are reached (through the jump host), kept open."""
         from tui.core.fleet.dial import dialer_for
 
         if self._dialer is None:
             self._dialer = dialer_for(self.inventory, self.fleet)
-        dialer = self._dialer
+        return self._dialer
+
+    def reload(self) -> None:
+        """Read the inventory file again (a finished move or rollback rewrote its VIP)."""
+        from tui.core.inventory.load import load_inventory
+
+        self.inventory = load_inventory(self.inventory.path)
+
+    async def survey(self) -> VipSurvey:
+        """The zone's drift, the hypervisor's rules against the wanted ones, the journal."""
+        from tui.core.lb.move_survey import survey_vip
+
+        return await survey_vip(self)
+
+    def _context(self, old: VipLayout, new: VipLayout, ipfw: str) -> MoveContext:
+        from tui.core.dns.zoneplan import client_for
+
+        dialer = self.dialer()
         dns = client_for(self.inventory, dialer) if self.inventory.dns is not None else None  # type: ignore[arg-type]
         hv = HypervisorIpfw(self.fleet, self._hypervisor(), ipfw=ipfw)
         return MoveContext(self.inventory, self.fleet, hv, old, new,
