@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from tui.boundary import start_action
 from tui.core.dns.drift import DriftKind
 from tui.core.dns.records import relative
+from tui.core.errors import UserError
 from tui.core.lb.move import MoveAction, MovePlan, MoveResult, StepOutcome, VipMoves
 from tui.core.lb.move_survey import RulesView, VipSurvey
 from tui.core.lb.move_view import plan_lines
@@ -189,6 +190,7 @@ class DnsVipScreen(Screen[None]):
         if not value:
             self.notify("type the new VIP first (e.g. 10.50.0.1)", severity="warning")
             return
+        self.query_one("#move-steps", DataTable).focus()  # r, m, b are the screen's keys again
         start_action(self, lambda: self._prepare_and_run(value), group="vip",
                      label=f"moving the VIP to {value}")
 
@@ -199,8 +201,12 @@ class DnsVipScreen(Screen[None]):
 
     async def _prepare_and_run(self, new_vip: str | None) -> None:
         self._detail(Text("Reading the cluster and building the plan…", style="dim"))
-        plan = await (self.engine.prepare(new_vip) if new_vip is not None
-                      else self.engine.prepare_rollback())
+        try:
+            plan = await (self.engine.prepare(new_vip) if new_vip is not None
+                          else self.engine.prepare_rollback())
+        except UserError as exc:  # shown here too; the boundary notifies it
+            self._detail(Text(display.stable(str(exc)), style="bold red"))
+            raise
         self.show_plan(plan)
         if not await self.app.push_screen_wait(MovePreviewScreen(plan)):
             self._detail(Text("Not confirmed: nothing was changed.", style="dim"))

@@ -212,6 +212,10 @@ SEED = (Path(__file__).resolve().parents[2] / "config" / "something.local.toml")
 def seed(tmp_path: Path) -> Any:
     path = tmp_path / "hardway.toml"
     path.write_text(SEED)
+    (tmp_path / "secrets").mkdir()
+    secret = tmp_path / "secrets" / "hardway-key.secret"
+    secret.write_text("not-a-real-secret\n")
+    secret.chmod(0o600)
     return load_inventory(path)
 
 
@@ -310,3 +314,13 @@ def test_a_stopped_move_says_what_changed_and_how_to_undo() -> None:
     assert "Stopped at `switch`. Changed: aliases, rules, switch. Not changed: dns." in lines
     assert lines[-1] == ("Undo the changes with `hardway vip move --rollback` (journal "
                          "/pki/vip-move/journal.json).")
+
+
+def test_the_gate_lets_the_move_and_the_app_open_a_misplaced_vip(seed: Any) -> None:
+    from tui.core.inventory.gate import InventoryNotRunnable, require_runnable
+
+    with pytest.raises(InventoryNotRunnable, match=r"(?s)run refused: .*api\.vip: api\.vip "
+                                                   r"10\.10\.0\.100 is inside networks\.nodes"):
+        require_runnable(seed, "run")
+    findings = require_runnable(seed, "vip move", allow=("api.vip",))
+    assert [f.key for f in findings if f.severity == "error"] == ["api.vip"]

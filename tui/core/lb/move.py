@@ -312,15 +312,9 @@ class VipMoves:
                            dns=dns, options=self.options, fault=self.fault, ipfw=ipfw)
 
     def _check_inventory(self) -> str:
-        from tui.core.inventory.lint import lint
+        from tui.core.inventory.gate import require_runnable
 
-        errors = [f for f in lint(self.inventory) if f.severity == "error"
-                  and f.key != "api.vip"]
-        if errors:
-            raise UserError("\n".join(
-                [f"{self.inventory.path}: vip move refused: the inventory has errors other "
-                 "than the VIP's placement; fix them first:"]
-                + [f"  - {f.key}: {f.message}" for f in errors]))
+        require_runnable(self.inventory, "vip move", allow=("api.vip",))
         if self.inventory.api.vip is None:
             raise UserError(f"{self.inventory.path}: [api] vip is not set, so there is no "
                             "VIP to move; set it with `hardway vip apply --vip` first.")
