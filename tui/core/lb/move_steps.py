@@ -18,10 +18,12 @@ from tui.core.dns.drift import RRset
 from tui.core.errors import UserError
 from tui.core.lb.aliases import AliasState, alias_files, alias_step, check_command, parse_check
 from tui.core.lb.aliases import removal_step as alias_removal_step
+from tui.core.lb.ipfw import IpfwCommand
 from tui.core.lb.move_context import LOCAL, PKI_HOST, MoveContext, MoveStepKind
 from tui.core.lb.move_inventory import edit_vip, write_text_atomic
 from tui.core.lb.move_journal import EntryState
 from tui.core.lb.move_rules import (
+    SetState,
     build_commands,
     check_layout,
     expect_after_build,
@@ -31,6 +33,7 @@ from tui.core.lb.move_rules import (
     swap_command,
     transition_rules,
 )
+from tui.core.lb.rules import IpfwRule
 from tui.core.pki.ca import Issued
 from tui.core.plan import FileChange, Preview, Step, StepFailed, file_change
 
@@ -120,77 +123,84 @@ def aliases_step(ctx: MoveContext) -> Step:
 # -- 2. rules beside the old ones, 4. switch, 7. remove the old rules --------------------
 
 
-def rules_step(ctx: MoveContext) -> Step:
-    """The spare set gets the old VIP's rules plus the new VIP's (traffic unchanged)."""
-    kind = MoveStepKind.RULES
-    memo: dict[str, Any] = {}
+SetsChange = tuple[list[IpfwCommand], SetState, str]
+"""A rule-set change: its commands, the sets expected afterwards, what it did."""
 
-    async def wanted() -> tuple[Any, list[Any], list[Any]]:
-        state = await ctx.sets()
-        try:
-            check_layout(state, ctx.old)
-        except UserError as exc:
-            raise StepFailed(str(exc)) from None
-        rules = transition_rules(state, ctx.old, ctx.new, ctx.backends)
-        return state, rules, build_commands(ctx.old, rules)
 
-    async def preview(_host: str) -> Preview:
-        _state, rules, commands = await wanted()
-        return Preview(commands=ctx.lines(commands), notes=(
-            f"set {ctx.old.spare_set} (disabled) afterwards:",
-            *(f"  {r.line(show_sets=True)}" for r in rules)))
+def _sets_step(ctx: MoveContext, kind: MoveStepKind,
+               change_for: Callable[[SetState], SetsChange],
+               preview: Callable[[str], Awaitable[Preview]],
+               what: str, also: Action | None = None) -> Step:
+    """A step that changes the VIP's two ipfw sets: the sets before are journaled, the
+    commands run in one round trip, the sets are read back (then ``also`` checks more)."""
+    memo: dict[str, SetState] = {}
 
     async def apply(host: str) -> str | None:
-        state, rules, commands = await wanted()
-        memo["expect"] = expect_after_build(state, rules)
+        state = await ctx.sets()
+        commands, memo["expect"], detail = change_for(state)
 
         async def change() -> str:
             await ctx.run_ipfw(commands)
-            return f"{len(rules)} rules in set {ctx.old.spare_set} (disabled)"
+            return detail
         return await journaled(ctx, kind, host, {"sets": state.to_json()}, change)
 
-    async def verify(_host: str) -> str | None:
-        await ctx.expect_sets(memo["expect"], "after building the spare set")
-        return "read back"
+    async def verify(host: str) -> str | None:
+        await ctx.expect_sets(memo["expect"], what)
+        return await also(host) if also is not None else "read back"
 
     return Step(kind.value, [ctx.hv.name], preview=preview, apply=apply,
                 verify=_faulted(ctx, kind, verify))
 
 
+def rules_step(ctx: MoveContext) -> Step:
+    """The spare set gets the old VIP's rules plus the new VIP's (traffic unchanged)."""
+
+    def transition(state: SetState) -> list[IpfwRule]:
+        try:
+            check_layout(state, ctx.old)
+        except UserError as exc:
+            raise StepFailed(str(exc)) from None
+        return transition_rules(state, ctx.old, ctx.new, ctx.backends)
+
+    def change_for(state: SetState) -> SetsChange:
+        rules = transition(state)
+        return (build_commands(ctx.old, rules), expect_after_build(state, rules),
+                f"{len(rules)} rules in set {ctx.old.spare_set} (disabled)")
+
+    async def preview(_host: str) -> Preview:
+        rules = transition(await ctx.sets())
+        return Preview(commands=ctx.lines(build_commands(ctx.old, rules)), notes=(
+            f"set {ctx.old.spare_set} (disabled) afterwards:",
+            *(f"  {r.line(show_sets=True)}" for r in rules)))
+
+    return _sets_step(ctx, MoveStepKind.RULES, change_for, preview,
+                      "after building the spare set")
+
+
 def switch_step(ctx: MoveContext) -> Step:
     """``ipfw set swap``: the spare set (both VIPs) becomes the active one."""
-    kind = MoveStepKind.SWITCH
-    memo: dict[str, Any] = {}
     command = swap_command(ctx.old)
+
+    def change_for(state: SetState) -> SetsChange:
+        return ([command], expect_after_swap(state, ctx.old),
+                f"set {ctx.old.active_set} serves {ctx.new.vip} and {ctx.old.vip}")
 
     async def preview(_host: str) -> Preview:
         return Preview(commands=ctx.lines([command]),
                        notes=(f"{ctx.new.vip} and {ctx.old.vip} are both served afterwards; "
                               f"set {ctx.old.spare_set} keeps the rules before",))
 
-    async def apply(host: str) -> str | None:
-        state = await ctx.sets()
-        memo["expect"] = expect_after_swap(state, ctx.old)
-
-        async def change() -> str:
-            await ctx.run_ipfw([command])
-            return f"set {ctx.old.active_set} serves {ctx.new.vip} and {ctx.old.vip}"
-        return await journaled(ctx, kind, host, {"sets": state.to_json()}, change)
-
-    async def verify(_host: str) -> str | None:
-        await ctx.expect_sets(memo["expect"], "after the switch")
-        return "read back"
-
-    return Step(kind.value, [ctx.hv.name], preview=preview, apply=apply,
-                verify=_faulted(ctx, kind, verify))
+    return _sets_step(ctx, MoveStepKind.SWITCH, change_for, preview, "after the switch")
 
 
 def remove_rules_step(ctx: MoveContext) -> Step:
     """The new VIP's rules alone, numbered as ``vip rules`` wants, swapped in."""
-    kind = MoveStepKind.REMOVE_RULES
-    memo: dict[str, Any] = {}
     final = final_rules(ctx.new, ctx.backends)
     commands = [*build_commands(ctx.old, final), swap_command(ctx.old)]
+
+    def change_for(state: SetState) -> SetsChange:
+        return (commands, expect_after_swap(expect_after_build(state, final), ctx.old),
+                f"set {ctx.old.active_set} serves {ctx.new.vip} only")
 
     async def preview(_host: str) -> Preview:
         after = in_set(final, ctx.old.active_set)
@@ -198,24 +208,14 @@ def remove_rules_step(ctx: MoveContext) -> Step:
             f"set {ctx.old.active_set} afterwards:",
             *(f"  {r.line(show_sets=True)}" for r in after)))
 
-    async def apply(host: str) -> str | None:
-        state = await ctx.sets()
-        memo["expect"] = expect_after_swap(expect_after_build(state, final), ctx.old)
-
-        async def change() -> str:
-            await ctx.run_ipfw(commands)
-            return f"set {ctx.old.active_set} serves {ctx.new.vip} only"
-        return await journaled(ctx, kind, host, {"sets": state.to_json()}, change)
-
-    async def verify(_host: str) -> str | None:
-        await ctx.expect_sets(memo["expect"], "after removing the old rules")
+    async def in_sync(_host: str) -> str:
         diff = await ctx.hv.diff(ctx.new, ctx.backends)
         if not diff.in_sync:
             raise StepFailed(f"the rules differ from `vip rules`: {'; '.join(diff.lines())}")
         return "in sync with `hardway vip rules`"
 
-    return Step(kind.value, [ctx.hv.name], preview=preview, apply=apply,
-                verify=_faulted(ctx, kind, verify))
+    return _sets_step(ctx, MoveStepKind.REMOVE_RULES, change_for, preview,
+                      "after removing the old rules", in_sync)
 
 
 # -- 3. the certificate ----------------------------------------------------------------
