@@ -22,7 +22,7 @@ from tui.core.lb.aliases import (
     alias_files,
     remove_command,
 )
-from tui.core.lb.move_context import MoveContext, MoveStepKind
+from tui.core.lb.move_context import MoveContext, MoveStepKind, batch_script, failed_line
 from tui.core.lb.move_inventory import write_text_atomic
 from tui.core.lb.move_journal import EntryState, JournalEntry
 from tui.core.lb.move_rules import SetState, restore_commands
@@ -46,11 +46,15 @@ def _done(ctx: MoveContext, entry: JournalEntry) -> None:
         ctx.need_journal().mark(entry, EntryState.UNDONE)
 
 
-async def _run(ctx: MoveContext, host: str, command: str) -> None:
-    result = (await ctx.fleet.run([host], command))[host]
+async def _run(ctx: MoveContext, host: str, commands: list[str]) -> None:
+    """Run ``commands`` on ``host`` in order, in one round trip; stop at the first failure."""
+    if not commands:
+        return
+    result = (await ctx.fleet.run([host], batch_script(commands)))[host]
     if not result.ok:
-        reason = result.error or result.stderr.strip() or f"exit {result.status}"
-        raise StepFailed(f"`{command}` failed: {reason}")
+        failed, reason = failed_line(result.stderr, result.stdout, len(commands))
+        what = f"`{commands[failed]}`" if failed is not None else "the commands"
+        raise StepFailed(f"{what} failed: {result.error or reason or f'exit {result.status}'}")
 
 
 # -- aliases: files and live addresses back as they were -------------------------------
@@ -124,8 +128,7 @@ def aliases_undo(ctx: MoveContext, kind: MoveStepKind, entries: list[JournalEntr
                     put = await ctx.fleet.put(host, old, path)
                     if not put.ok:
                         raise StepFailed(f"writing {path} failed: {put.error}")
-        for command in _alias_commands(ctx, host, entry):
-            await _run(ctx, host, command)
+        await _run(ctx, host, _alias_commands(ctx, host, entry))
         return f"{vip}/32 {'on' if entry.undo.get('present') else 'off'} lo as before"
 
     async def verify(host: str) -> str | None:
