@@ -116,8 +116,13 @@ def aliases_step(ctx: MoveContext) -> Step:
         assert inner.apply is not None
         return await journaled(ctx, kind, host, undo, lambda: inner.apply(host))  # type: ignore[misc]
 
+    async def verify(host: str) -> str | None:
+        assert inner.verify is not None
+        await inner.verify(host)
+        return "read back"
+
     return Step(kind.value, ctx.controllers, check=inner.check, preview=preview, apply=apply,
-                verify=_faulted(ctx, kind, inner.verify))
+                verify=_faulted(ctx, kind, verify))
 
 
 # -- 2. rules beside the old ones, 4. switch, 7. remove the old rules --------------------
