@@ -263,6 +263,8 @@ exec /usr/local/sbin/ipfw.real "$@"
 EOF
 chmod 755 /usr/local/sbin/ipfw"""
 IPFW_MENDED = "mv /usr/local/sbin/ipfw.real /usr/local/sbin/ipfw"
+NAMED_MENDED = ("systemctl start named; for i in $(seq 100); do dig +short +time=1 +tries=1 "
+                "@10.10.0.2 lab.home.arpa SOA | grep -q . && break; sleep 0.1; done")
 INVENTORY = "inventory"  # the local file, not a host
 K = MoveStepKind
 BREAKAGES = [
@@ -283,7 +285,7 @@ BREAKAGES = [
              (HYPERVISOR, IPFW_MENDED),
              r"`ipfw set swap 10 11` failed on nucklehead \(exit 71\)"),
     Breakage(K.DNS, None, (HYPERVISOR, "systemctl stop named"),
-             (HYPERVISOR, "systemctl start named"),
+             (HYPERVISOR, NAMED_MENDED),
              r"the DNS server 10\.10\.0\.2:53 did not answer"),
     Breakage(K.VERIFY, None, (HYPERVISOR, "systemctl stop ipfw"),
              (HYPERVISOR, "systemctl start ipfw"),
@@ -295,7 +297,7 @@ BREAKAGES = [
              ("controller-0", "rm /usr/local/sbin/ip"),
              f"ip addr del {OLD}/32 dev lo.*Operation not permitted"),
     Breakage(K.REMOVE_DNS, K.REMOVE_ALIASES, (HYPERVISOR, "systemctl stop named"),
-             (HYPERVISOR, "systemctl start named"),
+             (HYPERVISOR, NAMED_MENDED),
              r"the DNS server 10\.10\.0\.2:53 did not answer"),
     Breakage(K.INVENTORY, K.REMOVE_DNS, (INVENTORY, f'vip = "{OLD}"/vip = "10.10.0.99"'),
              (INVENTORY, f'vip = "10.10.0.99"/vip = "{OLD}"'),
