@@ -224,6 +224,37 @@ def test_refused_addresses_change_nothing(lab: LabRunner, before: ClusterState,
     assert_same(state(lab), before)
 
 
+async def test_the_dns_vip_screen_reads_the_lab(lab: LabRunner, before: ClusterState,
+                                               tmp_path: Path) -> None:
+    """ctrl+g v on the seed: the zone and the rules as the lab serves them, the VIP's
+    placement called out; the app opens although the inventory has that lint error."""
+    from screens.dns_vip import DnsVipScreen
+    from tui.app import create_app
+
+    app = create_app(Workbench(load_inventory(lab.lab.inventory_path), relay=False,
+                               user_ssh_files=False, audit_path=tmp_path / "audit.jsonl"),
+                     connect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+g", "v")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DnsVipScreen)
+        screen.action_survey()
+        await app.workers.wait_for_complete()
+        survey = screen.survey
+        assert survey is not None and survey.vip == OLD
+        assert survey.rules is not None and survey.rules.in_sync, survey.rules
+        assert survey.rules.have == ("01000 p=0.333 → 10.10.0.10:6443",
+                                     "01010 p=0.500 → 10.10.0.11:6443",
+                                     "01020 always  → 10.10.0.12:6443")
+        assert survey.dns is not None and survey.dns.in_sync, survey.dns.drifts
+        assert survey.dns.served[(f"{API_NAME}.", "A")].values == (OLD,)
+        assert "inside networks.nodes" in survey.placement[0]
+        table = screen.query_one("#dns-records")
+        assert table.border_title is not None and "in sync" in str(table.border_title)
+    assert_same(state(lab), before)
+
+
 # -- 2. a failure at each step stops the plan; --rollback restores everything ----------
 
 
@@ -420,11 +451,30 @@ async def test_the_move_leaves_a_healthy_cluster_on_the_new_vip(
     assert lint == 0
 
 
-def test_rollback_of_the_finished_move_restores_the_seed(
-        lab: LabRunner, before: ClusterState, capsys: pytest.CaptureFixture[str]) -> None:
-    status, out = cli(capsys, lab, "--rollback", "--yes")
-    assert status == 0, out
-    assert "Rolled back: the API VIP is 10.10.0.100 again" in out
+async def test_rollback_of_the_finished_move_from_the_screen_restores_the_seed(
+        lab: LabRunner, before: ClusterState, tmp_path: Path) -> None:
+    """b on the DNS/VIP screen: the exact preview, confirmed, then every undo step done."""
+    from screens.dns_vip import DnsVipScreen, MovePreviewScreen
+    from tui.app import create_app
+
+    app = create_app(Workbench(load_inventory(lab.lab.inventory_path), relay=False,
+                               user_ssh_files=False, audit_path=tmp_path / "audit.jsonl"),
+                     connect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+g", "v")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DnsVipScreen)
+        await pilot.press("b")
+        async with asyncio.timeout(60):
+            while not (isinstance(app.screen, MovePreviewScreen) and app.screen.is_mounted):
+                await pilot.pause(0.05)
+        await pilot.click("#go")
+        await app.workers.wait_for_complete()
+        result = screen.result
+        assert result is not None and result.ok, result
+        assert all(s.outcome is StepOutcome.DONE for s in result.steps)
+        assert screen.survey is not None and screen.survey.vip == OLD  # read again
     assert_same(state(lab), before)
 
 
