@@ -51,10 +51,10 @@ class MovePreviewScreen(PlanPreviewScreen):
         self._lines = plan_lines(plan)
 
     def on_mount(self) -> None:
-        """Put the plan's text in place of the (empty) certificate preview."""
+        """Put the plan's text in place of the (empty) certificate preview (Textual runs
+        the base class's handler too: Cancel keeps the focus)."""
         self.query_one("#plan-text Static", Static).update(
             Text(display.stable("\n".join(self._lines))))
-        super().on_mount()
 
 
 class DnsVipScreen(Screen[None]):

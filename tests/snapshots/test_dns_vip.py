@@ -135,6 +135,30 @@ def test_move_in_progress(snap_compare: Any, inventory_path: Path, tmp_path: Pat
                         run_before=run_before)
 
 
+def test_move_preview_at_80x24(snap_compare: Any, inventory_path: Path,
+                               tmp_path: Path) -> None:
+    """The confirmation shows the plan as `vip move --dry-run` prints it; Cancel focused."""
+    from screens.dns_vip import MovePreviewScreen
+    from tui.core.plan import Preview, StepPreview
+
+    base = plan(inventory_path)
+    views = tuple(
+        StepView(v.kind, v.name, v.title, v.hosts, (StepPreview(v.name, v.hosts[0], Preview(
+            commands=("ipfw set swap 10 11",) if v.kind is MoveStepKind.SWITCH else (),
+            notes=("both VIPs are served afterwards",)), None),)) for v in base.steps)
+    preview_plan = MovePlan(base.action, base.old_vip, base.new_vip, views, base.notes,
+                            Plan([]))
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _screen(pilot, inventory_path, moving=False)
+        pilot.app.push_screen(MovePreviewScreen(preview_plan))
+        await _until(pilot, lambda: isinstance(pilot.app.screen, MovePreviewScreen))
+        await pilot.pause()
+
+    assert snap_compare(_app(inventory_path, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
 def test_the_survey_of_the_seed_is_what_the_panes_show(inventory_path: Path) -> None:
     data = survey(inventory_path)
     assert data.dns is not None and not data.dns.in_sync
