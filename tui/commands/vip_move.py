@@ -32,6 +32,7 @@ before it changes anything, and verified:
    3. certificate    kubernetes.pem reissued by the cluster CA with NEW_VIP (the old
                      VIP kept while it is still served), pushed controller by
                      controller with the health-gated restart of `certs push`
+                     (skipped when every controller already serves one with both VIPs)
    4. switch         `ipfw set swap`: both VIPs are served
    5. dns            NEW_VIP added to the API name ([api] hostname), a conditional
                      RFC 2136 update signed with the inventory's TSIG key
