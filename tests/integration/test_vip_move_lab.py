@@ -442,13 +442,18 @@ async def test_the_move_leaves_a_healthy_cluster_on_the_new_vip(
     for name in (NEW, API_NAME):
         answer = await _https(lab, NEW, name)
         assert answer.status_code == 200 and answer.json()["gitVersion"].startswith("v1.")
-    with pytest.raises(httpx.HTTPError):
+    with pytest.raises((httpx.HTTPError, OSError)):
         await _https(lab, OLD, OLD)  # no rule for the old VIP: the forwarder resets
     status, out = await acli(capsys, lab, NEW, "--dry-run")
     assert status == 2 and f"{NEW} is already the API VIP" in out
     lint = main(["inventory", "check", str(lab.lab.inventory_path)])
     capsys.readouterr()
     assert lint == 0
+    health = await asyncio.to_thread(main, ["health", "--once", "-i",
+                                            str(lab.lab.inventory_path)])
+    out = capsys.readouterr().out
+    assert health == 0, out  # every probe UP: etcd, apiserver, certificates, DNS, the VIP
+    assert re.search(r"dns-api +UP .*kubernetes\.lab\.home\.arpa -> 10\.50\.0\.1", out), out
 
 
 async def test_rollback_of_the_finished_move_from_the_screen_restores_the_seed(
