@@ -324,3 +324,43 @@ def test_the_gate_lets_the_move_and_the_app_open_a_misplaced_vip(seed: Any) -> N
         require_runnable(seed, "run")
     findings = require_runnable(seed, "vip move", allow=("api.vip",))
     assert [f.key for f in findings if f.severity == "error"] == ["api.vip"]
+
+
+class _Unreachable:
+    """A fleet whose host answers neither commands nor SFTP (a controller just lost)."""
+
+    def __init__(self, missing: bool = False) -> None:
+        self.missing = missing
+
+    async def run(self, names: list[str], command: str) -> dict[str, Any]:
+        from tui.core.fleet.fleet import CommandResult
+
+        return {names[0]: CommandResult(names[0], "", "", None, 0.0,
+                                        error="No route to host")}
+
+    async def get(self, name: str, path: str) -> bytes:
+        from tui.core.fleet.sftp import RemoteFileMissing
+
+        if self.missing:
+            raise RemoteFileMissing(f"Cannot read {path} from {name}: no such file.")
+        raise UserError(f"Cannot read {path} from {name}: No route to host.")
+
+
+def test_an_unreadable_host_is_never_recorded_as_absent(tmp_path: Path) -> None:
+    """The journal must not say "the alias / the unit was absent" because the host could
+    not be read: the rollback would then delete them."""
+    import asyncio
+
+    from tui.core.lb.move_steps import alias_present, remote_file
+    from tui.core.plan import StepFailed
+
+    def ctx(fleet: _Unreachable) -> MoveContext:
+        return MoveContext(cast(Any, None), cast(Any, fleet), cast(Any, None), OLD_LAYOUT,
+                           NEW_LAYOUT, BACKENDS, tmp_path, cast(Any, None))
+
+    with pytest.raises(StepFailed, match=r"cannot read lo on controller-2 .*No route to host"):
+        asyncio.run(alias_present(ctx(_Unreachable()), "controller-2", OLD))
+    with pytest.raises(StepFailed, match="No route to host"):
+        asyncio.run(remote_file(ctx(_Unreachable()), "controller-2", "/etc/x"))
+    assert asyncio.run(remote_file(ctx(_Unreachable(missing=True)), "controller-2",
+                                   "/etc/x")) is None

@@ -81,17 +81,34 @@ def rrset_from(data: object) -> RRset | None:
 
 
 async def remote_file(ctx: MoveContext, host: str, path: str) -> bytes | None:
-    """``path`` on ``host`` (None: absent or unreadable)."""
+    """``path`` on ``host`` (None: it does not exist).
+
+    Raises:
+        StepFailed: the host or the file cannot be read (never taken for "absent": the
+            journal would record a state the rollback then "restores" by deleting).
+    """
+    from tui.core.fleet.sftp import RemoteFileMissing
+
     try:
         return await ctx.fleet.get(host, path)
-    except UserError:
+    except RemoteFileMissing:
         return None
+    except UserError as exc:
+        raise StepFailed(str(exc)) from None
 
 
 async def alias_present(ctx: MoveContext, host: str, vip: str) -> AliasState:
-    """Whether ``vip`` is on ``host``'s lo."""
-    result = (await ctx.fleet.run([host], check_command(vip)))[host]
-    return parse_check(result.stdout, vip) if result.ok else AliasState.UNKNOWN
+    """Whether ``vip`` is on ``host``'s lo.
+
+    Raises:
+        StepFailed: ``lo`` could not be read (unreachable host...).
+    """
+    command = check_command(vip)
+    result = (await ctx.fleet.run([host], command))[host]
+    if not result.ok:
+        reason = result.error or result.stderr.strip() or f"exit {result.status}"
+        raise StepFailed(f"cannot read lo on {host} (`{command}`): {reason}")
+    return parse_check(result.stdout, vip)
 
 
 # -- 1. aliases ------------------------------------------------------------------------
