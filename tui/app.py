@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
@@ -41,6 +41,7 @@ SCREENS: dict[str, str] = {
     "certs": "screens.certs:CertsScreen",
     "etcd": "screens.etcd:EtcdScreen",
     "health": "screens.health:HealthScreen",
+    "dns_vip": "screens.dns_vip:DnsVipScreen",
 }
 """Mode -> ``module:class`` of its screen (built with the workbench on first open)."""
 
@@ -49,7 +50,7 @@ PREFIX = "ctrl+g"
 picks a screen or an app action. Every other key goes to the host."""
 
 SCREEN_KEYS: dict[str, str] = {"c": "console", "o": "hosts", "k": "certs", "e": "etcd",
-                               "d": "dns_vip", "h": "health"}
+                               "v": "dns_vip", "h": "health"}
 """After the prefix: key -> mode (modes not in :data:`SCREENS` are skipped)."""
 
 PREFIX_ACTIONS: dict[str, str] = {"p": "command_palette", "?": "show_keys", "q": "quit"}
@@ -93,15 +94,18 @@ class HardwayApp(DirectKeysApp):
         App.COMMANDS | {HardwayCommands})
 
     def __init__(self, workbench: Workbench, *, connect: bool = True,
-                 lab_note: str | None = None, confirm_quit: bool = True) -> None:
+                 lab_note: str | None = None, confirm_quit: bool = True,
+                 notes: Sequence[str] = ()) -> None:
         """Build the app around a workbench.
 
         Args:
             workbench: the engine (inventory, fleet, console, use cases).
             connect: open the connections when the app starts (tests may defer it).
             confirm_quit: ask once before quitting with live sessions.
+            notes: warnings shown once the app is up (a VIP the inventory misplaces).
         """
         super().__init__()
+        self.notes = tuple(notes)
         self.lab_note = lab_note
         self.confirm_quit = confirm_quit
         """Why the demo's lab hosts are not isolated (None: they are, or no lab)."""
@@ -130,6 +134,8 @@ class HardwayApp(DirectKeysApp):
         self.switch_mode("console")
         if self.lab_note:
             self.notify(self.lab_note, title="the lab", severity="warning", timeout=10)
+        for note in self.notes:
+            self.notify(note, title="inventory", severity="warning", timeout=15)
 
     def _on_workbench_event(self, event: WorkbenchEvent) -> None:
         """Workbench listener (on the app's loop): refresh the connection summary."""
@@ -298,7 +304,8 @@ def typed_now(app: App[Any], event: events.Key) -> bool:
 
 
 def create_app(workbench: Workbench, *, connect: bool = True,
-               lab_note: str | None = None, confirm_quit: bool = True) -> HardwayApp:
+               lab_note: str | None = None, confirm_quit: bool = True,
+               notes: Sequence[str] = ()) -> HardwayApp:
     """The one factory for the app, used by ``hardway`` and by the tests.
 
     Args:
@@ -308,4 +315,4 @@ def create_app(workbench: Workbench, *, connect: bool = True,
         confirm_quit: ask before quitting with live sessions (``--no-confirm``: never).
     """
     return HardwayApp(workbench, connect=connect, lab_note=lab_note,
-                      confirm_quit=confirm_quit)
+                      confirm_quit=confirm_quit, notes=notes)

@@ -22,6 +22,8 @@ COMMANDS: tuple[PaletteCommand, ...] = (
     ("etcd", "app.switch_mode('etcd')", "bootstrap (KTHW doc 07) step by host, live members"),
     ("Health grid", "app.switch_mode('health')",
      "every probe of the control plane, live; g toggles the VIP guard"),
+    ("DNS / VIP", "app.switch_mode('dns_vip')",
+     "the zone's drift, the VIP's ipfw rules, move the API VIP"),
 )
 """Commands offered on every screen."""
 

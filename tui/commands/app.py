@@ -75,7 +75,9 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
     from tui.core.workbench import Workbench
 
     inventory = load_inventory(inventory_path)
-    require_runnable(inventory, "the app")
+    placement = [f"{f.message.split(': ')[0]}: ctrl+g v (DNS / VIP) moves it"
+                 for f in require_runnable(inventory, "the app", allow=("api.vip",))
+                 if f.severity == "error"]
     logfile.configure(log_level or logfile.DEFAULT_LEVEL)
 
     async def run() -> int:
@@ -84,7 +86,8 @@ def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             workbench.warm_relay()  # its interpreter starts while this one imports Textual
             from tui.app import create_app
 
-            app = create_app(workbench, lab_note=lab_note, confirm_quit=confirm_quit)
+            app = create_app(workbench, lab_note=lab_note, confirm_quit=confirm_quit,
+                             notes=placement)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGHUP):
                 # a closed terminal or a kill ends the app as ctrl+q does: sessions closed,

@@ -36,12 +36,15 @@ the VIP on lo (ipfw fwd does not rewrite the destination).
   apply   preview, confirm, swap in the wanted rules, read them back
   guard   health checks for the round robin: take a controller out of the rules when
           its /readyz fails, put it back when it answers again
+  move    move the VIP to a new address as one plan (aliases, rules, certificate,
+          DNS, verify, remove the old one, inventory); --rollback undoes it
 
 examples:
   hardway vip rules -i config/something.local.toml
   hardway vip apply -i hardway.toml --dry-run
   hardway vip apply -i hardway.toml --yes
   hardway vip apply -i hardway.toml --rollback --yes
+  hardway vip move 10.50.0.1 -i hardway.toml --dry-run
 """
 
 RULES_HELP = """\
@@ -178,6 +181,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
                        help="the PKI directory holding ca.pem (default: pki/ beside the "
                             "inventory)")
     guard.set_defaults(handler=run_guard)
+    from tui.commands.vip_move import register_move
+
+    register_move(actions)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:

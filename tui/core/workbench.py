@@ -81,6 +81,7 @@ ENGINES: dict[str, str] = {
     "certs": "tui.core.pki.usecase:open_engine",
     "etcd": "tui.core.etcd.engine:open_engine",
     "health": "tui.core.health.engine:open_engine",
+    "vip": "tui.core.lb.move:open_engine",
 }
 """Engine name -> ``module:factory``; the factory takes the workbench (see the module
 docstring)."""

@@ -58,6 +58,11 @@ def prepare_cluster(directory: Path, inventory: Inventory, scenario: Scenario, *
             control_plane.install_nginx_health_proxy(host, inventory)
         control_plane.install_unit(host, inventory, control_plane.KUBE_APISERVER_UNIT,
                                    scenario.kube_apiserver_unit(inventory, host))
+        if confined:  # each host has its own network: addresses on lo stay in the lab
+            for path, text in scenario.controller_files(inventory, host).items():
+                control_plane.write_bytes(control_plane.host_file(host, path), text.encode())
+            for name, text in scenario.controller_units(inventory, host).items():
+                control_plane.install_unit(host, inventory, name, text)
     return report
 
 

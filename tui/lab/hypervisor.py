@@ -5,9 +5,12 @@ it over the controllers with ipfw: ``prob`` rules with ``fwd`` and ``keep-state`
 10, set 11 spare (disabled) for atomic swaps.  In the lab:
 
 * ``/usr/local/sbin/ipfw`` is :mod:`tui.lab.ipfw` on the state file ``/var/db/ipfw.json``;
-* ``ipfw.service`` runs :mod:`tui.lab.forwarder`, which listens on VIP:6443 inside the
-  hypervisor and sends each new connection where the rules say (what the kernel does
-  with ``fwd``), so ``systemctl status ipfw`` and ``journalctl -u ipfw`` show it.
+* ``ipfw.service`` runs :mod:`tui.lab.forwarder`, which takes every connection to port
+  6443 that reaches the hypervisor (the VIP's block is routed to it, see
+  :data:`tui.lab.lab.CONTROL_PLANE_BLOCK`) and sends it where the rules say (what the
+  kernel does with ``fwd``; no rule for the address: reset), so a VIP moved to another
+  address is served as soon as its rules are, and ``systemctl status ipfw`` and
+  ``journalctl -u ipfw`` show it.
 
 The rules start as the seed's: no health checks, so with a controller down about a
 third of new connections through the VIP fail.
@@ -50,7 +53,7 @@ Documentation=man:ipfw(8)
 [Service]
 Type=simple
 Environment=PYTHONPATH={pythonpath}
-ExecStart={python} -m tui.lab.forwarder --state {state} --listen {vip}:{port}
+ExecStart={python} -m tui.lab.forwarder --state {state} --listen 0.0.0.0:{port}
 Restart=on-failure
 RestartSec=1
 
@@ -91,7 +94,7 @@ def prepare(root: Path, vip: str, controllers: Sequence[tuple[str, str]],
         ipfw.save_state(state_path, state)
     write_bytes(root / "usr/local/sbin/ipfw",
                 ipfw.shim_script(Path(STATE), pythonpath=PROJECT).encode(), 0o755)
-    unit = UNIT.format(python=shlex.quote(sys.executable), state=STATE, vip=vip, port=port,
+    unit = UNIT.format(python=shlex.quote(sys.executable), state=STATE, port=port,
                        pythonpath=shlex.quote(PROJECT))
     units = root / "etc/systemd/system"
     write_bytes(units / "ipfw.service", unit.encode())

@@ -71,6 +71,9 @@ NODE_NET = "10.10.0"
 """The node block inside a confined lab (the seed's 10.10.0.0/24)."""
 VIP = "10.50.0.1"
 """The API VIP of a confined lab, in its control-plane services block 10.50.0.0/24."""
+CONTROL_PLANE_BLOCK = "10.50.0.0/24"
+"""A confined lab's control-plane services block: the hypervisor takes all of it (a VIP
+moved to another address of the block reaches its ipfw rules at once)."""
 
 
 def _host_entries(specs: list[LabHostSpec]) -> list[tuple[str, str]]:
@@ -315,7 +318,8 @@ class Lab:
                 networks.append(HostNetwork(
                     spec.name, spec.root, (f"{spec.address}/24",
                                            f"{hypervisor.DNS_ADDRESS}/24"),
-                    loopback_addresses=(f"{self.vip}/32",), router=True))
+                    loopback_addresses=(f"{self.vip}/32",), router=True,
+                    local_routes=(CONTROL_PLANE_BLOCK,)))
             else:
                 networks.append(HostNetwork(spec.name, spec.root, (f"{spec.address}/24",),
                                             gateway=f"{NODE_NET}.1"))

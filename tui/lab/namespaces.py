@@ -124,6 +124,9 @@ class HostNetwork:
         addresses: CIDR addresses on its ``eth0`` (``10.10.0.10/24``).
         gateway: default route (None: none).
         loopback_addresses: extra addresses on ``lo`` (``10.50.0.1/32``: the VIP).
+        local_routes: blocks delivered locally as a whole (``ip route add local BLOCK dev
+            lo``): the hypervisor takes every address of the control-plane block, as a
+            router whose ipfw ``fwd`` rules pick the VIP's packets out of its traffic does.
         router: forward packets between its networks (the hypervisor).
     """
 
@@ -133,6 +136,7 @@ class HostNetwork:
     gateway: str | None = None
     loopback_addresses: tuple[str, ...] = ()
     router: bool = False
+    local_routes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -259,6 +263,7 @@ class Confinement:
             spec = {"hostname": net.name, "host_dir": str(net.directory),
                     "control": str(handle.control), "addresses": list(net.addresses),
                     "loopback_addresses": list(net.loopback_addresses),
+                    "local_routes": list(net.local_routes),
                     "gateway": net.gateway, "router": net.router, "readonly": readonly}
             path = self.run_dir / f"{net.name}.json"
             path.write_text(json.dumps(spec), encoding="utf-8")

@@ -173,6 +173,8 @@ def configure_network(spec: dict[str, Any]) -> None:
     for address in spec.get("loopback_addresses", []):
         lines.append(f"address add {address} dev lo")
     lines.append("link set eth0 up")
+    for block in spec.get("local_routes", []):
+        lines.append(f"route add local {block} dev lo")
     gateway = spec.get("gateway")
     if gateway:
         lines.append(f"route add default via {gateway}")

@@ -67,6 +67,14 @@ class Scenario:
         """The kube-apiserver.service unit of controller ``host`` (KTHW's by default)."""
         return kube_apiserver_unit(inventory, host)
 
+    def controller_units(self, inventory: Inventory, host: Host) -> dict[str, str]:
+        """Extra enabled units of controller ``host`` on a confined lab (none by default)."""
+        return {}
+
+    def controller_files(self, inventory: Inventory, host: Host) -> dict[str, str]:
+        """Extra files (path -> text) of controller ``host`` on a confined lab."""
+        return {}
+
 
 class SeedCertBug(Scenario):
     """The seed cluster's certificate hour: a missing SAN and a self-signed served cert."""
@@ -114,12 +122,25 @@ class VipInNodeBlock(Scenario):
 
     name = "vip-in-node-block"
     summary = ("the seed's first API VIP, 10.10.0.100, inside the node block 10.10.0.0/24 "
-               "(confined lab): DNS, the hypervisor's VIP and kubernetes.pem all use it; "
+               "(confined lab): DNS, the hypervisor's VIP, the controllers' lo aliases "
+               "and kubernetes.pem all use it; "
                "move it to 10.50.0.1 as the seed's author had to")
     problems = ("the API VIP 10.10.0.100 lies inside the node block 10.10.0.0/24: a node "
                 "that takes that address breaks the API; it belongs in "
                 "control_plane_services 10.50.0.0/24",)
     vip = "10.10.0.100"
+
+    def controller_units(self, inventory: Inventory, host: Host) -> dict[str, str]:
+        """The VIP on every controller's lo at boot, as hardway's alias unit puts it."""
+        from tui.core.lb.aliases import UNIT_NAME, render_unit
+
+        return {UNIT_NAME: render_unit(self.vip)}
+
+    def controller_files(self, inventory: Inventory, host: Host) -> dict[str, str]:
+        """The alias's sysctl file (never answer ARP for the VIP)."""
+        from tui.core.lb.aliases import SYSCTL_PATH, render_sysctl
+
+        return {SYSCTL_PATH: render_sysctl()}
 
 
 class ControllerDown(Scenario):

@@ -41,6 +41,10 @@ OWNER_LOOKUP_TIMEOUT = 10.0
 _SFTP_ERRORS = (asyncssh.SFTPError, asyncssh.Error, OSError, HostUnavailable, UserError)
 
 
+class RemoteFileMissing(UserError):
+    """:func:`get_file`: the file does not exist (the host answered)."""
+
+
 @dataclass(frozen=True)
 class PutResult:
     """The outcome of one file write on one host.
@@ -241,7 +245,8 @@ async def get_file(hc: HostConnection, host: Host, path: str) -> bytes:
     except HostUnavailable as exc:
         raise UserError(f"Cannot read {remote} from {host.name}: {exc.reason}.") from None
     except asyncssh.SFTPNoSuchFile:
-        raise UserError(f"Cannot read {remote} from {host.name}: no such file.") from None
+        raise RemoteFileMissing(f"Cannot read {remote} from {host.name}: no such file.") \
+            from None
     except asyncssh.SFTPPermissionDenied:
         raise UserError(f"Cannot read {remote} from {host.name}: permission denied for "
                         f"user {hc.user or '?'}.") from None

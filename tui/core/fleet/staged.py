@@ -162,6 +162,9 @@ def _parts(fleet: Fleet, name: str) -> tuple[HostConnection, Host]:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, HostUnavailable):
         return exc.reason
+    if isinstance(exc, asyncssh.SFTPFailure) and str(exc.reason).strip() == "Failure":
+        return ("SFTP said only 'Failure': usually a read-only file system or a full disk "
+                "on the host")
     return str(getattr(exc, "reason", None) or exc) or type(exc).__name__
 
 
@@ -203,6 +206,7 @@ async def stage(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
     journal = Journal(name, label, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     unchanged: list[str] = []
     sftp: asyncssh.SFTPClient | None = None
+    doing = ""  # the file being written when it fails: SFTP's reason may be just 'Failure'
     try:
         await settle(fleet, name)
         sftp = await hc.sftp()
@@ -212,14 +216,16 @@ async def stage(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
             if same:
                 unchanged.append(item.path)
                 continue
+            doing = target
             await sftp.makedirs(posixpath.dirname(target) or "/", exist_ok=True)
             entry = JournalEntry(item.path, target, temp_name(target), same is not None,
                                  _sha(item.data))
             journal.entries.append(entry)
+            doing = entry.temp
             await _write(sftp, entry.temp, item.data, item.mode)
         for entry in journal.entries:
             if entry.existed:
-                backup = entry.target + BACKUP_SUFFIX
+                backup = doing = entry.target + BACKUP_SUFFIX
                 with contextlib.suppress(asyncssh.SFTPNoSuchFile):
                     await sftp.remove(backup)
                 try:
@@ -229,7 +235,7 @@ async def stage(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
         if journal.entries:
             where = host.path(JOURNAL_PATH)
             await sftp.makedirs(posixpath.dirname(where), exist_ok=True)
-            temp = temp_name(where)
+            temp = doing = temp_name(where)
             await _write(sftp, temp, journal.to_json(), 0o600)
             await sftp.posix_rename(temp, where)
     except (*_ERRORS, UserError) as exc:
@@ -237,8 +243,9 @@ async def stage(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
             for entry in journal.entries:
                 with contextlib.suppress(*_ERRORS):
                     await sftp.remove(entry.temp)
-        raise StagingFailed(f"could not stage {label} on {name} ({_reason(exc)}); every file "
-                            "there is as it was", switched=False) from None
+        at = f" writing {doing}" if doing else ""
+        raise StagingFailed(f"could not stage {label} on {name}{at} ({_reason(exc)}); every "
+                            "file there is as it was", switched=False) from None
     return StagedWrite(fleet, name, journal, unchanged)
 
 

@@ -10,6 +10,8 @@ unintended, so it stops the command before any connection, with the whole list.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from tui.core.inventory.lint import lint
 from tui.core.inventory.load import InventoryError
 from tui.core.inventory.model import Finding, Inventory
@@ -23,19 +25,22 @@ class InventoryNotRunnable(InventoryError):
         self.findings = findings
 
 
-def require_runnable(inventory: Inventory, command: str = "this command") -> list[Finding]:
-    """Refuse ``inventory`` when lint finds an error; return the warnings otherwise.
+def require_runnable(inventory: Inventory, command: str = "this command", *,
+                     allow: Collection[str] = ()) -> list[Finding]:
+    """Refuse ``inventory`` when lint finds an error; return the other findings otherwise.
 
     Args:
         inventory: the loaded inventory.
         command: what is refused, for the message (``run``, ``certs push``).
+        allow: keys whose errors this command can live with (it is the way to fix them:
+            ``api.vip`` for ``vip move`` and the app's DNS/VIP screen); they are returned.
 
     Raises:
         InventoryNotRunnable: at least one lint error (exit status 2); the message lists
             every error, each naming the key and the value.
     """
     findings = lint(inventory)
-    errors = [f for f in findings if f.severity == "error"]
+    errors = [f for f in findings if f.severity == "error" and f.key not in allow]
     if not errors:
         return findings
     count = f"{len(errors)} error" + ("" if len(errors) == 1 else "s")
