@@ -12,8 +12,11 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,20 +33,28 @@ def lab_network(attempt: int = 0) -> str:
     return f"127.0.{100 + (os.getpid() + attempt) % 100}"
 
 
-@pytest.fixture(scope="session")
-def lab_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
-    """A running 3-controller lab shared by the session (see the module docstring)."""
-    directory = tmp_path_factory.mktemp("lab")
+@contextlib.contextmanager
+def running_lab(directory: Path, offset: int, **kwargs: Any) -> Iterator[LabRunner]:
+    """A started LabRunner on a loopback network of its own (``lab_network(offset)``, the
+    next ones when another session holds it), stopped on exit.  ``kwargs`` go to
+    :class:`LabRunner` (controllers, isolation, scenario, ...)."""
     for attempt in range(5):
-        runner = LabRunner(directory, controllers=3, network=lab_network(attempt),
-                           isolation=os.environ.get("HARDWAY_TEST_LAB_ISOLATION", "none"))
+        runner = LabRunner(directory, network=lab_network(offset + attempt), **kwargs)
         try:
             runner.start()
         except LabAddressInUse:
-            continue  # another test session holds this network: try the next one
+            continue
         try:
             yield runner
         finally:
             runner.stop()
         return
-    pytest.fail("no free loopback network for the test lab after 5 attempts")
+    pytest.fail(f"no free loopback network for the lab in {directory} after 5 attempts")
+
+
+@pytest.fixture(scope="session")
+def lab_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """A running 3-controller lab shared by the session (see the module docstring)."""
+    with running_lab(tmp_path_factory.mktemp("lab"), 0, controllers=3,
+                     isolation=os.environ.get("HARDWAY_TEST_LAB_ISOLATION", "none")) as runner:
+        yield runner

@@ -23,7 +23,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from screens.etcd import EtcdScreen
-from tests.conftest import lab_network
+from tests.conftest import running_lab
 from tui.app import HardwayApp, create_app
 from tui.core.etcd.engine import EtcdOptions
 from tui.core.inventory.load import load_inventory
@@ -46,14 +46,9 @@ SIZE = (200, 50)
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A confined lab where KTHW docs 04-06 are done and etcd is not installed."""
-    runner = LabRunner(tmp_path_factory.mktemp("etcdscreen"), controllers=3,
-                       network=lab_network(31), isolation="namespaces",
-                       scenario="certs-pushed")
-    runner.start()
-    try:
+    with running_lab(tmp_path_factory.mktemp("etcdscreen"), 31, controllers=3,
+                     isolation="namespaces", scenario="certs-pushed") as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 def hardway_run(inventory: Path, host: str, command: str) -> str:

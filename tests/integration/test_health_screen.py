@@ -22,7 +22,7 @@ from textual.widgets import Static
 
 from screens.health import HealthScreen
 from screens.health_detail import ProbeDetailScreen
-from tests.conftest import lab_network
+from tests.conftest import running_lab
 from tui.app import create_app
 from tui.core.health.engine import LogKind
 from tui.core.health.model import Kind, Status
@@ -168,13 +168,9 @@ def confined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A confined, healthy 3-controller lab: the hypervisor's ipfw round robin."""
     if namespaces.unavailable() is not None:
         pytest.skip(f"no namespaces: {namespaces.unavailable()}")
-    runner = LabRunner(tmp_path_factory.mktemp("healthguard"), controllers=3,
-                       network=lab_network(43), isolation="namespaces")
-    runner.start()
-    try:
+    with running_lab(tmp_path_factory.mktemp("healthguard"), 43, controllers=3,
+                     isolation="namespaces") as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 @needs_namespaces

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_network
+from tests.conftest import lab_network, running_lab
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
 from tui.core.inventory.load import load_inventory
@@ -49,13 +49,9 @@ def _lab_processes(directory: Path) -> list[int]:
 @pytest.fixture(scope="module")
 def confined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A confined 3-controller lab with its services."""
-    runner = LabRunner(tmp_path_factory.mktemp("confined"), controllers=3,
-                       network=lab_network(7), isolation="namespaces")
-    runner.start()
-    try:
+    with running_lab(tmp_path_factory.mktemp("confined"), 7, controllers=3,
+                     isolation="namespaces") as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_network
+from tests.conftest import running_lab
 from tui.core.inventory.load import load_inventory
 from tui.lab import namespaces
 from tui.lab.lab import LabRunner
@@ -85,14 +85,9 @@ sudo ETCDCTL_API=3 etcdctl member list \\
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """The confined lab where KTHW docs 04-06 are done."""
-    runner = LabRunner(tmp_path_factory.mktemp("kthw"), controllers=3,
-                       network=lab_network(23), isolation="namespaces",
-                       scenario="certs-pushed")
-    runner.start()
-    try:
+    with running_lab(tmp_path_factory.mktemp("kthw"), 23, controllers=3,
+                     isolation="namespaces", scenario="certs-pushed") as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 def hardway_run(inventory: Path, command: str, timeout: float = 120) -> \

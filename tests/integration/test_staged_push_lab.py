@@ -30,7 +30,7 @@ from tui.core.fleet.sftp import TEMP_MARK
 from tui.core.fleet.staged import FileWrite, read_journal, stage, sweep_temps
 from tui.core.inventory.model import Inventory
 from tui.core.pki.inspect import key_matches
-from tui.core.pki.restore import PushManifest, build_restore
+from tui.core.pki.restore import PushManifest, build_restore, journaled_hosts
 from tui.core.pki.rollout import _journal_findings, switch_order
 from tui.core.pki.survey import HostSurvey, Placement, RemoteFile
 
@@ -181,7 +181,8 @@ async def test_kill_9_during_pushes_never_leaves_an_undetected_split(
         assert set(changed) <= recorded, f"{changed} changed, last-push.json has {recorded}"
         if (changed or journal is not None) and rng.random() < 0.5:
             # push --restore puts back every file the interrupted push touched
-            plan = build_restore(inventory, fleet, tmp_path, names=[HOST])
+            plan = build_restore(inventory, fleet, tmp_path, names=[HOST],
+                                 journaled=await journaled_hosts(fleet, [HOST]))
             result = await plan.run()
             assert result.ok, result
             assert {p: _sha(await fleet.get(HOST, p)) for p in (CERT, KEY)} == before
@@ -246,3 +247,22 @@ async def test_certs_check_reports_an_interrupted_push_and_removes_stray_temps(
         await settle(fleet, HOST)
         for path, data in original.items():
             await fleet.put(HOST, data, path, mode=0o600 if path == key_path else 0o644)
+
+
+async def test_restore_removes_a_journal_left_before_anything_was_recorded(
+        fleet: Fleet, inventory: Inventory, tmp_path: Path) -> None:
+    """A push killed after staging (journal written) but before it recorded a change:
+    `certs check` says to run `push --restore`, which must then clear the journal and
+    its staged files instead of answering "Nothing to restore"."""
+    make_pair(tmp_path, "j")
+    await stage(fleet, HOST, [FileWrite(CERT, (tmp_path / "j.pem").read_bytes()),
+                              FileWrite(KEY, (tmp_path / "j-key.pem").read_bytes(), 0o600)],
+                label="killed before recording")
+    assert await read_journal(fleet, HOST) is not None
+    assert build_restore(inventory, fleet, tmp_path, names=[HOST]).steps[0].hosts == []
+    plan = build_restore(inventory, fleet, tmp_path, names=[HOST],
+                         journaled=await journaled_hosts(fleet, [HOST]))
+    result = await plan.run()
+    assert result.ok, result
+    assert await read_journal(fleet, HOST) is None
+    assert not [n for n in await listing(fleet, "/etc/hardway-killtest") if TEMP_MARK in n]

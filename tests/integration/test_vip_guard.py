@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lab_network
+from tests.conftest import running_lab
 from tui.core.audit import AuditLog
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
@@ -33,13 +33,9 @@ exec ipfw "$@"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A confined, healthy 3-controller lab (the seed's round robin on the VIP)."""
-    runner = LabRunner(tmp_path_factory.mktemp("guard"), controllers=3,
-                       network=lab_network(41), isolation="namespaces")
-    runner.start()
-    try:
+    with running_lab(tmp_path_factory.mktemp("guard"), 41, controllers=3,
+                     isolation="namespaces") as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 @pytest.fixture

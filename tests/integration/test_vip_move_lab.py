@@ -28,7 +28,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.conftest import lab_network
+from tests.conftest import running_lab
 from tui.cli import main
 from tui.core.errors import UserError
 from tui.core.fleet.dial import dialer_for
@@ -53,14 +53,9 @@ CERTS = ("/var/lib/kubernetes/kubernetes.pem", "/etc/etcd/kubernetes.pem")
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A confined 3-controller lab whose API VIP sits in the node block."""
-    runner = LabRunner(tmp_path_factory.mktemp("vipmove"), controllers=3,
-                       network=lab_network(43), isolation="namespaces",
-                       scenario="vip-in-node-block")
-    runner.start()
-    try:
+    with running_lab(tmp_path_factory.mktemp("vipmove"), 43, controllers=3,
+                     isolation="namespaces", scenario="vip-in-node-block") as runner:
         yield runner
-    finally:
-        runner.stop()
 
 
 @pytest.fixture(autouse=True)

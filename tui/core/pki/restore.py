@@ -22,14 +22,14 @@ from pathlib import Path
 from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.sftp import BACKUP_SUFFIX
-from tui.core.fleet.staged import settle, sweep_temps
+from tui.core.fleet.staged import read_journal, settle, sweep_temps
 from tui.core.inventory.model import Inventory
 from tui.core.pki.ca import write_atomic
 from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
 from tui.core.pki.survey import remote_path
 from tui.core.plan import Plan, Preview, Step
 
-__all__ = ["MANIFEST_FILE", "PushEntry", "PushManifest", "build_restore"]
+__all__ = ["MANIFEST_FILE", "PushEntry", "PushManifest", "build_restore", "journaled_hosts"]
 
 MANIFEST_FILE = "last-push.json"
 
@@ -109,14 +109,16 @@ class _Restore:
     """The restore plan's state (see :func:`build_restore`)."""
 
     def __init__(self, inventory: Inventory, fleet: Fleet, pki_dir: Path,
-                 names: Sequence[str] | None, options: RolloutOptions) -> None:
+                 names: Sequence[str] | None, options: RolloutOptions,
+                 journaled: Iterable[str] = ()) -> None:
         self.inventory = inventory
         self.fleet = fleet
         self.options = options
         self.manifest = PushManifest(Path(pki_dir) / MANIFEST_FILE)
         recorded = self.manifest.hosts
         wanted = list(names) if names is not None else [h.name for h in inventory.hosts]
-        self.names = [n for n in wanted if n in recorded]
+        interrupted = set(journaled)
+        self.names = [n for n in wanted if n in recorded or n in interrupted]
         self._entries = {n: self.manifest.entries(n) for n in self.names}
         self.probes = ServiceProbes(inventory, fleet, options)
 
@@ -147,7 +149,9 @@ class _Restore:
         return Plan(steps, mode="rolling")
 
     async def _preview(self, name: str) -> Preview:
-        return Preview(commands=tuple(self._prefixed(c) for c in self.commands(name)))
+        return Preview(commands=tuple(self._prefixed(c) for c in self.commands(name)),
+                       notes=("an interrupted push's journal and staged files are removed "
+                              "first, when there are any",))
 
     def _prefixed(self, command: str) -> str:
         return f"sudo {command}" if self.options.sudo else command
@@ -205,11 +209,28 @@ class _Restore:
 
 def build_restore(inventory: Inventory, fleet: Fleet, pki_dir: Path, *,
                   names: Sequence[str] | None = None,
-                  options: RolloutOptions | None = None) -> Plan:
+                  options: RolloutOptions | None = None,
+                  journaled: Iterable[str] = ()) -> Plan:
     """A rolling plan that puts back what the last push changed on ``names``.
 
-    Hosts without a recorded change are left out; the plan is empty when there is nothing
-    to restore.  Restarted services are checked for liveness only (the old certificates
-    may be the self-signed ones the push replaced).
+    Hosts without a recorded change are left out, except those in ``journaled`` (an
+    interrupted push's journal is there, see :func:`journaled_hosts`: the restore removes
+    it and its staged files, even when the push was killed before it recorded anything);
+    the plan is empty when there is nothing to restore.  Restarted services are checked
+    for liveness only (the old certificates may be the self-signed ones the push replaced).
     """
-    return _Restore(inventory, fleet, pki_dir, names, options or RolloutOptions()).plan()
+    return _Restore(inventory, fleet, pki_dir, names, options or RolloutOptions(),
+                    journaled).plan()
+
+
+async def journaled_hosts(fleet: Fleet, names: Iterable[str]) -> list[str]:
+    """Those of ``names`` holding an interrupted push's journal (unreachable hosts and
+    unreadable journals count as none: the restore's own steps then say why)."""
+    found = []
+    for name in names:
+        try:
+            if await read_journal(fleet, name) is not None:
+                found.append(name)
+        except UserError:
+            continue
+    return found

@@ -186,11 +186,13 @@ class CertificateWork:
         Raises:
             UserError: ``PKI/last-push.json`` cannot be read (the message names it).
         """
-        from tui.core.pki.restore import build_restore
+        from tui.core.pki.restore import build_restore, journaled_hosts
 
         await self.fleet.connect(names)
+        wanted = list(names) if names is not None else [h.name for h in self.inventory.hosts]
         plan = build_restore(self.inventory, self.fleet, self.pki_dir, names=names,
-                             options=options)
+                             options=options,
+                             journaled=await journaled_hosts(self.fleet, wanted))
         prepared = PreparedPlan(PlanKind.RESTORE,
                                 "Restore the files the last push replaced on", plan)
         if not prepared.empty:
