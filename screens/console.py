@@ -30,6 +30,7 @@ from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
 from tui.core.console.record import GatherReport
 from tui.core.errors import UserError
 from tui.core.hostset import fold
+from tui.core.paths import shown as shown_path
 from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
@@ -597,7 +598,8 @@ class ConsoleScreen(Screen[None]):
         self._refresh_all()
         if on and paths:
             folder = next(iter(paths.values())).parent
-            self.notify(f"recording transcripts in {folder}", timeout=5)
+            self.notify(f"recording {len(paths)} transcripts (secrets redacted) in "
+                        f"{shown_path(folder)}", timeout=6)
         else:
             self.notify("transcripts stopped", timeout=3)
 

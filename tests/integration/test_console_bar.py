@@ -3,6 +3,7 @@ item 1) and Tab (item 8). The files on every host are checked, not only the scre
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual import events
@@ -10,7 +11,9 @@ from textual.pilot import Pilot
 
 from tests.integration.test_console_app import HOSTS, _finished, _screen, _until
 from tests.integration.test_console_app import console as console  # the fixture
-from tui.app import HardwayApp
+from tui.app import HardwayApp, create_app
+from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets.broadcast_bar import BroadcastBar
 
@@ -557,3 +560,30 @@ async def test_key_help_lists_this_screens_keys_the_prefix_and_the_bar_syntax(
     await _until(pilot, lambda: not isinstance(app.screen, KeyHelpModal))
     await pilot.press("ctrl+g", "c")
     await _until(pilot, lambda: app.current_mode == "console")
+
+
+async def test_toasts_leave_the_bar_footer_and_pane_borders_visible(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """Issue 12 #12: at 80x24 a toast covered the bar, the footer and the panes' right
+    border, and the transcript toast cut its path; it now sits inside the panes' frame,
+    the path whole and written with ~."""
+    from textual.widgets._toast import Toast
+
+    from tui.core.paths import shown
+
+    app = create_app(Workbench(load_inventory(lab_runner.lab.inventory_path),
+                               host_keys="ask", audit_path=tmp_path / "audit.jsonl"))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        screen = _screen(app)
+        await _until(pilot, lambda: all(screen.console.shell(h) is not None for h in HOSTS))
+        await pilot.press("f8")
+        await _until(pilot, lambda: bool(app.screen.query(Toast)))
+        await pilot.pause(0.3)  # laid out
+        toast = app.screen.query(Toast).last()
+        bar = screen.query_one(BroadcastBar)
+        assert toast.region.bottom <= bar.region.y - 1, (toast.region, bar.region)  # border
+        assert toast.region.right < app.screen.size.width, toast.region
+        folder = next(iter(screen.console.transcripts.values())).parent
+        text = " ".join(str(toast.render()).split())
+        assert shown(folder) in text, text
+        await pilot.press("f8")

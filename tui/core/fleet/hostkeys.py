@@ -30,6 +30,8 @@ from typing import Literal
 
 import asyncssh
 
+from tui.core.paths import state_dir
+
 log = logging.getLogger("hardway.fleet.hostkeys")
 
 Mode = Literal["strict", "accept-new"]
@@ -41,8 +43,7 @@ SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
 
 def default_record_file() -> Path:
     """``$XDG_STATE_HOME/hardway/known_hosts`` (``~/.local/state`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "hardway" / "known_hosts"
+    return state_dir() / "known_hosts"
 
 
 def key_type(key: asyncssh.SSHKey) -> str:
