@@ -199,12 +199,16 @@ class Fleet:
                 audit=audit)
 
     @classmethod
-    def from_inventory(cls, inventory: Inventory, **kwargs: object) -> Fleet:
-        """A fleet of every host of ``inventory``; its hypervisor and hosts can be jumps."""
+    def from_inventory(cls, inventory: Inventory, *, extra: Sequence[Host] = (),
+                       **kwargs: object) -> Fleet:
+        """A fleet of every host of ``inventory`` (and ``extra`` ones not already there);
+        its hypervisor and hosts can be jumps."""
         jumps: dict[str, Host | Hypervisor] = {h.name: h for h in inventory.hosts}
         if inventory.hypervisor is not None:
             jumps[inventory.hypervisor.name] = inventory.hypervisor
-        return cls(inventory.hosts, jump_hosts=jumps, **kwargs)  # type: ignore[arg-type]
+        names = {h.name for h in inventory.hosts}
+        hosts = list(inventory.hosts) + [h for h in extra if h.name not in names]
+        return cls(hosts, jump_hosts=jumps, **kwargs)  # type: ignore[arg-type]
 
     def sibling(self) -> Fleet:
         """A new, unconnected fleet of the same hosts with the same options, host-key policy
