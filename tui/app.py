@@ -26,7 +26,8 @@ from textual.screen import Screen
 from tui.boundary import report_failure, running
 from tui.core.console.events import ConsoleChanged
 from tui.core.fleet.events import StateChanged
-from tui.core.workbench import Workbench, WorkbenchEvent
+from tui.core.paths import shown as shown_path
+from tui.core.workbench import InventoryChanged, Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
 from tui.widgets.internals import DirectKeysApp, queue_empty
@@ -154,6 +155,9 @@ class HardwayApp(DirectKeysApp):
         """Workbench listener (on the app's loop): refresh the connection summary."""
         if isinstance(event, StateChanged | ConsoleChanged):
             self._update_summary()
+        elif isinstance(event, InventoryChanged) and event.what:
+            self.notify(f"{shown_path(event.inventory.path)} now says {event.what}",
+                        title="inventory reloaded", timeout=8)
 
     def busy_changed(self) -> None:
         """An action started or ended (:func:`tui.boundary.start_action`)."""

@@ -129,3 +129,46 @@ def test_host_key_modes_build_the_policy(tmp_path: Path) -> None:
     asking.ask_host_keys_with(ask)  # type: ignore[arg-type]
     assert asking.policy.mode == "accept-new" and asking.policy.confirm is ask
     assert asking.policy.user_files is False
+
+
+class _Follower:
+    """An engine that takes a new inventory (as the health engine does)."""
+
+    def __init__(self, workbench: Workbench) -> None:
+        self.seen: list[str] = []
+
+    def inventory_changed(self, inventory: Inventory) -> None:
+        self.seen.append(str(inventory.api.vip))
+
+
+def make_follower(workbench: Workbench) -> _Follower:
+    return _Follower(workbench)
+
+
+def test_reload_inventory_reaches_built_engines_and_the_views(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a VIP move rewrote the file, the engines built so far and the views get the
+    new inventory (the health grid kept probing the old VIP)."""
+    from tui.core.inventory.load import load_inventory
+    from tui.core.workbench import InventoryChanged
+
+    source = Path(__file__).parents[2] / "config" / "something.local.toml"
+    path = tmp_path / "hardway.toml"
+    path.write_text(source.read_text())
+    workbench = Workbench(load_inventory(path), audit_path=tmp_path / "audit.jsonl",
+                          user_ssh_files=False, relay=False)
+    monkeypatch.setitem(ENGINES, "follower", f"{__name__}:make_follower")
+    follower = workbench.engine("follower")
+    assert isinstance(follower, _Follower)
+    heard: list[object] = []
+    workbench.subscribe(heard.append)
+    path.write_text(source.read_text().replace('vip = "10.50.0.1"', 'vip = "10.50.0.7"'))
+    inventory = workbench.reload_inventory("api.vip 10.50.0.1 -> 10.50.0.7")
+    assert str(workbench.inventory.api.vip) == "10.50.0.7" and inventory is workbench.inventory
+    assert follower.seen == ["10.50.0.7"]
+    assert [e.what for e in heard if isinstance(e, InventoryChanged)] == [
+        "api.vip 10.50.0.1 -> 10.50.0.7"]
+    path.write_text("[cluster\n")  # broken: the old inventory stays in use
+    with pytest.raises(UserError):
+        workbench.reload_inventory()
+    assert str(workbench.inventory.api.vip) == "10.50.0.7"

@@ -114,8 +114,22 @@ class ActionEvent:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class InventoryChanged:
+    """The inventory file was rewritten by an engine (a VIP move or its rollback) and read
+    again: views showing its values (the VIP, the API name) read them anew.
+
+    Attributes:
+        inventory: the inventory as now read.
+        what: what changed, in a few words (``api.vip 10.10.0.100 -> 10.50.0.1``).
+    """
+
+    inventory: Inventory
+    what: str
+
+
 if TYPE_CHECKING:
-    WorkbenchEvent = StateChanged | ConsoleChanged | ActionEvent
+    WorkbenchEvent = StateChanged | ConsoleChanged | ActionEvent | InventoryChanged
     """Everything a workbench listener receives."""
 else:  # the console (and asyncssh) load after the first frame, not with this module
     WorkbenchEvent = object
@@ -389,6 +403,27 @@ class Workbench:
         self.emit(ActionEvent("connect", ActionPhase.FINISHED, ", ".join(failed)))
 
     # -- engines ----------------------------------------------------------------------------
+
+    def reload_inventory(self, what: str = "") -> Inventory:
+        """Read the inventory file again after an engine rewrote it, hand the new one to
+        every engine built so far that takes it (``inventory_changed``), and tell the
+        views (:class:`InventoryChanged`).  The fleet keeps its hosts: a rewrite that
+        changes hosts needs a new workbench.
+
+        Raises:
+            UserError: the file cannot be read or is no longer valid (the old inventory
+                stays in use).
+        """
+        from tui.core.inventory.load import load_inventory
+
+        inventory = load_inventory(self.inventory.path)
+        self.inventory = inventory
+        for engine in self._engines.values():
+            changed = getattr(engine, "inventory_changed", None)
+            if changed is not None:
+                changed(inventory)
+        self.emit(InventoryChanged(inventory, what))
+        return inventory
 
     def engine(self, name: str) -> object:
         """The engine called ``name``, imported and built on first use.
