@@ -1,0 +1,53 @@
+"""What the app does before its first frame (issue 11, start-up): no wall clocks here, the
+work itself is counted (``bench/startup.py`` measures the times)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.css.stylesheet import Stylesheet
+
+from screens.console import ConsoleScreen
+from tui.app import create_app
+from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
+from tui.lab.lab import LabRunner
+
+
+@pytest.fixture(autouse=True)
+def _no_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+
+
+async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
+        lab_runner: LabRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every re-parse reads every widget's CSS again (10-20 ms each on the first frame's
+    path): the console is the default mode and the theme is set before the app runs."""
+    reparsed: list[int] = []
+    original = Stylesheet.reparse
+
+    def counting(self: Stylesheet) -> None:
+        reparsed.append(1)
+        original(self)
+
+    monkeypatch.setattr(Stylesheet, "reparse", counting)
+    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="strict",
+                          audit_path=tmp_path / "audit.jsonl")
+    app = create_app(workbench, connect=False)
+    async with workbench, app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConsoleScreen)
+        assert app.current_mode == "console"
+        assert app.current_theme.name == "hardway"
+        assert app.get_css_variables()["background"] == "#1C1F24"
+        assert len(reparsed) <= 1, f"{len(reparsed)} full re-parses before the first frame"
+        await pilot.press("ctrl+g", "o")
+        await pilot.pause()
+        assert app.current_mode == "hosts"
+        await pilot.press("ctrl+g", "c")
+        await pilot.pause()
+        assert app.current_mode == "console" and isinstance(app.screen, ConsoleScreen)
