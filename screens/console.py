@@ -144,9 +144,13 @@ class ConsoleScreen(Screen[None]):
         (SSH loads then) and open every shell."""
         self._retile()
         self.query_one(BroadcastBar).input.focus()
-        # The app mounts its first screen inside a batch, whose refresh draws nothing: wait
-        # for the refresh after it (the first frame on the terminal), then load SSH.
-        self.call_after_refresh(self.call_after_refresh, self._open_console)
+        # SSH loads (~0.15 s) only once the first frame is on the terminal (Textual's
+        # Ready); a screen refresh is not enough: the first one may draw nothing.
+        after_first_frame = getattr(self.app, "after_first_frame", None)
+        if after_first_frame is not None:
+            after_first_frame(functools.partial(self.call_later, self._open_console))
+        else:
+            self.call_after_refresh(self.call_after_refresh, self._open_console)
 
     def _open_console(self) -> None:
         self._model = self.workbench.console

@@ -123,6 +123,8 @@ class HardwayApp(DirectKeysApp):
         self.last_key = 0.0
         """Monotonic time of the newest key press (the console collects garbage when
         neither keys nor output arrive)."""
+        self._first_frame_shown = False
+        self._after_first_frame: list[Callable[[], object]] = []
         for mode, spec in SCREENS.items():
             self.add_mode(mode, _screen_factory(spec, workbench))
         self._unsubscribe = workbench.subscribe(self._on_workbench_event)
@@ -141,6 +143,21 @@ class HardwayApp(DirectKeysApp):
             self.notify(self.lab_note, title="the lab", severity="warning", timeout=10)
         for note in self.notes:
             self.notify(note, title="inventory", severity="warning", timeout=15)
+
+    def after_first_frame(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the first frame is on the terminal (soon, if it is):
+        work the first frame does not need (loading SSH) waits for it."""
+        if self._first_frame_shown:
+            self.call_later(callback)
+        else:
+            self._after_first_frame.append(callback)
+
+    def on_ready(self) -> None:
+        """Textual's Ready: the first frame has been displayed."""
+        self._first_frame_shown = True
+        waiting, self._after_first_frame = self._after_first_frame, []
+        for callback in waiting:
+            self.call_later(callback)
 
     def _on_workbench_event(self, event: WorkbenchEvent) -> None:
         """Workbench listener (on the app's loop): refresh the connection summary."""

@@ -51,3 +51,27 @@ async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
         await pilot.press("ctrl+g", "c")
         await pilot.pause()
         assert app.current_mode == "console" and isinstance(app.screen, ConsoleScreen)
+
+
+async def test_ssh_loads_after_the_first_frame(lab_runner: LabRunner, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The console model (and asyncssh with it, ~0.15 s) is built once Textual says the
+    first frame is on the terminal (Ready), never before: with the console as the
+    default mode, a screen refresh came before any frame had been drawn."""
+    seen: list[bool] = []
+    original = ConsoleScreen._open_console
+
+    def recording(screen: ConsoleScreen) -> None:
+        seen.append(screen.app._first_frame_shown)  # type: ignore[attr-defined]
+        original(screen)
+
+    monkeypatch.setattr(ConsoleScreen, "_open_console", recording)
+    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="strict",
+                          audit_path=tmp_path / "audit.jsonl")
+    app = create_app(workbench, connect=False)
+    async with workbench, app.run_test(size=(120, 40)) as pilot:
+        for _ in range(50):
+            if seen:
+                break
+            await pilot.pause(0.02)
+        assert seen == [True]

@@ -325,14 +325,21 @@ class Workbench:
 
     def warm_relay(self) -> None:
         """Start the relay process now, before the app imports Textual, so its interpreter
-        and asyncssh load on the other core meanwhile; the console uses it when built.
-        Does nothing without a relay or when one exists."""
+        and asyncssh load on the other core meanwhile, and have it connect every host at
+        once: the console (built after the first frame) opens its shells on those
+        connections.  Does nothing without a relay or when one exists."""
         if not self._use_relay or self._relay is not None or self._early_relay is not None \
                 or self._console_stopped:
             return
-        from tui.core.fleet.relaylaunch import launch
+        from tui.core.fleet.relaylaunch import RelaySpec, launch
 
-        self._early_relay = asyncio.ensure_future(launch())
+        options = self._fleet_options
+        spec = RelaySpec.for_inventory(
+            self.inventory, fanout=int(options["fanout"]),  # type: ignore[arg-type]
+            connect_timeout=float(options["connect_timeout"]),  # type: ignore[arg-type]
+            user_ssh_files=bool(options["user_ssh_files"]),
+            preconnect=tuple(h.name for h in self.inventory.hosts))
+        self._early_relay = asyncio.ensure_future(launch(spec))
 
     def prestart_relay(self) -> None:
         """Start the relay process in the background (its interpreter takes ~0.5 s), so it

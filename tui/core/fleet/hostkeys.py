@@ -30,6 +30,8 @@ from typing import Literal
 
 import asyncssh
 
+from tui.core.fleet.defaults import default_record_file as default_record_file
+
 log = logging.getLogger("hardway.fleet.hostkeys")
 
 Mode = Literal["strict", "accept-new"]
@@ -37,12 +39,6 @@ Decision = Literal["once", "record", "refuse"]
 
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
-
-
-def default_record_file() -> Path:
-    """``$XDG_STATE_HOME/hardway/known_hosts`` (``~/.local/state`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "hardway" / "known_hosts"
 
 
 def key_type(key: asyncssh.SSHKey) -> str:

@@ -1,0 +1,30 @@
+"""Fleet defaults that cost no import (no asyncssh): the app's start-up reads them.
+
+``Workbench.warm_relay`` describes the console's relay fleet before the app loads SSH
+(:class:`tui.core.fleet.relaylaunch.RelaySpec`); it must describe the fleet that
+:class:`tui.core.fleet.fleet.Fleet` later builds, so both take these values from here.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tui.core.inventory.model import Host, Hypervisor, Inventory
+
+KEEPALIVE_INTERVAL = 15.0
+"""Seconds between SSH keepalives (3 missed drop the connection)."""
+
+
+def default_record_file() -> Path:
+    """``$XDG_STATE_HOME/hardway/known_hosts`` (``~/.local/state`` by default)."""
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "hardway" / "known_hosts"
+
+
+def jump_hosts(inventory: Inventory) -> dict[str, Host | Hypervisor]:
+    """The hosts ``ssh.jump`` may name: every host, and the hypervisor."""
+    jumps: dict[str, Host | Hypervisor] = {h.name: h for h in inventory.hosts}
+    if inventory.hypervisor is not None:
+        jumps[inventory.hypervisor.name] = inventory.hypervisor
+    return jumps
