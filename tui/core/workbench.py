@@ -151,6 +151,8 @@ class Workbench:
         self.audit = AuditLog.for_inventory(inventory, audit_path, pki=pki_dir)
         self._fleet_options = {"notify": notify, "user_ssh_files": user_ssh_files,
                                "connect_timeout": connect_timeout, "fanout": fanout}
+        self._fanout, self._connect_timeout = fanout, connect_timeout
+        self._user_ssh_files = user_ssh_files
         self._fleet: Fleet | None = None
         self._policy: HostKeyPolicy | None = None
         self._ask: Callable[[HostKeyPrompt], Awaitable[Decision]] | None = None
@@ -333,11 +335,9 @@ class Workbench:
             return
         from tui.core.fleet.relaylaunch import RelaySpec, launch
 
-        options = self._fleet_options
         spec = RelaySpec.for_inventory(
-            self.inventory, fanout=int(options["fanout"]),  # type: ignore[arg-type]
-            connect_timeout=float(options["connect_timeout"]),  # type: ignore[arg-type]
-            user_ssh_files=bool(options["user_ssh_files"]),
+            self.inventory, fanout=self._fanout, connect_timeout=self._connect_timeout,
+            user_ssh_files=self._user_ssh_files,
             preconnect=tuple(h.name for h in self.inventory.hosts))
         self._early_relay = asyncio.ensure_future(launch(spec))
 
