@@ -371,3 +371,35 @@ def test_the_zone_is_served_and_updated_with_the_labs_key(confined: LabRunner) -
     assert "BADSIG" in out or "BADKEY" in out
     assert out.split("status=")[1].split()[0] != "0"
     assert "10.10.0.99" not in out.split("status=")[1]
+
+
+def test_etcd_stale_member_scenario_is_diagnosed_and_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--scenario etcd-stale-member``: doc 07 done, then controller-2 lost its data
+    directory and was started again with ``new``; `hardway etcd status` names it and
+    `hardway etcd replace controller-2` brings the cluster back to three healthy members."""
+    import json
+
+    from tui.cli import main
+    from tui.lab import etcd_release
+
+    if etcd_release.find_binaries() is None:
+        pytest.skip("no etcd binaries (scripts/install-test-deps.sh: etcd-server, etcd-client)")
+    with running_lab(tmp_path / "stale", 43, controllers=3, isolation="namespaces",
+                     scenario="etcd-stale-member") as runner:
+        inv = str(runner.lab.inventory_path)
+        problems: set[tuple[str, str]] = set()
+        out = ""
+        for _ in range(20):
+            main(["etcd", "status", "-i", inv, "--json"])
+            out = capsys.readouterr().out
+            problems = {(d["host"], d["problem"]) for d in json.loads(out)["diagnoses"]}
+            if problems:
+                break
+            time.sleep(0.5)
+        assert ("controller-2", "new-state-rejoin") in problems, out
+        assert main(["etcd", "replace", "controller-2", "-i", inv, "--yes"]) == 0, \
+            capsys.readouterr().out
+        capsys.readouterr()
+        main(["etcd", "status", "-i", inv, "--json"])
+        assert json.loads(capsys.readouterr().out)["healthy"]

@@ -292,6 +292,8 @@ class Lab:
             for name in self._down_hosts():
                 if name in self._hosts:
                     await self.stop_host(name)
+            if self.services_running:
+                await self.scenario.after_start(self)
         except BaseException:
             await self.stop()
             raise
