@@ -25,11 +25,12 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Header, Input
 
-from tui.boundary import start_action
+from tui.boundary import report_failure, start_action
 from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
 from tui.core.console.record import GatherReport
 from tui.core.errors import UserError
 from tui.core.hostset import fold
+from tui.core.paths import shown as shown_path
 from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
@@ -38,6 +39,7 @@ from tui.widgets.footer import StableFooter
 from tui.widgets.gather_view import GatherContent, GatherScreen
 from tui.widgets.history_modal import HistorySearchModal
 from tui.widgets.host_pane import HostPane, PaneStatus
+from tui.widgets.key_help import HelpSection
 from tui.widgets.search_modal import SearchModal
 from tui.widgets.send_file_modal import SendFileModal, SendRequest
 from tui.widgets.terminal_view import TerminalView
@@ -45,6 +47,7 @@ from tui.widgets.tiling import MIN_PANE_ROWS, tile
 
 if TYPE_CHECKING:
     from tui.core.console import Console
+    from tui.core.console.complete import Completion
 
 
 SEARCH_SCROLL_KEYS = frozenset({"pageup", "pagedown", "shift+pageup", "shift+pagedown",
@@ -81,6 +84,29 @@ class ConsoleScreen(Screen[None]):
                 tooltip="Interrupt the foreground command on every host in the set "
                         "(in a pane: that host only)"),
     ]
+
+    HELP_NOTES: ClassVar[tuple[HelpSection, ...]] = (
+        HelpSection("The broadcast bar", (
+            ("a command", "runs in every host's shell of the set (→ says who)"),
+            ("@all @none", "every host, or nobody"),
+            ("@controllers @workers", "a group of the inventory"),
+            ("controller-[0-1]", "a host set alone on the line: only those hosts"),
+            ("+name -name", "add or remove hosts (several: +c-0,-c-1)"),
+            ("{name} {ip} {VAR}", "replaced per host before sending"),
+            ("Tab", "completes @groups, host names and {placeholders}; file names "
+                    "from the first host of the set"),
+            ("↑ ↓ · ctrl+r", "the bar's history · search it as you type"),
+            ("paste", "several lines wait in the bar: Enter sends the block as is "
+                      "(heredocs intact), Esc drops it"),
+        )),
+        HelpSection("In a pane (F2, or a click)", (
+            ("every key", "goes to that host only (ctrl+c, ctrl+r, Tab included), "
+                          "except F1-F10 and ctrl+g"),
+            ("F1", "back to the bar"),
+            ("shift+PgUp/PgDn", "scroll back; F10 searches, n/N next and previous"),
+        )),
+    )
+    """What the key help adds to the bindings on this screen."""
 
     PALETTE: ClassVar[tuple[tuple[str, str, str], ...]] = (
         ("Interrupt the broadcast set (^C)", "screen.interrupt",
@@ -361,16 +387,44 @@ class ConsoleScreen(Screen[None]):
 
     @on(BroadcastInput.Complete)
     def _complete(self) -> None:
+        """Tab: a set expression or placeholder at once; otherwise a file name from the
+        first host of the set, listed in a worker (keys stay live meanwhile)."""
         line = self.query_one(BroadcastBar).input
         if self._model is None:
             return
         result = self.console.complete(line.value, line.cursor_position)
+        if result.line != line.value or result.candidates:
+            self._show_completion(result)
+            return
+        self.run_worker(self._complete_file(line.value, line.cursor_position),
+                        group="complete", exclusive=True, exit_on_error=False)
+
+    async def _complete_file(self, text: str, cursor: int) -> None:
+        """Complete a file name from the first host's listing, unless the bar changed
+        meanwhile (a Tab never overwrites what was typed after it)."""
+        try:
+            found = await self.workbench.complete_file(text, cursor)
+        except Exception as error:  # the boundary: a failure is told, never fatal
+            report_failure(self.app, error, action="completing a file name")
+            return
+        line = self.query_one(BroadcastBar).input
+        if found is None or line.value != text or line.cursor_position != cursor:
+            return
+        if found.error is not None:
+            self.notify(found.error, severity="warning", timeout=4)
+            return
+        self._show_completion(found.completion, source=found.host)
+
+    def _show_completion(self, result: Completion, source: str | None = None) -> None:
+        """Put a completion into the bar; several candidates are listed in a toast."""
+        line = self.query_one(BroadcastBar).input
         line.value = result.line
         line.cursor_position = result.cursor
         if result.candidates:
             shown = " ".join(result.candidates[:12])
             more = len(result.candidates) - 12
-            self.notify(shown + (f" … and {more} more" if more > 0 else ""), timeout=4)
+            self.notify(shown + (f" … and {more} more" if more > 0 else ""),
+                        title=f"on {source}" if source else "", timeout=4)
 
     @on(BroadcastInput.PasteDropped)
     def _paste_dropped(self) -> None:
@@ -548,7 +602,8 @@ class ConsoleScreen(Screen[None]):
         self._refresh_all()
         if on and paths:
             folder = next(iter(paths.values())).parent
-            self.notify(f"recording transcripts in {folder}", timeout=5)
+            self.notify(f"recording {len(paths)} transcripts (secrets redacted) in "
+                        f"{shown_path(folder)}", timeout=6)
         else:
             self.notify("transcripts stopped", timeout=3)
 

@@ -35,6 +35,7 @@ from tui.widgets.quit_modal import QuitModal
 
 if TYPE_CHECKING:
     from tui.core.fleet.hostkeys import Decision, HostKeyPrompt
+    from tui.widgets.key_help import HelpSection
 
 SCREENS: dict[str, str] = {
     "console": "screens.console:ConsoleScreen",
@@ -56,6 +57,16 @@ SCREEN_KEYS: dict[str, str] = {"c": "console", "o": "hosts", "k": "certs", "e": 
 
 PREFIX_ACTIONS: dict[str, str] = {"p": "command_palette", "?": "show_keys", "q": "quit"}
 """After the prefix: key -> app action (``g`` sends a literal ctrl+g to the pane)."""
+
+
+MODE_NAMES: dict[str, str] = {"console": "console", "hosts": "hosts table",
+                              "certs": "certificates", "etcd": "etcd bootstrap",
+                              "dns_vip": "DNS and the API VIP", "health": "health grid"}
+"""Mode -> what the key help calls its screen."""
+
+
+HELP_SKIPS = frozenset({"prefix", "show_keys", "focus_next", "focus_previous"})
+"""Actions the key help does not list as this screen's keys (it names them elsewhere)."""
 
 
 def prefix_help() -> str:
@@ -91,6 +102,8 @@ class HardwayApp(DirectKeysApp):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Close every session and leave"),
+        Binding("question_mark", "show_keys", "Keys", id="keys", show=False,
+                tooltip="This help (ctrl+g ? from a pane or the bar)"),
         Binding(PREFIX, "prefix", "Screens…", id="prefix", priority=True,
                 tooltip="Then c console, o hosts, k certificates, h health, p palette, ? keys, "
                         "q quit (every other key in a pane goes to the host)"),
@@ -261,13 +274,46 @@ class HardwayApp(DirectKeysApp):
                         severity="warning", timeout=5)
 
     def action_show_keys(self) -> None:
-        """The keys of this screen and the prefix, in one notification."""
-        shown: list[str] = []
+        """The key help screen: this screen's keys, what follows the prefix, and the
+        screen's own notes (the bar's syntax on the console)."""
+        from tui.widgets.key_help import KeyHelpModal
+
+        if isinstance(self.screen, KeyHelpModal):
+            return
+        self.clear_notifications()
+        self.push_screen(KeyHelpModal(MODE_NAMES.get(self.current_mode, self.current_mode),
+                                      self.key_help_sections()))
+
+    def key_help_sections(self) -> list[HelpSection]:
+        """The help's blocks for the current screen."""
+        from tui.widgets.key_help import HelpSection
+
+        rows: dict[str, tuple[str, str]] = {}
         for _key, active in self.screen.active_bindings.items():
             binding = active.binding
-            if binding.show and binding.description:
-                shown.append(f"{self.get_key_display(binding)} {binding.description}")
-        self.notify(" · ".join(shown) + "\n" + prefix_help(), title="keys", timeout=10)
+            if (active.node not in (self, self.screen) or not binding.description
+                    or binding.action.rsplit(".", 1)[-1] in HELP_SKIPS):
+                continue  # widgets' editing keys are the usual ones; Tab is the screen's
+            keys = self.get_key_display(binding)
+            keys = keys.upper() if keys[:1] == "f" and keys[1:].isdigit() else keys
+            meaning = binding.tooltip or binding.description
+            previous = rows.get(binding.action)
+            if previous is None:
+                rows[binding.action] = (keys, meaning)
+            elif keys not in previous[0].split(" / "):
+                rows[binding.action] = (f"{previous[0]} / {keys}", previous[1])
+        prefix = [(f"{PREFIX} {key}", MODE_NAMES.get(mode, mode))
+                  for key, mode in SCREEN_KEYS.items() if mode in SCREENS]
+        prefix += [(f"{PREFIX} p", "command palette (also F12)"),
+                   (f"{PREFIX} ?", "this help (? alone where no pane or bar takes it)"),
+                   (f"{PREFIX} q", "quit (asks once while sessions are live)"),
+                   (f"{PREFIX} g", "a literal ctrl+g to the focused pane"),
+                   (f"{PREFIX} Esc", "nothing (a second ctrl+g cancels too)")]
+        sections = [HelpSection("This screen", tuple(rows.values())),
+                    HelpSection(f"After {PREFIX} (the one key a pane does not get)",
+                                tuple(prefix))]
+        sections += list(getattr(self.screen, "HELP_NOTES", ()))
+        return sections
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The palette's generic commands: hardway's quit and keys, then Textual's theme

@@ -25,6 +25,7 @@ from textual.worker import Worker
 
 from tui.core import logfile
 from tui.core.errors import UserError
+from tui.core.paths import shown
 
 log = logging.getLogger("hardway.app")
 
@@ -39,7 +40,7 @@ def report_failure(app: App[Any], error: BaseException, *, action: str = "") -> 
     log.error("%sunexpected failure", what, exc_info=(type(error), error,
                                                       error.__traceback__))
     where = logfile.current_path() or logfile.default_path()
-    app.notify(f"{what}{type(error).__name__}: {error}. The details are in {where}.",
+    app.notify(f"{what}{type(error).__name__}: {error}. The details are in {shown(where)}.",
                title="hardway hit a bug", severity="error", timeout=20)
 
 

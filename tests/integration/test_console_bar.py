@@ -3,6 +3,7 @@ item 1) and Tab (item 8). The files on every host are checked, not only the scre
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual import events
@@ -10,7 +11,9 @@ from textual.pilot import Pilot
 
 from tests.integration.test_console_app import HOSTS, _finished, _screen, _until
 from tests.integration.test_console_app import console as console  # the fixture
-from tui.app import HardwayApp
+from tui.app import HardwayApp, create_app
+from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets.broadcast_bar import BroadcastBar
 
@@ -382,7 +385,10 @@ async def test_the_key_right_after_ctrl_g_is_the_apps_even_when_typed_fast(
     await app._post_message(events.Key("question_mark", "?"))
     await pilot.pause(0.2)
     assert bar.value == ""
-    assert any(n.title == "keys" for n in app._notifications), list(app._notifications)
+    from tui.widgets.key_help import KeyHelpModal
+
+    assert isinstance(app.screen, KeyHelpModal)
+    await pilot.press("escape")
 
 
 async def test_ctrl_r_searches_the_bar_history(
@@ -473,3 +479,111 @@ async def test_a_local_script_and_a_local_file_reach_every_host_in_the_set(
     await pilot.click("#send-go")
     await _until(pilot, lambda: any("nope.sh" in str(n.message)
                                     for n in app._notifications))
+
+
+async def test_tab_completes_file_names_from_the_first_host_of_the_set(
+        console: tuple[HardwayApp, Pilot[Any]], lab_runner: LabRunner) -> None:
+    """Issue 12 #8: after the command word, Tab completes a file name as the first host
+    of the set spells it (listed over SFTP, keys live meanwhile)."""
+    app, pilot = console
+    first = lab_runner.lab.host_root("controller-0")
+    (first / "etc").mkdir(parents=True, exist_ok=True)
+    (first / "etc/tabtest-unique.conf").write_text("x")
+    home = first / "root/tabdir"
+    (home / "alphabet").mkdir(parents=True, exist_ok=True)
+    (home / "alpha.conf").write_text("x")
+    (home / "my file").write_text("x")
+    (home / ".hidden").write_text("x")
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.press(*"cat /etc/tabtest-u", "tab")
+    await _until(pilot, lambda: bar.value == "cat /etc/tabtest-unique.conf ")
+    assert bar.cursor_position == len(bar.value) and app.focused is bar
+    bar.value = ""
+    await pilot.press(*"ls tabdir/al", "tab")
+    await _until(pilot, lambda: bar.value == "ls tabdir/alpha")
+    await pilot.press("b", "tab")
+    await _until(pilot, lambda: bar.value == "ls tabdir/alphabet/")
+    bar.value = ""
+    await pilot.press(*"wc -c tabdir/my", "tab")
+    await _until(pilot, lambda: bar.value == "wc -c tabdir/my\\ file ")
+    await pilot.press("enter")
+    report = await _finished(pilot)
+    assert report.rows[0].status == 0  # the escaped name is the file the shell finds
+    bar.value = ""
+    await pilot.press(*"cat tabdir/", "tab")  # dot files only when asked for
+    await pilot.pause(0.5)
+    assert bar.value == "cat tabdir/"
+    await pilot.press(*"cat /nonexistent-dir/x", "tab")
+    await pilot.pause(0.5)
+    assert bar.value == "cat tabdir/cat /nonexistent-dir/x"  # unchanged, a warning shown
+    bar.value = ""
+    await pilot.press(*"ls", "tab")  # the command word: nothing to list
+    await pilot.pause(0.3)
+    assert bar.value == "ls" and app.focused is bar
+    bar.value = ""
+
+
+async def test_key_help_lists_this_screens_keys_the_prefix_and_the_bar_syntax(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """Issue 12 #10: ctrl+g ? (and ? where no pane or bar takes it) opens a key help
+    screen; in the bar ? is a character."""
+    from tui.widgets.key_help import KeyHelpModal
+
+    app, pilot = console
+    bar = _screen(app).query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.press("question_mark")
+    assert bar.value == "?" and not isinstance(app.screen, KeyHelpModal)
+    bar.value = ""
+    await pilot.press("ctrl+g", "question_mark")
+    await _until(pilot, lambda: isinstance(app.screen, KeyHelpModal))
+    help_screen = app.screen
+    assert isinstance(help_screen, KeyHelpModal)
+    titles = [s.title for s in help_screen.sections]
+    assert titles[:2] == ["This screen", "After ctrl+g (the one key a pane does not get)"]
+    assert "The broadcast bar" in titles
+    rows = {keys: meaning for s in help_screen.sections for keys, meaning in s.rows}
+    assert rows["F3"].startswith("Exit codes and outputs")
+    assert rows["ctrl+g k"] == "certificates"
+    assert "+name -name" in rows
+    assert "Delete all to the left" not in rows.values()  # Input's editing keys: noise
+    await pilot.press("escape")
+    await _until(pilot, lambda: not isinstance(app.screen, KeyHelpModal))
+    assert app.focused is bar and bar.value == ""
+    await pilot.press("ctrl+g", "o")  # the hosts table: ? alone opens the help
+    await _until(pilot, lambda: app.current_mode == "hosts")
+    await pilot.press("question_mark")
+    await _until(pilot, lambda: isinstance(app.screen, KeyHelpModal))
+    assert app.screen.help_title == "hosts table"  # type: ignore[attr-defined]
+    await pilot.press("question_mark")
+    await _until(pilot, lambda: not isinstance(app.screen, KeyHelpModal))
+    await pilot.press("ctrl+g", "c")
+    await _until(pilot, lambda: app.current_mode == "console")
+
+
+async def test_toasts_leave_the_bar_footer_and_pane_borders_visible(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """Issue 12 #12: at 80x24 a toast covered the bar, the footer and the panes' right
+    border, and the transcript toast cut its path; it now sits inside the panes' frame,
+    the path whole and written with ~."""
+    from textual.widgets._toast import Toast
+
+    from tui.core.paths import shown
+
+    app = create_app(Workbench(load_inventory(lab_runner.lab.inventory_path),
+                               host_keys="ask", audit_path=tmp_path / "audit.jsonl"))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        screen = _screen(app)
+        await _until(pilot, lambda: all(screen.console.shell(h) is not None for h in HOSTS))
+        await pilot.press("f8")
+        await _until(pilot, lambda: bool(app.screen.query(Toast)))
+        await pilot.pause(0.3)  # laid out
+        toast = app.screen.query(Toast).last()
+        bar = screen.query_one(BroadcastBar)
+        assert toast.region.bottom <= bar.region.y - 1, (toast.region, bar.region)  # border
+        assert toast.region.right < app.screen.size.width, toast.region
+        folder = next(iter(screen.console.transcripts.values())).parent
+        text = " ".join(str(toast.render()).split())
+        assert shown(folder) in text, text
+        await pilot.press("f8")

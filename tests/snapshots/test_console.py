@@ -286,3 +286,21 @@ def test_send_a_local_file(snap_compare: Any, snapshot_lab: LabRunner, tmp_path:
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), SIZE], ids=["80x24", "large"])
+def test_key_help(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path,
+                  size: tuple[int, int]) -> None:
+    """ctrl+g ?: this screen's keys, what follows ctrl+g and the bar's syntax, over the
+    dimmed console (scrolls at 80x24)."""
+    from tui.widgets.key_help import KeyHelpModal
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _ready(pilot)
+        await _painted(pilot)
+        await pilot.press("ctrl+g", "question_mark")
+        await _until(pilot, lambda: isinstance(pilot.app.screen, KeyHelpModal))
+        await pilot.pause(0.1)
+
+    assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=size,
+                        run_before=run_before)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from tui.core.errors import UserError
 from tui.core.inventory.safefile import kind
+from tui.core.paths import state_dir
 from tui.core.redact import MIN_SECRET_LENGTH, REDACTED, Redactor
 
 if TYPE_CHECKING:
@@ -73,8 +74,7 @@ class AuditLog:
     @staticmethod
     def default_path() -> Path:
         """``$XDG_STATE_HOME/hardway/audit.jsonl`` (``~/.local/state`` by default)."""
-        state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-        return Path(state) / "hardway" / "audit.jsonl"
+        return state_dir() / "audit.jsonl"
 
     def add_secret(self, secret: str) -> None:
         """Never write ``secret`` (e.g. a TSIG secret read from its file) to the log."""

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tui.core.audit import AuditLog
 from tui.core.errors import UserError
+from tui.core.paths import state_dir
 
 MAX_BYTES = 1024 * 1024
 """A log file is rotated at this size."""
@@ -35,8 +36,7 @@ _redactors: list[Callable[[str], str]] = [_BASE.redact]
 
 def default_path() -> Path:
     """``$XDG_STATE_HOME/hardway/hardway.log`` (``~/.local/state`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "hardway" / "hardway.log"
+    return state_dir() / "hardway.log"
 
 
 def add_redactor(redact: Callable[[str], str]) -> Callable[[], None]:

@@ -56,10 +56,14 @@ from tui.core.events import Listener, Listeners
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.inventory.model import Inventory
 
+LIST_TIMEOUT = 5.0
+"""Seconds a host may take to list a directory for Tab in the bar."""
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from tui.core.console import Console
+    from tui.core.console.complete import FileCompletion
     from tui.core.console.events import ConsoleChanged
     from tui.core.console.shells import ShellFleet
     from tui.core.fleet.fleet import Fleet
@@ -269,6 +273,33 @@ class Workbench:
             jobs.append(self.fleet.put(name, put_text(local, host, substitute_values),
                                        remote_path(path, host), mode=local.mode))
         return list(await asyncio.gather(*jobs))
+
+    async def complete_file(self, line: str, cursor: int) -> FileCompletion | None:
+        """Tab on a file name in the bar: complete it from a listing of the first host of
+        the broadcast set (over SFTP, at most :data:`LIST_TIMEOUT` seconds); None when the
+        word before ``cursor`` is not a file name."""
+        from tui.core.console.complete import (
+            Completion,
+            FileCompletion,
+            complete_file,
+            file_query,
+        )
+
+        query = file_query(line, cursor)
+        if query is None:
+            return None
+        members = self.console.broadcast_set.members
+        host = members[0] if members else self.inventory.hosts[0].name
+        try:
+            entries = await asyncio.wait_for(self.fleet.list_dir(host, query.directory),
+                                             LIST_TIMEOUT)
+        except UserError as exc:
+            return FileCompletion(Completion(line, cursor), host, str(exc))
+        except TimeoutError:
+            return FileCompletion(Completion(line, cursor), host,
+                                  f"{host} did not list {query.directory} within "
+                                  f"{LIST_TIMEOUT:g} s.")
+        return FileCompletion(complete_file(line, cursor, query, entries), host)
 
     def live_hosts(self) -> list[str]:
         """Hosts with a live SSH connection or console shell (what quitting would close)."""

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tui.core.console.secrets import Redact, contains_secret
+from tui.core.paths import state_dir
 
 DEFAULT_LIMIT = 1000
 """Lines kept in memory and in the file."""
@@ -29,8 +30,7 @@ DEFAULT_LIMIT = 1000
 
 def default_path() -> Path:
     """``$XDG_STATE_HOME/hardway/history`` (``~/.local/state`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "hardway" / "history"
+    return state_dir() / "history"
 
 
 class History:

@@ -30,6 +30,7 @@ from typing import Literal, TextIO
 from tui.core.console.plaintext import PlainText
 from tui.core.console.secrets import LineRedactor, Redact
 from tui.core.errors import UserError
+from tui.core.paths import state_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 def default_directory() -> Path:
     """``$XDG_STATE_HOME/hardway/transcripts`` (``~/.local/state`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "hardway" / "transcripts"
+    return state_dir() / "transcripts"
 
 
 def _utc_now() -> datetime:

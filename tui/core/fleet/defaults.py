@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tui.core.inventory.model import Host, Hypervisor, Inventory
+from tui.core.paths import state_dir
 
 KEEPALIVE_INTERVAL = 15.0
 """Seconds between SSH keepalives (3 missed drop the connection)."""
@@ -18,8 +18,7 @@ KEEPALIVE_INTERVAL = 15.0
 
 def default_record_file() -> Path:
     """``$XDG_STATE_HOME/hardway/known_hosts`` (``~/.local/state`` by default)."""
-    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "hardway" / "known_hosts"
+    return state_dir() / "known_hosts"
 
 
 def jump_hosts(inventory: Inventory) -> dict[str, Host | Hypervisor]:

@@ -34,7 +34,7 @@ from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, jump_hosts
 from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, StateChanged
 from tui.core.fleet.execute import ExecOptions, run_on_host
 from tui.core.fleet.hostkeys import HostKeyPolicy
-from tui.core.fleet.sftp import PutResult, get_file, put_file
+from tui.core.fleet.sftp import PutResult, get_file, list_dir, put_file
 from tui.core.fleet.shell import READY_TIMEOUT, Shell, open_shell
 from tui.core.fleet.sshconfig import OptionsFactory, Target
 from tui.core.inventory.model import Host, Hypervisor, Inventory
@@ -388,6 +388,15 @@ class Fleet:
             UserError: unreachable host or unreadable file.
         """
         return await get_file(self._connection(name), self.host(name), path)
+
+    async def list_dir(self, name: str, path: str) -> list[tuple[str, bool]]:
+        """``(entry, is_directory)`` in ``path`` on ``name`` (absolute and logical, or
+        relative to the login directory).
+
+        Raises:
+            UserError: unreachable host or unreadable directory.
+        """
+        return await list_dir(self._connection(name), self.host(name), path)
 
 
 def _result(name: str, stdout: str, stderr: str, final: Event | None) -> CommandResult:

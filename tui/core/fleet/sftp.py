@@ -255,6 +255,36 @@ async def get_file(hc: HostConnection, host: Host, path: str) -> bytes:
         raise UserError(f"Cannot read {remote} from {host.name}: {reason}.") from None
 
 
+async def list_dir(hc: HostConnection, host: Host, path: str,
+                   limit: int = 500) -> list[tuple[str, bool]]:
+    """``(name, is_directory)`` of the entries in ``path`` on ``host`` (an absolute logical
+    path, or relative to the login directory), at most ``limit`` of them.
+
+    Raises:
+        UserError: the host is unreachable or the directory cannot be listed.
+    """
+    remote = host.path(path) if path.startswith("/") else path
+    try:
+        sftp = await hc.sftp()
+        entries: list[tuple[str, bool]] = []
+        async for entry in sftp.scandir(remote):
+            name = entry.filename if isinstance(entry.filename, str) \
+                else entry.filename.decode(errors="replace")
+            is_dir = entry.attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY
+            if entry.attrs.type == asyncssh.FILEXFER_TYPE_SYMLINK:
+                with contextlib.suppress(*_SFTP_ERRORS):
+                    is_dir = await sftp.isdir(posixpath.join(remote, name))
+            entries.append((name, is_dir))
+            if len(entries) >= limit:
+                break
+        return entries
+    except HostUnavailable as exc:
+        raise UserError(f"Cannot list {remote} on {host.name}: {exc.reason}.") from None
+    except (asyncssh.SFTPError, asyncssh.Error, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise UserError(f"Cannot list {remote} on {host.name}: {reason}.") from None
+
+
 def _audit(audit: AuditLog | None, hc: HostConnection, result: PutResult, data: bytes,
            mode: int, owner: str | None) -> None:
     if audit is None:
