@@ -179,8 +179,13 @@ def test_a_killed_lab_leaves_nothing_behind(tmp_path: Path) -> None:
         time.sleep(0.1)
     assert _lab_processes(directory) == []
     # a namespace lives while a process (or a bind mount of it) holds it: none is left
-    left = _namespaces(int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
-    assert namespaces_made & left == set()
+    def left() -> set[str]:
+        return namespaces_made & _namespaces(
+            int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
+
+    while left() and time.monotonic() < deadline:  # processes still being torn down
+        time.sleep(0.1)
+    assert left() == set()
     mounts = Path("/proc/self/mountinfo").read_text()
     assert str(directory) not in mounts  # nothing of the lab mounted on the machine
 
