@@ -75,3 +75,18 @@ async def test_ssh_loads_after_the_first_frame(lab_runner: LabRunner, tmp_path: 
                 break
             await pilot.pause(0.02)
         assert seen == [True]
+
+
+def test_the_console_screen_loads_its_modals_when_they_open() -> None:
+    """The first frame needs the panes and the bar, not the gather view, the searches or
+    the send-file form (each import is paid before the first frame)."""
+    import subprocess
+    import sys
+
+    modals = ("tui.widgets.gather_view", "tui.widgets.history_modal",
+              "tui.widgets.search_modal", "tui.widgets.send_file_modal")
+    code = ("import sys, screens.console; "
+            f"print([m for m in {modals!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
