@@ -9,18 +9,19 @@ import pytest
 from textual.css.stylesheet import Stylesheet
 
 from screens.console import ConsoleScreen
-from tui.app import create_app
+from tui.app import HardwayApp, create_app
 from tui.core.inventory.load import load_inventory
 from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 
+pytestmark = pytest.mark.usefixtures("no_real_home")
 
-@pytest.fixture(autouse=True)
-def _no_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+
+def _app(lab_runner: LabRunner, tmp_path: Path) -> tuple[Workbench, HardwayApp]:
+    """The app on the session lab, not connecting (only its start-up is looked at)."""
+    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="strict",
+                          audit_path=tmp_path / "audit.jsonl")
+    return workbench, create_app(workbench, connect=False)
 
 
 async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
@@ -35,9 +36,7 @@ async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
         original(self)
 
     monkeypatch.setattr(Stylesheet, "reparse", counting)
-    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="strict",
-                          audit_path=tmp_path / "audit.jsonl")
-    app = create_app(workbench, connect=False)
+    workbench, app = _app(lab_runner, tmp_path)
     async with workbench, app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, ConsoleScreen)
@@ -66,9 +65,7 @@ async def test_ssh_loads_after_the_first_frame(lab_runner: LabRunner, tmp_path: 
         original(screen)
 
     monkeypatch.setattr(ConsoleScreen, "_open_console", recording)
-    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="strict",
-                          audit_path=tmp_path / "audit.jsonl")
-    app = create_app(workbench, connect=False)
+    workbench, app = _app(lab_runner, tmp_path)
     async with workbench, app.run_test(size=(120, 40)) as pilot:
         for _ in range(50):
             if seen:
