@@ -52,26 +52,67 @@ async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
         assert app.current_mode == "console" and isinstance(app.screen, ConsoleScreen)
 
 
-async def test_ssh_loads_after_the_first_frame(lab_runner: LabRunner, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """The console model (and asyncssh with it, ~0.15 s) is built once Textual says the
-    first frame is on the terminal (Ready), never before: with the console as the
-    default mode, a screen refresh came before any frame had been drawn."""
-    seen: list[bool] = []
-    original = ConsoleScreen._open_console
+ON_A_TERMINAL = """
+import asyncio, sys
+from pathlib import Path
+from textual.drivers import linux_driver
+from screens.console import ConsoleScreen
+from tui.app import create_app
+from tui.core.workbench import Workbench
 
-    def recording(screen: ConsoleScreen) -> None:
-        seen.append(screen.app._first_frame_shown)  # type: ignore[attr-defined]
-        original(screen)
+order = []
+write = linux_driver.LinuxDriver.write
+def written(driver, data):
+    if "controller-0" in data and "frame" not in order:
+        order.append("frame")
+    return write(driver, data)
+linux_driver.LinuxDriver.write = written
+def opened(screen):
+    order.append("ssh")
+    screen.app.exit(0)
+ConsoleScreen._open_console = opened
 
-    monkeypatch.setattr(ConsoleScreen, "_open_console", recording)
-    workbench, app = _app(lab_runner, tmp_path)
-    async with workbench, app.run_test(size=(120, 40)) as pilot:
-        for _ in range(50):
-            if seen:
+async def main():
+    workbench = Workbench.from_path(Path(sys.argv[1]), host_keys="strict", relay=False,
+                                    audit_path=Path(sys.argv[2]))
+    async with workbench:
+        await asyncio.wait_for(create_app(workbench, connect=False).run_async(), 30)
+asyncio.run(main())
+Path(sys.argv[3]).write_text(" ".join(order))
+"""
+
+
+def test_ssh_loads_after_the_first_frame_reaches_the_terminal(lab_runner: LabRunner,
+                                                              tmp_path: Path) -> None:
+    """The console model (asyncssh with it, ~0.15 s) is built once the first frame is on a
+    real terminal (Textual's Ready). With the console as the default mode, waiting for a
+    screen refresh (twice) let SSH load before anything was drawn; headless tests cannot
+    see it, so the app runs on a pseudo-terminal here."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    order = tmp_path / "order"
+    process = subprocess.Popen(  # Textual draws on stderr: the terminal here
+        [sys.executable, "-c", ON_A_TERMINAL, str(lab_runner.lab.inventory_path),
+         str(tmp_path / "audit.jsonl"), str(order)], stdin=slave, stdout=slave, stderr=slave,
+        env=env, start_new_session=True)
+    os.close(slave)
+    try:
+        while select.select([master], [], [], 30)[0]:
+            try:
+                if not os.read(master, 65536):
+                    break
+            except OSError:
                 break
-            await pilot.pause(0.02)
-        assert seen == [True]
+    finally:
+        os.close(master)
+        process.wait(timeout=30)
+    assert order.read_text() == "frame ssh"
 
 
 def test_the_console_screen_loads_its_modals_when_they_open() -> None:
