@@ -587,3 +587,31 @@ async def test_toasts_leave_the_bar_footer_and_pane_borders_visible(
         text = " ".join(str(toast.render()).split())
         assert shown(folder) in text, text
         await pilot.press("f8")
+
+
+async def test_type_through_and_pane_lines_are_audited_per_host(
+        console: tuple[HardwayApp, Pilot[Any]], tmp_path: Path) -> None:
+    """Issue 18: lines typed by type-through (F4) or into a focused pane are one audit
+    record per host that accepted them, with the exit status (0 of 8 were before)."""
+    import json
+
+    from tui.widgets.host_pane import HostPane
+
+    app, pilot = console
+    audit = tmp_path / "audit.jsonl"
+    await pilot.press("f4", *"echo through-$HOST_NAME", "enter", "f4")
+
+    def typed() -> list[dict[str, Any]]:
+        if not audit.exists():
+            return []
+        return [r for r in map(json.loads, audit.read_text().splitlines()) if r.get("typed")]
+
+    await _until(pilot, lambda: len(typed()) == 3)
+    assert sorted((r["host"], r["command"], r["status"]) for r in typed()) == [
+        (h, "echo through-$HOST_NAME", 0) for h in HOSTS]
+    _screen(app).query_one("#pane-controller-1", HostPane).view.focus()
+    await pilot.press(*"ls /nonexistent-typed", "enter")
+    await _until(pilot, lambda: len(typed()) == 4)
+    assert (typed()[-1]["host"], typed()[-1]["command"], typed()[-1]["status"]) == (
+        "controller-1", "ls /nonexistent-typed", 2)
+    _screen(app).query_one(BroadcastBar).input.focus()

@@ -296,6 +296,40 @@ async def test_commands_are_audited(shell: Shell, tmp_path: Path) -> None:
     assert '"kind":"shell"' in log and '"command":"echo audited"' in log
 
 
+async def test_lines_typed_in_the_pane_are_audited_as_the_shell_accepted_them(
+        shell: Shell, tmp_path: Path) -> None:
+    """Issue 18: commands typed into a pane (or by type-through) reach the shell as keys;
+    each accepted line is one audit record with its exit status, read back from the echo
+    after readline's editing, history recall and wrap, secrets redacted."""
+    import json
+
+    rec = Recorder(shell)
+    shell.resize(30, 24)  # the line below wraps
+    await asyncio.sleep(0.2)
+
+    async def typed(*keys: str) -> CommandFinished:
+        for key in keys:
+            shell.write(key)
+            await asyncio.sleep(0.05)
+        finished = await rec.next(CommandFinished)
+        assert isinstance(finished, CommandFinished)
+        return finished
+
+    await typed("echo typo", "\x7f\x7f", "ped in the pane and wrapped twice over", "\r")
+    await typed("false", "\r")
+    await typed("\x1b[A", "\x1b[A", "\r")  # history: the echo again
+    await typed(" export API_TOKEN=s3cr3t-value-42", "\r")  # kept out of the history
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    typed_records = [r for r in records if r.get("typed")]
+    assert [(r["host"], r["command"], r["status"]) for r in typed_records[:3]] == [
+        ("controller-0", "echo typed in the pane and wrapped twice over", 0),
+        ("controller-0", "false", 1),
+        ("controller-0", "echo typed in the pane and wrapped twice over", 0)]
+    assert len(typed_records) == 4 and typed_records[3]["kind"] == "shell"
+    assert "s3cr3t-value-42" not in (tmp_path / "audit.jsonl").read_text()
+    assert typed_records[3]["command"].startswith("export API_TOKEN=")
+
+
 def test_attach_exports_the_panes_variables(inventory: Inventory, tmp_path: Path) -> None:
     """Issue 12 #4: in the OpenSSH shell F7 opens, $ETCD_NAME and $INTERNAL_IP are set
     (by the remote command: sshd refuses SendEnv) and the shell is the login shell."""

@@ -221,16 +221,20 @@ def test_the_warm_relays_specification_is_the_workbench_fleets(lab_runner: LabRu
     """The INIT sent before the app loads SSH (built from the inventory) describes the
     fleet the workbench builds later, so the console keeps the warm process (a mismatch
     would start a second relay)."""
+    import dataclasses
+
     from tui.core.fleet.relaylaunch import RelaySpec
     from tui.core.workbench import Workbench
 
     inventory = load_inventory(lab_runner.lab.inventory_path)
-    for user_files in (True, False):
+    zone_host = dataclasses.replace(inventory.hosts[0], name="zone-host")  # `dns`'s extra
+    for user_files, extra in ((True, ()), (False, (zone_host,))):
         workbench = Workbench(inventory, host_keys="ask", user_ssh_files=user_files,
                               audit_path=tmp_path / "audit.jsonl", fanout=7,
-                              connect_timeout=3.0)
+                              connect_timeout=3.0, extra_hosts=extra)
         early = RelaySpec.for_inventory(inventory, fanout=7, connect_timeout=3.0,
-                                        user_ssh_files=user_files, preconnect=("x",))
+                                        user_ssh_files=user_files, extra=extra,
+                                        preconnect=("x",))
         assert early == RelaySpec.of(workbench.fleet)
         assert early != RelaySpec.for_inventory(inventory, fanout=8, connect_timeout=3.0,
                                                 user_ssh_files=user_files)

@@ -10,7 +10,6 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from tui.commands.argtypes import positive_int, positive_seconds
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from tui.core.dns.update import UpdateResult
     from tui.core.dns.zoneplan import DnsPlan
     from tui.core.fleet.fleet import Fleet
-    from tui.core.inventory.model import Inventory
+    from tui.core.inventory.model import Host, Inventory
 
 DNS_HELP = """\
 The cluster's DNS zone against what the inventory implies: an A record per controller
@@ -191,46 +190,27 @@ def _json(ctx: Context, data: object) -> None:
     ctx.out.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _audit(args: argparse.Namespace) -> Any:
-    from tui.core.audit import AuditLog
-
-    return AuditLog(Path(args.audit) if args.audit else AuditLog.default_path())
-
-
-def _fleet(ctx: Context, args: argparse.Namespace) -> Fleet:
+def _zone_host(ctx: Context, args: argparse.Namespace) -> list[Host]:
+    """The zone file's host when it is not one of the inventory's (the hypervisor)."""
     from tui.core.dns.zoneplan import dns_table, zone_file_host
-    from tui.core.fleet.fleet import Fleet
-    from tui.core.fleet.hostkeys import HostKeyPolicy
 
-    if getattr(args, "accept_new", False):
-        def notify(message: str) -> None:
-            print(f"hardway: {message}", file=ctx.err, flush=True)
-
-        policy = HostKeyPolicy(mode="accept-new", notify=notify)
-    else:
-        policy = HostKeyPolicy(mode="strict")
-    inventory = ctx.inventory
-    hosts = list(inventory.hosts)
-    table = inventory.dns
-    if table is not None and dns_table(inventory).mode == "zonefile" and \
-            not getattr(args, "ssh_host", None):
-        extra = zone_file_host(inventory)
-        if extra.name not in {h.name for h in hosts}:
-            hosts.append(extra)
-    jumps: dict[str, Any] = {h.name: h for h in inventory.hosts}
-    if inventory.hypervisor is not None:
-        jumps[inventory.hypervisor.name] = inventory.hypervisor
-    return Fleet(hosts, jump_hosts=jumps, host_keys=policy, audit=_audit(args),
-                 connect_timeout=args.connect_timeout)
+    if ctx.inventory.dns is None or dns_table(ctx.inventory).mode != "zonefile" \
+            or getattr(args, "ssh_host", None):
+        return []
+    return [zone_file_host(ctx.inventory)]
 
 
 @asynccontextmanager
 async def _session(ctx: Context, args: argparse.Namespace
                    ) -> AsyncIterator[tuple[DnsClient, Fleet]]:
+    """The DNS client and the fleet, from the workbench every command opens."""
+    from tui.commands.session import open_workbench
     from tui.core.dns.zoneplan import client_for
     from tui.core.fleet.dial import dialer_for
 
-    async with _fleet(ctx, args) as fleet:
+    async with open_workbench(ctx.inventory, args, err=ctx.err,
+                              extra_hosts=_zone_host(ctx, args)) as workbench:
+        fleet = workbench.fleet
         dialer = dialer_for(ctx.inventory, fleet)
         try:
             yield client_for(ctx.inventory, dialer, timeout=args.timeout), fleet

@@ -42,7 +42,7 @@ import asyncio
 import importlib
 import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -54,7 +54,7 @@ from tui.core.audit import AuditLog
 from tui.core.errors import UserError
 from tui.core.events import Listener, Listeners
 from tui.core.fleet.events import ConnState, StateChanged
-from tui.core.inventory.model import Inventory
+from tui.core.inventory.model import Host, Inventory
 
 LIST_TIMEOUT = 5.0
 """Seconds a host may take to list a directory for Tab in the bar."""
@@ -139,6 +139,8 @@ class Workbench:
             this off to stay hermetic).
         relay: console shells in the SSH relay process (off: on the fleet's own
             connections, in this process).
+        extra_hosts: hosts outside the inventory's list the fleet must reach (``dns``
+            gives the zone file's host when it is the hypervisor).
     """
 
     def __init__(self, inventory: Inventory, *, host_keys: HostKeyMode = "strict",
@@ -146,8 +148,11 @@ class Workbench:
                  audit_path: Path | None = None, pki_dir: Path | None = None,
                  connect_timeout: float = 10.0, fanout: int = 64,
                  user_ssh_files: bool = True, relay: bool = True,
-                 redial: tuple[float, ...] | None = None) -> None:
+                 redial: tuple[float, ...] | None = None,
+                 extra_hosts: Sequence[Host] = ()) -> None:
         self.inventory = inventory
+        self.extra_hosts = tuple(extra_hosts)
+        """Hosts the fleet reaches beyond the inventory's (the zone file's host)."""
         self.redial = redial
         """Backoff of the console's automatic reconnect of dropped hosts (None: the
         console's default; empty: off)."""
@@ -217,7 +222,8 @@ class Workbench:
 
             options = self._fleet_options
             self._fleet = Fleet.from_inventory(
-                self.inventory, host_keys=self.policy, audit=self.audit,
+                self.inventory, extra=self.extra_hosts, host_keys=self.policy,
+                audit=self.audit,
                 connect_timeout=options["connect_timeout"], fanout=options["fanout"],
                 use_user_config=options["user_ssh_files"])
             self._unsubscribe.append(self._fleet.subscribe(self._listeners.emit))
@@ -368,7 +374,7 @@ class Workbench:
 
         spec = RelaySpec.for_inventory(
             self.inventory, fanout=self._fanout, connect_timeout=self._connect_timeout,
-            user_ssh_files=self._user_ssh_files,
+            user_ssh_files=self._user_ssh_files, extra=self.extra_hosts,
             preconnect=tuple(h.name for h in self.inventory.hosts))
         self._early_relay = asyncio.ensure_future(launch(spec))
 

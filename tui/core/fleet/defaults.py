@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from tui.core.inventory.model import Host, Hypervisor, Inventory
@@ -27,3 +28,9 @@ def jump_hosts(inventory: Inventory) -> dict[str, Host | Hypervisor]:
     if inventory.hypervisor is not None:
         jumps[inventory.hypervisor.name] = inventory.hypervisor
     return jumps
+
+
+def fleet_hosts(inventory: Inventory, extra: Sequence[Host] = ()) -> list[Host]:
+    """The hosts of a fleet for ``inventory``: its own, then ``extra`` ones not there."""
+    names = {h.name for h in inventory.hosts}
+    return list(inventory.hosts) + [h for h in extra if h.name not in names]

@@ -30,7 +30,7 @@ from tui.core.audit import AuditLog
 from tui.core.errors import UserError
 from tui.core.events import call
 from tui.core.fleet.connection import HostConnection, HostUnavailable
-from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, jump_hosts
+from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, fleet_hosts, jump_hosts
 from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, StateChanged
 from tui.core.fleet.execute import ExecOptions, run_on_host
 from tui.core.fleet.hostkeys import HostKeyPolicy
@@ -201,9 +201,11 @@ class Fleet:
                 audit=audit)
 
     @classmethod
-    def from_inventory(cls, inventory: Inventory, **kwargs: object) -> Fleet:
-        """A fleet of every host of ``inventory``; its hypervisor and hosts can be jumps."""
-        return cls(inventory.hosts, jump_hosts=jump_hosts(inventory),
+    def from_inventory(cls, inventory: Inventory, *, extra: Sequence[Host] = (),
+                       **kwargs: object) -> Fleet:
+        """A fleet of every host of ``inventory`` (and ``extra`` ones not already there);
+        its hypervisor and hosts can be jumps."""
+        return cls(fleet_hosts(inventory, extra), jump_hosts=jump_hosts(inventory),
                    **kwargs)  # type: ignore[arg-type]
 
     def sibling(self) -> Fleet:

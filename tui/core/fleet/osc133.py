@@ -149,7 +149,9 @@ def strip_markers(text: str) -> str:
 
 _BASH = (
     "__hw_osc133_prompt() { local s=$?; "
-    "printf '\\033]133;D;%s;hw=%s\\007\\033]133;A\\007' \"$s\" \"${__hw_id-}\"; return $s; }; "
+    "printf '\\033]133;D;%s;hw=%s\\007\\033]133;A\\007' \"$s\" \"${__hw_id-}\"; "
+    "case \"${PS1-}\" in *'133;B'*) ;; *) PS1=\"${PS1-}\"'\\[\\e]133;B;hw=${__hw_id-}\\a\\]';; "
+    "esac; return $s; }; "
     'case "${PROMPT_COMMAND-}" in *__hw_osc133_prompt*) ;; '
     '*) PROMPT_COMMAND="__hw_osc133_prompt${PROMPT_COMMAND:+;$PROMPT_COMMAND}";; esac; '
     "case \"${PS0-}\" in *'133;C'*) ;; *) PS0=\"${PS0-}\"'\\e]133;C;hw=${__hw_id-}\\a';; esac; "

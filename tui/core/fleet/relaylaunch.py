@@ -19,12 +19,18 @@ import os
 import pickle
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from tui.core.fleet import relaywire as wire
-from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, default_record_file, jump_hosts
+from tui.core.fleet.defaults import (
+    KEEPALIVE_INTERVAL,
+    default_record_file,
+    fleet_hosts,
+    jump_hosts,
+)
 from tui.core.inventory.model import Host, Hypervisor, Inventory
 
 if TYPE_CHECKING:
@@ -65,10 +71,11 @@ class RelaySpec:
 
     @classmethod
     def for_inventory(cls, inventory: Inventory, *, fanout: int, connect_timeout: float,
-                      user_ssh_files: bool, preconnect: tuple[str, ...] = ()) -> RelaySpec:
+                      user_ssh_files: bool, extra: Sequence[Host] = (),
+                      preconnect: tuple[str, ...] = ()) -> RelaySpec:
         """The specification of the fleet ``Workbench.fleet`` builds for ``inventory``
         (default host-key files), without building it (no asyncssh import)."""
-        return cls(list(inventory.hosts), jump_hosts(inventory), {
+        return cls(fleet_hosts(inventory, extra), jump_hosts(inventory), {
             "fanout": fanout, "connect_timeout": connect_timeout,
             "use_user_config": user_ssh_files, "keepalive_interval": KEEPALIVE_INTERVAL},
             default_record_file(), [], user_ssh_files, preconnect)

@@ -53,6 +53,7 @@ from tui.core.audit import AuditLog
 from tui.core.fleet.connection import HostConnection, HostUnavailable
 from tui.core.fleet.listeners import ReplayingListeners
 from tui.core.fleet.osc133 import ZSH_PROMPT_SP, Marker, MarkerParser, integration_line
+from tui.core.fleet.typed_line import TypedLine
 from tui.core.inventory.model import Host
 
 log = logging.getLogger("hardway.fleet.shell")
@@ -163,6 +164,8 @@ class _Command:
     text: str
     started: float
     echo_lines: int
+    typed: str = ""
+    """The line as typed in the pane (read back from the echo; see TypedLine)."""
     output_marked: bool = False
     continuations: int = 0
     chunks: list[str] = field(default_factory=list)
@@ -260,6 +263,7 @@ class Shell:
         self._info = host
         self._term = term
         self._audit = audit
+        self._typed = TypedLine()
         self._chan: asyncssh.SSHClientChannel[bytes] | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -299,6 +303,8 @@ class Shell:
         chan = self._chan
         if chan is None or self._gone.is_set():
             return
+        if not self.busy:
+            self._typed.keys_sent()
         try:
             chan.write(data.encode("utf-8"))
         except (asyncssh.Error, OSError) as exc:
@@ -329,6 +335,7 @@ class Shell:
     def resize(self, columns: int, rows: int) -> None:
         """Change the PTY's window size (the remote side gets SIGWINCH)."""
         self.size = (columns, rows)
+        self._typed.resize(columns)
         chan = self._chan
         if chan is None or self._gone.is_set():
             return
@@ -453,6 +460,8 @@ class Shell:
         levels = self._levels
         if levels and levels[-1].commands:
             levels[-1].commands[0].capture(text)
+        elif self._typed.following:
+            self._typed.feed(text)
 
     def _level(self, marker: Marker) -> int | None:
         """Index of the integrated shell that printed ``marker`` (None: not ours)."""
@@ -477,6 +486,7 @@ class Shell:
             if len(marker.args) >= 3:
                 self._ready_marker(marker.args[1], marker.args[2])
             return
+        self._follow_typed(marker)
         index = self._level(marker)
         if index is None:
             return
@@ -503,11 +513,23 @@ class Shell:
                 self._finished(level, marker.status)
             return
         if not level.commands:  # a command typed in the pane
-            level.commands.append(_Command("", time.monotonic(), 0))
+            level.commands.append(_Command("", time.monotonic(), 0,
+                                           typed=self._typed.accepted()))
             self._emit(CommandStarted(self.host, "", time.time()))
         head = level.commands[0]
         if not head.output_marked:
             head.mark_output()
+
+    def _follow_typed(self, marker: Marker) -> None:
+        """Prompt markers drive :class:`TypedLine` (a line typed in the pane is read back
+        from its echo for the audit log)."""
+        kind = marker.kind
+        if kind == "A":
+            self._typed.prompt(self.size[0])
+        elif kind == "B":
+            self._typed.prompt_end()
+        elif kind == "hardway" and marker.args[:1] == ("ps2",):
+            self._typed.continuation()
 
     def _ready_marker(self, kind: str, ident: str) -> None:
         self.kind = kind
@@ -530,9 +552,15 @@ class Shell:
         duration = time.monotonic() - command.started
         self._emit(CommandFinished(self.host, status, duration, command.output(level.kind),
                                    command.text, command.truncated))
-        if self._audit is not None and command.text:
+        if self._audit is None:
+            return
+        if command.text:
             self._audit.record(host=self.host, kind="shell", command=command.text,
                                status=status, duration=duration,
+                               remote_user=self._hc.user or None)
+        elif command.typed:
+            self._audit.record(host=self.host, kind="shell", command=command.typed,
+                               status=status, duration=duration, typed=True,
                                remote_user=self._hc.user or None)
 
     # -- the end --------------------------------------------------------------------------
