@@ -45,10 +45,18 @@ HEADER_MARK = b"controller-0"
 """The first pane title: its arrival on the terminal is the first frame."""
 
 
-def child(inventory: Path, started: float, stamps_path: Path) -> None:
+def child(inventory: Path, started: float, stamps_path: Path,
+          profile: Path | None = None) -> None:
     """One fresh app on this process's terminal: write {"imported": s, "connected": s}
-    (since ``started``) to ``stamps_path``."""
+    (since ``started``) to ``stamps_path``; with ``profile``, a cProfile of the whole
+    run (until every host is connected) to that file."""
     stamps: dict[str, float] = {}
+    profiler = None
+    if profile is not None:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
 
     async def run() -> None:
         from tui.core.workbench import Workbench
@@ -76,11 +84,16 @@ def child(inventory: Path, started: float, stamps_path: Path) -> None:
         watcher.cancel()
 
     asyncio.run(run())
+    if profiler is not None and profile is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
     stamps_path.write_text(json.dumps(stamps))
 
 
-def hardway_round(inventory: Path, scratch: Path) -> dict[str, float]:
-    """Start one fresh app process on a 200x50 pseudo-terminal and read its figures."""
+def hardway_round(inventory: Path, scratch: Path,
+                  profile: Path | None = None) -> dict[str, float]:
+    """Start one fresh app process on a 200x50 pseudo-terminal and read its figures
+    (``profile``: the child writes a cProfile there)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", COLORTERM="truecolor")
     stamps_path = scratch / f"stamps-{time.monotonic_ns()}.json"
     master, slave = pty.openpty()
@@ -88,7 +101,8 @@ def hardway_round(inventory: Path, scratch: Path) -> dict[str, float]:
     started = time.time()
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__)), "--child", str(inventory), "--started",
-         repr(started), "--stamps", str(stamps_path)],
+         repr(started), "--stamps", str(stamps_path),
+         *(["--profile", str(profile)] if profile is not None else [])],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
     first_frame: float | None = None
@@ -152,12 +166,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--network", default="127.0.96", help="the lab's loopback /24")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="write a cProfile of one extra app round to FILE (not counted)")
+    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure tmux with three ssh panes (default: yes)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--started", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--stamps", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        child(args.child, args.started, args.stamps)
+        child(args.child, args.started, args.stamps, args.profile)
         return
     from tui.lab.lab import LabRunner
 
@@ -177,8 +195,11 @@ def main() -> None:
                 print(f"  hardway round {i + 1}: app imported {r['imported']:.3f} s, first "
                       f"frame {r['first_frame']:.3f} s, all connected {r['connected']:.3f} s",
                       flush=True)
+            if args.profile is not None:
+                hardway_round(lab.inventory_path, scratch, args.profile)
+                print(f"  profile of one more round: {args.profile}", flush=True)
             peer: list[dict[str, float]] = []
-            if shutil.which("tmux") and shutil.which("ssh"):
+            if args.peer and shutil.which("tmux") and shutil.which("ssh"):
                 peer = [tmux_round(scratch, lab.ssh_config_path) for _ in range(args.rounds)]
     print(f"\nstart-up: 3-controller lab, median of {args.rounds} fresh processes")
     print(f"  {'tool':<34}{'first frame':>12}{'all connected':>15}")

@@ -36,18 +36,16 @@ from tui.gc_policy import QuietCollector
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.footer import StableFooter
-from tui.widgets.gather_view import GatherContent, GatherScreen
-from tui.widgets.history_modal import HistorySearchModal
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.key_help import HelpSection
-from tui.widgets.search_modal import SearchModal
-from tui.widgets.send_file_modal import SendFileModal, SendRequest
 from tui.widgets.terminal_view import TerminalView
 from tui.widgets.tiling import MIN_PANE_ROWS, tile
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the modals load when first opened: the first frame does not need them
     from tui.core.console import Console
     from tui.core.console.complete import Completion
+    from tui.widgets.gather_view import GatherContent
+    from tui.widgets.send_file_modal import SendRequest
 
 
 SEARCH_SCROLL_KEYS = frozenset({"pageup", "pagedown", "shift+pageup", "shift+pagedown",
@@ -170,9 +168,11 @@ class ConsoleScreen(Screen[None]):
         (SSH loads then) and open every shell."""
         self._retile()
         self.query_one(BroadcastBar).input.focus()
-        # The app mounts its first screen inside a batch, whose refresh draws nothing: wait
-        # for the refresh after it (the first frame on the terminal), then load SSH.
-        self.call_after_refresh(self.call_after_refresh, self._open_console)
+        # SSH loads (~0.15 s) only once the first frame is on the terminal (Textual's
+        # Ready, HardwayApp.after_first_frame); waiting for screen refreshes is not enough
+        # (tests/integration/test_app_startup.py shows it on a pseudo-terminal).
+        self.app.after_first_frame(  # type: ignore[attr-defined]
+            functools.partial(self.call_later, self._open_console))
 
     def _open_console(self) -> None:
         self._model = self.workbench.console
@@ -356,6 +356,8 @@ class ConsoleScreen(Screen[None]):
                 bar.value = line
                 bar.cursor_position = len(line)
 
+        from tui.widgets.history_modal import HistorySearchModal
+
         self.app.push_screen(HistorySearchModal(self.console.history.search, bar.value), take)
 
     @on(BroadcastInput.Keystroke)
@@ -486,6 +488,8 @@ class ConsoleScreen(Screen[None]):
             self.notify("nothing broadcast yet: type a command in the bar first",
                         severity="warning")
             return
+        from tui.widgets.gather_view import GatherScreen
+
         shown = _gather_content(self.console.gather(normalised=True))
         raw = _gather_content(self.console.gather())
         self.app.push_screen(GatherScreen(shown.title, shown.blocks, shown.diff,
@@ -539,6 +543,8 @@ class ConsoleScreen(Screen[None]):
                 return
             start_action(self, functools.partial(self._put_file, request), group="send",
                          label=f"copying {request.local}")
+
+        from tui.widgets.send_file_modal import SendFileModal
 
         self.app.push_screen(SendFileModal(put=put, hosts=f"{members.label} "
                                            f"({len(members.members)})"), chosen)
@@ -615,6 +621,8 @@ class ConsoleScreen(Screen[None]):
         """Ask for a pattern, then jump every searched pane to its last hit."""
         name = self._focused_host()
         panes = [self._pane(name)] if name else list(self.query(HostPane))
+        from tui.widgets.search_modal import SearchModal
+
         self.app.push_screen(SearchModal(name or "every pane"),
                              callback=lambda pattern: self._search(panes, pattern or ""))
 
@@ -678,6 +686,8 @@ class ConsoleScreen(Screen[None]):
 
 def _gather_content(report: GatherReport) -> GatherContent:
     """What the gather view shows of ``report``."""
+    from tui.widgets.gather_view import GatherContent
+
     rows: list[tuple[str, str, str, str, str]] = []
     for row in report.rows:
         code = "-" if row.status is None else str(row.status)

@@ -58,3 +58,14 @@ def lab_runner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     with running_lab(tmp_path_factory.mktemp("lab"), 0, controllers=3,
                      isolation=os.environ.get("HARDWAY_TEST_LAB_ISOLATION", "none")) as runner:
         yield runner
+
+
+@pytest.fixture
+def no_real_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh HOME and XDG state dir: the test never reads the real ~/.ssh or writes the
+    real state dir (history, log, known hosts record). Returns the home."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / ".local" / "state"))
+    return home

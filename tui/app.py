@@ -21,6 +21,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.command import Provider
 from textual.dom import DOMNode
+from textual.reactive import Reactive
 from textual.screen import Screen
 
 from tui.boundary import report_failure, running
@@ -93,6 +94,12 @@ class HardwayApp(DirectKeysApp):
 
     CSS_PATH = "hardway.tcss"
     TITLE = "hardway"
+    DEFAULT_MODE = "console"
+    """The console is the first screen, built while the app composes: switching to it from
+    ``on_mount`` cost two full re-parses of every stylesheet before the first frame."""
+    theme: Reactive[str] = Reactive(HARDWAY_THEME.name)
+    """The ``hardway`` theme from the start (registered in ``__init__``): setting it in
+    ``on_mount`` re-parsed every stylesheet once more, before the first frame."""
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+q", "quit", "Quit", id="quit", priority=True,
                 tooltip="Close every session and leave"),
@@ -119,6 +126,7 @@ class HardwayApp(DirectKeysApp):
             notes: warnings shown once the app is up (a VIP the inventory misplaces).
         """
         super().__init__()
+        self.register_theme(HARDWAY_THEME)
         self.notes = tuple(notes)
         self.lab_note = lab_note
         self.confirm_quit = confirm_quit
@@ -129,6 +137,8 @@ class HardwayApp(DirectKeysApp):
         self.last_key = 0.0
         """Monotonic time of the newest key press (the console collects garbage when
         neither keys nor output arrive)."""
+        self._first_frame_shown = False
+        self._after_first_frame: list[Callable[[], object]] = []
         for mode, spec in SCREENS.items():
             self.add_mode(mode, _screen_factory(spec, workbench))
         self._unsubscribe = workbench.subscribe(self._on_workbench_event)
@@ -140,16 +150,28 @@ class HardwayApp(DirectKeysApp):
         return self.workbench.inventory
 
     def on_mount(self) -> None:
-        """Register the theme and open the console (which connects every host)."""
-        self.register_theme(HARDWAY_THEME)
-        self.theme = "hardway"
+        """Title and summary (the console, the default mode, connects every host)."""
         self.title = f"hardway — {self.workbench.inventory.name}"
         self._update_summary()
-        self.switch_mode("console")
         if self.lab_note:
             self.notify(self.lab_note, title="the lab", severity="warning", timeout=10)
         for note in self.notes:
             self.notify(note, title="inventory", severity="warning", timeout=15)
+
+    def after_first_frame(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` once the first frame is on the terminal (soon, if it is):
+        work the first frame does not need (loading SSH) waits for it."""
+        if self._first_frame_shown:
+            self.call_later(callback)
+        else:
+            self._after_first_frame.append(callback)
+
+    def on_ready(self) -> None:
+        """Textual's Ready: the first frame has been displayed."""
+        self._first_frame_shown = True
+        waiting, self._after_first_frame = self._after_first_frame, []
+        for callback in waiting:
+            self.call_later(callback)
 
     def _on_workbench_event(self, event: WorkbenchEvent) -> None:
         """Workbench listener (on the app's loop): refresh the connection summary."""

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -169,6 +169,8 @@ def test_a_killed_lab_leaves_nothing_behind(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60, check=False)
         assert daemon.stdout.strip() == "started", daemon.stderr
         assert _lab_processes(directory)
+        namespaces_made = _namespaces(_lab_processes(directory)) - _namespaces([os.getpid()])
+        assert namespaces_made  # the hosts' net, mount, PID, UTS (and user) namespaces
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
@@ -176,6 +178,28 @@ def test_a_killed_lab_leaves_nothing_behind(tmp_path: Path) -> None:
     while _lab_processes(directory) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _lab_processes(directory) == []
+    # a namespace lives while a process (or a bind mount of it) holds it: none is left
+    def left() -> set[str]:
+        return namespaces_made & _namespaces(
+            int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit())
+
+    while left() and time.monotonic() < deadline:  # processes still being torn down
+        time.sleep(0.1)
+    assert left() == set()
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert str(directory) not in mounts  # nothing of the lab mounted on the machine
+
+
+def _namespaces(pids: Iterable[int]) -> set[str]:
+    """The namespaces (``net:[4026...]``...) the processes ``pids`` are in."""
+    found = set()
+    for pid in pids:
+        for kind in ("net", "mnt", "pid", "uts", "user"):
+            try:
+                found.add(os.readlink(f"/proc/{pid}/ns/{kind}"))
+            except OSError:
+                continue
+    return found
 
 
 def test_lab_status_and_down_from_another_terminal(tmp_path: Path) -> None:
@@ -356,6 +380,8 @@ def test_the_zone_is_served_and_updated_with_the_labs_key(confined: LabRunner) -
                                 capture_output=True, text=True, timeout=60, check=False)
         return result.stdout + result.stderr
 
+    secret = load_inventory(confined.lab.inventory_path).dns.tsig_secret_file
+    assert secret is not None and secret.stat().st_mode & 0o777 == 0o600
     assert on_hypervisor("dig +short @10.10.0.2 kubernetes.lab.home.arpa").strip() == \
         "10.50.0.1"
     update = ("server 10.10.0.2\\nzone lab.home.arpa\\n"
@@ -371,3 +397,35 @@ def test_the_zone_is_served_and_updated_with_the_labs_key(confined: LabRunner) -
     assert "BADSIG" in out or "BADKEY" in out
     assert out.split("status=")[1].split()[0] != "0"
     assert "10.10.0.99" not in out.split("status=")[1]
+
+
+def test_etcd_stale_member_scenario_is_diagnosed_and_replaced(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--scenario etcd-stale-member``: doc 07 done, then controller-2 lost its data
+    directory and was started again with ``new``; `hardway etcd status` names it and
+    `hardway etcd replace controller-2` brings the cluster back to three healthy members."""
+    import json
+
+    from tui.cli import main
+    from tui.lab import etcd_release
+
+    if etcd_release.find_binaries() is None:
+        pytest.skip("no etcd binaries (scripts/install-test-deps.sh: etcd-server, etcd-client)")
+    with running_lab(tmp_path / "stale", 43, controllers=3, isolation="namespaces",
+                     scenario="etcd-stale-member") as runner:
+        inv = str(runner.lab.inventory_path)
+        problems: set[tuple[str, str]] = set()
+        out = ""
+        for _ in range(20):
+            main(["etcd", "status", "-i", inv, "--json"])
+            out = capsys.readouterr().out
+            problems = {(d["host"], d["problem"]) for d in json.loads(out)["diagnoses"]}
+            if problems:
+                break
+            time.sleep(0.5)
+        assert ("controller-2", "new-state-rejoin") in problems, out
+        assert main(["etcd", "replace", "controller-2", "-i", inv, "--yes"]) == 0, \
+            capsys.readouterr().out
+        capsys.readouterr()
+        main(["etcd", "status", "-i", inv, "--json"])
+        assert json.loads(capsys.readouterr().out)["healthy"]

@@ -123,3 +123,49 @@ def test_kthw_doc_07_verbatim_brings_up_three_members(lab: LabRunner) -> None:
         line = f"started, {host.name}, https://{host.address}:2380, https://{host.address}:2379"
         assert listed.stdout.count(line) == 3, listed.stdout  # every member sees all three
     assert _machine_snapshot() == before
+
+
+async def test_kthw_doc_07_pasted_into_the_console_brings_up_three_members(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same blocks pasted into the console's bar (``Console.paste``: each host's shell
+    gets the same bytes, heredocs intact) on a fresh certs-pushed lab: three started
+    members, nothing outside the lab directory changed."""
+    import asyncio
+    import time
+
+    from tui.core.workbench import Workbench
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # the console's history
+    before = _machine_snapshot()
+    with running_lab(tmp_path / "lab", 29, controllers=3, isolation="namespaces",
+                     scenario="certs-pushed") as runner:
+        inventory = load_inventory(runner.lab.inventory_path)
+        names = [h.name for h in inventory.controllers]
+        async with Workbench(inventory, host_keys="strict", user_ssh_files=False,
+                             audit_path=tmp_path / "audit.jsonl", redial=()) as workbench:
+            await workbench.start_console()
+            console = workbench.console
+            assert all(console.shell(n) is not None for n in names)
+
+            async def pasted(block: str) -> dict[str, tuple[int | None, str]]:
+                record = console.paste(block).broadcast
+                assert record is not None and sorted(record.runs) == names
+                deadline = time.monotonic() + 120
+                # a block of several commands: the record ends with its first command
+                # (one prompt each), the shell is busy until the last one has run
+                while not all(run.finished for run in record.runs.values()) or any(
+                        console.status(n).running for n in names):
+                    assert time.monotonic() < deadline, f"{block!r} did not finish"
+                    await asyncio.sleep(0.1)
+                return {n: (r.status, r.output) for n, r in record.runs.items()}
+
+            for block in (INSTALL.format(version=inventory.versions.etcd),
+                          UNIT.format(initial_cluster=inventory.etcd_initial_cluster), START):
+                await pasted(block)
+            listed = await pasted(VERIFY)
+            assert all(status == 0 for status, _ in listed.values()), listed
+        for host in inventory.controllers:
+            line = (f"started, {host.name}, https://{host.address}:2380, "
+                    f"https://{host.address}:2379")
+            assert all(output.count(line) == 1 for _, output in listed.values()), listed
+    assert _machine_snapshot() == before

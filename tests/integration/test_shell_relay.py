@@ -214,3 +214,62 @@ async def test_a_workbench_relay_warmed_before_the_console_serves_it_or_ends_wit
         assert early is not None
         idle = await early
     assert idle.process.returncode is not None  # killed and reaped, not orphaned
+
+
+def test_the_warm_relays_specification_is_the_workbench_fleets(lab_runner: LabRunner,
+                                                               tmp_path: Path) -> None:
+    """The INIT sent before the app loads SSH (built from the inventory) describes the
+    fleet the workbench builds later, so the console keeps the warm process (a mismatch
+    would start a second relay)."""
+    import dataclasses
+
+    from tui.core.fleet.relaylaunch import RelaySpec
+    from tui.core.workbench import Workbench
+
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    zone_host = dataclasses.replace(inventory.hosts[0], name="zone-host")  # `dns`'s extra
+    for user_files, extra in ((True, ()), (False, (zone_host,))):
+        workbench = Workbench(inventory, host_keys="ask", user_ssh_files=user_files,
+                              audit_path=tmp_path / "audit.jsonl", fanout=7,
+                              connect_timeout=3.0, extra_hosts=extra)
+        early = RelaySpec.for_inventory(inventory, fanout=7, connect_timeout=3.0,
+                                        user_ssh_files=user_files, extra=extra,
+                                        preconnect=("x",))
+        assert early == RelaySpec.of(workbench.fleet)
+        assert early != RelaySpec.for_inventory(inventory, fanout=8, connect_timeout=3.0,
+                                                user_ssh_files=user_files)
+
+
+async def test_the_relay_connects_its_hosts_before_the_app_asks(lab_runner: LabRunner,
+                                                               tmp_path: Path) -> None:
+    """``preconnect``: the relay connects every host as soon as it has its INIT; the
+    app's CONNECT then takes the connection made meanwhile instead of making another."""
+    from tui.core.fleet import relaywire as wire
+    from tui.core.fleet.relaylaunch import RelaySpec
+
+    inventory = load_inventory(lab_runner.lab.inventory_path)
+    names = tuple(h.name for h in inventory.hosts)
+    spec = RelaySpec.for_inventory(inventory, fanout=8, connect_timeout=5.0,
+                                   user_ssh_files=False, preconnect=names)
+    sent: list[bytes] = []
+
+    class Writer:
+        def is_closing(self) -> bool:
+            return False
+
+        def write(self, data: bytes) -> None:
+            sent.append(data)
+
+    relay = relayhost.Relay(spec, Writer())  # type: ignore[arg-type]
+    try:
+        relay.preconnect(spec.preconnect)
+        await asyncio.wait_for(asyncio.gather(*relay._preconnects.values()), WAIT)
+        assert [relay.fleet.state(n) for n in names] == [ConnState.READY] * len(names)
+        made = relay.fleet._connection(names[0]).connection
+        relay._handle(wire.CONNECT, 1, wire.encode({"host": names[0], "session_keys": []}))
+        await asyncio.wait_for(asyncio.gather(*relay._tasks), WAIT)
+        assert relay.fleet._connection(names[0]).connection is made
+        kinds = [wire.HEADER.unpack(frame[:wire.HEADER.size])[:2] for frame in sent]
+        assert kinds == [(wire.CONNECTED, 1)]
+    finally:
+        await relay.fleet.close()

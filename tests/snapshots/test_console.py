@@ -245,7 +245,7 @@ def test_quit_asks_once(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
         await _painted(pilot)
         await pilot.press("ctrl+q")
         await _until(pilot, lambda: isinstance(pilot.app.screen, QuitModal))
-        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
@@ -262,7 +262,7 @@ def test_history_search(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
             await _broadcast(pilot, line)
         await pilot.press("ctrl+r", *"etc")
         await _until(pilot, lambda: isinstance(pilot.app.screen, HistorySearchModal))
-        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
@@ -282,7 +282,7 @@ def test_send_a_local_file(snap_compare: Any, snapshot_lab: LabRunner, tmp_path:
                      and bool(pilot.app.screen.query("#send-remote")))
         pilot.app.screen.query_one("#send-local", Input).value = "~/kthw/etcd.conf"
         pilot.app.screen.query_one("#send-remote", Input).value = "/etc/etcd/{name}.conf"
-        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=(80, 24),
                         run_before=run_before)
@@ -300,7 +300,7 @@ def test_key_help(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Path,
         await _painted(pilot)
         await pilot.press("ctrl+g", "question_mark")
         await _until(pilot, lambda: isinstance(pilot.app.screen, KeyHelpModal))
-        await pilot.pause(0.1)
+        await pilot.wait_for_scheduled_animations()
 
     assert snap_compare(_app(snapshot_lab, tmp_path), terminal_size=size,
                         run_before=run_before)

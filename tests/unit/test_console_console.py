@@ -8,6 +8,7 @@ when each command finishes and with what output.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -462,4 +463,65 @@ async def test_no_partial_broadcast_while_a_shell_is_still_opening(
         fleet.shells[name].finish("", 0)
     second = console.broadcast("hostname")
     assert second is not None and list(second.runs) == ["controller-0", "controller-2"]
+    await console.close()
+
+
+class SeparateFleet(FakeFleet):
+    """A relay-like fleet: shells have their own connections; the fleet's own connect
+    is slow, and a host key the relay does not know yet refuses the first shell."""
+
+    separate_shell_connections = True
+
+    def __init__(self, down: dict[str, str] | None = None,
+                 refuse_first: tuple[str, ...] = ()) -> None:
+        super().__init__(down)
+        self.connected = asyncio.Event()
+        self.refused = set(refuse_first)
+        self.attempts: dict[str, int] = {}
+
+    def state(self, name: str) -> ConnState:
+        if not self.connected.is_set():
+            return ConnState.CONNECTING
+        return super().state(name)
+
+    async def connect(self, names: object = None) -> dict[str, ConnState]:
+        await asyncio.sleep(0.05)  # the handshakes of the app's own connections
+        self.connected.set()
+        return {}
+
+    async def open_shell(self, name: str) -> FakeShell:
+        self.attempts[name] = self.attempts.get(name, 0) + 1
+        if name in self.down:
+            raise OSError(self.down[name])
+        if name in self.refused and not self.connected.is_set():
+            raise OSError(f"Host key is not trusted for host {name}")
+        return await super().open_shell(name)
+
+
+async def test_shells_with_their_own_connections_open_while_the_fleet_connects(
+        tmp_path: Path) -> None:
+    """The relay has been connecting since the app started: the console does not wait
+    for the app's own connections before opening its shells."""
+    fleet = SeparateFleet(down={"worker-0": "connection refused by 10.10.0.20:22"})
+    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"))
+    opened_before_connected: list[str] = []
+    console.subscribe(lambda change: opened_before_connected.extend(
+        [change.host] if change.host and not fleet.connected.is_set()
+        and console.shell(change.host) is not None else []))
+    results = await console.start()
+    assert sorted(set(opened_before_connected)) == CONTROLLERS
+    assert list(results) == CONTROLLERS and all(r.ok for r in results.values())
+    assert console.status("worker-0").state == "failed"
+    assert console.status("worker-0").reason == "connection refused by 10.10.0.20:22"
+    await console.close()
+
+
+async def test_a_shell_refused_while_connecting_is_opened_once_its_host_connects(
+        tmp_path: Path) -> None:
+    fleet = SeparateFleet(refuse_first=("controller-1",))
+    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"))
+    results = await console.start()
+    assert fleet.attempts["controller-1"] == 2 and fleet.attempts["controller-0"] == 1
+    assert results["controller-1"].ok and console.shell("controller-1") is not None
+    assert "controller-1" not in console._closed  # never shown as closed
     await console.close()

@@ -169,3 +169,38 @@ async def test_present_now_names() -> None:
         text.refresh()
         assert internals.present_now(text) in (True, False)
         assert text.render().plain == "changed"  # type: ignore[union-attr]
+
+
+def _private_names() -> set[str]:
+    """The private attribute names the internals module docstring lists (``X._name``)."""
+    import re
+
+    doc = internals.__doc__ or ""
+    names = set(re.findall(r"``\w+\.(_\w+)``", doc))
+    names |= set(re.findall(r"``(_\w+)``", doc))  # the Strip slots
+    return names
+
+
+def test_no_private_textual_name_is_used_outside_the_internals_module() -> None:
+    """Every use lives in ``tui/widgets/internals.py`` (a Textual upgrade breaks one module):
+    an attribute of that list read anywhere else in ``tui`` or ``screens`` fails here."""
+    import ast
+    from pathlib import Path
+
+    names = _private_names()
+    assert {"_bindings_ready", "_watch_value", "_batch_count", "_compositor"} <= names
+    root = Path(internals.__file__).resolve().parents[2]
+    found = []
+    sources = [*root.joinpath("tui").rglob("*.py"), *root.joinpath("screens").rglob("*.py")]
+    for path in sorted(sources):
+        if path.name == "internals.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Attribute) and node.attr in names:
+                found.append(f"{path.relative_to(root)}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module and any(
+                    part.startswith("_") for part in node.module.split(".")[1:]) \
+                    and node.module.startswith("textual"):
+                found.append(f"{path.relative_to(root)}:{node.lineno} from {node.module}")
+    assert found == [], "private Textual names outside tui/widgets/internals.py: " + \
+        ", ".join(found)

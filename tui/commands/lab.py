@@ -247,9 +247,15 @@ def describe(lab: Any) -> str:
         lines += ["", "The hosts are confined: their network exists only inside the lab; "
                   "reach them through the hypervisor (ssh.jump / ProxyJump)."]
     if getattr(lab, "services_running", False):
-        controllers_at = ", ".join(f"https://{h.address}:6443" for h in hosts
-                                   if h.role == "controller")
-        lines += ["", f"Cluster ({lab.scenario.name}): kube-apiserver on {controllers_at}"]
+        scenario = lab.scenario
+        if scenario.runs_apiserver:
+            port, what = 6443, "kube-apiserver"
+        elif scenario.stage == "etcd-up":
+            port, what = 2379, "etcd (no control plane yet)"
+        else:
+            port, what = 0, "nothing installed yet (the files are in each home)"
+        at = ", ".join(f"https://{h.address}:{port}" for h in hosts if h.role == "controller")
+        lines += ["", f"Cluster ({scenario.name}): {what}" + (f" on {at}" if port else "")]
         for problem in lab.scenario.problems:
             lines += textwrap.wrap(problem, 88, initial_indent="  broken on purpose: ",
                                    subsequent_indent="    ", break_on_hyphens=False)

@@ -174,6 +174,8 @@ class Workbench:
         self.audit = AuditLog.for_inventory(inventory, audit_path, pki=pki_dir)
         self._fleet_options = {"notify": notify, "user_ssh_files": user_ssh_files,
                                "connect_timeout": connect_timeout, "fanout": fanout}
+        self._fanout, self._connect_timeout = fanout, connect_timeout
+        self._user_ssh_files = user_ssh_files
         self._fleet: Fleet | None = None
         self._policy: HostKeyPolicy | None = None
         self._ask: Callable[[HostKeyPrompt], Awaitable[Decision]] | None = None
@@ -376,14 +378,19 @@ class Workbench:
 
     def warm_relay(self) -> None:
         """Start the relay process now, before the app imports Textual, so its interpreter
-        and asyncssh load on the other core meanwhile; the console uses it when built.
-        Does nothing without a relay or when one exists."""
+        and asyncssh load on the other core meanwhile, and have it connect every host at
+        once: the console (built after the first frame) opens its shells on those
+        connections.  Does nothing without a relay or when one exists."""
         if not self._use_relay or self._relay is not None or self._early_relay is not None \
                 or self._console_stopped:
             return
-        from tui.core.fleet.relaylaunch import launch
+        from tui.core.fleet.relaylaunch import RelaySpec, launch
 
-        self._early_relay = asyncio.ensure_future(launch())
+        spec = RelaySpec.for_inventory(
+            self.inventory, fanout=self._fanout, connect_timeout=self._connect_timeout,
+            user_ssh_files=self._user_ssh_files, extra=self.extra_hosts,
+            preconnect=tuple(h.name for h in self.inventory.hosts))
+        self._early_relay = asyncio.ensure_future(launch(spec))
 
     def prestart_relay(self) -> None:
         """Start the relay process in the background (its interpreter takes ~0.5 s), so it

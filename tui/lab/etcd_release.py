@@ -10,6 +10,7 @@ the ``certs-pushed`` scenario leaves a copy in each controller's home, where KTH
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -68,8 +69,14 @@ def find_binaries() -> tuple[Path, Path, str] | None:
 
 
 def binary_version(etcd: Path) -> str:
-    """The version ``etcd --version`` prints (``3.4.23``)."""
-    result = subprocess.run([str(etcd), "--version"], capture_output=True, text=True,
+    """The version ``etcd --version`` prints (``3.4.23``), asked once per binary."""
+    stat = etcd.stat()
+    return _version(str(etcd), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _version(etcd: str, _mtime_ns: int, _size: int) -> str:
+    result = subprocess.run([etcd, "--version"], capture_output=True, text=True,
                             timeout=10, check=False)
     match = re.search(r"etcd Version: (\S+)", result.stdout)
     if match is None:
@@ -101,8 +108,11 @@ def ensure_release(lab_directory: Path) -> EtcdRelease | None:
             info.size, info.mode = len(readme), 0o644
             archive.addfile(info, io.BytesIO(readme))
         os.replace(tmp, tarball)
-    digest = _sha256(tarball)
-    sums.write_text(f"{digest}  {tarball.name}\n", encoding="utf-8")
+    stat = tarball.stat()
+    digest = _sha256(str(tarball), stat.st_mtime_ns, stat.st_size)
+    line = f"{digest}  {tarball.name}\n"
+    if not sums.exists() or sums.read_text(encoding="utf-8") != line:
+        sums.write_text(line, encoding="utf-8")
     return EtcdRelease(version, tarball, digest, source)
 
 
@@ -118,24 +128,56 @@ def place(release: EtcdRelease, directory: Path) -> Path:
     return target
 
 
+BINARIES = ("etcd", "etcdctl")
+
+
 def unpack_binaries(release: EtcdRelease, target: Path) -> list[Path]:
     """``etcd`` and ``etcdctl`` from the tarball into ``target`` (mode 755), as KTHW's
-    ``tar -xvf`` and ``mv etcd* /usr/local/bin/`` leave them."""
+    ``tar -xvf`` and ``mv etcd* /usr/local/bin/`` leave them.
+
+    The tarball is read once per lab (into the cache, beside it), in one pass; each host
+    then gets its own copy (never a link: a host writing into its binary must not change
+    another's).
+    """
+    unpacked = _unpacked(release)
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    with tarfile.open(release.tarball) as archive:
-        for name in ("etcd", "etcdctl"):
-            member = archive.extractfile(f"{release.directory_name}/{name}")
-            if member is None:
-                continue
-            path = target / name
-            tmp = path.with_name(f".{name}.lab-tmp")
-            with member, open(tmp, "wb") as out:
-                shutil.copyfileobj(member, out)
-            tmp.chmod(0o755)
-            os.replace(tmp, path)
-            written.append(path)
+    for name in BINARIES:
+        source = unpacked / name
+        if not source.exists():
+            continue
+        path = target / name
+        tmp = path.with_name(f".{name}.lab-tmp")
+        shutil.copyfile(source, tmp)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+        written.append(path)
     return written
+
+
+def _unpacked(release: EtcdRelease) -> Path:
+    """The tarball's binaries in ``cache/etcd-vX.Y.Z-linux-amd64/`` (one streaming pass:
+    seeking in a gzip stream decompresses it again from the start)."""
+    directory = release.tarball.parent / release.directory_name
+    done = directory / f".from-{release.sha256[:16]}"
+    if done.exists():
+        return directory
+    directory.mkdir(mode=0o700, exist_ok=True)
+    wanted = {f"{release.directory_name}/{name}": name for name in BINARIES}
+    with tarfile.open(release.tarball, "r|gz") as archive:
+        for member in archive:
+            name = wanted.get(member.name)
+            if name is None or not member.isfile():
+                continue
+            stream = archive.extractfile(member)
+            if stream is None:
+                continue
+            tmp = directory / f".{name}.tmp"
+            with stream, open(tmp, "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            os.replace(tmp, directory / name)
+    done.touch()
+    return directory
 
 
 def _add_dir(archive: tarfile.TarFile, name: str) -> None:
@@ -144,9 +186,10 @@ def _add_dir(archive: tarfile.TarFile, name: str) -> None:
     archive.addfile(info)
 
 
-def _sha256(path: Path) -> str:
+@functools.lru_cache(maxsize=8)
+def _sha256(path: str, _mtime_ns: int, _size: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -251,6 +251,7 @@ class Lab:
         self._prepare_directory()
         try:
             self._choose_isolation()
+            release = self._build_release()
             client_key = files.load_or_create_key(self.client_key_path, "hardway-lab-client")
             specs = self._plan(self.shared_address)
             if not self.confined and not self.shared_address and \
@@ -272,6 +273,8 @@ class Lab:
             if self.confined:
                 files.prepare_confined(specs, _host_entries(specs))
                 await self._confine(specs)
+            if release is not None:
+                await release
             environments, units_dir = self._prepare_services()
             for spec in specs:
                 if self._serve is not None and spec.name not in self._serve:
@@ -292,9 +295,22 @@ class Lab:
             for name in self._down_hosts():
                 if name in self._hosts:
                     await self.stop_host(name)
+            if self.services_running:
+                await self.scenario.after_start(self)
         except BaseException:
             await self.stop()
             raise
+
+    def _build_release(self) -> asyncio.Future[etcd_release.EtcdRelease | None] | None:
+        """Build the etcd release tarball in a thread (zlib leaves the GIL) while the
+        namespaces come up, when the scenario installs or leaves etcd (None otherwise)."""
+        stage = self.scenario.stage
+        if not self.services or not (self.confined or stage in ("certs-pushed", "etcd-up")):
+            return None
+        built = asyncio.ensure_future(asyncio.to_thread(etcd_release.ensure_release,
+                                                        self.directory))
+        built.add_done_callback(lambda f: f.cancelled() or f.exception())  # seen if unused
+        return built
 
     def _choose_isolation(self) -> None:
         """Decide whether hosts are confined (``isolation``), noting why not in one line."""

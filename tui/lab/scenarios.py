@@ -14,7 +14,10 @@ Usage::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import shutil
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -24,6 +27,7 @@ from tui.lab.control_plane import kube_apiserver_unit
 
 if TYPE_CHECKING:  # keep `hardway --help` free of cryptography imports
     from tui.core.pki.profiles import Profile
+    from tui.lab.lab import Lab
 
 DEFAULT = "healthy"
 
@@ -74,6 +78,9 @@ class Scenario:
     def controller_files(self, inventory: Inventory, host: Host) -> dict[str, str]:
         """Extra files (path -> text) of controller ``host`` on a confined lab."""
         return {}
+
+    async def after_start(self, lab: Lab) -> None:
+        """Break the running cluster once every host is up (nothing by default)."""
 
 
 class SeedCertBug(Scenario):
@@ -166,6 +173,46 @@ class EtcdUp(Scenario):
     stage = "etcd-up"
 
 
+class ControlPlaneUp(Scenario):
+    """``healthy`` by the name of the chapter it ends (KTHW docs 07-08 done)."""
+
+    name = "control-plane-up"
+    summary = ("the healthy cluster, named after the chapter it ends: KTHW docs 07-08 done "
+               "(etcd, kube-apiserver, controller-manager, scheduler, nginx health proxy)")
+
+
+class EtcdStaleMember(Scenario):
+    """KTHW doc 07 done, then the last controller lost its etcd data (a rebuilt VM)."""
+
+    name = "etcd-stale-member"
+    summary = ("KTHW doc 07 done (confined lab), then the last controller's etcd lost its "
+               "data directory, as a rebuilt VM does, and was started again by its unit "
+               "(--initial-cluster-state new): the cluster still lists its old member, so "
+               "it fails with 'member ... has already been bootstrapped'; `hardway etcd "
+               "status` diagnoses it and `hardway etcd replace` mends it")
+    problems = ("the last controller's etcd member is stale: its data directory is gone "
+                "and it cannot rejoin with --initial-cluster-state new",)
+    stage = "etcd-up"
+    START_WAIT = 10.0
+    """Seconds to let the broken member's start fail (it never becomes ready)."""
+
+    def stale_host(self, controllers: list[str]) -> str | None:
+        """The controller whose member goes stale (None with a single controller)."""
+        return controllers[-1] if len(controllers) > 1 else None
+
+    async def after_start(self, lab: Lab) -> None:
+        """Stop its etcd, remove its data directory's ``member``, start it again."""
+        name = self.stale_host([s.name for s in lab.specs() if s.role == "controller"])
+        if name is None:
+            return
+        supervisor = lab.supervisor(name)
+        await supervisor.stop("etcd")
+        shutil.rmtree(lab.host_root(name) / "var" / "lib" / "etcd" / "member",
+                      ignore_errors=True)
+        with contextlib.suppress(Exception):  # it fails, as the real one does
+            await asyncio.wait_for(supervisor.start("etcd"), self.START_WAIT)
+
+
 _REGISTRY: dict[str, Scenario] = {}
 
 
@@ -207,3 +254,5 @@ register(CertsPushed())
 register(EtcdUp())
 register(VipInNodeBlock())
 register(ControllerDown())
+register(EtcdStaleMember())
+register(ControlPlaneUp())

@@ -111,7 +111,7 @@ class StableFooter(Footer):
 
     def compose(self) -> ComposeResult:
         """Whole keys that fit, then the palette key (groups are not used here)."""
-        if not self._bindings_ready:
+        if not footer_ready(self):
             return
         rows, dropped = self._layout()
         self._fitted = tuple(id(b) for b, _e, _t in rows)
@@ -136,7 +136,7 @@ class StableFooter(Footer):
 
     def on_resize(self, event: events.Resize) -> None:
         """Recompose when the new width changes which keys fit."""
-        if not self._bindings_ready or not self.is_attached:
+        if not footer_ready(self) or not self.is_attached:
             return
         rows, _dropped = self._layout()
         if tuple(id(b) for b, _e, _t in rows) != self._fitted:

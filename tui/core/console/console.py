@@ -129,35 +129,60 @@ class Console:
     async def start(self) -> dict[str, ShellResult]:
         """Connect every host and open a shell on each one that connected.
 
-        Returns:
-            host -> its shell's result (never raises per host).
-        """
-        await self.fleet.connect(self.hosts)
-        return await self.open([n for n in self.hosts if self.fleet.state(n) == ConnState.READY])
+        A fleet whose shells have connections of their own (the relay, connecting since
+        the app started) opens the shells while the fleet connects; a shell refused
+        meanwhile (say, a host key the user has yet to accept) is tried again once its
+        host is connected.
 
-    async def open(self, names: Iterable[str] | None = None) -> dict[str, ShellResult]:
+        Returns:
+            host -> its shell's result, for every connected host (never raises per host).
+        """
+        if not getattr(self.fleet, "separate_shell_connections", False):
+            await self.fleet.connect(self.hosts)
+            return await self.open([n for n in self.hosts
+                                    if self.fleet.state(n) == ConnState.READY])
+        connecting = asyncio.ensure_future(self.fleet.connect(self.hosts))
+        try:
+            opened = await self.open(self.hosts, quiet=True)
+            await connecting
+        finally:
+            connecting.cancel()
+        again = [n for n in self.hosts
+                 if n not in opened and self.fleet.state(n) == ConnState.READY]
+        return {**opened, **await self.open(again)}
+
+    async def open(self, names: Iterable[str] | None = None, *,
+                   quiet: bool = False) -> dict[str, ShellResult]:
         """Open a shell on each of ``names`` (default every host) that has none, concurrently.
+
+        Args:
+            quiet: a host whose shell does not open is left out of the result and keeps
+                its state (the caller tries again).
 
         Returns:
             host -> READY, or the state and the reason why no shell could be opened.
         """
         selected = [n for n in (self.hosts if names is None else names) if n in self._inflight]
 
-        async def one(name: str) -> tuple[str, ShellResult]:
+        async def one(name: str) -> tuple[str, ShellResult | None]:
             if name in self._shells:
                 return name, ShellResult(name, HostState.READY)
             try:
                 shell = await self.fleet.open_shell(name)
             except (UserError, OSError, ConnectionError) as error:
-                self._mark_closed(name, str(error) or type(error).__name__)
-                return name, self._no_shell(name)
-            if str(shell.state) in _GONE:
-                self._mark_closed(name, shell.reason or f"shell {shell.state}")
-                return name, self._no_shell(name)
-            self.attach(shell)
-            return name, ShellResult(name, HostState.READY)
+                reason = str(error) or type(error).__name__
+            else:
+                if str(shell.state) not in _GONE:
+                    self.attach(shell)
+                    return name, ShellResult(name, HostState.READY)
+                reason = shell.reason or f"shell {shell.state}"
+            if quiet:
+                return name, None
+            self._mark_closed(name, reason)
+            return name, self._no_shell(name)
 
-        return dict(await asyncio.gather(*(one(n) for n in selected)))
+        return {name: result for name, result in await asyncio.gather(*(one(n) for n in selected))
+                if result is not None}
 
     def attach(self, shell: ConsoleShell) -> None:
         """Make ``shell`` its host's console shell (replacing a closed one)."""

@@ -30,6 +30,7 @@ from tui.core.audit import AuditLog
 from tui.core.errors import UserError
 from tui.core.events import call
 from tui.core.fleet.connection import HostConnection, HostUnavailable
+from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, fleet_hosts, jump_hosts
 from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, StateChanged
 from tui.core.fleet.execute import ExecOptions, run_on_host
 from tui.core.fleet.hostkeys import HostKeyPolicy
@@ -175,7 +176,8 @@ class Fleet:
                  jump_hosts: Mapping[str, Host | Hypervisor] | None = None,
                  fanout: int = 64, connect_timeout: float = 10.0,
                  host_keys: HostKeyPolicy | None = None, audit: AuditLog | None = None,
-                 use_user_config: bool = True, keepalive_interval: float = 15.0) -> None:
+                 use_user_config: bool = True,
+                 keepalive_interval: float = KEEPALIVE_INTERVAL) -> None:
         if fanout < 1:
             raise ValueError("fanout must be at least 1")
         self._hosts = {h.name: h for h in hosts}
@@ -203,12 +205,8 @@ class Fleet:
                        **kwargs: object) -> Fleet:
         """A fleet of every host of ``inventory`` (and ``extra`` ones not already there);
         its hypervisor and hosts can be jumps."""
-        jumps: dict[str, Host | Hypervisor] = {h.name: h for h in inventory.hosts}
-        if inventory.hypervisor is not None:
-            jumps[inventory.hypervisor.name] = inventory.hypervisor
-        names = {h.name for h in inventory.hosts}
-        hosts = list(inventory.hosts) + [h for h in extra if h.name not in names]
-        return cls(hosts, jump_hosts=jumps, **kwargs)  # type: ignore[arg-type]
+        return cls(fleet_hosts(inventory, extra), jump_hosts=jump_hosts(inventory),
+                   **kwargs)  # type: ignore[arg-type]
 
     def sibling(self) -> Fleet:
         """A new, unconnected fleet of the same hosts with the same options, host-key policy

@@ -30,7 +30,7 @@ from typing import Literal
 
 import asyncssh
 
-from tui.core.paths import state_dir
+from tui.core.fleet.defaults import default_record_file as default_record_file
 
 log = logging.getLogger("hardway.fleet.hostkeys")
 
@@ -39,11 +39,6 @@ Decision = Literal["once", "record", "refuse"]
 
 USER_KNOWN_HOSTS = Path("~/.ssh/known_hosts")
 SYSTEM_KNOWN_HOSTS = Path("/etc/ssh/ssh_known_hosts")
-
-
-def default_record_file() -> Path:
-    """``$XDG_STATE_HOME/hardway/known_hosts`` (``~/.local/state`` by default)."""
-    return state_dir() / "known_hosts"
 
 
 def key_type(key: asyncssh.SSHKey) -> str:

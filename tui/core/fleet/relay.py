@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import pickle
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
@@ -36,8 +35,13 @@ from tui.core.fleet import relaywire as wire
 from tui.core.fleet.connection import HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.relayhost import RelaySpec
-from tui.core.fleet.relaylaunch import RelayError, RelayProcess, discard_early, launch
+from tui.core.fleet.relaylaunch import (
+    RelayError,
+    RelayProcess,
+    RelaySpec,
+    discard_early,
+    launch,
+)
 from tui.core.fleet.shell import READY_TIMEOUT, ChannelLost, Shell, open_shell
 
 log = logging.getLogger("hardway.fleet.relay")
@@ -196,10 +200,16 @@ class ShellRelay:
         if self._stderr is not None:  # a previous relay's
             self._stderr.close()
         early, self._early = self._early, None
+        spec = RelaySpec.of(self._fleet)
         started = await early if early is not None else await launch()
+        if started.spec is not None and started.spec != spec:  # warmed for another fleet
+            started.discard()
+            await started.process.wait()
+            started = await launch()
         process, self._stderr = started.process, started.stderr
         assert process.stdin is not None and process.stdout is not None
-        process.stdin.write(wire.frame(wire.INIT, 0, pickle.dumps(RelaySpec.of(self._fleet))))
+        if started.spec is None:
+            started.init(spec)
         try:
             got = await asyncio.wait_for(wire.read_frame(process.stdout), START_TIMEOUT)
         except TimeoutError:

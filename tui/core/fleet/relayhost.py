@@ -30,8 +30,6 @@ import logging
 import os
 import pickle
 import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncssh
@@ -41,7 +39,7 @@ from tui.core.fleet.connection import HostConnection, HostUnavailable
 from tui.core.fleet.events import ConnState
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
-from tui.core.inventory.model import Host, Hypervisor
+from tui.core.fleet.relaylaunch import RelaySpec
 
 log = logging.getLogger("hardway.fleet.relay")
 
@@ -63,26 +61,6 @@ TYPED_WINDOW = 0.5
 """For this long after input written into a flooding channel (the user typing into a
 busy pane), the channel keeps the normal pace and limit: its echo, or the reaction to a
 ``q``, then waits behind at most PENDING_LIMIT of output rather than FLOOD_PENDING."""
-
-
-@dataclass
-class RelaySpec:
-    """What the relay needs to build the app's fleet (sent pickled in INIT)."""
-
-    hosts: list[Host]
-    jumps: dict[str, Host | Hypervisor]
-    options: dict[str, Any]
-    record_file: Path
-    known_hosts: list[Path] = field(default_factory=list)
-    user_files: bool = True
-
-    @classmethod
-    def of(cls, fleet: Fleet) -> RelaySpec:
-        """The specification of ``fleet`` (its hosts, options and host-key files)."""
-        hosts, jumps, options = fleet._spec
-        policy = fleet.policy
-        return cls(list(hosts), dict(jumps), dict(options), policy.record_file,
-                   list(policy.known_hosts), policy.user_files)
 
 
 class _Channel:
@@ -201,6 +179,20 @@ class Relay:
         self._writer = writer
         self._channels: dict[int, _Channel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._preconnects: dict[str, asyncio.Task[None]] = {}
+
+    def preconnect(self, names: list[str] | tuple[str, ...]) -> None:
+        """Connect ``names`` now, before the app asks (its CONNECT then finds the
+        connection made or under way); a failure here is retried by that CONNECT."""
+        for name in names:
+            task = asyncio.ensure_future(self._preconnect(name))
+            self._preconnects[name] = task
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _preconnect(self, name: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.fleet._connection(name).ensure()
 
     def send(self, data: bytes) -> None:
         """Write a frame to the app (buffered by the transport)."""
@@ -266,6 +258,9 @@ class Relay:
 
     async def _connect(self, channel: _Channel, request: dict[str, Any]) -> None:
         name = str(request["host"])
+        early = self._preconnects.pop(name, None)
+        if early is not None:
+            await asyncio.wait([early])  # made, or failed: then the CONNECT tries again
         policy = self.fleet.policy
         for host, port, text in request.get("session_keys", []):
             key = asyncssh.import_public_key(text)
@@ -326,6 +321,7 @@ async def _main() -> None:
         raise SystemExit("hardway shell relay: expected INIT from the app")
     spec = pickle.loads(got[2])  # our parent's, on a private pipe
     relay = Relay(spec, writer)
+    relay.preconnect(spec.preconnect)
     # Modules, the fleet and its options live as long as the relay: keep full garbage
     # collections (which pause every channel) from walking them again and again.
     gc.collect()

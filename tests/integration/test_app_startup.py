@@ -1,0 +1,130 @@
+"""What the app does before its first frame (issue 11, start-up): no wall clocks here, the
+work itself is counted (``bench/startup.py`` measures the times)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.css.stylesheet import Stylesheet
+
+from screens.console import ConsoleScreen
+from tui.app import HardwayApp, create_app
+from tui.core.inventory.load import load_inventory
+from tui.core.workbench import Workbench
+from tui.lab.lab import LabRunner
+
+pytestmark = pytest.mark.usefixtures("no_real_home")
+
+
+def _app(lab_runner: LabRunner, tmp_path: Path) -> tuple[Workbench, HardwayApp]:
+    """The app on the session lab, not connecting (only its start-up is looked at)."""
+    workbench = Workbench(load_inventory(lab_runner.lab.inventory_path), host_keys="strict",
+                          audit_path=tmp_path / "audit.jsonl")
+    return workbench, create_app(workbench, connect=False)
+
+
+async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
+        lab_runner: LabRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every re-parse reads every widget's CSS again (10-20 ms each on the first frame's
+    path): the console is the default mode and the theme is set before the app runs."""
+    reparsed: list[int] = []
+    original = Stylesheet.reparse
+
+    def counting(self: Stylesheet) -> None:
+        reparsed.append(1)
+        original(self)
+
+    monkeypatch.setattr(Stylesheet, "reparse", counting)
+    workbench, app = _app(lab_runner, tmp_path)
+    async with workbench, app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConsoleScreen)
+        assert app.current_mode == "console"
+        assert app.current_theme.name == "hardway"
+        assert app.get_css_variables()["background"] == "#1C1F24"
+        assert len(reparsed) <= 1, f"{len(reparsed)} full re-parses before the first frame"
+        await pilot.press("ctrl+g", "o")
+        await pilot.pause()
+        assert app.current_mode == "hosts"
+        await pilot.press("ctrl+g", "c")
+        await pilot.pause()
+        assert app.current_mode == "console" and isinstance(app.screen, ConsoleScreen)
+
+
+ON_A_TERMINAL = """
+import asyncio, sys
+from pathlib import Path
+from textual.drivers import linux_driver
+from screens.console import ConsoleScreen
+from tui.app import create_app
+from tui.core.workbench import Workbench
+
+order = []
+write = linux_driver.LinuxDriver.write
+def written(driver, data):
+    if "controller-0" in data and "frame" not in order:
+        order.append("frame")
+    return write(driver, data)
+linux_driver.LinuxDriver.write = written
+def opened(screen):
+    order.append("ssh")
+    screen.app.exit(0)
+ConsoleScreen._open_console = opened
+
+async def main():
+    workbench = Workbench.from_path(Path(sys.argv[1]), host_keys="strict", relay=False,
+                                    audit_path=Path(sys.argv[2]))
+    async with workbench:
+        await asyncio.wait_for(create_app(workbench, connect=False).run_async(), 30)
+asyncio.run(main())
+Path(sys.argv[3]).write_text(" ".join(order))
+"""
+
+
+def test_ssh_loads_after_the_first_frame_reaches_the_terminal(lab_runner: LabRunner,
+                                                              tmp_path: Path) -> None:
+    """The console model (asyncssh with it, ~0.15 s) is built once the first frame is on a
+    real terminal (Textual's Ready). With the console as the default mode, waiting for a
+    screen refresh (twice) let SSH load before anything was drawn; headless tests cannot
+    see it, so the app runs on a pseudo-terminal here."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
+    order = tmp_path / "order"
+    process = subprocess.Popen(  # Textual draws on stderr: the terminal here
+        [sys.executable, "-c", ON_A_TERMINAL, str(lab_runner.lab.inventory_path),
+         str(tmp_path / "audit.jsonl"), str(order)], stdin=slave, stdout=slave, stderr=slave,
+        env=env, start_new_session=True)
+    os.close(slave)
+    try:
+        while select.select([master], [], [], 30)[0]:
+            try:
+                if not os.read(master, 65536):
+                    break
+            except OSError:
+                break
+    finally:
+        os.close(master)
+        process.wait(timeout=30)
+    assert order.read_text() == "frame ssh"
+
+
+def test_the_console_screen_loads_its_modals_when_they_open() -> None:
+    """The first frame needs the panes and the bar, not the gather view, the searches or
+    the send-file form (each import is paid before the first frame)."""
+    import subprocess
+    import sys
+
+    modals = ("tui.widgets.gather_view", "tui.widgets.history_modal",
+              "tui.widgets.search_modal", "tui.widgets.send_file_modal")
+    code = ("import sys, screens.console; "
+            f"print([m for m in {modals!r} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
