@@ -615,3 +615,24 @@ async def test_type_through_and_pane_lines_are_audited_per_host(
     assert (typed()[-1]["host"], typed()[-1]["command"], typed()[-1]["status"]) == (
         "controller-1", "ls /nonexistent-typed", 2)
     _screen(app).query_one(BroadcastBar).input.focus()
+
+
+async def test_a_pasted_block_of_commands_is_one_command_until_its_last_line(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """A block of several commands went to bash line by line: it was recorded finished at
+    the first prompt (its output cut) and the next line found the hosts "typed ahead".
+    Sent as a terminal pastes (bracketed, since bash asked), it is one command line: one
+    prompt, every line's output, the last exit status."""
+    app, pilot = console
+    _paste(app, "echo one-$HOST_NAME\nsleep 0.3\necho two\nfalse\n")
+    bar = _screen(app).query_one(BroadcastBar)
+    await _until(pilot, lambda: bar.input.pending is not None)
+    await pilot.press("enter")
+    report = await _finished(pilot)
+    assert {row.host: row.status for row in report.rows} == dict.fromkeys(HOSTS, 1)
+    normalised = _screen(app).console.gather(normalised=True)
+    assert [b.lines for b in normalised.blocks] == [("one-{name}", "two")], normalised.blocks
+    await pilot.press(*"echo after", "enter")
+    report = await _finished(pilot)
+    assert {row.host: row.status for row in report.rows} == dict.fromkeys(HOSTS, 0)
+    assert [b.lines for b in report.blocks] == [("after",)]

@@ -67,6 +67,9 @@ cannot queue seconds of data ahead of the echo of the next keystroke."""
 
 OUTPUT_LIMIT = 1_000_000
 """Characters of a command's output kept for :class:`CommandFinished` (the head)."""
+PASTE_START = "\x1b[200~"
+PASTE_END = "\x1b[201~"
+"""Bracketed paste: what a terminal wraps a paste in when the shell asked (``CSI ?2004 h``)."""
 BACKLOG_LIMIT = 1_000_000
 """Characters of output kept for the first subscriber (events before it subscribed)."""
 PREAMBLE_LIMIT = 65_536
@@ -264,6 +267,7 @@ class Shell:
         self._term = term
         self._audit = audit
         self._typed = TypedLine()
+        self._bracketed_paste = False
         self._chan: asyncssh.SSHClientChannel[bytes] | None = None
         self._conn: asyncssh.SSHClientConnection | None = None
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -329,7 +333,12 @@ class Shell:
                 _Command(text, time.monotonic(), text.count("\n") + 1))
         event = CommandStarted(self.host, text, time.time())
         self._emit(event)
-        self.write(text + "\n")
+        if "\n" in text and self._bracketed_paste:
+            # as a terminal pastes: the shell takes the lines as one command line (one
+            # prompt, one exit status), heredocs included, and Enter runs it
+            self.write(f"{PASTE_START}{text}{PASTE_END}\n")
+        else:
+            self.write(text + "\n")
         return event
 
     def resize(self, columns: int, rows: int) -> None:
@@ -457,6 +466,8 @@ class Shell:
                 self._hidden_size += len(text)
             return
         self._emit(ShellOutput(self.host, text))
+        if "\x1b[?2004" in text:  # readline asks for (h) or stops taking (l) pastes
+            self._bracketed_paste = text.rfind("\x1b[?2004h") > text.rfind("\x1b[?2004l")
         levels = self._levels
         if levels and levels[-1].commands:
             levels[-1].commands[0].capture(text)
