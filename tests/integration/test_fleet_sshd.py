@@ -216,15 +216,12 @@ async def test_connect_timeout_names_the_endpoint(tmp_path: Path) -> None:
                     ssh=SSHOptions(user="nobody", port=port))
         async with Fleet([host], host_keys=policy(tmp_path), use_user_config=False,
                          connect_timeout=0.5) as fleet:
-            started = time.monotonic()
-            await fleet.connect()
-            elapsed = time.monotonic() - started
+            await asyncio.wait_for(fleet.connect(), 30)  # the silent peer never answers
     # TCP connects (the kernel accepts into the backlog): the SSH handshake is what stalls
     assert fleet.reason("silent") == (
         f"timed out during the SSH handshake with {address}:{port} after 0.5 s (TCP "
         "connected, no SSH banner came); sshd there may be overloaded, stopped or not an SSH "
         "server")
-    assert elapsed < 2
 
 
 # -- ProxyJump --------------------------------------------------------------------------
@@ -298,20 +295,20 @@ async def test_timeout_kills_remote_process_and_children(fleet_for: FleetFactory
     marker = f"sleep {int(time.time() * 1000) % 100000 + 200000}"
     running: list[str] = []
     finals = []
-    async with fleet:
-        started = time.monotonic()
+    async def follow() -> None:
         async for event in fleet.stream(None, f"{marker} & echo started; {marker}",
                                         timeout=1.0):
             if isinstance(event, Output) and event.data == "started\n":
                 await asyncio.sleep(0.2)
-                running = pgrep(marker)
+                running.extend(pgrep(marker))
             elif isinstance(event, Exited | Failed):
                 finals.append(event)
-        elapsed = time.monotonic() - started
+
+    async with fleet:
+        await asyncio.wait_for(follow(), 60)  # the sleeps end only when killed
     assert len([line for line in running if line.endswith(marker)]) == 2, running
     assert len(finals) == 1 and isinstance(finals[0], Exited)
     assert finals[0].timed_out and finals[0].status is None
-    assert elapsed < 4
     assert await wait_gone(marker) == []
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -116,9 +117,7 @@ def test_unreachable_host_is_255_and_others_answer(env: dict[str, str], inventor
                                                    lab_runner: LabRunner) -> None:
     lab_runner.call(lab_runner.lab.stop_host, "controller-1")
     try:
-        started = time.monotonic()
-        result = hardway(env, "-i", str(inventory), "-b", "--", "echo up")
-        elapsed = time.monotonic() - started
+        result = hardway(env, "-i", str(inventory), "-b", "--", "echo up", timeout=30)
     finally:
         lab_runner.call(lab_runner.lab.start_host, "controller-1")
     assert result.returncode == 255
@@ -127,7 +126,6 @@ def test_unreachable_host_is_255_and_others_answer(env: dict[str, str], inventor
     assert len(lines) == 1
     assert lines[0].startswith("controller-1: unreachable: ")
     assert "refused" in lines[0]
-    assert elapsed < 10
 
 
 @pytest.fixture
@@ -150,40 +148,36 @@ def test_hung_host_does_not_delay_the_others(env: dict[str, str], inventory: Pat
     assert count == 1
     hung = tmp_path / "inventory.toml"
     hung.write_text(text)
+    # controller-1's connect would wait ten minutes: the others' results must come first
     argv = [sys.executable, "-m", "tui.cli", "run", "-i", str(hung), "--json",
-            "--connect-timeout", "3", "--", "echo {name}"]
-    started = time.monotonic()
+            "--connect-timeout", "600", "--", "echo {name}"]
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
-    arrivals: list[tuple[float, dict[str, Any]]] = []
-    watchdog = threading.Timer(30, process.kill)  # never hang the suite
+    got: dict[str, dict[str, Any]] = {}
+    watchdog = threading.Timer(30, process.kill)  # had they waited, this ends the test
     watchdog.start()
     try:
-        for line in process.stdout:  # blocking reads: each line is timed as it arrives
-            arrivals.append((time.monotonic() - started, json.loads(line)))
+        for line in process.stdout:
+            record = json.loads(line)
+            got[record["host"]] = record
+            if {"controller-0", "controller-2"} <= set(got):
+                break
+        hung_meanwhile = process.poll() is None
+        process.send_signal(signal.SIGINT)  # Ctrl-C: give up on the hung host
+        _, stderr = process.communicate(timeout=30)
     finally:
         watchdog.cancel()
-    _, stderr = process.communicate(timeout=30)
-    by_host = {record["host"]: (at, record) for at, record in arrivals}
-    assert sorted(by_host) == ["controller-0", "controller-1", "controller-2"]
+    assert hung_meanwhile and sorted(got) == ["controller-0", "controller-2"], (got, stderr)
     for name in ("controller-0", "controller-2"):
-        at, record = by_host[name]
-        assert record["stdout"] == f"{name}\n" and record["status"] == 0
-        assert at < 2.9, f"{name} waited for the hung host ({at:.1f} s)"
-    at, record = by_host["controller-1"]
-    assert record["status"] is None and record["error"]
-    assert at >= 2.9
-    assert stderr.startswith("controller-1: unreachable: ")
-    assert process.returncode == 255
+        assert got[name]["stdout"] == f"{name}\n" and got[name]["status"] == 0
+    assert process.returncode != 0
 
 
 def test_timeout_kills_and_reports(env: dict[str, str], inventory: Path,
                                    lab_runner: LabRunner) -> None:
-    started = time.monotonic()
     result = hardway(env, "-i", str(inventory), "--json", "--timeout", "1", "--",
-                     "echo start; sleep 30; echo never")
-    elapsed = time.monotonic() - started
+                     "echo start; sleep 300; echo never", timeout=60)  # ends only if killed
     assert result.returncode == 124
     assert result.stderr == "controller-[0-2]: timed out after 1 s (killed)\n"
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -192,7 +186,6 @@ def test_timeout_kills_and_reports(env: dict[str, str], inventory: Path,
     for record in records:
         assert record["timed_out"] is True
         assert record["stdout"] == "start\n"
-    assert elapsed < 15
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(lab_runner.lab.pids(n) for n in
                                               lab_runner.lab.names):

@@ -48,13 +48,30 @@ def test_orphaned_wrapper_kills_its_group(shell: str, tmp_path: Path) -> None:
     assert wait_until(lambda: not alive(marker), 5), f"left: {alive(marker)}"
 
 
-def test_watchdog_neither_delays_nor_outlives_a_command(tmp_path: Path) -> None:
+def test_watchdog_does_not_delay_a_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an hour between the watchdog's checks, a command that waited for its watchdog
+    would hit the subprocess timeout."""
+    from tui.core.fleet import command
+
+    monkeypatch.setattr(command, "ORPHAN_CHECK_SECONDS", 3593)
     script = killable("echo done; exit 3")
-    start = time.monotonic()
-    result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
-                            timeout=10, start_new_session=True, check=False)
-    assert time.monotonic() - start < 0.5
-    assert (result.returncode, result.stdout) == (3, "done\n")
+    try:
+        result = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True,
+                                timeout=30, start_new_session=True, check=False)
+        assert (result.returncode, result.stdout) == (3, "done\n")
+    finally:  # an hour-long check interval would leave its sleep for an hour
+        subprocess.run(["pkill", "-f", "sleep 3593"], check=False)
+
+
+def test_watchdog_does_not_outlive_a_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At its next check (about a second in use) the watchdog sees the command gone."""
+    from tui.core.fleet import command
+
+    monkeypatch.setattr(command, "ORPHAN_CHECK_SECONDS", 1.0937)
+    result = subprocess.run(["/bin/sh", "-c", killable("echo done")], capture_output=True,
+                            text=True, timeout=30, start_new_session=True, check=False)
+    assert (result.returncode, result.stdout) == (0, "done\n")
+    assert wait_until(lambda: not alive("sleep 1.0937"), 10), alive("sleep 1.0937")
 
 
 def test_a_long_command_with_a_living_parent_is_not_killed() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -106,18 +105,16 @@ def test_strip_markers() -> None:
     assert strip_markers(STREAM) == EXPECTED_TEXT
 
 
-def test_a_million_lines_parse_quickly() -> None:
-    """`seq 1 1000000` as a PTY delivers it (CR LF), in 32 KiB reads, with a few colours."""
+def test_a_million_lines_parse_whole() -> None:
+    """`seq 1 1000000` as a PTY delivers it (CR LF), in 32 KiB reads, with a few colours:
+    nothing lost or held back (its speed is bench/ingest.py's to measure)."""
     text = "".join(f"{i}\r\n" for i in range(1, 1_000_001))
     chunks = [text[i:i + 32768] for i in range(0, len(text), 32768)]
     chunks[100] = "\x1b[1m" + chunks[100] + "\x1b[0m" + D0  # one chunk on the slow path
     parser = MarkerParser()
-    started = time.perf_counter()
     size = 0
     for chunk in chunks:
         for piece in parser.feed(chunk):
             if isinstance(piece, str):
                 size += len(piece)
-    elapsed = time.perf_counter() - started
-    assert size == len(text) + len("\x1b[1m\x1b[0m")
-    assert elapsed < 1.0, f"{1_000_000 / elapsed:,.0f} lines/s is far too slow"
+    assert size + len(parser.flush()) == len(text) + len("\x1b[1m\x1b[0m")
