@@ -401,10 +401,12 @@ def run_issue(args: argparse.Namespace) -> int:
     width = max(len(str(a["name"])) for a in actions)
     for item in actions:
         verb = str(item["action"])
-        code = "32" if verb in ("issued", "created") else "2" if verb == "kept" else "33"
+        code = "32" if verb in ("issued", "created", "written") else "2" if verb == "kept" else "33"
         line = f"  {_paint(ctx, f'{verb:<12}', code)} {item['name']!s:<{width}}"
-        if item["action"] == "kept":
+        if item["action"] == "kept" and "not_after" in item:
             line += f"  fits its profile; valid until {str(item['not_after'])[:10]}"
+        elif item["action"] == "kept":
+            line += "  fits (server, CA, client certificate and key)"
         elif item.get("fingerprint"):
             line += f"  {str(item['fingerprint'])[:23]}  valid until {str(item['not_after'])[:10]}"
         ctx.out.write(line.rstrip() + "\n")
@@ -413,7 +415,7 @@ def run_issue(args: argparse.Namespace) -> int:
         for reason in why:
             if reason != "not issued yet":
                 ctx.out.write(_wrap(f"- {reason}", " " * 17) + "\n")
-    changed = sum(a["action"] in ("issued", "created") for a in actions)
+    changed = sum(a["action"] in ("issued", "created", "written") for a in actions)
     if args.dry_run:
         ctx.out.write("\nDry run: nothing was written.\n")
     elif changed:

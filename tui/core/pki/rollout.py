@@ -43,7 +43,7 @@ from tui.core.fleet.staged import (
 )
 from tui.core.inventory.model import Host, Inventory
 from tui.core.pki.ca import CA_CERT_FILE
-from tui.core.pki.diagnose import CertFinding
+from tui.core.pki.diagnose import CertFinding, FixAction
 from tui.core.pki.inspect import CertInfo, chains_to, inspect_pem, key_matches
 from tui.core.pki.restore import MANIFEST_FILE, PushManifest, build_restore
 from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
@@ -387,6 +387,9 @@ class Rollout:
 
 # -- interrupted pushes ----------------------------------------------------------------
 
+PUSH_OR_RESTORE = (FixAction.PUSH, FixAction.RESTORE)
+"""Finish the interrupted push, or put its backups back (alternatives)."""
+
 
 def switch_order(items: Sequence[Placement]) -> list[Placement]:
     """``items`` with each certificate immediately followed by its key (``X.pem`` then
@@ -442,11 +445,12 @@ def _journal_findings(found: HostSurvey, journal: Journal) -> list[CertFinding]:
             findings.append(CertFinding(
                 "error", found.host.name, cert.rsplit("/", 1)[-1],
                 f"{entry.path} does not match {cert}: the key does not match the certificate, "
-                "push was interrupted between them", fix))
+                "push was interrupted between them", fix, PUSH_OR_RESTORE))
     findings.append(CertFinding(
         "error", found.host.name, "push journal",
         f"a push started {journal.started} was interrupted: {len(switched)} of "
-        f"{len(journal.entries)} files switched (journal {JOURNAL_PATH})", fix))
+        f"{len(journal.entries)} files switched (journal {JOURNAL_PATH})", fix,
+        PUSH_OR_RESTORE))
     return findings
 
 

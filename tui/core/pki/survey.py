@@ -29,10 +29,13 @@ from tui.core.inventory.model import Host, Inventory, San
 from tui.core.pki.ca import CA_CERT_FILE, CertificateAuthority
 from tui.core.pki.diagnose import (
     EXPIRY_WARNING_DAYS,
+    PUSH,
     CertFinding,
+    FixAction,
     diagnose_fleet,
     diagnose_host,
     missing_sans,
+    served_findings,
 )
 from tui.core.pki.inspect import (
     CertInfo,
@@ -42,6 +45,16 @@ from tui.core.pki.inspect import (
     inspect_file,
     inspect_pem,
     key_matches,
+)
+from tui.core.pki.kubeconfig import (
+    KubeconfigCheck,
+    KubeconfigProblem,
+    KubeconfigSpec,
+    Problem,
+    check_kubeconfig,
+    kubeconfig_findings,
+    local_kubeconfig_checks,
+    specs_for_host,
 )
 from tui.core.pki.profiles import Profile, profiles_for
 from tui.core.systemd_unit import exec_argv
@@ -58,6 +71,7 @@ SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 """Services whose unit files the survey looks for."""
 
 STALE_FILES = ("apiserver.crt", "apiserver.key")
+ETCD_CLIENT_PORT = 2379
 SURVEY_TIMEOUT = 20.0
 SERVED_TIMEOUT = 5.0
 
@@ -166,7 +180,12 @@ class HostSurvey:
         stale_files: logical paths of apiserver.crt/.key present in ``cert_dir``.
         served: the certificate served on ADDR:api-port (controllers).
         served_error: why nothing could be fetched there.
+        etcd_served: the certificate etcd serves on ADDR:2379 (controllers with etcd).
+        etcd_served_error: why nothing could be fetched there.
         key_matches: the apiserver (controller) or kubelet (worker) key matches its cert.
+        home: the login's home directory (logical), where KTHW's scp leaves files.
+        kubeconfigs: doc-05 kubeconfig name -> its check (where it was found: the path
+            doc 08/09 installs it to, else the home copy); absent ones are left out.
         findings: the diagnosis of this host.
     """
 
@@ -179,7 +198,11 @@ class HostSurvey:
     stale_files: tuple[str, ...] = ()
     served: CertInfo | None = None
     served_error: str | None = None
+    etcd_served: CertInfo | None = None
+    etcd_served_error: str | None = None
     key_matches: bool | None = None
+    home: str | None = None
+    kubeconfigs: dict[str, KubeconfigCheck] = field(default_factory=dict)
     findings: list[CertFinding] = field(default_factory=list)
 
     @property
@@ -269,7 +292,7 @@ async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificat
     dialer = dialer_for(inventory, fleet)  # served certificates: as SSH reaches the hosts
     try:
         results = await asyncio.gather(*(_survey_host(inventory, fleet, h, served, timeout,
-                                                      dialer) for h in hosts))
+                                                      dialer, ca_cert) for h in hosts))
     finally:
         await dialer.close()
     report = Survey({r.name: r for r in results})
@@ -286,17 +309,21 @@ async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificat
 
 
 async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: bool,
-                       timeout: float, dialer: Dialer) -> HostSurvey:
+                       timeout: float, dialer: Dialer,
+                       ca_cert: x509.Certificate | None = None) -> HostSurvey:
     result = HostSurvey(host, cert_dir=inventory.paths.kubernetes_run)
     wanted = [p.path for p in placements(inventory, host)]
     units = {s: unit_path(inventory, s) for s in SERVICES}
     default_stale = [f"{inventory.paths.kubernetes_run}/{n}" for n in STALE_FILES]
-    listing = await _list(fleet, host, [*wanted, *units.values(), *default_stale],
-                          controller=host.role == "controller", timeout=timeout)
+    configs = specs_for_host(inventory, host)
+    installed = [s.installed for s in configs if s.installed]
+    listing = await _list(fleet, host, [*wanted, *units.values(), *default_stale, *installed],
+                          controller=host.role == "controller", timeout=timeout,
+                          home_names=[s.file for s in configs])
     if isinstance(listing, str):
         result.error = listing
         return result
-    present, exec_start = listing
+    present, exec_start, result.home = listing
     result.units = {s: p for s, p in units.items() if p in present}
     if "kube-apiserver" in result.units and exec_start:
         result.exec_start = exec_start
@@ -307,6 +334,8 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
         extra = await _list(fleet, host, stale, controller=False, timeout=timeout)
         if not isinstance(extra, str):
             present |= extra[0]
+    result.kubeconfigs = await _kubeconfigs(inventory, fleet, result, configs, present,
+                                            ca_cert)
     result.stale_files = tuple(p for p in stale if p in present)
     secret = {p.path for p in placements(inventory, host) if p.secret}
     files = [*wanted, *result.units.values()]
@@ -323,16 +352,56 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
                                                dialer=dialer)
         except UserError as exc:
             result.served_error = str(exc)
+    if host.role == "controller" and served and "etcd" in result.units:
+        try:
+            result.etcd_served = await fetch_served(str(host.address), ETCD_CLIENT_PORT,
+                                                    timeout=min(timeout, SERVED_TIMEOUT),
+                                                    dialer=dialer)
+        except UserError as exc:
+            result.etcd_served_error = str(exc)
     return result
 
 
+async def _kubeconfigs(inventory: Inventory, fleet: Fleet, result: HostSurvey,
+                       configs: Sequence[KubeconfigSpec], present: set[str],
+                       ca_cert: x509.Certificate | None) -> dict[str, KubeconfigCheck]:
+    """Read and check each kubeconfig found (installed path first, else the home copy)."""
+    profiles = {p.name: p for p in profiles_for(inventory)}
+    found: list[tuple[KubeconfigSpec, str]] = []
+    for spec in configs:
+        home_copy = f"{result.home}/{spec.file}" if result.home else None
+        path = spec.installed if spec.installed in present else (
+            home_copy if home_copy in present else None)
+        if path is not None:
+            found.append((spec, path))
+    fetched = await asyncio.gather(*(_fetch(fleet, result.host, p, True, True)
+                                     for _s, p in found))
+    checks = {}
+    for (spec, path), (remote, data) in zip(found, fetched, strict=True):
+        result.files[path] = remote
+        if data is None:
+            checks[spec.name] = KubeconfigCheck(spec, path, "", None, (KubeconfigProblem(
+                Problem.UNREADABLE, "error", f"cannot be read: {remote.error}"),))
+            continue
+        checks[spec.name] = check_kubeconfig(spec, data, path, profile=profiles[spec.name],
+                                             ca_cert=ca_cert)
+        del data  # embedded private key: only for the check
+    return checks
+
+
 async def _list(fleet: Fleet, host: Host, paths: Sequence[str], *, controller: bool,
-                timeout: float) -> tuple[set[str], str | None] | str:
-    """Which of ``paths`` exist, and kube-apiserver's ExecStart; a string on failure."""
+                timeout: float, home_names: Sequence[str] = ()
+                ) -> tuple[set[str], str | None, str | None] | str:
+    """Which of ``paths`` (and of ``home_names`` in the login's home) exist,
+    kube-apiserver's ExecStart and the home (logical); a string on failure."""
     remote = {remote_path(host, p): p for p in paths}
     quoted = " ".join(shlex.quote(r) for r in remote)
     script = (f"for f in {quoted}; do if [ -e \"$f\" ]; then printf 'present %s\\n' \"$f\"; "
               "fi; done")
+    if home_names:
+        names = " ".join(shlex.quote(n) for n in home_names)
+        script += (f"; printf 'home %s\\n' \"$HOME\"; for f in {names}; do "
+                   "if [ -e \"$HOME/$f\" ]; then printf 'present %s\\n' \"$HOME/$f\"; fi; done")
     if controller:
         script += ("; echo '--- execstart'; systemctl show -p ExecStart kube-apiserver "
                    "2>/dev/null; true")
@@ -344,14 +413,17 @@ async def _list(fleet: Fleet, host: Host, paths: Sequence[str], *, controller: b
         return f"{host.name} did not answer the survey within {timeout:g} s"
     head, _, tail = outcome.stdout.partition("--- execstart\n")
     present = set()
+    home = None
     for line in head.splitlines():
         if line.startswith("present "):
             name = line[len("present "):]
             present.add(remote.get(name, logical_path(host, name)))
+        elif line.startswith("home /"):
+            home = logical_path(host, line[len("home "):].rstrip("/")) or "/"
     exec_start = next((line for line in tail.splitlines() if "ExecStart=" in line), None)
     if exec_start is not None and exec_start.strip() in ("ExecStart=", "ExecStart={}"):
         exec_start = None
-    return present, exec_start
+    return present, exec_start, home
 
 
 async def _fetch(fleet: Fleet, host: Host, path: str, present: bool,
@@ -412,7 +484,9 @@ def host_findings(inventory: Inventory, result: HostSurvey, ca_cert: x509.Certif
                 f"look at `systemctl status kube-apiserver` and `journalctl -u "
                 f"kube-apiserver` on {name}"))
         findings += _etcd_copy_findings(inventory, result)
+        findings += _etcd_served_findings(inventory, result, ca_cert)
         findings += _pushed_findings(inventory, result, pki_dir)
+        findings += _kubeconfig_host_findings(inventory, result, pki_dir)
     else:
         profile = next(p for p in profiles_for(inventory) if p.name == name)
         cert_file = f"{name}.pem"
@@ -423,6 +497,7 @@ def host_findings(inventory: Inventory, result: HostSurvey, ca_cert: x509.Certif
             certificate=cert_file,
             paths=dataclasses.replace(paths, kubernetes_config=KUBELET_DIR))
         findings += _pushed_findings(inventory, result, pki_dir)
+        findings += _kubeconfig_host_findings(inventory, result, pki_dir)
     return _ok_last(findings)
 
 
@@ -442,12 +517,59 @@ def _etcd_copy_findings(inventory: Inventory, result: HostSurvey) -> list[CertFi
             findings.append(CertFinding(
                 "error", result.name, name, f"{e}/{name} is missing on {result.name}, where "
                 "etcd is installed: etcd cannot start its TLS listeners without it.",
-                "push it with `hardway certs push`"))
+                "push it with `hardway certs push`", PUSH))
         elif mine is not None and mine.sha256 and etcd.sha256 != mine.sha256:
             findings.append(CertFinding(
                 "warning", result.name, name, f"{e}/{name} on {result.name} differs from "
                 f"{k}/{name}: etcd and kube-apiserver use different files.",
-                "push both copies with `hardway certs push`"))
+                "push both copies with `hardway certs push`", PUSH))
+    return findings
+
+
+def _etcd_served_findings(inventory: Inventory, result: HostSurvey,
+                          ca_cert: x509.Certificate | None) -> list[CertFinding]:
+    """The certificate etcd serves on :2379 against /etc/etcd/kubernetes.pem."""
+    if "etcd" not in result.units:
+        return []
+    name, e = result.name, inventory.paths.etcd_config
+    if result.etcd_served_error is not None:
+        return [CertFinding(
+            "error", name, "kubernetes.pem",
+            f"etcd on {name} serves nothing that can be checked on :{ETCD_CLIENT_PORT}: "
+            f"{result.etcd_served_error}",
+            f"look at `systemctl status etcd` and `journalctl -u etcd` on {name}")]
+    served, disk = result.etcd_served, result.cert(f"{e}/kubernetes.pem")
+    if served is None or (disk is not None and served.fingerprint == disk.fingerprint):
+        return []
+    return served_findings(name, "kubernetes.pem", f"{e}/kubernetes.pem", served, ca_cert,
+                           inventory.api_server_sans, service="etcd")
+
+
+KUBECONFIG_READERS = {"kube-controller-manager": "kube-controller-manager",
+                      "kube-scheduler": "kube-scheduler"}
+"""Doc-05 kubeconfigs whose reader's unit the survey looks for (workers': kubelet)."""
+
+
+def _kubeconfig_host_findings(inventory: Inventory, result: HostSurvey,
+                              pki_dir: Path | None) -> list[CertFinding]:
+    """Each kubeconfig found on the host, judged; a missing one its service reads."""
+    findings: list[CertFinding] = []
+    for spec in specs_for_host(inventory, result.host):
+        check = result.kubeconfigs.get(spec.name)
+        if check is not None:
+            findings += kubeconfig_findings(check, result.name, pki_dir)
+            continue
+        reader = KUBECONFIG_READERS.get(spec.name) or (
+            "kubelet" if spec.name == result.name else None)
+        if reader in result.units and spec.installed:
+            local = f"{pki_dir}/{spec.file}" if pki_dir is not None else spec.file
+            findings.append(CertFinding(
+                "error", result.name, spec.file,
+                f"{spec.installed} is missing on {result.name}, where {reader} is installed: "
+                f"{reader} cannot reach the API server without it.",
+                f"write {local} with `hardway certs issue`, then copy it to {spec.installed} "
+                f"on {result.name}", (FixAction.ISSUE,),
+                f"then copy {local} to {spec.installed} on {result.name}"))
     return findings
 
 
@@ -474,7 +596,7 @@ def _pushed_findings(inventory: Inventory, result: HostSurvey,
         "warning", result.name, "pushed files",
         f"{len(differing)} file{'s' if len(differing) != 1 else ''} on {result.name} "
         f"differ from {pki_dir}: {', '.join(differing)}.",
-        "push the local PKI with `hardway certs push` (preview it with --dry-run)")]
+        "push the local PKI with `hardway certs push` (preview it with --dry-run)", PUSH)]
 
 
 def local_findings(inventory: Inventory, pki_dir: Path
@@ -490,7 +612,7 @@ def local_findings(inventory: Inventory, pki_dir: Path
             f"There is no CA in {pki_dir} ({CA_CERT_FILE} is missing), so hardway cannot "
             "check who signed the certificates on the hosts.",
             "create the PKI with `hardway certs issue`, or point --pki at your cfssl "
-            "directory (ca.pem and ca-key.pem)")]
+            "directory (ca.pem and ca-key.pem)", (FixAction.ISSUE,))]
     try:
         ca = CertificateAuthority.load(pki_dir)
     except UserError as exc:
@@ -499,6 +621,8 @@ def local_findings(inventory: Inventory, pki_dir: Path
     findings: list[CertFinding] = []
     for profile in profiles_for(inventory):
         findings += local_pair_findings(profile, pki_dir, ca.cert)
+    for check in local_kubeconfig_checks(inventory, pki_dir, ca.cert):
+        findings += kubeconfig_findings(check, None)
     return ca, findings
 
 
@@ -510,15 +634,18 @@ def local_pair_findings(profile: Profile, pki_dir: Path,
     if not cert_path.exists() or not key_path.exists():
         return [CertFinding("warning", None, profile.cert_file,
                             f"{cert_path if not cert_path.exists() else key_path} has not "
-                            "been issued yet.", "issue it with `hardway certs issue`")]
+                            "been issued yet.", "issue it with `hardway certs issue`",
+                            (FixAction.ISSUE,))]
     try:
         info = inspect_file(cert_path)
         key_data = key_path.read_bytes()
     except (UserError, OSError) as exc:
-        return [CertFinding("error", None, profile.cert_file, str(exc), reissue)]
+        return [CertFinding("error", None, profile.cert_file, str(exc), reissue,
+                            (FixAction.ISSUE,))]
     problems = reissue_reasons(profile, info, key_data, ca_cert)
     return [CertFinding("error" if not text.startswith("expires") else "warning", None,
-                        profile.cert_file, f"{cert_path} {text}.", reissue)
+                        profile.cert_file, f"{cert_path} {text}.", reissue,
+                        (FixAction.ISSUE,))
             for text in problems]
 
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from tui.core.workbench import Workbench
 
 
-WRITTEN = ("issued", "created")
+WRITTEN = ("issued", "created", "written")
 """Issue actions that wrote files."""
 
 
