@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from tui.boundary import start_action
-from tui.core.pki.diagnose import CertFinding
+from tui.core.pki.diagnose import CertFinding, FixAction
 from tui.core.pki.grouping import group_findings
 from tui.core.pki.matrix import Cell, Matrix, build_matrix
 from tui.core.pki.survey import Survey
@@ -54,6 +54,28 @@ def short_names(names: Sequence[str]) -> dict[str, str]:
     if len(set(short.values())) < len(short):
         return {name: name for name in names}
     return short
+
+
+KEYS = {FixAction.ISSUE: ("i", "issue"), FixAction.PUSH: ("p", "push"),
+        FixAction.RESTORE: ("u", "restore")}
+"""The screen's key for each fix action (its BINDINGS)."""
+
+
+def screen_fix(finding: CertFinding) -> str:
+    """The fix as this screen's keys (``press i to issue, then p to push``), then what is
+    left to do by hand; the CLI's words when hardway has no action for it."""
+    if not finding.actions:
+        return finding.fix
+    text = ""
+    for index, action in enumerate(finding.actions):
+        key, verb = KEYS[action]
+        if index == 0:
+            text = f"press {key} to {verb}"
+        elif action is FixAction.RESTORE:
+            text += f", or {key} to {verb}"
+        else:
+            text += f", then {key} to {verb}"
+    return text + (f", then {finding.after}" if finding.after else "")
 
 
 STATE_STYLE = {"pending": "dim", "checking": "cyan", "skipped": "dim", "running": "yellow",
@@ -208,7 +230,7 @@ class CertsScreen(Screen[None]):
             head = Text(f"{glyph} ", style=style)
             head.append(display.stable(finding.message))
             parts.append(head)
-            parts.append(Text(f"  fix: {display.stable(finding.fix)}", style="dim"))
+            parts.append(Text(f"  fix: {display.stable(screen_fix(finding))}", style="dim"))
         self.query_one("#cert-findings-text", Static).update(Group(*parts))
         errors = sum(f.severity == "error" for f in problems)
         self.query_one("#cert-findings", VerticalScroll).border_title = (
@@ -301,8 +323,11 @@ def detail_renderable(label: str, column: str, cell: Cell,
     where = "the local PKI" if column == "local" else column
     title = Text(f"{label} — {where}\n", style="bold")
     info = cell.info
+    notes = [Text(display.stable(n), style="bold red" if n.startswith("✖") else
+                  "yellow" if n.startswith("!") else "") for n in cell.notes]
     if info is None:
-        return Group(title, Text(cell.short or "no certificate here", style=STYLE[cell.status]))
+        return Group(title, Text(cell.short or "no certificate here", style=STYLE[cell.status]),
+                     *notes)
     now = now or datetime.now(UTC)
     total = (info.not_after - info.not_before).total_seconds() or 1
     used = min(1.0, max(0.0, (now - info.not_before).total_seconds() / total))
@@ -321,7 +346,7 @@ def detail_renderable(label: str, column: str, cell: Cell,
         f"  until {info.not_after:%Y-%m-%d} ({int(left)} days left)")))
     facts.add_row("sha256", display.stable(info.fingerprint))
     facts.add_row("usage", ", ".join((*info.key_usage, *info.ext_key_usage)) or "–")
-    parts: list[RenderableType] = [title, facts]
+    parts: list[RenderableType] = [title, *notes, facts] if notes else [title, facts]
     if cell.required:
         sans = Table.grid(padding=(0, 1))
         sans.add_column(no_wrap=True)

@@ -243,8 +243,13 @@ def _cert_problems(cert: CertInfo, key_pem: bytes | None, profile: Profile,
 
 
 def kubeconfig_findings(check: KubeconfigCheck, host: str | None,
-                        pki_dir: Path | None = None) -> list[CertFinding]:
-    """The check's problems as findings (the fix: issue rewrites the local file)."""
+                        pki_dir: Path | None = None, *,
+                        local_fits: bool = False) -> list[CertFinding]:
+    """The check's problems as findings.
+
+    A local file is fixed by ``certs issue`` (it rewrites it); one on a host by copying
+    the local file there, after ``certs issue`` unless ``local_fits``.
+    """
     where = f"{check.where} on {host}" if host else check.where
     local = f"{pki_dir}/{check.spec.file}" if pki_dir is not None else check.spec.file
     findings = []
@@ -252,14 +257,15 @@ def kubeconfig_findings(check: KubeconfigCheck, host: str | None,
         if host is None:
             fix = (f"rewrite it with `hardway certs issue` (it reissues "
                    f"{check.spec.name}.pem if needed and writes {check.spec.file} again)")
+            actions: tuple[FixAction, ...] = (FixAction.ISSUE,)
             after = ""
         else:
-            fix = (f"rewrite {local} with `hardway certs issue`, then copy it to "
-                   f"{check.where} on {host}")
-            after = f"then copy {local} to {check.where} on {host}"
+            after = f"copy {local} to {check.where} on {host}"
+            fix = after if local_fits else (
+                f"rewrite {local} with `hardway certs issue`, then {after}")
+            actions = () if local_fits else (FixAction.ISSUE,)
         findings.append(CertFinding(problem.severity, host, check.spec.file,
-                                    f"{where} {problem.text}.", fix,
-                                    (FixAction.ISSUE,), after))
+                                    f"{where} {problem.text}.", fix, actions, after))
     return findings
 
 

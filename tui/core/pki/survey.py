@@ -486,7 +486,7 @@ def host_findings(inventory: Inventory, result: HostSurvey, ca_cert: x509.Certif
         findings += _etcd_copy_findings(inventory, result)
         findings += _etcd_served_findings(inventory, result, ca_cert)
         findings += _pushed_findings(inventory, result, pki_dir)
-        findings += _kubeconfig_host_findings(inventory, result, pki_dir)
+        findings += _kubeconfig_host_findings(inventory, result, pki_dir, ca_cert)
     else:
         profile = next(p for p in profiles_for(inventory) if p.name == name)
         cert_file = f"{name}.pem"
@@ -497,7 +497,7 @@ def host_findings(inventory: Inventory, result: HostSurvey, ca_cert: x509.Certif
             certificate=cert_file,
             paths=dataclasses.replace(paths, kubernetes_config=KUBELET_DIR))
         findings += _pushed_findings(inventory, result, pki_dir)
-        findings += _kubeconfig_host_findings(inventory, result, pki_dir)
+        findings += _kubeconfig_host_findings(inventory, result, pki_dir, ca_cert)
     return _ok_last(findings)
 
 
@@ -551,25 +551,30 @@ KUBECONFIG_READERS = {"kube-controller-manager": "kube-controller-manager",
 
 
 def _kubeconfig_host_findings(inventory: Inventory, result: HostSurvey,
-                              pki_dir: Path | None) -> list[CertFinding]:
+                              pki_dir: Path | None,
+                              ca_cert: x509.Certificate | None) -> list[CertFinding]:
     """Each kubeconfig found on the host, judged; a missing one its service reads."""
     findings: list[CertFinding] = []
+    local = {c.spec.name: c for c in (
+        local_kubeconfig_checks(inventory, pki_dir, ca_cert) if pki_dir is not None else ())}
     for spec in specs_for_host(inventory, result.host):
         check = result.kubeconfigs.get(spec.name)
         if check is not None:
-            findings += kubeconfig_findings(check, result.name, pki_dir)
+            mine = local.get(spec.name)
+            findings += kubeconfig_findings(check, result.name, pki_dir,
+                                            local_fits=mine is not None and not mine.problems)
             continue
         reader = KUBECONFIG_READERS.get(spec.name) or (
             "kubelet" if spec.name == result.name else None)
         if reader in result.units and spec.installed:
-            local = f"{pki_dir}/{spec.file}" if pki_dir is not None else spec.file
+            source = f"{pki_dir}/{spec.file}" if pki_dir is not None else spec.file
             findings.append(CertFinding(
                 "error", result.name, spec.file,
                 f"{spec.installed} is missing on {result.name}, where {reader} is installed: "
                 f"{reader} cannot reach the API server without it.",
-                f"write {local} with `hardway certs issue`, then copy it to {spec.installed} "
+                f"write {source} with `hardway certs issue`, then copy it to {spec.installed} "
                 f"on {result.name}", (FixAction.ISSUE,),
-                f"then copy {local} to {spec.installed} on {result.name}"))
+                f"copy {source} to {spec.installed} on {result.name}"))
     return findings
 
 
