@@ -37,9 +37,9 @@ def issue_certificates(inventory: Inventory, pki: Path, *, names: Sequence[str] 
     Returns:
         One action per certificate (CA first when it is created): ``name``, ``action``
         (created, issued, kept, would create, would issue), ``reasons`` and, for files
-        that exist afterwards, ``cert``, ``fingerprint`` and ``not_after``; then, when all
-        certificates were considered, one per doc-05 kubeconfig (``NAME.kubeconfig``:
-        written, kept, would write; see :func:`tui.core.pki.kubeconfig.write_kubeconfigs`).
+        that exist afterwards, ``cert``, ``fingerprint`` and ``not_after``; then one per
+        doc-05 kubeconfig of the chosen certificates (``NAME.kubeconfig``: written, kept,
+        would write; see :func:`tui.core.pki.kubeconfig.write_kubeconfigs`).
 
     Raises:
         UserError: an unknown certificate name, or an unreadable CA.
@@ -89,6 +89,6 @@ def issue_certificates(inventory: Inventory, pki: Path, *, names: Sequence[str] 
         actions.append({"name": profile.name, "action": "issued", "reasons": reasons,
                         "cert": str(cert_file), "key": str(key_file),
                         "fingerprint": info.fingerprint, "not_after": info.not_after.isoformat()})
-    if ca is not None and not names:  # doc 05: the kubeconfigs embed what was just issued
-        actions += write_kubeconfigs(inventory, pki, ca.cert, dry_run=dry_run)
+    if ca is not None:  # doc 05: the kubeconfigs embed what was just issued
+        actions += write_kubeconfigs(inventory, pki, ca.cert, names=names, dry_run=dry_run)
     return actions

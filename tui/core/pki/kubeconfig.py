@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -296,9 +297,11 @@ def local_kubeconfig_checks(inventory: Inventory, pki_dir: Path,
 
 
 def write_kubeconfigs(inventory: Inventory, pki_dir: Path, ca_cert: x509.Certificate, *,
+                      names: Sequence[str] = (),
                       dry_run: bool = False) -> list[dict[str, object]]:
     """Write (as doc 05 does) each kubeconfig that is missing or does not fit, for every
-    profile whose pair is in ``pki_dir``; files that fit are kept.
+    profile whose pair is in ``pki_dir`` (only ``names`` when given); files that fit are
+    kept.
 
     Returns:
         One action per kubeconfig: ``name`` (the file), ``action`` (written, kept, would
@@ -308,6 +311,8 @@ def write_kubeconfigs(inventory: Inventory, pki_dir: Path, ca_cert: x509.Certifi
     ca_pem = (pki_dir / CA_CERT_FILE).read_bytes()
     actions: list[dict[str, object]] = []
     for spec in kubeconfig_specs(inventory):
+        if names and spec.name not in names:
+            continue
         profile = profiles[spec.name]
         cert_path, key_path = pki_dir / profile.cert_file, pki_dir / profile.key_file
         if not (cert_path.exists() and key_path.exists()):
