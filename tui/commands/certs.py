@@ -175,7 +175,8 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     push.add_argument("--health-timeout", type=positive_seconds, default=60.0, metavar="S",
                       help="seconds a restarted service gets to pass its probe (default 60)")
     push.add_argument("--sudo", action="store_true",
-                      help="run systemctl and mv with sudo (files still need a root login)")
+                      help="write files and run systemctl through `sudo -n` on every host "
+                           "(automatic where the login is not root)")
     push.set_defaults(handler=run_push)
 
 
