@@ -327,7 +327,9 @@ async def _stage_sudo(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
 
 async def _drop(fleet: Fleet, name: str, directory: str) -> None:
     """Remove the login's own staging directory (best effort)."""
-    await fleet.run([name], f"rm -rf {shlex.quote(directory)}", timeout=30.0)
+    parent = posixpath.dirname(directory)
+    await fleet.run([name], f"rm -rf {shlex.quote(directory)}; rmdir {shlex.quote(parent)} "
+                    "2>/dev/null; true", timeout=30.0)
 
 
 async def read_journal(fleet: Fleet, name: str, *, sudo: bool = False) -> Journal | None:

@@ -126,7 +126,13 @@ class _Restore:
         interrupted = set(journaled)
         self.names = [n for n in wanted if n in recorded or n in interrupted]
         self._entries = {n: self.manifest.entries(n) for n in self.names}
-        self.probes = ServiceProbes(inventory, fleet, options)
+        # etcd wants a client certificate even for /health: the local kubernetes pair
+        # (signed by the same CA as the restored one); the server is not verified.
+        pair = [Path(pki_dir) / n for n in ("kubernetes.pem", "kubernetes-key.pem")]
+        self.probes = ServiceProbes(
+            inventory, fleet, options,
+            etcd_pair=(pair[0].read_bytes(), pair[1].read_bytes())
+            if all(p.is_file() for p in pair) else None)
 
     def services(self, name: str) -> set[str]:
         return {s for e in self._entries[name] for s in e.services}
