@@ -204,7 +204,8 @@ def build_matrix(inventory: Inventory, survey: Survey | None, pki_dir: Path) -> 
 def _served_cell(served: CertInfo | None, installed: bool, ca: CertificateAuthority | None,
                  required: Sequence[San], disk: CertInfo | None) -> Cell:
     if served is None:
-        return Cell("error", "not serving") if installed else Cell("n/a", "not installed")
+        return Cell("error", "not serving") if installed else Cell(
+            "n/a", "–", notes=("not installed on this host: nothing serves it yet",))
     return judge(served, ca=ca, required=required, expect=disk)
 
 
