@@ -123,3 +123,46 @@ def test_a_sudo_that_wants_a_password_changes_nothing(
                 for h in ("controller-0", "controller-1")} == before
     finally:
         sudoers.write_text(rule)
+
+
+def test_the_certificate_etcd_serves_is_checked(lab: LabRunner, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """:2379 is a finding source like :6443: etcd stopped on controller-1 serves nothing;
+    controller-0's /etc/etcd pair swapped for another CA's (etcd re-reads it on every
+    handshake) is served, and rejected; the grouped matrix cell says so."""
+    from tui.core.inventory.load import load_inventory
+    from tui.core.pki.ca import CertificateAuthority
+    from tui.core.pki.inspect import inspect_pem
+    from tui.core.pki.profiles import profile_named
+
+    inventory = kthw(lab)
+    cert, key = (host_file(lab, "controller-0", f"etc/etcd/{n}")
+                 for n in ("kubernetes.pem", "kubernetes-key.pem"))
+    saved = cert.read_bytes(), key.read_bytes()
+    other = CertificateAuthority.create(tmp_path / "other", key_type="ecdsa")
+    issued = other.issue(profile_named(load_inventory(inventory), "kubernetes"),
+                         key_type="ecdsa")
+    assert hardway(capsys, "run", "-i", str(inventory), "-w", "controller-1", "--",
+                   "sudo -n systemctl stop etcd")[0] == 0
+    key.write_bytes(issued.key_pem)
+    cert.write_bytes(issued.cert_pem)
+    try:
+        status, out = hardway(capsys, "certs", "check", "--json", "-i", str(inventory))
+        report = json.loads(out)
+        assert status == 1
+        etcd = [f for f in report["findings"] if "etcd on" in f["message"]]
+        by_host = {f["host"]: f for f in etcd}
+        assert set(by_host) == {"controller-0", "controller-1"}, etcd
+        assert "(served on 10.10.0.10:2379) serves /etc/etcd/kubernetes.pem, which was not " \
+            "signed by the cluster CA" in by_host["controller-0"]["message"]
+        assert by_host["controller-0"]["actions"] == ["push"]
+        assert "serves nothing that can be checked on :2379" in by_host["controller-1"][
+            "message"]
+        assert report["hosts"]["controller-0"]["etcd_served"]["fingerprint"] == \
+            inspect_pem(issued.cert_pem, "other").fingerprint
+        assert report["hosts"]["controller-1"]["etcd_served"] is None
+    finally:
+        cert.write_bytes(saved[0])
+        key.write_bytes(saved[1])
+        hardway(capsys, "run", "-i", str(inventory), "-w", "controller-1", "--",
+                "sudo -n systemctl start etcd")

@@ -25,6 +25,7 @@ from cryptography import x509
 from tui.core.errors import UserError
 from tui.core.fleet.dial import Dialer, dialer_for
 from tui.core.fleet.fleet import Fleet
+from tui.core.fleet.staged_sudo import sudo_read
 from tui.core.inventory.model import Host, Inventory, San
 from tui.core.pki.ca import CA_CERT_FILE, CertificateAuthority
 from tui.core.pki.diagnose import (
@@ -57,6 +58,7 @@ from tui.core.pki.kubeconfig import (
     specs_for_host,
 )
 from tui.core.pki.profiles import Profile, profiles_for
+from tui.core.pki.services import login_user
 from tui.core.systemd_unit import exec_argv
 
 __all__ = ["KUBELET_DIR", "SERVICES", "HostSurvey", "Placement", "RemoteFile", "Survey",
@@ -432,7 +434,14 @@ async def _fetch(fleet: Fleet, host: Host, path: str, present: bool,
     if not present:
         return RemoteFile(path, False), None
     try:
-        data = await fleet.get(host.name, path)
+        if secret and login_user(fleet, host.name) not in ("", "root"):
+            # keys and kubeconfigs are 0600 root: an ordinary login reads them with sudo
+            found = await sudo_read(fleet, host.name, host.path(path))
+            if found is None:
+                return RemoteFile(path, False), None
+            data = found
+        else:
+            data = await fleet.get(host.name, path)
     except UserError as exc:
         return RemoteFile(path, True, error=str(exc)), None
     digest = hashlib.sha256(data).hexdigest()
@@ -539,10 +548,28 @@ def _etcd_served_findings(inventory: Inventory, result: HostSurvey,
             f"{result.etcd_served_error}",
             f"look at `systemctl status etcd` and `journalctl -u etcd` on {name}")]
     served, disk = result.etcd_served, result.cert(f"{e}/kubernetes.pem")
-    if served is None or (disk is not None and served.fingerprint == disk.fingerprint):
+    if served is None:
         return []
-    return served_findings(name, "kubernetes.pem", f"{e}/kubernetes.pem", served, ca_cert,
-                           inventory.api_server_sans, service="etcd")
+    if disk is None or served.fingerprint != disk.fingerprint:
+        return served_findings(name, "kubernetes.pem", f"{e}/kubernetes.pem", served,
+                               ca_cert, inventory.api_server_sans, service="etcd")
+    problems = []
+    if ca_cert is not None and not chains_to(served, ca_cert):
+        problems.append(f"was not signed by the cluster CA (issuer {served.issuer})")
+    missing = missing_sans(served, inventory.api_server_sans)
+    if missing:
+        problems.append("lacks " + ", ".join(s.value for s in missing))
+    if served.days_left() <= 0:
+        problems.append(f"expired on {served.not_after:%Y-%m-%d}")
+    if not problems:
+        return []
+    return [CertFinding(
+        "error", name, "kubernetes.pem",
+        f"etcd on {name} ({served.source}) serves {e}/kubernetes.pem, which "
+        f"{' and '.join(problems)}: kube-apiserver and etcdctl, trusting ca.pem and dialling "
+        "these addresses, reject it.",
+        f"push the cluster's kubernetes.pem to {e} with `hardway certs push` (it restarts "
+        "etcd)", PUSH)]
 
 
 KUBECONFIG_READERS = {"kube-controller-manager": "kube-controller-manager",
