@@ -19,6 +19,7 @@ host (:func:`tui.core.fleet.command.needs_sudo_password`).
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import secrets
 import shlex
@@ -28,7 +29,8 @@ from tui.core.errors import UserError
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.sftp import BACKUP_SUFFIX, TEMP_MARK, temp_name
 
-__all__ = ["STAGING_DIR", "SudoFailed", "sudo_read", "sudo_run", "sudo_sweep",
+__all__ = ["STAGING_DIR", "SudoFailed", "sudo_read", "sudo_read_many", "sudo_run",
+           "sudo_sweep",
            "sudo_switch", "upload_private"]
 
 STAGING_DIR = ".hardway-staging"
@@ -150,6 +152,24 @@ async def sudo_read(fleet: Fleet, name: str, path: str) -> bytes | None:
     status, out = await sudo_run(fleet, name, f"[ -e {quoted} ] || exit 3; cat {quoted}",
                                  what=f"read {path}", ok=(0, 3))
     return None if status == 3 else out.encode()
+
+
+async def sudo_read_many(fleet: Fleet, name: str,
+                         paths: Sequence[str]) -> dict[str, bytes | None]:
+    """Several files read as root in one ``sudo -n`` round trip (None: absent)."""
+    if not paths:
+        return {}
+    script = "; ".join(f"printf '\\n--- {i}\\n'; if [ -e {shlex.quote(p)} ]; then "
+                       f"base64 {shlex.quote(p)} | tr -d '\\n'; else printf '-'; fi"
+                       for i, p in enumerate(paths))
+    _status, out = await sudo_run(fleet, name, script, what="read the private files")
+    found: dict[str, bytes | None] = dict.fromkeys(paths)
+    for chunk in out.split("\n--- ")[1:]:
+        index, _, body = chunk.partition("\n")
+        body = body.strip()
+        if index.isdigit() and int(index) < len(paths) and body != "-":
+            found[paths[int(index)]] = base64.b64decode(body)
+    return found
 
 
 async def sudo_remove(fleet: Fleet, name: str, paths: Iterable[str]) -> None:

@@ -25,7 +25,7 @@ from cryptography import x509
 from tui.core.errors import UserError
 from tui.core.fleet.dial import Dialer, dialer_for
 from tui.core.fleet.fleet import Fleet
-from tui.core.fleet.staged_sudo import sudo_read
+from tui.core.fleet.staged_sudo import sudo_read_many
 from tui.core.inventory.model import Host, Inventory, San
 from tui.core.pki.ca import CA_CERT_FILE, CertificateAuthority
 from tui.core.pki.diagnose import (
@@ -341,7 +341,10 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
     result.stale_files = tuple(p for p in stale if p in present)
     secret = {p.path for p in placements(inventory, host) if p.secret}
     files = [*wanted, *result.units.values()]
-    fetched = await asyncio.gather(*(_fetch(fleet, host, p, p in present, p in secret)
+    private = await _read_private(fleet, host, [p for p in files if p in present
+                                                and p in secret])
+    fetched = await asyncio.gather(*(_fetch(fleet, host, p, p in present, p in secret,
+                                            private)
                                      for p in files))
     result.files = {f.path: f for f, _key in fetched}
     keys = {f.path: key for f, key in fetched if key is not None}
@@ -376,7 +379,8 @@ async def _kubeconfigs(inventory: Inventory, fleet: Fleet, result: HostSurvey,
             home_copy if home_copy in present else None)
         if path is not None:
             found.append((spec, path))
-    fetched = await asyncio.gather(*(_fetch(fleet, result.host, p, True, True)
+    private = await _read_private(fleet, result.host, [p for _s, p in found])
+    fetched = await asyncio.gather(*(_fetch(fleet, result.host, p, True, True, private)
                                      for _s, p in found))
     checks = {}
     for (spec, path), (remote, data) in zip(found, fetched, strict=True):
@@ -428,22 +432,40 @@ async def _list(fleet: Fleet, host: Host, paths: Sequence[str], *, controller: b
     return present, exec_start, home
 
 
+async def _read_private(fleet: Fleet, host: Host,
+                        paths: list[str]) -> dict[str, bytes | str | None] | None:
+    """Keys and kubeconfigs (0600 root) for a login that is not root: one ``sudo -n``
+    round trip (path -> content, None when absent, the reason when it failed); None for
+    a root login (SFTP reads them)."""
+    if not paths or login_user(fleet, host.name) in ("", "root"):
+        return None
+    remote = [host.path(p) for p in paths]
+    try:
+        found = await sudo_read_many(fleet, host.name, remote)
+    except UserError as exc:
+        return dict.fromkeys(paths, str(exc))
+    return {p: found[r] for p, r in zip(paths, remote, strict=True)}
+
+
 async def _fetch(fleet: Fleet, host: Host, path: str, present: bool,
-                 secret: bool) -> tuple[RemoteFile, bytes | None]:
-    """Read one file; a private key comes back separately (for the key check only)."""
+                 secret: bool, private: dict[str, bytes | str | None] | None = None
+                 ) -> tuple[RemoteFile, bytes | None]:
+    """Read one file; a private key comes back separately (for the key check only).
+    ``private``: what :func:`_read_private` read with sudo."""
     if not present:
         return RemoteFile(path, False), None
-    try:
-        if secret and login_user(fleet, host.name) not in ("", "root"):
-            # keys and kubeconfigs are 0600 root: an ordinary login reads them with sudo
-            found = await sudo_read(fleet, host.name, host.path(path))
-            if found is None:
-                return RemoteFile(path, False), None
-            data = found
-        else:
+    if private is not None and path in private:
+        found = private[path]
+        if isinstance(found, str):
+            return RemoteFile(path, True, error=found), None
+        if found is None:
+            return RemoteFile(path, False), None
+        data = found
+    else:
+        try:
             data = await fleet.get(host.name, path)
-    except UserError as exc:
-        return RemoteFile(path, True, error=str(exc)), None
+        except UserError as exc:
+            return RemoteFile(path, True, error=str(exc)), None
     digest = hashlib.sha256(data).hexdigest()
     if secret:
         return RemoteFile(path, True, digest, size=len(data)), data
