@@ -66,7 +66,8 @@ def test_plan_lists_every_certificate_with_sans_and_placements(
     assert "127.0.0.1" in kubernetes["ip_addresses"]
     assert [p["path"] for p in data["placements"]["worker-2"]] == [
         "/var/lib/kubernetes/ca.pem", "/var/lib/kubelet/worker-2.pem",
-        "/var/lib/kubelet/worker-2-key.pem"]
+        "/var/lib/kubelet/worker-2-key.pem", "/var/lib/kubelet/kubeconfig",
+        "/var/lib/kube-proxy/kubeconfig"]
     status, out, _ = run(capsys, "certs", "plan", "-i", str(inventory))
     assert status == 0
     assert "kubernetes.pem" in out and "loopback: controller-manager" in out

@@ -15,6 +15,7 @@ from screens.certs import screen_fix
 from tests.conftest import running_lab
 from tui.cli import main
 from tui.core.inventory.load import load_inventory
+from tui.core.pki.diagnose import CertFinding, FixAction
 from tui.core.pki.grouping import group_findings
 from tui.core.pki.matrix import build_matrix
 from tui.core.pki.usecase import CertificateWork
@@ -110,3 +111,44 @@ def test_a_broken_kubeconfig_is_found_and_grouped(pushed_lab: LabRunner,
     missing = [g.finding for g in group_findings(survey.findings)
                if g.finding.certificate == "kubernetes.pem"]
     assert missing and screen_fix(missing[0]) == "press i to issue, then p to push"
+
+
+@pytest.fixture(scope="module")
+def installed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """A healthy lab (doc 08 done: the controllers' kubeconfigs in /var/lib/kubernetes)."""
+    with running_lab(tmp_path_factory.mktemp("installed"), 63, controllers=3, workers=1,
+                     isolation="none") as runner:
+        yield runner
+
+
+def test_an_installed_kubeconfig_is_fixed_by_push(installed_lab: LabRunner,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    lab = installed_lab.lab
+    pki = lab.directory / "pki"
+    path = lab.directory / "hosts/controller-1/var/lib/kubernetes/kube-scheduler.kubeconfig"
+    path.write_text(path.read_text().replace("https://127.0.0.1:6443", "https://x:6443"))
+    report = _check(capsys, installed_lab)
+    [found] = [f for f in report["findings"] if f["certificate"].endswith(".kubeconfig")]
+    assert found["host"] == "controller-1" and found["actions"] == ["push"]
+    assert "points system:kube-scheduler at https://x:6443" in found["message"]
+    assert screen_fix(_finding(found)) == "press p to push"
+    status = main(["certs", "push", "--yes", "-i", str(lab.inventory_path)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert path.read_bytes() == (pki / "kube-scheduler.kubeconfig").read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600
+    worker = lab.directory / "hosts/worker-0/var/lib"
+    assert (worker / "kubelet/kubeconfig").read_bytes() == (
+        pki / "worker-0.kubeconfig").read_bytes()
+    assert (worker / "kube-proxy/kubeconfig").read_bytes() == (
+        pki / "kube-proxy.kubeconfig").read_bytes()
+    report = _check(capsys, installed_lab)
+    assert report["errors"] == 0, report["findings"]
+    assert report["hosts"]["worker-0"]["kubeconfigs"]["worker-0"]["path"] == \
+        "/var/lib/kubelet/kubeconfig"
+
+
+def _finding(data: dict) -> CertFinding:  # type: ignore[type-arg]
+    return CertFinding(data["severity"], data["host"], data["certificate"], data["message"],
+                       data["fix"], tuple(FixAction(a) for a in data["actions"]),
+                       data["after"])

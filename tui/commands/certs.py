@@ -108,8 +108,11 @@ PUSH_HELP = """\
 Copy the PKI to the hosts and restart what uses it, one host at a time:
 
   1. put files        controllers: /var/lib/kubernetes (ca, ca-key, kubernetes,
-                      service-account) and /etc/etcd (ca, kubernetes); workers:
-                      /var/lib/kubernetes/ca.pem and /var/lib/kubelet/worker-N(-key).pem.
+                      service-account, and the kube-controller-manager and
+                      kube-scheduler kubeconfigs) and /etc/etcd (ca, kubernetes);
+                      workers: /var/lib/kubernetes/ca.pem, /var/lib/kubelet/worker-N(-key).pem,
+                      /var/lib/kubelet/kubeconfig, /var/lib/kube-proxy/kubeconfig
+                      (kubeconfigs when the PKI has them; admin.kubeconfig stays yours).
                       Atomic writes, keys 0600, the previous file kept as NAME.hardway-bak
   2. repair unit      mend a `\\` continuation in kube-apiserver.service that dropped
                       flags, add a missing --tls-cert-file/--tls-private-key-file,

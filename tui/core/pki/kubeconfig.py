@@ -248,8 +248,9 @@ def kubeconfig_findings(check: KubeconfigCheck, host: str | None,
                         local_fits: bool = False) -> list[CertFinding]:
     """The check's problems as findings.
 
-    A local file is fixed by ``certs issue`` (it rewrites it); one on a host by copying
-    the local file there, after ``certs issue`` unless ``local_fits``.
+    A local file is fixed by ``certs issue`` (it rewrites it); one where doc 08/09
+    installs it by ``certs push`` (after ``certs issue`` unless ``local_fits``); a copy in
+    a home (admin.kubeconfig, the scp of doc 05) by copying the local file there.
     """
     where = f"{check.where} on {host}" if host else check.where
     local = f"{pki_dir}/{check.spec.file}" if pki_dir is not None else check.spec.file
@@ -260,6 +261,12 @@ def kubeconfig_findings(check: KubeconfigCheck, host: str | None,
                    f"{check.spec.name}.pem if needed and writes {check.spec.file} again)")
             actions: tuple[FixAction, ...] = (FixAction.ISSUE,)
             after = ""
+        elif check.where == check.spec.installed:
+            after = ""
+            push = f"push it with `hardway certs push` (it installs {local} there)"
+            fix = push if local_fits else f"rewrite {local} with `hardway certs issue`, then " \
+                + push
+            actions = (FixAction.PUSH,) if local_fits else (FixAction.ISSUE, FixAction.PUSH)
         else:
             after = f"copy {local} to {check.where} on {host}"
             fix = after if local_fits else (

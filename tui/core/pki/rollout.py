@@ -45,6 +45,7 @@ from tui.core.inventory.model import Host, Inventory
 from tui.core.pki.ca import CA_CERT_FILE
 from tui.core.pki.diagnose import CertFinding, FixAction
 from tui.core.pki.inspect import CertInfo, chains_to, inspect_pem, key_matches
+from tui.core.pki.kubeconfig import local_kubeconfig_checks
 from tui.core.pki.restore import MANIFEST_FILE, PushManifest, build_restore
 from tui.core.pki.services import (
     RESTART_ORDER,
@@ -130,7 +131,8 @@ class Rollout:
                             + ". Bring the host back, or leave it out with -x "
                             + ",".join(h.name for h in unreachable) + ".")
         self._local = _load_local(self.pki_dir, {p.source for n in selected for p in
-                                                 placements(inventory, inventory.host(n))})
+                                                 self._placements(inventory.host(n))},
+                                  inventory)
         self._ca_pem = self._local[CA_CERT_FILE]
         self._hosts = {n: self._prepare(survey.hosts[n]) for n in selected}
         self.probes = ServiceProbes(
@@ -143,7 +145,7 @@ class Rollout:
 
     def _prepare(self, survey: HostSurvey) -> _HostPush:
         host = survey.host
-        push = _HostPush(host, survey, placements(self.inventory, host))
+        push = _HostPush(host, survey, self._placements(host))
         for placement in push.placements:
             remote = survey.files.get(placement.path)
             if remote is None or remote.sha256 != _sha(self._local[placement.source]):
@@ -165,6 +167,11 @@ class Rollout:
                 push.stale = survey.stale_files
                 push.extra_services.add("kube-apiserver")
         return push
+
+    def _placements(self, host: Host) -> list[Placement]:
+        """The host's placements; an optional one (a kubeconfig) when the PKI has it."""
+        return [p for p in placements(self.inventory, host)
+                if not p.optional or (self.pki_dir / p.source).is_file()]
 
     @staticmethod
     def _unit_path(host: Host, unit_text: str, path: str) -> str:
@@ -480,8 +487,9 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load_local(pki_dir: Path, sources: set[str]) -> dict[str, bytes]:
-    """Read and cross-check the local files a push needs."""
+def _load_local(pki_dir: Path, sources: set[str],
+                inventory: Inventory | None = None) -> dict[str, bytes]:
+    """Read and cross-check the local files a push needs (a kubeconfig must fit)."""
     needed = sorted(sources | {CA_CERT_FILE})
     missing = [s for s in needed if not (pki_dir / s).is_file()]
     if missing:
@@ -489,8 +497,14 @@ def _load_local(pki_dir: Path, sources: set[str]) -> dict[str, bytes]:
                         "certificates first with `hardway certs issue`.")
     data = {s: (pki_dir / s).read_bytes() for s in needed}
     ca = inspect_pem(data[CA_CERT_FILE], str(pki_dir / CA_CERT_FILE)).cert
+    if inventory is not None:
+        for check in local_kubeconfig_checks(inventory, pki_dir, ca):
+            problems = [p for p in check.problems if p.severity == "error"]
+            if check.spec.file in sources and problems:
+                raise UserError(f"Cannot push: {check.where} {problems[0].text}. Rewrite it "
+                                "with `hardway certs issue` first.")
     for source in needed:
-        if source.endswith("-key.pem") or source == CA_CERT_FILE:
+        if source.endswith(("-key.pem", ".kubeconfig")) or source == CA_CERT_FILE:
             continue
         info = inspect_pem(data[source], str(pki_dir / source))
         key = source.removesuffix(".pem") + "-key.pem"

@@ -86,8 +86,9 @@ class Placement:
         source: the file's name in the local PKI directory (``kubernetes-key.pem``).
         path: the logical remote path (``/var/lib/kubernetes/kubernetes-key.pem``).
         mode: permission bits on the host (0600 for keys).
-        secret: a private key: never shown, never diffed.
+        secret: a private key (or a kubeconfig embedding one): never shown, never diffed.
         services: the services that read it (restarted when it changes).
+        optional: pushed only when the local PKI has it (doc 05's kubeconfigs).
     """
 
     source: str
@@ -95,10 +96,22 @@ class Placement:
     mode: int
     secret: bool
     services: tuple[str, ...]
+    optional: bool = False
 
 
 def placements(inventory: Inventory, host: Host) -> list[Placement]:
-    """Where KTHW puts the PKI files on ``host`` (controllers and workers differ)."""
+    """Where KTHW puts the PKI files on ``host`` (controllers and workers differ), then
+    the doc-05 kubeconfigs doc 08/09 installs (optional: only when the PKI has them;
+    admin.kubeconfig stays in the operator's home and is not pushed)."""
+    return _certificate_placements(inventory, host) + [
+        Placement(spec.file, spec.installed, 0o600, True,
+                  (KUBECONFIG_READERS.get(spec.name)
+                   or ("kube-proxy" if spec.name == "kube-proxy" else "kubelet"),),
+                  optional=True)
+        for spec in specs_for_host(inventory, host) if spec.installed]
+
+
+def _certificate_placements(inventory: Inventory, host: Host) -> list[Placement]:
     paths = inventory.paths
     k, e = paths.kubernetes_config, paths.etcd_config
     if host.role == "controller":
@@ -340,13 +353,14 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
                                             ca_cert)
     result.stale_files = tuple(p for p in stale if p in present)
     secret = {p.path for p in placements(inventory, host) if p.secret}
-    files = [*wanted, *result.units.values()]
+    read = set(result.files)  # the kubeconfigs, read (and checked) already
+    files = [p for p in (*wanted, *result.units.values()) if p not in read]
     private = await _read_private(fleet, host, [p for p in files if p in present
                                                 and p in secret])
     fetched = await asyncio.gather(*(_fetch(fleet, host, p, p in present, p in secret,
                                             private)
                                      for p in files))
-    result.files = {f.path: f for f, _key in fetched}
+    result.files.update({f.path: f for f, _key in fetched})
     keys = {f.path: key for f, key in fetched if key is not None}
     result.key_matches = _key_check(inventory, host, result, keys)
     keys.clear()  # private keys live no longer than the check
@@ -617,13 +631,15 @@ def _kubeconfig_host_findings(inventory: Inventory, result: HostSurvey,
             "kubelet" if spec.name == result.name else None)
         if reader in result.units and spec.installed:
             source = f"{pki_dir}/{spec.file}" if pki_dir is not None else spec.file
+            mine = local.get(spec.name)
+            fits = mine is not None and not mine.problems
             findings.append(CertFinding(
                 "error", result.name, spec.file,
                 f"{spec.installed} is missing on {result.name}, where {reader} is installed: "
                 f"{reader} cannot reach the API server without it.",
-                f"write {source} with `hardway certs issue`, then copy it to {spec.installed} "
-                f"on {result.name}", (FixAction.ISSUE,),
-                f"copy {source} to {spec.installed} on {result.name}"))
+                ("" if fits else f"write {source} with `hardway certs issue`, then ")
+                + f"push it with `hardway certs push` (it installs {source} there)",
+                (FixAction.PUSH,) if fits else (FixAction.ISSUE, FixAction.PUSH)))
     return findings
 
 
