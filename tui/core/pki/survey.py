@@ -665,7 +665,7 @@ def _pushed_findings(inventory: Inventory, result: HostSurvey,
     return [CertFinding(
         "warning", result.name, "pushed files",
         f"{len(differing)} file{'s' if len(differing) != 1 else ''} on {result.name} "
-        f"differ from {pki_dir}: {', '.join(differing)}.",
+        f"differ{'s' if len(differing) == 1 else ''} from {pki_dir}: {', '.join(differing)}.",
         "push the local PKI with `hardway certs push` (preview it with --dry-run)", PUSH)]
 
 
