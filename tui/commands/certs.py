@@ -291,8 +291,9 @@ def _json(ctx: Context, data: object) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     """Handler of ``certs plan``."""
+    from tui.core.pki.host_findings import local_findings, local_pair_findings
     from tui.core.pki.profiles import profiles_for
-    from tui.core.pki.survey import local_findings, local_pair_findings, placements
+    from tui.core.pki.survey import placements
 
     ctx = _context(args)
     ca, ca_findings = local_findings(ctx.inventory, ctx.pki) if ctx.pki.is_dir() else (None, [])
@@ -371,8 +372,8 @@ def _missing_locally(cert_path: Path, sans: Sequence[Any]) -> list[Any]:
 
 def run_check(args: argparse.Namespace) -> int:
     """Handler of ``certs check``: exit 1 when any finding is an error."""
+    from tui.core.pki.host_findings import local_findings
     from tui.core.pki.report import host_json, render_findings
-    from tui.core.pki.survey import local_findings
 
     ctx = _context(args)
     names = _names(ctx, args)

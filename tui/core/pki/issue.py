@@ -9,10 +9,10 @@ from typing import Literal
 from tui.core.errors import UserError
 from tui.core.inventory.model import Inventory
 from tui.core.pki.ca import CA_CERT_FILE, CA_KEY_FILE, CertificateAuthority
+from tui.core.pki.host_findings import reissue_reasons
 from tui.core.pki.inspect import inspect_file
 from tui.core.pki.kubeconfig import write_kubeconfigs
 from tui.core.pki.profiles import profiles_for, write_pair
-from tui.core.pki.survey import reissue_reasons
 
 KeyType = Literal["rsa", "ecdsa"]
 

@@ -50,6 +50,7 @@ class KubeconfigSpec:
         servers: server URLs KTHW accepts there; the first is the one hardway writes.
         installed: where KTHW doc 08/09 moves it on the host (None: it stays in the home).
         user: the user entry name (the certificate's CN).
+        reader: the service that reads it there (None: kubectl, admin.kubeconfig).
     """
 
     name: str
@@ -57,6 +58,7 @@ class KubeconfigSpec:
     servers: tuple[str, ...]
     installed: str | None
     user: str
+    reader: str | None = None
 
     @property
     def file(self) -> str:
@@ -88,14 +90,15 @@ def kubeconfig_specs(inventory: Inventory) -> list[KubeconfigSpec]:
     specs = [KubeconfigSpec("admin", "controller", loop, None, "admin"),
              KubeconfigSpec("kube-controller-manager", "controller", loop,
                             f"{k}/kube-controller-manager.kubeconfig",
-                            "system:kube-controller-manager"),
+                            "system:kube-controller-manager", "kube-controller-manager"),
              KubeconfigSpec("kube-scheduler", "controller", loop,
-                            f"{k}/kube-scheduler.kubeconfig", "system:kube-scheduler")]
-    specs += [KubeconfigSpec(w.name, w.name, api, KUBELET_KUBECONFIG, f"system:node:{w.name}")
-              for w in inventory.workers]
+                            f"{k}/kube-scheduler.kubeconfig", "system:kube-scheduler",
+                            "kube-scheduler")]
+    specs += [KubeconfigSpec(w.name, w.name, api, KUBELET_KUBECONFIG, f"system:node:{w.name}",
+                             "kubelet") for w in inventory.workers]
     if inventory.workers:
         specs.append(KubeconfigSpec("kube-proxy", "worker", api, PROXY_KUBECONFIG,
-                                    "system:kube-proxy"))
+                                    "system:kube-proxy", "kube-proxy"))
     return specs
 
 
