@@ -55,6 +55,9 @@ def test_the_kubeconfigs_in_the_homes_are_clean(pushed_lab: LabRunner,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     report = _check(capsys, pushed_lab)
     assert not [f for f in report["findings"] if f["certificate"].endswith(".kubeconfig")]
+    main(["certs", "check", "-i", str(pushed_lab.lab.inventory_path)])
+    text = capsys.readouterr().out
+    assert "on 4 hosts (11 kubeconfigs and 0 served certificates checked)." in text
     import asyncio
 
     survey, matrix = asyncio.run(_matrix(pushed_lab))

@@ -82,6 +82,10 @@ def test_push_and_restore_through_sudo(lab: LabRunner, capsys: pytest.CaptureFix
               for h in ("controller-0", "controller-1")}
     assert hardway(capsys, "certs", "issue", "-i", str(inventory), "kubernetes",
                    "--force")[0] == 0
+    status, out = hardway(capsys, "certs", "push", "-i", str(inventory), "--dry-run")
+    assert status == 0 and "as kthw: staged in its home (~/.hardway-staging), moved into " \
+        "place with `sudo -n`" in " ".join(out.split())
+    assert "$ sudo systemctl restart etcd" in out
     status, out = hardway(capsys, "certs", "push", "-i", str(inventory), "--yes")
     assert status == 0, out
     assert "restart etcd ... ok" in out and "restart kube-apiserver ... ok" in out

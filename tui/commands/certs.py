@@ -398,7 +398,12 @@ def run_check(args: argparse.Namespace) -> int:
     render_findings(ctx.out, groups, colour=ctx.colour,
                     empty_ok="every certificate fits its profile")
     summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-    ctx.out.write(f"\n{summary} on {len(names)} host{'s' * (len(names) != 1)}.\n")
+    configs = sum(len(h.kubeconfigs) for h in report.hosts.values())
+    served = sum((h.served is not None) + (h.etcd_served is not None)
+                 for h in report.hosts.values())
+    ctx.out.write(f"\n{summary} on {len(names)} host{'s' * (len(names) != 1)} "
+                  f"({configs} kubeconfig{'s' * (configs != 1)} and {served} served "
+                  f"certificate{'s' * (served != 1)} checked).\n")
     return 1 if errors else 0
 
 

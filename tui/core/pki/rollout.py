@@ -51,6 +51,7 @@ from tui.core.pki.services import (
     RESTART_ORDER,
     RolloutOptions,
     ServiceProbes,
+    login_user,
     remote,
     sudo_for,
 )
@@ -226,6 +227,9 @@ class Rollout:
         push = self._hosts[name]
         changes = [self._file_change(push, p) for p in push.placements]
         notes = self._flag_notes(push)
+        if self._sudo(name):
+            notes.append(f"as {login_user(self.fleet, name) or 'this login'}: staged in its "
+                         "home (~/.hardway-staging), moved into place with `sudo -n`")
         return Preview(files=tuple(changes), notes=tuple(notes))
 
     def _file_change(self, push: _HostPush, placement: Placement) -> FileChange:
