@@ -24,7 +24,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from tui.boundary import start_action
-from tui.core.pki.diagnose import CertFinding
+from tui.core.pki.diagnose import CertFinding, FixAction
 from tui.core.pki.grouping import group_findings
 from tui.core.pki.matrix import Cell, Matrix, build_matrix
 from tui.core.pki.survey import Survey
@@ -39,8 +39,9 @@ STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "absent": "dim
          "n/a": "dim", "unknown": "magenta"}
 GLYPH = {"ok": "✔", "warning": "!", "error": "✖", "absent": "·", "n/a": "", "unknown": "?"}
 NARROW = 110
-"""Below this many columns the detail pane goes under the findings and the host columns
-show glyphs under short names (``c-0`` for ``controller-0``)."""
+"""Below this many columns the host columns show glyphs under short names (``c-0`` for
+``controller-0``), the matrix takes most of the height and the pane under it shows the
+findings or, after ``d``, the highlighted certificate."""
 
 
 def short_names(names: Sequence[str]) -> dict[str, str]:
@@ -54,6 +55,28 @@ def short_names(names: Sequence[str]) -> dict[str, str]:
     if len(set(short.values())) < len(short):
         return {name: name for name in names}
     return short
+
+
+KEYS = {FixAction.ISSUE: ("i", "issue"), FixAction.PUSH: ("p", "push"),
+        FixAction.RESTORE: ("u", "restore")}
+"""The screen's key for each fix action (its BINDINGS)."""
+
+
+def screen_fix(finding: CertFinding) -> str:
+    """The fix as this screen's keys (``press i to issue, then p to push``), then what is
+    left to do by hand; the CLI's words when hardway has no action for it."""
+    if not finding.actions:
+        return finding.fix
+    text = ""
+    for index, action in enumerate(finding.actions):
+        key, verb = KEYS[action]
+        if index == 0:
+            text = f"press {key} to {verb}"
+        elif action is FixAction.RESTORE:
+            text += f", or {key} to {verb}"
+        else:
+            text += f", then {key} to {verb}"
+    return text + (f", then {finding.after}" if finding.after else "")
 
 
 STATE_STYLE = {"pending": "dim", "checking": "cyan", "skipped": "dim", "running": "yellow",
@@ -74,6 +97,9 @@ class CertsScreen(Screen[None]):
                 tooltip="Preview, then roll the PKI out one controller at a time"),
         Binding("u", "restore", "Restore…", id="certs-restore",
                 tooltip="Put back what the last push replaced"),
+        Binding("d", "toggle_detail", "Detail", id="certs-detail",
+                tooltip="Narrow terminals: the highlighted certificate instead of the "
+                        "findings (d again: back)"),
     ]
 
     def __init__(self, workbench: Workbench) -> None:
@@ -83,6 +109,10 @@ class CertsScreen(Screen[None]):
         self.survey: Survey | None = None
         self.matrix: Matrix | None = None
         self.narrow = False
+        self.compact = False
+        """Glyph columns under short names: narrow, or the full labels would not fit."""
+        self.detail_shown = False
+        """Narrow terminals: the detail pane replaces the findings under the matrix."""
 
     @property
     def pki_dir(self) -> Path:
@@ -123,6 +153,7 @@ class CertsScreen(Screen[None]):
         self._show_findings_text("Reading certificates on every host…")
         self.survey = await self.work.survey()
         self._render_matrix()
+        self.on_resize()  # the labels may no longer fit beside the detail pane
         self._render_findings(self.survey.findings)
 
     # -- matrix and detail ----------------------------------------------------------------
@@ -133,7 +164,7 @@ class CertsScreen(Screen[None]):
         self.matrix = build_matrix(self.workbench.inventory, self.survey, self.pki_dir)
         table.clear(columns=True)
         table.add_column("certificate", key="certificate")
-        heading = (short_names(self.matrix.columns) if self.narrow
+        heading = (short_names(self.matrix.columns) if self.compact
                    else {c: c for c in self.matrix.columns})
         for column in self.matrix.columns:
             table.add_column(heading[column], key=column)
@@ -142,7 +173,7 @@ class CertsScreen(Screen[None]):
             for column in self.matrix.columns:
                 cell = self.matrix.cell(row.key, column)
                 pending = self.survey is None and column != "local"
-                shown = GLYPH[cell.status] if self.narrow else (
+                shown = GLYPH[cell.status] if self.compact else (
                     f"{GLYPH[cell.status]} {cell.short}".strip())
                 cells.append(Text("…" if pending and cell.status == "n/a" and
                                   row.role in ("controller", "worker") else shown,
@@ -154,12 +185,44 @@ class CertsScreen(Screen[None]):
         self._render_detail()
 
     def on_resize(self) -> None:
-        """Narrow terminals: detail under the findings, glyph columns, short names."""
+        """Narrow terminals: glyph columns, short names, findings or detail under the
+        matrix."""
         narrow = self.size.width < NARROW
         self.query_one("#certs-body").set_class(narrow, "-narrow")
-        if narrow != self.narrow:
-            self.narrow = narrow
+        compact = narrow or not self._fits(self.size.width * 3 // 5 - 4)
+        if (narrow, compact) != (self.narrow, self.compact):
+            self.narrow, self.compact = narrow, compact
             self._render_matrix()
+            self.refresh_bindings()
+        self._show_lower_pane()
+
+    def _fits(self, width: int) -> bool:
+        """Whether the matrix with its full cell labels fits in ``width`` columns."""
+        matrix = self.matrix or build_matrix(self.workbench.inventory, self.survey,
+                                             self.pki_dir)
+        total = max((len(r.label) for r in matrix.rows), default=0) + 2
+        for column in matrix.columns:
+            cells = [matrix.cell(r.key, column) for r in matrix.rows]
+            total += max([len(column), *(len(f"{GLYPH[c.status]} {c.short}") for c in cells)])
+            total += 2
+        return total <= width
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``d`` (detail instead of the findings) exists on narrow terminals only."""
+        if action == "toggle_detail":
+            return self.narrow
+        return True
+
+    def action_toggle_detail(self) -> None:
+        """Narrow terminals: swap the findings and the highlighted certificate."""
+        self.detail_shown = not self.detail_shown
+        self._show_lower_pane()
+
+    def _show_lower_pane(self) -> None:
+        detail = not self.narrow or self.detail_shown
+        self.query_one("#certs-body").set_class(self.narrow and self.detail_shown, "-detail")
+        self.query_one("#cert-detail").display = detail
+        self.query_one("#cert-findings").display = not self.narrow or not self.detail_shown
 
     def on_data_table_cell_highlighted(self, event: DataTable.CellHighlighted) -> None:
         """Show the highlighted certificate in the detail pane."""
@@ -208,7 +271,7 @@ class CertsScreen(Screen[None]):
             head = Text(f"{glyph} ", style=style)
             head.append(display.stable(finding.message))
             parts.append(head)
-            parts.append(Text(f"  fix: {display.stable(finding.fix)}", style="dim"))
+            parts.append(Text(f"  fix: {display.stable(screen_fix(finding))}", style="dim"))
         self.query_one("#cert-findings-text", Static).update(Group(*parts))
         errors = sum(f.severity == "error" for f in problems)
         self.query_one("#cert-findings", VerticalScroll).border_title = (
@@ -301,8 +364,11 @@ def detail_renderable(label: str, column: str, cell: Cell,
     where = "the local PKI" if column == "local" else column
     title = Text(f"{label} — {where}\n", style="bold")
     info = cell.info
+    notes = [Text(display.stable(n), style="bold red" if n.startswith("✖") else
+                  "yellow" if n.startswith("!") else "") for n in cell.notes]
     if info is None:
-        return Group(title, Text(cell.short or "no certificate here", style=STYLE[cell.status]))
+        return Group(title, Text(cell.short or "no certificate here", style=STYLE[cell.status]),
+                     *notes)
     now = now or datetime.now(UTC)
     total = (info.not_after - info.not_before).total_seconds() or 1
     used = min(1.0, max(0.0, (now - info.not_before).total_seconds() / total))
@@ -321,7 +387,7 @@ def detail_renderable(label: str, column: str, cell: Cell,
         f"  until {info.not_after:%Y-%m-%d} ({int(left)} days left)")))
     facts.add_row("sha256", display.stable(info.fingerprint))
     facts.add_row("usage", ", ".join((*info.key_usage, *info.ext_key_usage)) or "–")
-    parts: list[RenderableType] = [title, facts]
+    parts: list[RenderableType] = [title, *notes, facts] if notes else [title, facts]
     if cell.required:
         sans = Table.grid(padding=(0, 1))
         sans.add_column(no_wrap=True)

@@ -7,6 +7,7 @@ tests/integration/test_certs_lab.py.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 from tui.cli import main
 from tui.core.inventory.load import load_inventory
 from tui.core.pki.inspect import chains_to, inspect_file, key_matches
+from tui.core.pki.kubeconfig import kubeconfig_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["admin", "worker-0", "worker-1", "worker-2", "kube-controller-manager", "kube-proxy",
@@ -64,7 +66,8 @@ def test_plan_lists_every_certificate_with_sans_and_placements(
     assert "127.0.0.1" in kubernetes["ip_addresses"]
     assert [p["path"] for p in data["placements"]["worker-2"]] == [
         "/var/lib/kubernetes/ca.pem", "/var/lib/kubelet/worker-2.pem",
-        "/var/lib/kubelet/worker-2-key.pem"]
+        "/var/lib/kubelet/worker-2-key.pem", "/var/lib/kubelet/kubeconfig",
+        "/var/lib/kube-proxy/kubeconfig"]
     status, out, _ = run(capsys, "certs", "plan", "-i", str(inventory))
     assert status == 0
     assert "kubernetes.pem" in out and "loopback: controller-manager" in out
@@ -80,7 +83,10 @@ def test_issue_creates_the_ca_and_every_pair_then_keeps_them(
     status, out, _ = run(capsys, "certs", "issue", "-i", str(inventory), "--json")
     assert status == 0
     actions = {c["name"]: c["action"] for c in json.loads(out)["certificates"]}
-    assert actions == {"ca": "created", **{n: "issued" for n in NAMES}}
+    configs = {f"{s.name}.kubeconfig": "written"
+               for s in kubeconfig_specs(load_inventory(inventory))}
+    assert "admin.kubeconfig" in configs and "kube-proxy.kubeconfig" in configs
+    assert actions == {"ca": "created", **{n: "issued" for n in NAMES}, **configs}
     assert "PRIVATE KEY" not in out
     ca = inspect_file(pki / "ca.pem")
     for name in NAMES:
@@ -97,6 +103,9 @@ def test_issue_creates_the_ca_and_every_pair_then_keeps_them(
     assert status == 0
     after = {n: inspect_file(pki / f"{n}.pem").fingerprint for n in NAMES}
     assert [n for n in NAMES if before[n] != after[n]] == ["kubernetes"]
+    status, out, _ = run(capsys, "certs", "issue", "-i", str(inventory), "admin", "--force")
+    assert status == 0 and re.search(r"written +admin\.kubeconfig", out)
+    assert "embeds an older admin.pem" in out
     assert inspect_file(pki / "ca.pem").fingerprint == ca.fingerprint
 
 

@@ -110,6 +110,56 @@ def test_seed_scenario_at_80x24(snap_compare: Any, seed_lab: LabRunner,
                         run_before=run_before)
 
 
+@pytest.fixture(scope="module")
+def full_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
+    """Every KTHW certificate and kubeconfig: 3 controllers and a worker on a fixed network,
+    with kube-scheduler.kubeconfig pointing elsewhere on controller-[1-2] and worker-0's
+    kubelet certificate gone."""
+    with LabRunner(tmp_path_factory.mktemp("fulllab"), controllers=3, workers=1,
+                   network="127.0.76") as runner:
+        hosts = runner.lab.directory / "hosts"
+        for host in ("controller-1", "controller-2"):
+            path = hosts / host / "var/lib/kubernetes/kube-scheduler.kubeconfig"
+            path.write_text(path.read_text().replace("https://127.0.0.1:6443",
+                                                     "https://127.0.76.10:6443"))
+        (hosts / "worker-0/var/lib/kubelet/worker-0.pem").unlink()
+        yield runner
+
+
+async def _full(pilot: Pilot[Any]) -> None:
+    """The certificates screen on the full lab, the cursor on controller-1's broken
+    kube-scheduler.kubeconfig."""
+    screen = await _certs(pilot)
+    assert screen.matrix is not None
+    row = [r.key for r in screen.matrix.rows].index("kube-scheduler-kubeconfig")
+    screen.query_one("#cert-matrix").move_cursor(row=row, column=3)  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
+def test_full_set_at_200x50(snap_compare: Any, full_lab: LabRunner, tmp_path: Path) -> None:
+    """Every certificate (the client ones that live only in kubeconfigs too), the
+    kubeconfigs per host, etcd's :2379; findings grouped per host with the screen's keys."""
+    assert snap_compare(_app(full_lab, tmp_path), terminal_size=(200, 50), run_before=_full)
+
+
+def test_full_set_at_80x24(snap_compare: Any, full_lab: LabRunner, tmp_path: Path) -> None:
+    """Narrow: glyph columns under short names; the matrix scrolls, nothing is cut."""
+    assert snap_compare(_app(full_lab, tmp_path), terminal_size=(80, 24), run_before=_full)
+
+
+def test_full_set_detail_at_80x24(snap_compare: Any, full_lab: LabRunner,
+                                  tmp_path: Path) -> None:
+    """Narrow, after d: the highlighted kubeconfig (file, server, problem) under the
+    matrix instead of the findings."""
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _full(pilot)
+        await pilot.press("d")
+        await pilot.pause()
+
+    assert snap_compare(_app(full_lab, tmp_path), terminal_size=(80, 24),
+                        run_before=run_before)
+
+
 def test_push_preview(snap_compare: Any, seed_lab: LabRunner, tmp_path: Path) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await _certs(pilot)

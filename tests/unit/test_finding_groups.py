@@ -41,3 +41,30 @@ def test_a_host_name_inside_another_word_is_not_replaced() -> None:
     b = CertFinding("error", "c-2", "x.pem", "c-2 and c-10 differ on c-2", "")
     (group,) = group_findings([a, b])
     assert group.finding.message == "c-[1-2] and c-10 differ on c-[1-2]"
+
+
+def test_grouped_findings_keep_their_actions_and_name_the_screen_keys() -> None:
+    from screens.certs import screen_fix
+    from tui.core.pki.diagnose import FixAction
+
+    def wrong(host: str) -> CertFinding:
+        return CertFinding("error", host, "admin.kubeconfig",
+                           f"/root/admin.kubeconfig on {host} points admin elsewhere.",
+                           "rewrite it, then copy it", (FixAction.ISSUE,),
+                           f"copy pki/admin.kubeconfig to /root/admin.kubeconfig on {host}")
+
+    (group,) = group_findings([wrong("controller-0"), wrong("controller-2")])
+    assert group.finding.actions == (FixAction.ISSUE,)
+    assert screen_fix(group.finding) == (
+        "press i to issue, then copy pki/admin.kubeconfig to /root/admin.kubeconfig on "
+        "controller-[0,2]")
+    pushed = CertFinding("error", "c", "x", "m", "f", (FixAction.ISSUE, FixAction.PUSH))
+    assert screen_fix(pushed) == "press i to issue, then p to push"
+    journal = CertFinding("error", "c", "x", "m", "f", (FixAction.PUSH, FixAction.RESTORE))
+    assert screen_fix(journal) == "press p to push, or u to restore"
+    assert screen_fix(CertFinding("error", "c", "x", "m", "look at journalctl")) == (
+        "look at journalctl")
+    other = CertFinding("error", "controller-1", "admin.kubeconfig",
+                        "/root/admin.kubeconfig on controller-1 points admin elsewhere.",
+                        "rewrite it, then copy it", (), "copy it")
+    assert len(group_findings([wrong("controller-0"), other])) == 2  # actions differ

@@ -141,11 +141,18 @@ def test_placements_follow_kthw() -> None:
         (f"{K}/kubernetes.pem", "0o644"), (f"{K}/kubernetes-key.pem", "0o600"),
         (f"{K}/service-account.pem", "0o644"), (f"{K}/service-account-key.pem", "0o600"),
         ("/etc/etcd/ca.pem", "0o644"), ("/etc/etcd/kubernetes.pem", "0o644"),
-        ("/etc/etcd/kubernetes-key.pem", "0o600")]
-    assert all(p.secret == p.source.endswith("-key.pem") for p in controller)
+        ("/etc/etcd/kubernetes-key.pem", "0o600"),
+        (f"{K}/kube-controller-manager.kubeconfig", "0o600"),
+        (f"{K}/kube-scheduler.kubeconfig", "0o600")]
+    assert all(p.secret == p.source.endswith(("-key.pem", ".kubeconfig")) for p in controller)
+    assert [p.services for p in controller if p.optional] == [
+        ("kube-controller-manager",), ("kube-scheduler",)]
     worker = placements(inv, inv.host("worker-1"))
-    assert [p.path for p in worker] == [f"{K}/ca.pem", "/var/lib/kubelet/worker-1.pem",
-                                        "/var/lib/kubelet/worker-1-key.pem"]
+    assert [(p.source, p.path) for p in worker] == [
+        ("ca.pem", f"{K}/ca.pem"), ("worker-1.pem", "/var/lib/kubelet/worker-1.pem"),
+        ("worker-1-key.pem", "/var/lib/kubelet/worker-1-key.pem"),
+        ("worker-1.kubeconfig", "/var/lib/kubelet/kubeconfig"),
+        ("kube-proxy.kubeconfig", "/var/lib/kube-proxy/kubeconfig")]
 
 
 def test_remote_and_logical_paths() -> None:

@@ -30,12 +30,14 @@ service-account pairs. The PKI directory defaults to pki/ beside the inventory f
 (the lab creates its CA there too); an existing cfssl directory works as it is.
 
   plan    the certificates the cluster needs, their SANs and why, and where they go
-  check   inspect the local files, the files on every host and the certificate each
-          kube-apiserver actually serves; explain what is wrong (exit 1 on errors)
-  issue   create the CA if there is none (never overwrites one) and (re)issue the
-          certificates that are missing or wrong
+  check   inspect the local files, the files and doc-05 kubeconfigs on every host and
+          the certificates kube-apiserver (:6443) and etcd (:2379) actually serve;
+          explain what is wrong (exit 1 on errors)
+  issue   create the CA if there is none (never overwrites one), (re)issue the
+          certificates that are missing or wrong, and write the kubeconfigs of doc 05
   push    copy them to the hosts and restart what uses them, one host at a time,
-          each checked by its health probe; --restore puts the previous files back
+          each checked by its health probe; --restore puts the previous files back;
+          a login that is not root writes through `sudo -n`
 
 examples:
   hardway certs plan -i config/something.local.toml
@@ -58,13 +60,24 @@ examples:
 
 CHECK_HELP = """\
 Inspect the certificates three ways and explain every problem in plain words with its
-fix: the local PKI directory; the files on every host (read over SFTP); and the
-certificate each kube-apiserver really serves on its address and API port (a TLS
-handshake without verification and without SNI). It finds missing SANs (and who dials
-them), a served certificate that differs from the file on disk, the self-signed
+fix: the local PKI directory; the files on every host (read over SFTP; keys and
+kubeconfigs through `sudo -n` when the login is not root); and the certificates
+kube-apiserver and etcd really serve on each controller's address, ports 6443 and 2379
+(a TLS handshake without verification and without SNI). It finds missing SANs (and who
+dials them), a served certificate that differs from the file on disk, the self-signed
 apiserver.crt kube-apiserver generates when its unit lost --tls-cert-file, wrong
 issuers, keys that do not match, certificates expiring within 30 days, and hosts that
 hold a different CA.
+
+The kubeconfigs of KTHW doc 05 are read where doc 08/09 installs them
+(/var/lib/kubernetes/kube-controller-manager.kubeconfig and kube-scheduler.kubeconfig,
+/var/lib/kubelet/kubeconfig, /var/lib/kube-proxy/kubeconfig), else in the login's home
+where the scp of doc 05 left them (admin.kubeconfig always there): the embedded client
+certificate must be signed by the cluster CA, carry its CN and O (admin /
+system:masters, system:node:worker-N / system:nodes, ...), be valid and match the
+embedded key; certificate-authority-data must be the cluster CA; the server must be
+https://127.0.0.1:6443 (admin, controller-manager, scheduler) or the API address
+(kubelet, kube-proxy). The local PKI's kubeconfigs are checked the same way.
 
 exit status: 0 no errors (warnings allowed), 1 errors found, 2 could not run.
 
@@ -78,9 +91,12 @@ Create the CA in the PKI directory when there is none (RSA 2048 by default, 5 ye
 existing ca.pem/ca-key.pem is loaded and never overwritten), then issue every
 certificate that is missing or no longer fits its profile: missing SANs (e.g. 127.0.0.1
 or a new VIP), another issuer, a subject that differs, a key that does not match, or
-fewer than 30 days left. Keys are written 0600. Give NAMEs (file stems such as
+fewer than 30 days left. Keys are written 0600. Then the kubeconfigs of KTHW doc 05
+(admin, kube-controller-manager, kube-scheduler, kube-proxy, each worker's) are written
+beside them (0600) when missing or when they no longer fit: another server URL or CA,
+or an older certificate than the pair they embed. Give NAMEs (file stems such as
 kubernetes or worker-0) to limit the work to those; --force reissues them even when
-they fit. Nothing is contacted; `certs push` copies the result to the hosts.
+they fit. Nothing is contacted; `certs push` copies the certificates to the hosts.
 
 examples:
   hardway certs issue -i /tmp/lab/inventory.toml
@@ -92,8 +108,11 @@ PUSH_HELP = """\
 Copy the PKI to the hosts and restart what uses it, one host at a time:
 
   1. put files        controllers: /var/lib/kubernetes (ca, ca-key, kubernetes,
-                      service-account) and /etc/etcd (ca, kubernetes); workers:
-                      /var/lib/kubernetes/ca.pem and /var/lib/kubelet/worker-N(-key).pem.
+                      service-account, and the kube-controller-manager and
+                      kube-scheduler kubeconfigs) and /etc/etcd (ca, kubernetes);
+                      workers: /var/lib/kubernetes/ca.pem, /var/lib/kubelet/worker-N(-key).pem,
+                      /var/lib/kubelet/kubeconfig, /var/lib/kube-proxy/kubeconfig
+                      (kubeconfigs when the PKI has them; admin.kubeconfig stays yours).
                       Atomic writes, keys 0600, the previous file kept as NAME.hardway-bak
   2. repair unit      mend a `\\` continuation in kube-apiserver.service that dropped
                       flags, add a missing --tls-cert-file/--tls-private-key-file,
@@ -103,6 +122,14 @@ Copy the PKI to the hosts and restart what uses it, one host at a time:
   4. restart          etcd, kube-apiserver, ... where their files changed, each waited for
                       until its health probe passes: kube-apiserver /livez verified
                       against the new ca.pem, etcd /health with a client certificate
+
+A login that is not root (the inventory's ssh user, e.g. a cloud image's default user)
+cannot write /var/lib/kubernetes over SFTP: on such hosts (and on every host with
+--sudo) the files go to a private directory in the login's home first, then one
+`sudo -n` script copies them beside their targets and links the backups, and another
+switches them back to back, with the same journal and backups as a root login. sudo
+must not ask for a password (NOPASSWD in sudoers): it is checked on every host before
+anything changes, and a host where it asks is named.
 
 A host that does not come back stops the push there and leaves the remaining hosts
 untouched. What each host got is recorded in PKI/last-push.json; `push --restore`
@@ -175,7 +202,8 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     push.add_argument("--health-timeout", type=positive_seconds, default=60.0, metavar="S",
                       help="seconds a restarted service gets to pass its probe (default 60)")
     push.add_argument("--sudo", action="store_true",
-                      help="run systemctl and mv with sudo (files still need a root login)")
+                      help="write files and run systemctl through `sudo -n` on every host "
+                           "(automatic where the login is not root)")
     push.set_defaults(handler=run_push)
 
 
@@ -263,8 +291,9 @@ def _json(ctx: Context, data: object) -> None:
 
 def run_plan(args: argparse.Namespace) -> int:
     """Handler of ``certs plan``."""
+    from tui.core.pki.host_findings import local_findings, local_pair_findings
     from tui.core.pki.profiles import profiles_for
-    from tui.core.pki.survey import local_findings, local_pair_findings, placements
+    from tui.core.pki.survey import placements
 
     ctx = _context(args)
     ca, ca_findings = local_findings(ctx.inventory, ctx.pki) if ctx.pki.is_dir() else (None, [])
@@ -343,8 +372,8 @@ def _missing_locally(cert_path: Path, sans: Sequence[Any]) -> list[Any]:
 
 def run_check(args: argparse.Namespace) -> int:
     """Handler of ``certs check``: exit 1 when any finding is an error."""
+    from tui.core.pki.host_findings import local_findings
     from tui.core.pki.report import host_json, render_findings
-    from tui.core.pki.survey import local_findings
 
     ctx = _context(args)
     names = _names(ctx, args)
@@ -369,7 +398,12 @@ def run_check(args: argparse.Namespace) -> int:
     render_findings(ctx.out, groups, colour=ctx.colour,
                     empty_ok="every certificate fits its profile")
     summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
-    ctx.out.write(f"\n{summary} on {len(names)} host{'s' * (len(names) != 1)}.\n")
+    configs = sum(len(h.kubeconfigs) for h in report.hosts.values())
+    served = sum((h.served is not None) + (h.etcd_served is not None)
+                 for h in report.hosts.values())
+    ctx.out.write(f"\n{summary} on {len(names)} host{'s' * (len(names) != 1)} "
+                  f"({configs} kubeconfig{'s' * (configs != 1)} and {served} served "
+                  f"certificate{'s' * (served != 1)} checked).\n")
     return 1 if errors else 0
 
 
@@ -401,10 +435,12 @@ def run_issue(args: argparse.Namespace) -> int:
     width = max(len(str(a["name"])) for a in actions)
     for item in actions:
         verb = str(item["action"])
-        code = "32" if verb in ("issued", "created") else "2" if verb == "kept" else "33"
+        code = "32" if verb in ("issued", "created", "written") else "2" if verb == "kept" else "33"
         line = f"  {_paint(ctx, f'{verb:<12}', code)} {item['name']!s:<{width}}"
-        if item["action"] == "kept":
+        if item["action"] == "kept" and "not_after" in item:
             line += f"  fits its profile; valid until {str(item['not_after'])[:10]}"
+        elif item["action"] == "kept":
+            line += "  fits (server, CA, client certificate and key)"
         elif item.get("fingerprint"):
             line += f"  {str(item['fingerprint'])[:23]}  valid until {str(item['not_after'])[:10]}"
         ctx.out.write(line.rstrip() + "\n")
@@ -413,7 +449,7 @@ def run_issue(args: argparse.Namespace) -> int:
         for reason in why:
             if reason != "not issued yet":
                 ctx.out.write(_wrap(f"- {reason}", " " * 17) + "\n")
-    changed = sum(a["action"] in ("issued", "created") for a in actions)
+    changed = sum(a["action"] in ("issued", "created", "written") for a in actions)
     if args.dry_run:
         ctx.out.write("\nDry run: nothing was written.\n")
     elif changed:

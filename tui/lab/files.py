@@ -19,6 +19,7 @@ import asyncssh
 
 from tui.core.inventory.model import Host, Inventory
 from tui.lab.server import LabHostSpec
+from tui.lab.session import ORDINARY_LOGIN
 
 CLUSTER_NAME = "lab"
 DOMAIN = "lab.home.arpa"
@@ -40,18 +41,32 @@ esac
 
 SUDO_SHIM = """\
 #!/bin/sh
-# hardway lab shim: a lab host has one user, so sudo runs the command as that user.
+# hardway lab shim: root's sudo runs the command as root. On a confined host the ordinary
+# login (kthw) sees the host read-only; sudo gives it the host's own view, as root, when
+# /etc/sudoers.d lets it without a password (otherwise it answers as sudo does).
+nonint=
 while [ $# -gt 0 ]; do
   case "$1" in
     --) shift; break ;;
+    -n) nonint=1; shift ;;
     -u|-g|-p|-C|-D|-U|-r|-t|-T) shift 2 ;;
     -*) shift ;;
     *) break ;;
   esac
 done
-[ $# -gt 0 ] || exec "${SHELL:-/bin/sh}"
+[ $# -gt 0 ] || set -- "${SHELL:-/bin/sh}"
+if [ "${LOGNAME:-}" = @ORDINARY@ ] && [ -e /proc/1/ns/mnt ]; then
+  if ! grep -qs "^$LOGNAME[[:space:]].*NOPASSWD" /etc/sudoers.d/*; then
+    if [ -n "$nonint" ]; then echo "sudo: a password is required" >&2; exit 1; fi
+    echo "sudo: a terminal is required to read the password" >&2; exit 1
+  fi
+  exec nsenter --mount=/proc/1/ns/mnt --wd="$PWD" -- \
+    env USER=root LOGNAME=root HOME=/root "$@"
+fi
 exec env "$@"
-"""
+""".replace("@ORDINARY@", ORDINARY_LOGIN)
+SUDOERS = "/etc/sudoers.d/hardway-lab"
+"""Lets the ordinary login use sudo without a password (remove the line to be asked)."""
 
 
 CONTROL_SHIM = """\
@@ -227,6 +242,10 @@ def prepare_confined(specs: Sequence[LabHostSpec], hosts: Sequence[tuple[str, st
                            f"nameserver {DNS_SERVER}\nsearch {DOMAIN}\n")
         sbin = root / "usr" / "local" / "sbin"
         write_file(sbin / "sudo", SUDO_SHIM, 0o755)
+        (root / "home" / ORDINARY_LOGIN).mkdir(parents=True, exist_ok=True)
+        (root / SUDOERS.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        write_file(root / SUDOERS.lstrip("/"), f"{ORDINARY_LOGIN} ALL=(ALL:ALL) NOPASSWD: ALL\n",
+                   0o440)
         for tool in ("systemctl", "journalctl"):
             write_file(sbin / tool, CONTROL_SHIM.format(
                 tool=tool, python=shlex.quote(sys.executable),

@@ -30,7 +30,7 @@ from tui.lab import journalctl, processes, systemctl
 from tui.lab.control import CONTROL_SOCKET, ControlServer
 from tui.lab.namespaces import HostHandle, LabAddressRefused, guard_address
 from tui.lab.service import SERVICE_MARKER
-from tui.lab.session import HostContext, LabSession
+from tui.lab.session import ORDINARY_LOGIN, HostContext, LabSession
 from tui.lab.supervisor import Supervisor
 
 LOGIN_TIMEOUT = 30.0
@@ -105,8 +105,9 @@ class _LabSSHServer(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return (username == self._host.user
-                and key.public_data == self._host.client_key.public_data)
+        allowed = (self._host.user, ORDINARY_LOGIN) if self._host.confined is not None \
+            else (self._host.user,)
+        return username in allowed and key.public_data == self._host.client_key.public_data
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str,
                              orig_port: int) -> Any:

@@ -40,6 +40,18 @@ SFTP_SERVERS = ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-serve
                 "/usr/lib/sftp-server")
 
 
+ORDINARY_LOGIN = "kthw"
+"""A confined host's second login: an ordinary user, as most real hosts are reached.
+Its sessions see every file system read-only except /home, /tmp, /run and /dev (a mount
+namespace of their own), so writing /var/lib/kubernetes takes ``sudo``."""
+ORDINARY_HOME = f"/home/{ORDINARY_LOGIN}"
+READ_ONLY_SCRIPT = (
+    'cut -d" " -f5 /proc/self/mountinfo | sort -r | while read -r mp; do '
+    'case "$mp" in /home|/home/*|/tmp|/tmp/*|/run|/run/*|/dev|/dev/*|/proc|/proc/*|/sys|'
+    '/sys/*) ;; *) mount -o remount,bind,ro "$mp" 2>/dev/null ;; esac; done; exec "$@"')
+"""Run inside ``unshare --mount``: make the ordinary login's view read-only, then exec."""
+
+
 @dataclass(frozen=True)
 class HostContext:
     """What a session needs to know about its lab host.
@@ -66,11 +78,24 @@ class HostContext:
         """HOME and working directory of every session (the host's own path when confined)."""
         return Path("/root") if self.confined is not None else self.root / "root"
 
-    def command_prefix(self) -> list[str]:
-        """What runs a program inside the host (``nsenter ...``; nothing in the fallback)."""
+    def ordinary(self, login: str | None) -> bool:
+        """True for a session of :data:`ORDINARY_LOGIN` on a confined host."""
+        return self.confined is not None and login == ORDINARY_LOGIN
+
+    def home_of(self, login: str | None) -> Path:
+        """The login's home: :data:`ORDINARY_HOME` for the ordinary login."""
+        return Path(ORDINARY_HOME) if self.ordinary(login) else self.home
+
+    def command_prefix(self, login: str | None = None) -> list[str]:
+        """What runs a program inside the host (``nsenter ...``; nothing in the fallback);
+        the ordinary login's programs run in a read-only view of the host."""
         if self.confined is None:
             return []
-        return self.confined.enter(str(self.home))
+        prefix = self.confined.enter(str(self.home_of(login)))
+        if self.ordinary(login):
+            prefix += ["unshare", "--mount", "--propagation", "private", "--",
+                       "/bin/sh", "-c", READ_ONLY_SCRIPT, "sh"]
+        return prefix
 
     def spawn_cwd(self) -> str:
         """The working directory given to the spawning process on the machine."""
@@ -82,8 +107,12 @@ class HostContext:
             return None
         return next((p for p in SFTP_SERVERS if os.access(p, os.X_OK)), None)
 
-    def base_env(self) -> dict[str, str]:
+    def base_env(self, login: str | None = None) -> dict[str, str]:
         """The environment every session starts from (before the client's)."""
+        if self.ordinary(login):
+            return {"HOME": ORDINARY_HOME, "PATH": CONFINED_PATH, "USER": ORDINARY_LOGIN,
+                    "LOGNAME": ORDINARY_LOGIN, "SHELL": _interactive_shell()[0],
+                    "LANG": "C.UTF-8"}
         if self.confined is not None:
             return {"HOME": "/root", "PATH": CONFINED_PATH, "USER": "root", "LOGNAME": "root",
                     "SHELL": _interactive_shell()[0], "LANG": "C.UTF-8"}
@@ -222,7 +251,7 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
             processes.signal_group(self.pid, signum)
 
     def _environment(self, pty: bool) -> dict[str, str]:
-        env = self.host.base_env()
+        env = self.host.base_env(self._login())
         peer = self.get_extra_info("peername") or ("", 0)
         local = self.get_extra_info("sockname") or ("", 0)
         env["SSH_CONNECTION"] = f"{peer[0]} {peer[1]} {local[0]} {local[1]}"
@@ -245,6 +274,8 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
         server = self.host.sftp_server()
         if self.subsystem == "sftp" and server is not None:
             argv, pty = [server], False
+            if self.host.ordinary(self._login()):
+                argv += ["-d", ORDINARY_HOME]
         elif command is not None:
             argv = ["/bin/sh", "-c", command]
         else:
@@ -272,6 +303,11 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
             self._exited.set()
         self._report_exit()
 
+    def _login(self) -> str | None:
+        """The user name this session's connection logged in as."""
+        name = self.get_extra_info("username")
+        return str(name) if name else None
+
     def _refuse(self, message: str, status: int) -> None:
         self._exited.set()
         if self._closed:
@@ -283,7 +319,7 @@ class LabSession(asyncssh.SSHServerProcess[bytes]):
     async def _spawn(self, argv: list[str], pty: bool) -> None:
         env = self._environment(pty)
         cwd = self.host.spawn_cwd()
-        argv = self.host.command_prefix() + argv
+        argv = self.host.command_prefix(self._login()) + argv
         if not pty:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,

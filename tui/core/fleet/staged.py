@@ -29,6 +29,7 @@ import fnmatch
 import hashlib
 import json
 import posixpath
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -38,6 +39,17 @@ from tui.core.errors import UserError
 from tui.core.fleet.connection import HostConnection, HostUnavailable
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.sftp import BACKUP_SUFFIX, TEMP_MARK, temp_name
+from tui.core.fleet.staged_sudo import (
+    SudoFailed,
+    compare_script,
+    stage_script,
+    sudo_read,
+    sudo_remove,
+    sudo_run,
+    sudo_sweep,
+    sudo_switch,
+    upload_private,
+)
 from tui.core.inventory.model import Host
 
 JOURNAL_PATH = "/var/lib/hardway/pending-write.json"
@@ -125,6 +137,7 @@ class StagedWrite:
     name: str
     journal: Journal
     unchanged: list[str]
+    sudo: bool = False
 
     @property
     def changed(self) -> list[JournalEntry]:
@@ -141,6 +154,18 @@ class StagedWrite:
         if not self.journal.entries:
             return
         hc, host = _parts(self.fleet, self.name)
+        if self.sudo:
+            try:
+                await sudo_switch(self.fleet, self.name,
+                                  [(e.temp, e.target) for e in self.journal.entries],
+                                  host.path(JOURNAL_PATH))
+            except SudoFailed as exc:
+                raise StagingFailed(
+                    f"the switch of {len(self.journal.entries)} staged files on {self.name} "
+                    f"was interrupted ({exc}): some may be new and some old; `hardway certs "
+                    "check` shows which, the next push finishes it and `push --restore` "
+                    "undoes it", switched=True) from None
+            return
         try:
             sftp = await hc.sftp()
             renames = [sftp.posix_rename(e.temp, e.target) for e in self.journal.entries]
@@ -193,15 +218,19 @@ async def _write(sftp: asyncssh.SFTPClient, path: str, data: bytes, mode: int) -
 
 
 async def stage(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
-                label: str) -> StagedWrite:
+                label: str, sudo: bool = False) -> StagedWrite:
     """Stage ``files`` on ``name`` (phase 1): temps written, backups linked, journal written.
 
     An earlier unfinished write set on the host is settled first (see :func:`settle`).
+    With ``sudo`` (a login that is not root) the contents go through the login's home and
+    ``sudo -n`` (see :mod:`tui.core.fleet.staged_sudo`).
 
     Raises:
         StagingFailed: a file could not be staged (``switched`` False: every target is
             as it was; the temps written so far are removed when the connection allows).
     """
+    if sudo:
+        return await _stage_sudo(fleet, name, files, label=label)
     hc, host = _parts(fleet, name)
     journal = Journal(name, label, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     unchanged: list[str] = []
@@ -249,13 +278,76 @@ async def stage(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
     return StagedWrite(fleet, name, journal, unchanged)
 
 
-async def read_journal(fleet: Fleet, name: str) -> Journal | None:
+async def _stage_sudo(fleet: Fleet, name: str, files: Sequence[FileWrite], *,
+                      label: str) -> StagedWrite:
+    host = fleet.host(name)
+    journal = Journal(name, label, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    directories: list[str] = []
+    temps: list[str] = []
+    try:
+        await settle(fleet, name, sudo=True)
+        directory, staged = await upload_private(fleet, name, [f.data for f in files])
+        directories.append(directory)
+        targets = [host.path(f.path) for f in files]
+        _status, out = await sudo_run(fleet, name, compare_script(
+            [(t, s, f.mode) for t, s, f in zip(targets, staged, files, strict=True)]),
+            what=f"compare the {label} with the files in place")
+        state: dict[str, str] = {}
+        for line in out.splitlines():
+            word, _, index_text = line.partition(" ")
+            state[index_text] = word
+        unchanged, items = [], []
+        for index, (item, target, copy) in enumerate(zip(files, targets, staged, strict=True)):
+            found = state.get(str(index), "new")
+            if found == "same":
+                unchanged.append(item.path)
+                continue
+            entry = JournalEntry(item.path, target, temp_name(target), found == "existed",
+                                 _sha(item.data))
+            journal.entries.append(entry)
+            items.append((target, entry.temp, copy, item.mode, entry.existed))
+        if journal.entries:
+            directory, [journal_copy] = await upload_private(fleet, name,
+                                                             [journal.to_json()])
+            directories.append(directory)
+            temps = [e.temp for e in journal.entries]
+            await sudo_run(fleet, name, stage_script(items, (host.path(JOURNAL_PATH),
+                                                             journal_copy)),
+                           what=f"stage the {label}")
+    except UserError as exc:
+        with contextlib.suppress(UserError):
+            await sudo_remove(fleet, name, temps)
+        raise StagingFailed(f"could not stage {label} on {name} ({exc}); every file there "
+                            "is as it was", switched=False) from None
+    finally:
+        for directory in directories:
+            await _drop(fleet, name, directory)
+    return StagedWrite(fleet, name, journal, unchanged, sudo=True)
+
+
+async def _drop(fleet: Fleet, name: str, directory: str) -> None:
+    """Remove the login's own staging directory (best effort)."""
+    parent = posixpath.dirname(directory)
+    await fleet.run([name], f"rm -rf {shlex.quote(directory)}; rmdir {shlex.quote(parent)} "
+                    "2>/dev/null; true", timeout=30.0)
+
+
+async def read_journal(fleet: Fleet, name: str, *, sudo: bool = False) -> Journal | None:
     """The unfinished write set recorded on ``name``, or None.
 
     Raises:
         UserError: the host cannot be reached or the journal cannot be read.
     """
     hc, host = _parts(fleet, name)
+    if sudo:
+        raw = await sudo_read(fleet, name, host.path(JOURNAL_PATH))
+        if raw is None:
+            return None
+        try:
+            return Journal.parse(name, raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UserError(f"The write journal {host.path(JOURNAL_PATH)} on {name} is not "
+                            f"readable ({exc}); remove it after checking the files.") from None
     try:
         sftp = await hc.sftp()
         async with sftp.open(host.path(JOURNAL_PATH), "rb") as handle:
@@ -271,7 +363,7 @@ async def read_journal(fleet: Fleet, name: str) -> Journal | None:
                         f"readable ({exc}); remove it after checking the files.") from None
 
 
-async def settle(fleet: Fleet, name: str) -> Journal | None:
+async def settle(fleet: Fleet, name: str, *, sudo: bool = False) -> Journal | None:
     """Remove the temps and the journal of an unfinished write set on ``name``.
 
     Files already switched stay switched (the caller rewrites or restores them).
@@ -279,10 +371,14 @@ async def settle(fleet: Fleet, name: str) -> Journal | None:
     Returns:
         The journal that was settled, or None when there was none.
     """
-    journal = await read_journal(fleet, name)
+    journal = await read_journal(fleet, name, sudo=sudo)
     if journal is None:
         return None
     hc, host = _parts(fleet, name)
+    if sudo:
+        await sudo_remove(fleet, name, [*(e.temp for e in journal.entries),
+                                        host.path(JOURNAL_PATH)])
+        return journal
     sftp = await hc.sftp()
     for entry in journal.entries:
         with contextlib.suppress(asyncssh.SFTPNoSuchFile):
@@ -293,7 +389,7 @@ async def settle(fleet: Fleet, name: str) -> Journal | None:
 
 
 async def sweep_temps(fleet: Fleet, name: str, paths: Iterable[str], *,
-                      remove: bool = True) -> list[str]:
+                      remove: bool = True, sudo: bool = False) -> list[str]:
     """Temp files of interrupted writes next to the logical ``paths`` on ``name``.
 
     Only ``.NAME.hardway-tmp-*`` files of the listed targets' directories are touched (and
@@ -303,14 +399,19 @@ async def sweep_temps(fleet: Fleet, name: str, paths: Iterable[str], *,
         The temp files found (removed unless ``remove`` is False).
     """
     hc, host = _parts(fleet, name)
-    try:
-        sftp = await hc.sftp()
-    except HostUnavailable:
-        return []
     by_directory: dict[str, set[str]] = {}
     for path in paths:
         directory, base = posixpath.split(host.path(path))
         by_directory.setdefault(directory, set()).add(base)
+    if sudo:
+        swept = await sudo_sweep(fleet, name, by_directory)
+        if remove:
+            await sudo_remove(fleet, name, swept)
+        return swept
+    try:
+        sftp = await hc.sftp()
+    except HostUnavailable:
+        return []
     found: list[str] = []
     for directory, bases in by_directory.items():
         try:

@@ -18,6 +18,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 from cryptography import x509
@@ -25,14 +26,37 @@ from cryptography import x509
 from tui.core.inventory.model import Host, Paths, San
 from tui.core.pki.inspect import CertInfo, certificate_info, chains_to
 
-__all__ = ["EXPIRY_WARNING_DAYS", "CertFinding", "FindingSeverity", "diagnose_fleet",
-           "diagnose_host", "is_generated_self_signed", "missing_sans", "unit_has_flag"]
+__all__ = [
+    "EXPIRY_WARNING_DAYS",
+    "CertFinding",
+    "FindingSeverity",
+    "FixAction",
+    "diagnose_fleet",
+    "diagnose_host",
+    "is_generated_self_signed",
+    "missing_sans",
+    "served_findings",
+    "unit_has_flag",
+]
 
 FindingSeverity = Literal["error", "warning", "ok"]
 EXPIRY_WARNING_DAYS = 30
 GENERATED_ISSUER = re.compile(r"^(?P<host>.+)-ca@(?P<stamp>\d+)$")
 
 ISSUE_AND_PUSH = "reissue {cert} with `hardway certs issue` and push it with `hardway certs push`"
+
+
+class FixAction(StrEnum):
+    """A step of a fix that hardway does itself (the screen names its key, the CLI its
+    command): ``issue`` (``hardway certs issue``, key i), ``push`` (p), ``restore`` (u)."""
+
+    ISSUE = "issue"
+    PUSH = "push"
+    RESTORE = "restore"
+
+
+ISSUE_PUSH = (FixAction.ISSUE, FixAction.PUSH)
+PUSH = (FixAction.PUSH,)
 
 
 @dataclass(frozen=True)
@@ -44,7 +68,10 @@ class CertFinding:
         host: the host it concerns, or None for the whole cluster / the local PKI.
         certificate: the file or thing concerned, e.g. ``kubernetes.pem`` or ``ca.pem``.
         message: what is wrong, in plain words.
-        fix: what to do about it ("" for ok findings).
+        fix: what to do about it, as the CLI says it ("" for ok findings).
+        actions: the hardway actions that carry the fix out, in order (empty: the fix is
+            a manual one, or there is none).
+        after: what remains to do by hand after ``actions`` ("" when nothing).
     """
 
     severity: FindingSeverity
@@ -52,6 +79,8 @@ class CertFinding:
     certificate: str
     message: str
     fix: str
+    actions: tuple[FixAction, ...] = ()
+    after: str = ""
 
 
 def missing_sans(info: CertInfo, required: Sequence[San]) -> list[San]:
@@ -121,8 +150,10 @@ def diagnose_host(host: Host | str, *, required_sans: Sequence[San],
     disk_path = remote_path or f"{paths.kubernetes_config}/{certificate}"
     findings: list[CertFinding] = []
 
-    def add(severity: FindingSeverity, message: str, fix: str) -> None:
-        findings.append(CertFinding(severity, name, certificate, message, fix))
+    def add(severity: FindingSeverity, message: str, fix: str,
+            actions: tuple[FixAction, ...] = ISSUE_PUSH, after: str = "") -> None:
+        findings.append(CertFinding(severity, name, certificate, message, fix,
+                                    actions if severity != "ok" else (), after))
 
     if on_disk is None:
         add("error", f"{disk_path} is missing or unreadable on {name}.",
@@ -135,27 +166,28 @@ def diagnose_host(host: Host | str, *, required_sans: Sequence[San],
             key_path = disk_path.removesuffix(".pem") + "-key.pem"
             add("error", f"{key_path} on {name} is not the private "
                 f"key of {disk_path}: TLS with this pair fails at the handshake.",
-                f"push the matching pair again with `hardway certs push` (or {reissue})")
+                f"push the matching pair again with `hardway certs push` (or {reissue})",
+                PUSH)
 
     run_dir = paths.kubernetes_run
     flag_missing = exec_start is not None and not unit_has_flag(exec_start, "--tls-cert-file")
     if served is not None and is_generated_self_signed(served):
         add("error", _self_signed_message(name, certificate, served, flag_missing,
                                           stale_cert_dir_file, run_dir, required_sans),
-            _self_signed_fix(flag_missing or exec_start is None, run_dir))
+            _self_signed_fix(flag_missing or exec_start is None, run_dir), PUSH)
     else:
         if flag_missing:
             add("error", f"kube-apiserver.service on {name} has no --tls-cert-file in its "
                 f"ExecStart, so kube-apiserver ignores {certificate} and serves a self-signed "
                 f"certificate it generates in {run_dir}.",
-                _self_signed_fix(True, run_dir))
+                _self_signed_fix(True, run_dir), PUSH)
         elif stale_cert_dir_file:
             add("warning", f"{run_dir}/apiserver.crt exists on {name}: kube-apiserver "
                 "generated a self-signed certificate there at some start without "
                 "--tls-cert-file, and would serve it again (without any SAN check) if the "
                 "flag were lost.",
                 f"remove {run_dir}/apiserver.crt and apiserver.key (`hardway certs push` "
-                "does this)")
+                "does this)", PUSH)
         if served is not None and (on_disk is None or served.fingerprint != on_disk.fingerprint):
             findings += _served_differs(name, certificate, disk_path, served, ca_cert,
                                         required_sans, now)
@@ -194,7 +226,7 @@ def diagnose_fleet(per_host_ca_fingerprints: Mapping[str, str], *,
         if not fingerprint:
             findings.append(CertFinding(
                 "error", host, certificate, f"{host} has no readable {certificate}.",
-                f"push {certificate} with `hardway certs push`"))
+                f"push {certificate} with `hardway certs push`", PUSH))
         elif fingerprint != expected:
             agreeing = groups.get(expected or "", [])
             if agreeing:
@@ -208,7 +240,7 @@ def diagnose_fleet(per_host_ca_fingerprints: Mapping[str, str], *,
                 f"{others}. Certificates signed by one CA are rejected by hosts trusting "
                 "the other.",
                 f"push the cluster's {certificate} and the certificates it signed to {host} "
-                "with `hardway certs push`"))
+                "with `hardway certs push`", PUSH))
     if not findings:
         findings.append(CertFinding(
             "ok", None, certificate,
@@ -225,13 +257,13 @@ def _file_findings(name: str, certificate: str, disk_path: str, info: CertInfo,
     if missing:
         findings.append(CertFinding(
             "error", name, certificate,
-            f"{disk_path} on {name} lacks {_missing_text(missing)}", reissue))
+            f"{disk_path} on {name} lacks {_missing_text(missing)}", reissue, ISSUE_PUSH))
     if ca_cert is not None and not chains_to(info, ca_cert):
         findings.append(CertFinding(
             "error", name, certificate,
             f"{disk_path} on {name} was not signed by the cluster CA: its issuer is "
             f"{info.issuer or '(empty)'}, the CA is {_ca_name(ca_cert)}. Clients that trust "
-            "ca.pem reject it.", reissue))
+            "ca.pem reject it.", reissue, ISSUE_PUSH))
     findings += _validity_findings(name, certificate, f"{disk_path} on {name}", info, now,
                                    reissue)
     return findings
@@ -244,23 +276,47 @@ def _validity_findings(name: str, certificate: str, what: str, info: CertInfo,
     if days <= 0:
         return [CertFinding("error", name, certificate,
                             f"{what} expired on {until} ({_days(-days)} ago): every TLS "
-                            "client rejects it.", reissue)]
+                            "client rejects it.", reissue, ISSUE_PUSH)]
     if info.not_before > now:
         start = info.not_before.strftime("%Y-%m-%d %H:%M UTC")
         return [CertFinding("error", name, certificate,
                             f"{what} is not valid before {start}: the clock of the machine "
                             "that issued it, or of this host, is wrong.",
-                            f"fix the clocks (NTP), then {reissue}")]
+                            f"fix the clocks (NTP), then {reissue}", ISSUE_PUSH,
+                            "fix the clocks (NTP) first")]
     if days < EXPIRY_WARNING_DAYS:
         return [CertFinding("warning", name, certificate,
                             f"{what} expires in {_days(days)}, on {until}.",
-                            f"{reissue} before then")]
+                            f"{reissue} before then", ISSUE_PUSH)]
     return []
 
 
 def _served_differs(name: str, certificate: str, disk_path: str, served: CertInfo,
                     ca_cert: x509.Certificate | None, required: Sequence[San],
                     now: dt.datetime) -> list[CertFinding]:
+    return served_findings(name, certificate, disk_path, served, ca_cert, required, now,
+                           service="kube-apiserver")
+
+
+SERVED_FIX = {
+    "kube-apiserver": "restart kube-apiserver so it loads the file on disk (it also re-reads "
+                      "it within a minute); if it still differs, check --tls-cert-file in "
+                      "kube-apiserver.service",
+    "etcd": "etcd re-reads its serving certificate on every handshake, so its unit names "
+            "another file: check --cert-file in etcd.service, then restart etcd",
+}
+
+
+def served_findings(name: str, certificate: str, disk_path: str, served: CertInfo,
+                    ca_cert: x509.Certificate | None, required: Sequence[San],
+                    now: dt.datetime | None = None, *,
+                    service: str) -> list[CertFinding]:
+    """A served certificate that differs from ``disk_path``: what is wrong with it.
+
+    Args:
+        service: ``kube-apiserver`` (port 6443) or ``etcd`` (2379), for the messages.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     problems = []
     if ca_cert is not None and not chains_to(served, ca_cert):
         problems.append(f"it was not signed by the cluster CA (issuer {served.issuer})")
@@ -271,12 +327,11 @@ def _served_differs(name: str, certificate: str, disk_path: str, served: CertInf
     detail = (": " + "; ".join(problems)) if problems else ""
     findings = [CertFinding(
         "error" if problems else "warning", name, certificate,
-        f"kube-apiserver on {name} ({served.source}) presents a different certificate "
+        f"{service} on {name} ({served.source}) presents a different certificate "
         f"(CN {served.subject_cn}, {served.fingerprint[:19]}...) than {disk_path}{detail}.",
-        "restart kube-apiserver so it loads the file on disk (it also re-reads it within a "
-        "minute); if it still differs, check --tls-cert-file in kube-apiserver.service")]
+        SERVED_FIX[service])]
     findings += _validity_findings(name, certificate, f"the certificate {served.source}",
-                                   served, now, "restart kube-apiserver after pushing a "
+                                   served, now, f"restart {service} after pushing a "
                                    "fresh " + certificate)
     return findings
 

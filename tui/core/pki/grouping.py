@@ -7,6 +7,7 @@ broadcast bar and ``-w`` take), so a screen or a report lists each problem once.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,20 +38,27 @@ def _shape(text: str, host: str | None) -> str:
     return re.sub(rf"(?<![\w.-]){re.escape(host)}(?![\w-])", HOST, text)
 
 
+def _folded(text: str, host: str | None, named: str) -> str:
+    return _shape(text, host).replace(HOST, named)
+
+
 def group_findings(findings: Sequence[CertFinding]) -> list[FindingGroup]:
     """Fold findings identical but for their host's name (first occurrence's order)."""
-    groups: dict[tuple[str, str, str, str, bool], list[CertFinding]] = {}
+    groups: dict[tuple[object, ...], list[CertFinding]] = {}
     for finding in findings:
         key = (finding.severity, finding.certificate, _shape(finding.message, finding.host),
-               _shape(finding.fix, finding.host), finding.host is None)
+               _shape(finding.fix, finding.host), _shape(finding.after, finding.host),
+               finding.actions, finding.host is None)
         groups.setdefault(key, []).append(finding)
     result = []
-    for (_sev, _cert, message, fix, _local), members in groups.items():
+    for members in groups.values():
         hosts = tuple(f.host for f in members if f.host)
         first = members[0]
         if len(hosts) > 1:
             named = fold(hosts)
-            first = CertFinding(first.severity, named, first.certificate,
-                                message.replace(HOST, named), fix.replace(HOST, named))
+            first = dataclasses.replace(
+                first, host=named, message=_folded(first.message, first.host, named),
+                fix=_folded(first.fix, first.host, named),
+                after=_folded(first.after, first.host, named))
         result.append(FindingGroup(first, hosts))
     return result

@@ -9,9 +9,10 @@ from typing import Literal
 from tui.core.errors import UserError
 from tui.core.inventory.model import Inventory
 from tui.core.pki.ca import CA_CERT_FILE, CA_KEY_FILE, CertificateAuthority
+from tui.core.pki.host_findings import reissue_reasons
 from tui.core.pki.inspect import inspect_file
+from tui.core.pki.kubeconfig import write_kubeconfigs
 from tui.core.pki.profiles import profiles_for, write_pair
-from tui.core.pki.survey import reissue_reasons
 
 KeyType = Literal["rsa", "ecdsa"]
 
@@ -36,7 +37,9 @@ def issue_certificates(inventory: Inventory, pki: Path, *, names: Sequence[str] 
     Returns:
         One action per certificate (CA first when it is created): ``name``, ``action``
         (created, issued, kept, would create, would issue), ``reasons`` and, for files
-        that exist afterwards, ``cert``, ``fingerprint`` and ``not_after``.
+        that exist afterwards, ``cert``, ``fingerprint`` and ``not_after``; then one per
+        doc-05 kubeconfig of the chosen certificates (``NAME.kubeconfig``: written, kept,
+        would write; see :func:`tui.core.pki.kubeconfig.write_kubeconfigs`).
 
     Raises:
         UserError: an unknown certificate name, or an unreadable CA.
@@ -86,4 +89,6 @@ def issue_certificates(inventory: Inventory, pki: Path, *, names: Sequence[str] 
         actions.append({"name": profile.name, "action": "issued", "reasons": reasons,
                         "cert": str(cert_file), "key": str(key_file),
                         "fingerprint": info.fingerprint, "not_after": info.not_after.isoformat()})
+    if ca is not None:  # doc 05: the kubeconfigs embed what was just issued
+        actions += write_kubeconfigs(inventory, pki, ca.cert, names=names, dry_run=dry_run)
     return actions

@@ -48,6 +48,17 @@ def host_json(host: HostSurvey) -> dict[str, object]:
             "ip_addresses": list(served.ip_addresses),
             "not_after": served.not_after.isoformat()},
         "served_error": host.served_error,
+        "etcd_served": None if host.etcd_served is None else {
+            "fingerprint": host.etcd_served.fingerprint,
+            "subject_cn": host.etcd_served.subject_cn,
+            "issuer_cn": host.etcd_served.issuer_cn,
+            "not_after": host.etcd_served.not_after.isoformat()},
+        "etcd_served_error": host.etcd_served_error,
+        "home": host.home,
+        "kubeconfigs": {name: {"path": c.where, "server": c.server, "status": c.worst,
+                               "problems": [p.kind.value for p in c.problems],
+                               "subject_cn": c.cert.subject_cn if c.cert else None}
+                        for name, c in host.kubeconfigs.items()},
         "files": {p: {"present": f.present, "sha256": f.sha256, "error": f.error}
                   for p, f in host.files.items()},
     }

@@ -25,7 +25,13 @@ from tui.core.fleet.sftp import BACKUP_SUFFIX
 from tui.core.fleet.staged import read_journal, settle, sweep_temps
 from tui.core.inventory.model import Inventory
 from tui.core.pki.ca import write_atomic
-from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
+from tui.core.pki.services import (
+    RESTART_ORDER,
+    RolloutOptions,
+    ServiceProbes,
+    remote,
+    sudo_for,
+)
 from tui.core.pki.survey import remote_path
 from tui.core.plan import Plan, Preview, Step
 
@@ -120,7 +126,13 @@ class _Restore:
         interrupted = set(journaled)
         self.names = [n for n in wanted if n in recorded or n in interrupted]
         self._entries = {n: self.manifest.entries(n) for n in self.names}
-        self.probes = ServiceProbes(inventory, fleet, options)
+        # etcd wants a client certificate even for /health: the local kubernetes pair
+        # (signed by the same CA as the restored one); the server is not verified.
+        pair = [Path(pki_dir) / n for n in ("kubernetes.pem", "kubernetes-key.pem")]
+        self.probes = ServiceProbes(
+            inventory, fleet, options,
+            etcd_pair=(pair[0].read_bytes(), pair[1].read_bytes())
+            if all(p.is_file() for p in pair) else None)
 
     def services(self, name: str) -> set[str]:
         return {s for e in self._entries[name] for s in e.services}
@@ -149,17 +161,22 @@ class _Restore:
         return Plan(steps, mode="rolling")
 
     async def _preview(self, name: str) -> Preview:
-        return Preview(commands=tuple(self._prefixed(c) for c in self.commands(name)),
+        return Preview(commands=tuple(self._prefixed(c, name) for c in self.commands(name)),
                        notes=("an interrupted push's journal and staged files are removed "
                               "first, when there are any",))
 
-    def _prefixed(self, command: str) -> str:
-        return f"sudo {command}" if self.options.sudo else command
+    def _sudo(self, name: str) -> bool:
+        return sudo_for(self.fleet, name, self.options)
+
+    def _prefixed(self, command: str, name: str) -> str:
+        return f"sudo {command}" if self._sudo(name) else command
 
     async def _apply(self, name: str) -> str:
         host = self.inventory.host(name)
-        settled = await settle(self.fleet, name)  # an interrupted push: drop its temps
-        swept = await sweep_temps(self.fleet, name, [e.path for e in self._entries[name]])
+        sudo = self._sudo(name)
+        settled = await settle(self.fleet, name, sudo=sudo)  # an interrupted push: its temps
+        swept = await sweep_temps(self.fleet, name, [e.path for e in self._entries[name]],
+                                  sudo=sudo)
         missing = []
         for entry in self._entries[name]:
             target = remote_path(host, entry.path)
@@ -172,12 +189,12 @@ class _Restore:
                           "else echo missing; fi")
             else:
                 script = f"rm -f {shlex.quote(target)}"
-            out = await remote(self.fleet, name, script, sudo=self.options.sudo,
+            out = await remote(self.fleet, name, script, sudo=sudo,
                                timeout=self.options.command_timeout)
             if out.strip() == "missing":
                 missing.append(entry.path)
         if any(e.unit for e in self._entries[name]):
-            await remote(self.fleet, name, "systemctl daemon-reload", sudo=self.options.sudo,
+            await remote(self.fleet, name, "systemctl daemon-reload", sudo=sudo,
                          timeout=self.options.command_timeout)
         self.manifest.clear(name)
         count = len(self._entries[name]) - len(missing)
@@ -193,14 +210,14 @@ class _Restore:
     def _restart(self, service: str, hosts: list[str]) -> Step:
         async def apply(name: str) -> str:
             await remote(self.fleet, name, f"systemctl restart {service}",
-                         sudo=self.options.sudo, timeout=self.options.command_timeout)
+                         sudo=self._sudo(name), timeout=self.options.command_timeout)
             return ""
 
         async def verify(name: str) -> str:
             return await self.probes.wait(service, name, verified=False)
 
         async def preview(name: str) -> Preview:
-            return Preview(commands=(self._prefixed(f"systemctl restart {service}"),),
+            return Preview(commands=(self._prefixed(f"systemctl restart {service}", name),),
                            notes=(f"then wait up to {self.options.health_timeout:g} s for "
                                   f"{self.probes.describe(service, name, verified=False)}",))
 
@@ -223,13 +240,15 @@ def build_restore(inventory: Inventory, fleet: Fleet, pki_dir: Path, *,
                     journaled).plan()
 
 
-async def journaled_hosts(fleet: Fleet, names: Iterable[str]) -> list[str]:
+async def journaled_hosts(fleet: Fleet, names: Iterable[str],
+                          options: RolloutOptions | None = None) -> list[str]:
     """Those of ``names`` holding an interrupted push's journal (unreachable hosts and
     unreadable journals count as none: the restore's own steps then say why)."""
     found = []
     for name in names:
         try:
-            if await read_journal(fleet, name) is not None:
+            sudo = sudo_for(fleet, name, options or RolloutOptions())
+            if await read_journal(fleet, name, sudo=sudo) is not None:
                 found.append(name)
         except UserError:
             continue

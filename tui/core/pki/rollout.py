@@ -43,10 +43,18 @@ from tui.core.fleet.staged import (
 )
 from tui.core.inventory.model import Host, Inventory
 from tui.core.pki.ca import CA_CERT_FILE
-from tui.core.pki.diagnose import CertFinding
+from tui.core.pki.diagnose import CertFinding, FixAction
 from tui.core.pki.inspect import CertInfo, chains_to, inspect_pem, key_matches
+from tui.core.pki.kubeconfig import local_kubeconfig_checks
 from tui.core.pki.restore import MANIFEST_FILE, PushManifest, build_restore
-from tui.core.pki.services import RESTART_ORDER, RolloutOptions, ServiceProbes, remote
+from tui.core.pki.services import (
+    RESTART_ORDER,
+    RolloutOptions,
+    ServiceProbes,
+    login_user,
+    remote,
+    sudo_for,
+)
 from tui.core.pki.survey import (
     HostSurvey,
     Placement,
@@ -124,7 +132,8 @@ class Rollout:
                             + ". Bring the host back, or leave it out with -x "
                             + ",".join(h.name for h in unreachable) + ".")
         self._local = _load_local(self.pki_dir, {p.source for n in selected for p in
-                                                 placements(inventory, inventory.host(n))})
+                                                 self._placements(inventory.host(n))},
+                                  inventory)
         self._ca_pem = self._local[CA_CERT_FILE]
         self._hosts = {n: self._prepare(survey.hosts[n]) for n in selected}
         self.probes = ServiceProbes(
@@ -137,7 +146,7 @@ class Rollout:
 
     def _prepare(self, survey: HostSurvey) -> _HostPush:
         host = survey.host
-        push = _HostPush(host, survey, placements(self.inventory, host))
+        push = _HostPush(host, survey, self._placements(host))
         for placement in push.placements:
             remote = survey.files.get(placement.path)
             if remote is None or remote.sha256 != _sha(self._local[placement.source]):
@@ -159,6 +168,11 @@ class Rollout:
                 push.stale = survey.stale_files
                 push.extra_services.add("kube-apiserver")
         return push
+
+    def _placements(self, host: Host) -> list[Placement]:
+        """The host's placements; an optional one (a kubeconfig) when the PKI has it."""
+        return [p for p in placements(self.inventory, host)
+                if not p.optional or (self.pki_dir / p.source).is_file()]
 
     @staticmethod
     def _unit_path(host: Host, unit_text: str, path: str) -> str:
@@ -213,6 +227,9 @@ class Rollout:
         push = self._hosts[name]
         changes = [self._file_change(push, p) for p in push.placements]
         notes = self._flag_notes(push)
+        if self._sudo(name):
+            notes.append(f"as {login_user(self.fleet, name) or 'this login'}: staged in its "
+                         "home (~/.hardway-staging), moved into place with `sudo -n`")
         return Preview(files=tuple(changes), notes=tuple(notes))
 
     def _file_change(self, push: _HostPush, placement: Placement) -> FileChange:
@@ -260,11 +277,13 @@ class Rollout:
         """
         push = self._hosts[name]
         push.file_services = set()
-        swept = await sweep_temps(self.fleet, name, [p.path for p in push.placements])
+        swept = await sweep_temps(self.fleet, name, [p.path for p in push.placements],
+                                  sudo=self._sudo(name))
         order = switch_order(push.placements)
         files = [FileWrite(p.path, self._local[p.source], p.mode) for p in order]
         try:
-            staged = await stage(self.fleet, name, files, label="certificate push")
+            staged = await stage(self.fleet, name, files, label="certificate push",
+                                 sudo=self._sudo(name))
         except StagingFailed as exc:
             raise StepFailed(str(exc)) from None
         by_path = {p.path: p for p in push.placements}
@@ -305,19 +324,23 @@ class Rollout:
         old = push.survey.files[path].data
         change = file_change(path, push.unit.text.encode(), old,
                              description="kube-apiserver unit with ExecStart mended")
-        return Preview(commands=(self._command("systemctl daemon-reload"),), files=(change,),
+        return Preview(commands=(self._command("systemctl daemon-reload", name),),
+                       files=(change,),
                        notes=push.unit.notes)
 
     async def _unit_apply(self, name: str) -> str:
         push = self._hosts[name]
         assert push.unit is not None
         path = push.survey.units["kube-apiserver"]
-        result = await self.fleet.put(name, push.unit.text.encode(), path, mode=0o644)
-        if not result.ok:
-            raise StepFailed(f"could not write {path}: {result.error}")
-        if result.changed:
-            self.manifest.record(name, path, ("kube-apiserver",),
-                                 backup=result.backup is not None)
+        try:  # staged like the certificates: backup kept, sudo when the login needs it
+            staged = await stage(self.fleet, name, [FileWrite(path, push.unit.text.encode(),
+                                                              0o644)],
+                                 label="kube-apiserver unit", sudo=self._sudo(name))
+            for entry in staged.changed:
+                self.manifest.record(name, path, ("kube-apiserver",), backup=entry.existed)
+            await staged.switch()
+        except StagingFailed as exc:
+            raise StepFailed(f"could not write {path}: {exc}") from None
         await self._remote(name, "systemctl daemon-reload")
         return "; ".join(push.unit.notes)
 
@@ -340,7 +363,8 @@ class Rollout:
         files = tuple(file_removal(p, None, present=True, description="self-signed, generated by "
                                    "kube-apiserver; kept as " + p.rsplit("/", 1)[-1]
                                    + BACKUP_SUFFIX) for p in push.stale)
-        return Preview(commands=tuple(self._command(c) for c in self._stale_commands(push)),
+        return Preview(commands=tuple(self._command(c, name)
+                                      for c in self._stale_commands(push)),
                        files=files)
 
     async def _stale_apply(self, name: str) -> str:
@@ -361,7 +385,7 @@ class Rollout:
         async def preview(name: str) -> Preview:
             if service not in self._hosts[name].affected():
                 return Preview()
-            return Preview(commands=(self._command(f"systemctl restart {service}"),),
+            return Preview(commands=(self._command(f"systemctl restart {service}", name),),
                            notes=(f"then wait up to {self.options.health_timeout:g} s for "
                                   f"{self.probes.describe(service, name)}",))
 
@@ -377,15 +401,22 @@ class Rollout:
 
     # remote commands
 
-    def _command(self, command: str) -> str:
-        return f"sudo {command}" if self.options.sudo else command
+    def _sudo(self, name: str) -> bool:
+        return sudo_for(self.fleet, name, self.options)
+
+    def _command(self, command: str, name: str | None = None) -> str:
+        sudo = self.options.sudo if name is None else self._sudo(name)
+        return f"sudo {command}" if sudo else command
 
     async def _remote(self, name: str, command: str) -> str:
-        return await remote(self.fleet, name, command, sudo=self.options.sudo,
+        return await remote(self.fleet, name, command, sudo=self._sudo(name),
                             timeout=self.options.command_timeout)
 
 
 # -- interrupted pushes ----------------------------------------------------------------
+
+PUSH_OR_RESTORE = (FixAction.PUSH, FixAction.RESTORE)
+"""Finish the interrupted push, or put its backups back (alternatives)."""
 
 
 def switch_order(items: Sequence[Placement]) -> list[Placement]:
@@ -400,7 +431,8 @@ def switch_order(items: Sequence[Placement]) -> list[Placement]:
     return sorted(items, key=lambda p: (firsts[pair(p)], p.path.endswith("-key.pem")))
 
 
-async def add_push_findings(inventory: Inventory, fleet: Fleet, survey: Survey) -> None:
+async def add_push_findings(inventory: Inventory, fleet: Fleet, survey: Survey,
+                            options: RolloutOptions | None = None) -> None:
     """Add to each surveyed host what an interrupted push left there.
 
     A journal means a push stopped between staging and the end of its switch: an error
@@ -411,13 +443,14 @@ async def add_push_findings(inventory: Inventory, fleet: Fleet, survey: Survey) 
     for name, found in survey.hosts.items():
         if found.error:
             continue
+        sudo = sudo_for(fleet, name, options or RolloutOptions())
         try:
-            journal = await read_journal(fleet, name)
+            journal = await read_journal(fleet, name, sudo=sudo)
         except UserError as exc:
             found.findings.append(CertFinding("warning", name, "push journal", str(exc), ""))
             continue
         paths = [p.path for p in placements(inventory, found.host)]
-        temps = await sweep_temps(fleet, name, paths, remove=journal is None)
+        temps = await sweep_temps(fleet, name, paths, remove=journal is None, sudo=sudo)
         if journal is not None:
             found.findings.extend(_journal_findings(found, journal))
         elif temps:
@@ -442,11 +475,12 @@ def _journal_findings(found: HostSurvey, journal: Journal) -> list[CertFinding]:
             findings.append(CertFinding(
                 "error", found.host.name, cert.rsplit("/", 1)[-1],
                 f"{entry.path} does not match {cert}: the key does not match the certificate, "
-                "push was interrupted between them", fix))
+                "push was interrupted between them", fix, PUSH_OR_RESTORE))
     findings.append(CertFinding(
         "error", found.host.name, "push journal",
         f"a push started {journal.started} was interrupted: {len(switched)} of "
-        f"{len(journal.entries)} files switched (journal {JOURNAL_PATH})", fix))
+        f"{len(journal.entries)} files switched (journal {JOURNAL_PATH})", fix,
+        PUSH_OR_RESTORE))
     return findings
 
 
@@ -457,8 +491,9 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _load_local(pki_dir: Path, sources: set[str]) -> dict[str, bytes]:
-    """Read and cross-check the local files a push needs."""
+def _load_local(pki_dir: Path, sources: set[str],
+                inventory: Inventory | None = None) -> dict[str, bytes]:
+    """Read and cross-check the local files a push needs (a kubeconfig must fit)."""
     needed = sorted(sources | {CA_CERT_FILE})
     missing = [s for s in needed if not (pki_dir / s).is_file()]
     if missing:
@@ -466,8 +501,14 @@ def _load_local(pki_dir: Path, sources: set[str]) -> dict[str, bytes]:
                         "certificates first with `hardway certs issue`.")
     data = {s: (pki_dir / s).read_bytes() for s in needed}
     ca = inspect_pem(data[CA_CERT_FILE], str(pki_dir / CA_CERT_FILE)).cert
+    if inventory is not None:
+        for check in local_kubeconfig_checks(inventory, pki_dir, ca):
+            problems = [p for p in check.problems if p.severity == "error"]
+            if check.spec.file in sources and problems:
+                raise UserError(f"Cannot push: {check.where} {problems[0].text}. Rewrite it "
+                                "with `hardway certs issue` first.")
     for source in needed:
-        if source.endswith("-key.pem") or source == CA_CERT_FILE:
+        if source.endswith(("-key.pem", ".kubeconfig")) or source == CA_CERT_FILE:
             continue
         info = inspect_pem(data[source], str(pki_dir / source))
         key = source.removesuffix(".pem") + "-key.pem"

@@ -21,7 +21,8 @@ from tui.core.health.probes import ProbeResult, apiserver_probe, etcd_health, tl
 from tui.core.inventory.model import Inventory
 from tui.core.plan import StepFailed
 
-__all__ = ["RESTART_ORDER", "RolloutOptions", "ServiceProbes", "remote"]
+__all__ = ["RESTART_ORDER", "RolloutOptions", "ServiceProbes", "login_user", "remote",
+           "sudo_for", "sudo_preflight"]
 
 RESTART_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                  "kubelet")
@@ -38,13 +39,50 @@ class RolloutOptions:
         health_timeout: seconds a restarted service gets to pass its probe.
         poll_interval: seconds between probes while waiting.
         command_timeout: seconds for each remote command (restart, daemon-reload, mv).
-        sudo: run remote commands with sudo (file writes still need a root login).
+        sudo: run remote commands and file writes with ``sudo -n`` on every host (hosts
+            whose login is not root get it anyway: see :func:`sudo_for`).
     """
 
     health_timeout: float = 60.0
     poll_interval: float = 0.5
     command_timeout: float = 60.0
     sudo: bool = False
+
+
+def login_user(fleet: Fleet, name: str) -> str:
+    """The user ``name`` is logged in as (the inventory's, before connecting)."""
+    connection = fleet.connection(name)
+    user = connection.get_extra_info("username") if connection is not None else None
+    return str(user or fleet.host(name).ssh.user or "")
+
+
+def sudo_for(fleet: Fleet, name: str, options: RolloutOptions) -> bool:
+    """Whether writes and service commands on ``name`` go through ``sudo -n``: asked for,
+    or the login is not root (SFTP could not write /var/lib/kubernetes)."""
+    user = login_user(fleet, name)
+    return options.sudo or bool(user and user != "root")
+
+
+async def sudo_preflight(fleet: Fleet, names: list[str], options: RolloutOptions) -> None:
+    """Check that ``sudo -n`` works where it will be used, before anything changes.
+
+    Raises:
+        UserError: one paragraph naming each host where sudo wants a password or fails.
+    """
+    from tui.core.errors import UserError
+
+    wanted = [n for n in names if sudo_for(fleet, n, options)]
+    if not wanted:
+        return
+    results = await fleet.run(wanted, "true", sudo=True, timeout=options.command_timeout)
+    failed = {n: r.error or r.stderr.strip() or f"exit {r.status}"
+              for n, r in results.items() if not r.ok}
+    if failed:
+        raise UserError(
+            "Nothing was changed: "
+            + " ".join(f"{reason.rstrip('.')}." for reason in failed.values())
+            + f" hardway writes as {login_user(fleet, wanted[0]) or 'this user'} through "
+            "`sudo -n` on hosts whose login is not root (or with --sudo).")
 
 
 class ServiceProbes:

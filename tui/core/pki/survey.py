@@ -3,8 +3,10 @@
 :func:`placements` says which PKI file belongs where (KTHW docs 04, 07, 08, 09);
 :func:`survey` reads those files over the Fleet (SFTP), asks systemd for kube-apiserver's
 ExecStart, looks for a stale self-signed ``apiserver.crt`` in its --cert-dir, fetches the
-certificate served on ADDR:6443, and turns it all into findings with
-:mod:`tui.core.pki.diagnose`.  :func:`local_findings` checks the local PKI directory.
+certificates served on ADDR:6443 and (where etcd runs) ADDR:2379, reads and checks the
+doc-05 kubeconfigs, and turns it all into findings with
+:mod:`tui.core.pki.host_findings`.  A login that is not root reads keys and kubeconfigs
+with ``sudo -n``.
 
 Private keys read from hosts are used to check that they match their certificate and are
 then dropped: only their SHA-256 is kept.
@@ -13,7 +15,6 @@ then dropped: only their SHA-256 is kept.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import shlex
 from collections.abc import Iterable, Sequence
@@ -25,31 +26,35 @@ from cryptography import x509
 from tui.core.errors import UserError
 from tui.core.fleet.dial import Dialer, dialer_for
 from tui.core.fleet.fleet import Fleet
-from tui.core.inventory.model import Host, Inventory, San
-from tui.core.pki.ca import CA_CERT_FILE, CertificateAuthority
+from tui.core.fleet.staged_sudo import sudo_read_many
+from tui.core.inventory.model import Host, Inventory
+from tui.core.pki.ca import CA_CERT_FILE
 from tui.core.pki.diagnose import (
-    EXPIRY_WARNING_DAYS,
     CertFinding,
     diagnose_fleet,
-    diagnose_host,
-    missing_sans,
 )
 from tui.core.pki.inspect import (
     CertInfo,
     certificate_info,
-    chains_to,
     fetch_served,
-    inspect_file,
     inspect_pem,
     key_matches,
 )
-from tui.core.pki.profiles import Profile, profiles_for
+from tui.core.pki.kubeconfig import (
+    KubeconfigCheck,
+    KubeconfigProblem,
+    KubeconfigSpec,
+    Problem,
+    check_kubeconfig,
+    specs_for_host,
+)
+from tui.core.pki.profiles import profiles_for
+from tui.core.pki.services import login_user
 from tui.core.systemd_unit import exec_argv
 
-__all__ = ["KUBELET_DIR", "SERVICES", "HostSurvey", "Placement", "RemoteFile", "Survey",
-           "cert_dir_of", "exec_start_argv", "flag_value", "host_findings", "local_findings",
-           "local_pair_findings", "logical_path", "placements", "reissue_reasons",
-           "remote_path", "survey", "unit_path"]
+__all__ = ["ETCD_CLIENT_PORT", "KUBELET_DIR", "SERVICES", "HostSurvey", "Placement",
+           "RemoteFile", "Survey", "cert_dir_of", "exec_start_argv", "flag_value",
+           "logical_path", "placements", "remote_path", "survey", "unit_path"]
 
 KUBELET_DIR = "/var/lib/kubelet"
 """Where KTHW doc 09 puts a worker's own certificate and key."""
@@ -58,6 +63,7 @@ SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler
 """Services whose unit files the survey looks for."""
 
 STALE_FILES = ("apiserver.crt", "apiserver.key")
+ETCD_CLIENT_PORT = 2379
 SURVEY_TIMEOUT = 20.0
 SERVED_TIMEOUT = 5.0
 
@@ -70,8 +76,9 @@ class Placement:
         source: the file's name in the local PKI directory (``kubernetes-key.pem``).
         path: the logical remote path (``/var/lib/kubernetes/kubernetes-key.pem``).
         mode: permission bits on the host (0600 for keys).
-        secret: a private key: never shown, never diffed.
+        secret: a private key (or a kubeconfig embedding one): never shown, never diffed.
         services: the services that read it (restarted when it changes).
+        optional: pushed only when the local PKI has it (doc 05's kubeconfigs).
     """
 
     source: str
@@ -79,10 +86,20 @@ class Placement:
     mode: int
     secret: bool
     services: tuple[str, ...]
+    optional: bool = False
 
 
 def placements(inventory: Inventory, host: Host) -> list[Placement]:
-    """Where KTHW puts the PKI files on ``host`` (controllers and workers differ)."""
+    """Where KTHW puts the PKI files on ``host`` (controllers and workers differ), then
+    the doc-05 kubeconfigs doc 08/09 installs (optional: only when the PKI has them;
+    admin.kubeconfig stays in the operator's home and is not pushed)."""
+    return _certificate_placements(inventory, host) + [
+        Placement(spec.file, spec.installed, 0o600, True,
+                  (spec.reader,) if spec.reader else (), optional=True)
+        for spec in specs_for_host(inventory, host) if spec.installed]
+
+
+def _certificate_placements(inventory: Inventory, host: Host) -> list[Placement]:
     paths = inventory.paths
     k, e = paths.kubernetes_config, paths.etcd_config
     if host.role == "controller":
@@ -166,7 +183,12 @@ class HostSurvey:
         stale_files: logical paths of apiserver.crt/.key present in ``cert_dir``.
         served: the certificate served on ADDR:api-port (controllers).
         served_error: why nothing could be fetched there.
+        etcd_served: the certificate etcd serves on ADDR:2379 (controllers with etcd).
+        etcd_served_error: why nothing could be fetched there.
         key_matches: the apiserver (controller) or kubelet (worker) key matches its cert.
+        home: the login's home directory (logical), where KTHW's scp leaves files.
+        kubeconfigs: doc-05 kubeconfig name -> its check (where it was found: the path
+            doc 08/09 installs it to, else the home copy); absent ones are left out.
         findings: the diagnosis of this host.
     """
 
@@ -179,7 +201,11 @@ class HostSurvey:
     stale_files: tuple[str, ...] = ()
     served: CertInfo | None = None
     served_error: str | None = None
+    etcd_served: CertInfo | None = None
+    etcd_served_error: str | None = None
     key_matches: bool | None = None
+    home: str | None = None
+    kubeconfigs: dict[str, KubeconfigCheck] = field(default_factory=dict)
     findings: list[CertFinding] = field(default_factory=list)
 
     @property
@@ -269,9 +295,11 @@ async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificat
     dialer = dialer_for(inventory, fleet)  # served certificates: as SSH reaches the hosts
     try:
         results = await asyncio.gather(*(_survey_host(inventory, fleet, h, served, timeout,
-                                                      dialer) for h in hosts))
+                                                      dialer, ca_cert) for h in hosts))
     finally:
         await dialer.close()
+    from tui.core.pki.host_findings import host_findings
+
     report = Survey({r.name: r for r in results})
     for result in results:
         result.findings = host_findings(inventory, result, ca_cert, pki_dir)
@@ -286,17 +314,21 @@ async def survey(inventory: Inventory, fleet: Fleet, *, ca_cert: x509.Certificat
 
 
 async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: bool,
-                       timeout: float, dialer: Dialer) -> HostSurvey:
+                       timeout: float, dialer: Dialer,
+                       ca_cert: x509.Certificate | None = None) -> HostSurvey:
     result = HostSurvey(host, cert_dir=inventory.paths.kubernetes_run)
     wanted = [p.path for p in placements(inventory, host)]
     units = {s: unit_path(inventory, s) for s in SERVICES}
     default_stale = [f"{inventory.paths.kubernetes_run}/{n}" for n in STALE_FILES]
-    listing = await _list(fleet, host, [*wanted, *units.values(), *default_stale],
-                          controller=host.role == "controller", timeout=timeout)
+    configs = specs_for_host(inventory, host)
+    installed = [s.installed for s in configs if s.installed]
+    listing = await _list(fleet, host, [*wanted, *units.values(), *default_stale, *installed],
+                          controller=host.role == "controller", timeout=timeout,
+                          home_names=[s.file for s in configs])
     if isinstance(listing, str):
         result.error = listing
         return result
-    present, exec_start = listing
+    present, exec_start, result.home = listing
     result.units = {s: p for s, p in units.items() if p in present}
     if "kube-apiserver" in result.units and exec_start:
         result.exec_start = exec_start
@@ -307,12 +339,18 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
         extra = await _list(fleet, host, stale, controller=False, timeout=timeout)
         if not isinstance(extra, str):
             present |= extra[0]
+    result.kubeconfigs = await _kubeconfigs(inventory, fleet, result, configs, present,
+                                            ca_cert)
     result.stale_files = tuple(p for p in stale if p in present)
     secret = {p.path for p in placements(inventory, host) if p.secret}
-    files = [*wanted, *result.units.values()]
-    fetched = await asyncio.gather(*(_fetch(fleet, host, p, p in present, p in secret)
+    read = set(result.files)  # the kubeconfigs, read (and checked) already
+    files = [p for p in (*wanted, *result.units.values()) if p not in read]
+    private = await _read_private(fleet, host, [p for p in files if p in present
+                                                and p in secret])
+    fetched = await asyncio.gather(*(_fetch(fleet, host, p, p in present, p in secret,
+                                            private)
                                      for p in files))
-    result.files = {f.path: f for f, _key in fetched}
+    result.files.update({f.path: f for f, _key in fetched})
     keys = {f.path: key for f, key in fetched if key is not None}
     result.key_matches = _key_check(inventory, host, result, keys)
     keys.clear()  # private keys live no longer than the check
@@ -323,16 +361,57 @@ async def _survey_host(inventory: Inventory, fleet: Fleet, host: Host, served: b
                                                dialer=dialer)
         except UserError as exc:
             result.served_error = str(exc)
+    if host.role == "controller" and served and "etcd" in result.units:
+        try:
+            result.etcd_served = await fetch_served(str(host.address), ETCD_CLIENT_PORT,
+                                                    timeout=min(timeout, SERVED_TIMEOUT),
+                                                    dialer=dialer)
+        except UserError as exc:
+            result.etcd_served_error = str(exc)
     return result
 
 
+async def _kubeconfigs(inventory: Inventory, fleet: Fleet, result: HostSurvey,
+                       configs: Sequence[KubeconfigSpec], present: set[str],
+                       ca_cert: x509.Certificate | None) -> dict[str, KubeconfigCheck]:
+    """Read and check each kubeconfig found (installed path first, else the home copy)."""
+    profiles = {p.name: p for p in profiles_for(inventory)}
+    found: list[tuple[KubeconfigSpec, str]] = []
+    for spec in configs:
+        home_copy = f"{result.home}/{spec.file}" if result.home else None
+        path = spec.installed if spec.installed in present else (
+            home_copy if home_copy in present else None)
+        if path is not None:
+            found.append((spec, path))
+    private = await _read_private(fleet, result.host, [p for _s, p in found])
+    fetched = await asyncio.gather(*(_fetch(fleet, result.host, p, True, True, private)
+                                     for _s, p in found))
+    checks = {}
+    for (spec, path), (remote, data) in zip(found, fetched, strict=True):
+        result.files[path] = remote
+        if data is None:
+            checks[spec.name] = KubeconfigCheck(spec, path, "", None, (KubeconfigProblem(
+                Problem.UNREADABLE, "error", f"cannot be read: {remote.error}"),))
+            continue
+        checks[spec.name] = check_kubeconfig(spec, data, path, profile=profiles[spec.name],
+                                             ca_cert=ca_cert)
+        del data  # embedded private key: only for the check
+    return checks
+
+
 async def _list(fleet: Fleet, host: Host, paths: Sequence[str], *, controller: bool,
-                timeout: float) -> tuple[set[str], str | None] | str:
-    """Which of ``paths`` exist, and kube-apiserver's ExecStart; a string on failure."""
+                timeout: float, home_names: Sequence[str] = ()
+                ) -> tuple[set[str], str | None, str | None] | str:
+    """Which of ``paths`` (and of ``home_names`` in the login's home) exist,
+    kube-apiserver's ExecStart and the home (logical); a string on failure."""
     remote = {remote_path(host, p): p for p in paths}
     quoted = " ".join(shlex.quote(r) for r in remote)
     script = (f"for f in {quoted}; do if [ -e \"$f\" ]; then printf 'present %s\\n' \"$f\"; "
               "fi; done")
+    if home_names:
+        names = " ".join(shlex.quote(n) for n in home_names)
+        script += (f"; printf 'home %s\\n' \"$HOME\"; for f in {names}; do "
+                   "if [ -e \"$HOME/$f\" ]; then printf 'present %s\\n' \"$HOME/$f\"; fi; done")
     if controller:
         script += ("; echo '--- execstart'; systemctl show -p ExecStart kube-apiserver "
                    "2>/dev/null; true")
@@ -344,25 +423,53 @@ async def _list(fleet: Fleet, host: Host, paths: Sequence[str], *, controller: b
         return f"{host.name} did not answer the survey within {timeout:g} s"
     head, _, tail = outcome.stdout.partition("--- execstart\n")
     present = set()
+    home = None
     for line in head.splitlines():
         if line.startswith("present "):
             name = line[len("present "):]
             present.add(remote.get(name, logical_path(host, name)))
+        elif line.startswith("home /"):
+            home = logical_path(host, line[len("home "):].rstrip("/")) or "/"
     exec_start = next((line for line in tail.splitlines() if "ExecStart=" in line), None)
     if exec_start is not None and exec_start.strip() in ("ExecStart=", "ExecStart={}"):
         exec_start = None
-    return present, exec_start
+    return present, exec_start, home
+
+
+async def _read_private(fleet: Fleet, host: Host,
+                        paths: list[str]) -> dict[str, bytes | str | None] | None:
+    """Keys and kubeconfigs (0600 root) for a login that is not root: one ``sudo -n``
+    round trip (path -> content, None when absent, the reason when it failed); None for
+    a root login (SFTP reads them)."""
+    if not paths or login_user(fleet, host.name) in ("", "root"):
+        return None
+    remote = [host.path(p) for p in paths]
+    try:
+        found = await sudo_read_many(fleet, host.name, remote)
+    except UserError as exc:
+        return dict.fromkeys(paths, str(exc))
+    return {p: found[r] for p, r in zip(paths, remote, strict=True)}
 
 
 async def _fetch(fleet: Fleet, host: Host, path: str, present: bool,
-                 secret: bool) -> tuple[RemoteFile, bytes | None]:
-    """Read one file; a private key comes back separately (for the key check only)."""
+                 secret: bool, private: dict[str, bytes | str | None] | None = None
+                 ) -> tuple[RemoteFile, bytes | None]:
+    """Read one file; a private key comes back separately (for the key check only).
+    ``private``: what :func:`_read_private` read with sudo."""
     if not present:
         return RemoteFile(path, False), None
-    try:
-        data = await fleet.get(host.name, path)
-    except UserError as exc:
-        return RemoteFile(path, True, error=str(exc)), None
+    if private is not None and path in private:
+        found = private[path]
+        if isinstance(found, str):
+            return RemoteFile(path, True, error=found), None
+        if found is None:
+            return RemoteFile(path, False), None
+        data = found
+    else:
+        try:
+            data = await fleet.get(host.name, path)
+        except UserError as exc:
+            return RemoteFile(path, True, error=str(exc)), None
     digest = hashlib.sha256(data).hexdigest()
     if secret:
         return RemoteFile(path, True, digest, size=len(data)), data
@@ -381,170 +488,3 @@ def _key_check(inventory: Inventory, host: Host, result: HostSurvey,
     if cert is None or cert.data is None or key is None:
         return None
     return key_matches(cert.data, key)
-
-
-# -- findings --------------------------------------------------------------------------
-
-
-def host_findings(inventory: Inventory, result: HostSurvey, ca_cert: x509.Certificate | None,
-                  pki_dir: Path | None) -> list[CertFinding]:
-    """The diagnosis of one surveyed host."""
-    name = result.name
-    if result.error is not None:
-        return [CertFinding("error", name, "ssh", f"{result.error}.",
-                            f"check that {name} is up and that `hardway run -w {name} -- true` "
-                            "works, then check again")]
-    paths = inventory.paths
-    findings: list[CertFinding] = []
-    if result.host.role == "controller":
-        cert_path = f"{paths.kubernetes_config}/kubernetes.pem"
-        findings += diagnose_host(
-            result.host, required_sans=inventory.api_server_sans, ca_cert=ca_cert,
-            on_disk=result.cert(cert_path), served=result.served,
-            key_pem_matches=result.key_matches, exec_start=result.exec_start,
-            stale_cert_dir_file=bool(result.stale_files),
-            paths=dataclasses.replace(paths, kubernetes_run=result.cert_dir))
-        if "kube-apiserver" in result.units and result.served_error is not None:
-            findings.append(CertFinding(
-                "error", name, "kubernetes.pem",
-                f"kube-apiserver on {name} serves nothing that can be checked: "
-                f"{result.served_error}",
-                f"look at `systemctl status kube-apiserver` and `journalctl -u "
-                f"kube-apiserver` on {name}"))
-        findings += _etcd_copy_findings(inventory, result)
-        findings += _pushed_findings(inventory, result, pki_dir)
-    else:
-        profile = next(p for p in profiles_for(inventory) if p.name == name)
-        cert_file = f"{name}.pem"
-        findings += diagnose_host(
-            result.host, required_sans=profile.sans_reasons, ca_cert=ca_cert,
-            on_disk=result.cert(f"{KUBELET_DIR}/{cert_file}"), served=None,
-            key_pem_matches=result.key_matches, exec_start=None, stale_cert_dir_file=False,
-            certificate=cert_file,
-            paths=dataclasses.replace(paths, kubernetes_config=KUBELET_DIR))
-        findings += _pushed_findings(inventory, result, pki_dir)
-    return _ok_last(findings)
-
-
-def _ok_last(findings: list[CertFinding]) -> list[CertFinding]:
-    problems = [f for f in findings if f.severity != "ok"]
-    return problems or findings[:1]
-
-
-def _etcd_copy_findings(inventory: Inventory, result: HostSurvey) -> list[CertFinding]:
-    if "etcd" not in result.units:
-        return []
-    k, e = inventory.paths.kubernetes_config, inventory.paths.etcd_config
-    findings = []
-    for name in ("kubernetes.pem", "ca.pem"):
-        mine, etcd = result.files.get(f"{k}/{name}"), result.files.get(f"{e}/{name}")
-        if etcd is None or not etcd.present:
-            findings.append(CertFinding(
-                "error", result.name, name, f"{e}/{name} is missing on {result.name}, where "
-                "etcd is installed: etcd cannot start its TLS listeners without it.",
-                "push it with `hardway certs push`"))
-        elif mine is not None and mine.sha256 and etcd.sha256 != mine.sha256:
-            findings.append(CertFinding(
-                "warning", result.name, name, f"{e}/{name} on {result.name} differs from "
-                f"{k}/{name}: etcd and kube-apiserver use different files.",
-                "push both copies with `hardway certs push`"))
-    return findings
-
-
-def _pushed_findings(inventory: Inventory, result: HostSurvey,
-                     pki_dir: Path | None) -> list[CertFinding]:
-    """Files on the host that differ from the local PKI directory (not pushed yet)."""
-    if pki_dir is None:
-        return []
-    differing = []
-    for placement in placements(inventory, result.host):
-        local = pki_dir / placement.source
-        remote = result.files.get(placement.path)
-        if remote is None or not remote.present or remote.sha256 is None:
-            continue
-        try:
-            digest = hashlib.sha256(local.read_bytes()).hexdigest()
-        except OSError:
-            continue
-        if digest != remote.sha256:
-            differing.append(placement.path)
-    if not differing:
-        return []
-    return [CertFinding(
-        "warning", result.name, "pushed files",
-        f"{len(differing)} file{'s' if len(differing) != 1 else ''} on {result.name} "
-        f"differ from {pki_dir}: {', '.join(differing)}.",
-        "push the local PKI with `hardway certs push` (preview it with --dry-run)")]
-
-
-def local_findings(inventory: Inventory, pki_dir: Path
-                   ) -> tuple[CertificateAuthority | None, list[CertFinding]]:
-    """Check the local PKI directory: the CA and every KTHW certificate of the cluster.
-
-    Returns:
-        The CA (None when there is none or it cannot be loaded) and the findings.
-    """
-    if not (pki_dir / CA_CERT_FILE).exists():
-        return None, [CertFinding(
-            "warning", None, CA_CERT_FILE,
-            f"There is no CA in {pki_dir} ({CA_CERT_FILE} is missing), so hardway cannot "
-            "check who signed the certificates on the hosts.",
-            "create the PKI with `hardway certs issue`, or point --pki at your cfssl "
-            "directory (ca.pem and ca-key.pem)")]
-    try:
-        ca = CertificateAuthority.load(pki_dir)
-    except UserError as exc:
-        return None, [CertFinding("error", None, CA_CERT_FILE, str(exc),
-                                  "fix or restore the CA files; hardway never overwrites a CA")]
-    findings: list[CertFinding] = []
-    for profile in profiles_for(inventory):
-        findings += local_pair_findings(profile, pki_dir, ca.cert)
-    return ca, findings
-
-
-def local_pair_findings(profile: Profile, pki_dir: Path,
-                        ca_cert: x509.Certificate) -> list[CertFinding]:
-    """Problems of the local ``NAME.pem``/``NAME-key.pem`` (empty when it is fine)."""
-    cert_path, key_path = pki_dir / profile.cert_file, pki_dir / profile.key_file
-    reissue = f"reissue it with `hardway certs issue {profile.name}`"
-    if not cert_path.exists() or not key_path.exists():
-        return [CertFinding("warning", None, profile.cert_file,
-                            f"{cert_path if not cert_path.exists() else key_path} has not "
-                            "been issued yet.", "issue it with `hardway certs issue`")]
-    try:
-        info = inspect_file(cert_path)
-        key_data = key_path.read_bytes()
-    except (UserError, OSError) as exc:
-        return [CertFinding("error", None, profile.cert_file, str(exc), reissue)]
-    problems = reissue_reasons(profile, info, key_data, ca_cert)
-    return [CertFinding("error" if not text.startswith("expires") else "warning", None,
-                        profile.cert_file, f"{cert_path} {text}.", reissue)
-            for text in problems]
-
-
-def reissue_reasons(profile: Profile, info: CertInfo, key_pem: bytes,
-                    ca_cert: x509.Certificate) -> list[str]:
-    """Why a local pair no longer fits its profile (empty: it fits).
-
-    Each reason reads after the file name: ``lacks IP 127.0.0.1 (...)``.
-    """
-    reasons = []
-    if not chains_to(info, ca_cert):
-        reasons.append(f"was not signed by the CA in this directory (issuer {info.issuer})")
-    if info.subject_cn != profile.common_name:
-        reasons.append(f"has CN {info.subject_cn!r}, the profile wants "
-                       f"{profile.common_name!r}")
-    if f"O={profile.organization}" not in info.subject:
-        reasons.append(f"is not in organization {profile.organization!r} ({info.subject})")
-    missing: list[San] = missing_sans(info, profile.sans_reasons)
-    if missing:
-        reasons.append("lacks " + "; ".join(
-            f"{'IP' if s.kind == 'ip' else 'DNS name'} {s.value} ({s.reason})" for s in missing))
-    if not key_matches(info.pem, key_pem):
-        reasons.append(f"does not match its key {profile.key_file}")
-    days = info.days_left()
-    if days <= 0:
-        reasons.append("has expired")
-    elif days < EXPIRY_WARNING_DAYS:
-        reasons.append(f"expires in {int(days)} days")
-    return reasons

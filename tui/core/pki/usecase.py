@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from tui.core.workbench import Workbench
 
 
-WRITTEN = ("issued", "created")
+WRITTEN = ("issued", "created", "written")
 """Issue actions that wrote files."""
 
 
@@ -157,7 +157,8 @@ class CertificateWork:
 
         Args:
             names: hosts to push to, in order (default every host).
-            options: timeouts and sudo.
+            options: timeouts and sudo (hosts whose login is not root use ``sudo -n``
+                anyway; it is checked on each before anything else).
             on_survey: called just before the survey starts (a progress line).
 
         Raises:
@@ -165,10 +166,13 @@ class CertificateWork:
                 surveyed.
         """
         from tui.core.pki.rollout import Rollout
+        from tui.core.pki.services import RolloutOptions, sudo_preflight
         from tui.core.pki.survey import survey
 
         ca = await asyncio.to_thread(self.load_ca)
         await self.fleet.connect(names)
+        wanted = list(names) if names is not None else [h.name for h in self.inventory.hosts]
+        await sudo_preflight(self.fleet, wanted, options or RolloutOptions())
         if on_survey is not None:
             on_survey()
         report = await survey(self.inventory, self.fleet, ca_cert=ca.cert, names=names,
@@ -187,12 +191,14 @@ class CertificateWork:
             UserError: ``PKI/last-push.json`` cannot be read (the message names it).
         """
         from tui.core.pki.restore import build_restore, journaled_hosts
+        from tui.core.pki.services import RolloutOptions, sudo_preflight
 
         await self.fleet.connect(names)
         wanted = list(names) if names is not None else [h.name for h in self.inventory.hosts]
+        await sudo_preflight(self.fleet, wanted, options or RolloutOptions())
         plan = build_restore(self.inventory, self.fleet, self.pki_dir, names=names,
                              options=options,
-                             journaled=await journaled_hosts(self.fleet, wanted))
+                             journaled=await journaled_hosts(self.fleet, wanted, options))
         prepared = PreparedPlan(PlanKind.RESTORE,
                                 "Restore the files the last push replaced on", plan)
         if not prepared.empty:
