@@ -180,6 +180,12 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     guard.add_argument("--pki", metavar="DIR",
                        help="the PKI directory holding ca.pem (default: pki/ beside the "
                             "inventory)")
+    guard.add_argument("--local", action="store_true",
+                       help="run on the hypervisor itself: ipfw runs here, the "
+                            "controllers are dialled directly (what the service does)")
+    from tui.commands.vip_guard import add_service_options
+
+    add_service_options(guard)
     guard.set_defaults(handler=run_guard)
     from tui.commands.vip_move import register_move
 
@@ -284,10 +290,12 @@ def run_rules(args: argparse.Namespace) -> int:
     return asyncio.run(_rules(ctx, args))
 
 
-def _hv(ctx: _Context, fleet: Fleet, args: argparse.Namespace) -> HypervisorIpfw:
-    from tui.core.lb.hypervisor import HypervisorIpfw
+def _hv(ctx: _Context, fleet: Fleet, args: argparse.Namespace, *,
+        local: bool = False) -> HypervisorIpfw:
+    from tui.core.lb.hypervisor import HypervisorIpfw, LocalIpfw
 
-    return HypervisorIpfw(fleet, ctx.hypervisor, ipfw=args.ipfw)
+    kind = LocalIpfw if local else HypervisorIpfw
+    return kind(fleet, ctx.hypervisor, ipfw=args.ipfw)
 
 
 async def _rules(ctx: _Context, args: argparse.Namespace) -> int:
@@ -417,6 +425,10 @@ def run_guard(args: argparse.Namespace) -> int:
         raise UserError("vip guard decides the backends itself; drop --without.")
     from tui.core.interrupt import Interrupted
 
+    if args.install or args.uninstall:
+        from tui.commands.vip_guard import run_service
+
+        return run_service(ctx, args)
     try:
         return run_interruptible(_guard(ctx, args))
     except (Interrupted, KeyboardInterrupt):
@@ -448,7 +460,8 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
 
     async with _fleet(ctx, args) as fleet:
         guard = VipGuard(ctx.inventory, fleet, credentials, settings,
-                         hypervisor=_hv(ctx, fleet, args), layout=ctx.layout)
+                         hypervisor=_hv(ctx, fleet, args, local=args.local),
+                         layout=ctx.layout)
         guard.subscribe(show)
         await guard.run(args.rounds)
     return 0
