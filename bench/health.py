@@ -304,7 +304,7 @@ async def screen_first_grid(directory: Path, inventory_path: Path) -> dict[str, 
     from tui.widgets.health_grid import HealthGrid
 
     workbench = Workbench(load_inventory(inventory_path), audit_path=directory / "audit.jsonl",
-                          user_ssh_files=False, relay=False)
+                          user_ssh_files=False)  # the console's shells in the relay, as in the demo
     marks: dict[str, float] = {}
     started = 0.0
 

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -100,7 +101,9 @@ controller down the guard keeps the rules and says so. A swap the hypervisor ref
 leaves the old rules in force; the guard says why and tries again on the next change.
 Every action is printed with its time and reason and recorded in the audit log.
 
-It runs in the foreground until Ctrl-C (or SIGTERM). --dry-run prints the swaps it
+It runs in the foreground until Ctrl-C (or SIGTERM); on a terminal its last line is a
+live status line (each controller's /readyz state and latency, rise/fall counters, who
+the VIP's rules send to, the round), redrawn every round. --dry-run prints the swaps it
 would make and changes nothing. Defaults: a probe every 1 s, rise 2, fall 2: a
 controller that stops answering is out of the rules about 2 s later.
 
@@ -445,7 +448,11 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
     settings = GuardSettings(interval=args.interval, rise=args.rise, fall=args.fall,
                              timeout=args.timeout, dry_run=args.dry_run)
 
+    live = _LiveLine(ctx.out) if ctx.out.isatty() and not args.json else None
+
     def show(event: GuardEvent) -> None:
+        if live is not None:
+            live.clear()
         if args.json:
             ctx.out.write(json.dumps({"at": event.at, "action": event.action.value,
                                       "backends": list(event.backends),
@@ -463,5 +470,38 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
                          hypervisor=_hv(ctx, fleet, args, local=args.local),
                          layout=ctx.layout)
         guard.subscribe(show)
-        await guard.run(args.rounds)
+        if live is not None:
+            from tui.core.health.poller import RoundFinished
+
+            guard.subscribe(lambda _event: live.draw(guard.status_line()))
+            guard.session.poller.subscribe(
+                lambda event: live.draw(guard.status_line())
+                if isinstance(event, RoundFinished) else None)
+        try:
+            await guard.run(args.rounds)
+        finally:
+            if live is not None:
+                live.clear()
     return 0
+
+
+class _LiveLine:
+    """One line at the bottom of a terminal, redrawn in place (``\r`` + erase line)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.shown = False
+
+    def draw(self, text: str) -> None:
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        if len(text) > width:
+            text = text[:max(0, width - 1)] + "…"
+        self.out.write("\r\x1b[K" + text)
+        self.out.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self.shown = False
