@@ -224,6 +224,11 @@ def test_install_needs_hardway_on_the_hypervisor(lab: LabRunner, tmp_path: Path)
     assert done.returncode == 2
     assert "nucklehead has no /usr/local/bin/hardway" in done.stderr
     assert "--guard-command" in done.stderr and "Traceback" not in done.stderr
+    rc_d = _hardway(lab, tmp_path, "--install", "--yes", "--service", "rc.d",
+                    "--guard-command", _guard_command())
+    assert rc_d.returncode == 2 and "Traceback" not in rc_d.stderr
+    assert "nucklehead lacks sysrc or service or /usr/sbin/daemon" in rc_d.stderr
+    assert ssh(lab, HYPERVISOR, "test -e /usr/local/etc/hardway").returncode == 1  # untouched
 
 
 async def test_the_guard_as_a_service_follows_readyz_and_uninstalls(lab: LabRunner,

@@ -342,11 +342,17 @@ async def detect_kind(hv: HypervisorIpfw) -> ServiceKind:
     return kind_for_uname(result.stdout)
 
 
+SERVICE_TOOLS = {ServiceKind.RC_D: ("sysrc", "service", "/usr/sbin/daemon"),
+                 ServiceKind.SYSTEMD: ("systemctl", "journalctl")}
+"""What each kind of service needs on the hypervisor."""
+
+
 async def require_command(hv: HypervisorIpfw, service: GuardService) -> None:
-    """Refuse to install a service whose ``hardway`` command the hypervisor lacks.
+    """Refuse, before anything is written, a hypervisor that lacks the ``hardway``
+    command or the service manager's tools.
 
     Raises:
-        UserError: the command's program is not found there.
+        UserError: the program, or a tool, is not found there.
     """
     program = shlex.split(service.command)[0]
     result = await hv.run(f"command -v {shlex.quote(program)}")
@@ -355,6 +361,15 @@ async def require_command(hv: HypervisorIpfw, service: GuardService) -> None:
             f"{hv.name} has no {program}: the service would run `{service.command} vip "
             f"guard` there. Install hardway on {hv.name} first (e.g. pip install hardway), "
             "or name the command with --guard-command.")
+    tools = SERVICE_TOOLS[service.kind]
+    found = await hv.run(" && ".join(f"command -v {t} >/dev/null" for t in tools))
+    if not found.ok:
+        other = "systemd" if service.kind is ServiceKind.RC_D else "rc.d"
+        raise UserError(
+            f"{hv.name} lacks {' or '.join(tools)}, which "
+            f"{'an rc.d' if service.kind is ServiceKind.RC_D else 'a systemd'} service "
+            f"needs; is it the right kind of service for {hv.name}? (--service {other} "
+            "chooses the other; without --service the hypervisor's uname -s decides.)")
 
 
 def guard_files(inventory: Inventory, service: GuardService, ca_pem: bytes) -> list[WantedFile]:
