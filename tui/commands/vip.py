@@ -8,7 +8,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -448,7 +447,9 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
     settings = GuardSettings(interval=args.interval, rise=args.rise, fall=args.fall,
                              timeout=args.timeout, dry_run=args.dry_run)
 
-    live = _LiveLine(ctx.out) if ctx.out.isatty() and not args.json else None
+    from tui.commands.vip_guard import LiveLine
+
+    live = LiveLine(ctx.out) if ctx.out.isatty() and not args.json else None
 
     def show(event: GuardEvent) -> None:
         if live is not None:
@@ -484,24 +485,3 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
                 live.clear()
     return 0
 
-
-class _LiveLine:
-    """One line at the bottom of a terminal, redrawn in place (``\r`` + erase line)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.shown = False
-
-    def draw(self, text: str) -> None:
-        width = shutil.get_terminal_size((100, 24)).columns - 1
-        if len(text) > width:
-            text = text[:max(0, width - 1)] + "…"
-        self.out.write("\r\x1b[K" + text)
-        self.out.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            self.out.write("\r\x1b[K")
-            self.out.flush()
-            self.shown = False

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from tui.core.errors import UserError
 
@@ -144,4 +145,29 @@ def _status_command(prepared: GuardInstall) -> str:
     return f"systemctl status {UNIT_NAME}"
 
 
-__all__ = ["add_service_options", "run_service"]
+class LiveLine:
+    """The foreground guard's status line: the last line of the terminal, redrawn in
+    place (``\r`` + erase line), cleared before other output."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.shown = False
+
+    def draw(self, text: str) -> None:
+        """Show ``text`` (cut to the terminal's width)."""
+        width = shutil.get_terminal_size((100, 24)).columns - 1
+        if len(text) > width:
+            text = text[:max(0, width - 1)] + "…"
+        self.out.write("\r\x1b[K" + text)
+        self.out.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Erase the line (before other output, and at the end)."""
+        if self.shown:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self.shown = False
+
+
+__all__ = ["LiveLine", "add_service_options", "run_service"]

@@ -137,6 +137,7 @@ class GuardInstall:
     hv: HypervisorIpfw
     uninstall: bool = False
     plan: Plan = field(init=False)
+    io: HypervisorFiles = field(init=False)
     _wrote: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
