@@ -341,7 +341,14 @@ async def screen_first_grid(directory: Path, inventory_path: Path) -> dict[str, 
     try:
         app = create_app(workbench, confirm_quit=False)
         async with app.run_test(size=(200, 50)) as pilot:
-            await pilot.pause(1.0)  # the console's connections settle first
+            hosts = [h.name for h in workbench.inventory.hosts]
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the console connected, as a user finds it
+                console = workbench._console
+                if console is not None and all(console.shell(h) is not None for h in hosts):
+                    break
+                await asyncio.sleep(0.05)
+            await pilot.pause(0.5)
             started = time.monotonic()
             await pilot.press("ctrl+g", "h")
             while "full_grid" not in marks and time.monotonic() - started < 30:

@@ -5,10 +5,12 @@ the poller ``hardway health`` uses).  Rows are the controllers, the VIP, the hyp
 and the DNS server; columns the probes.  The poller runs in a worker while the screen is
 shown (rounds never overlap; keys stay live; another screen in front pauses it, so the
 console's keys do not share the loop with the probes); its events mark cells dirty and a
-short timer applies them by key, at most ten times a second.  The first round starts
-when the screen is created, before its widgets are composed and laid out, so the probes'
-connections (jump-host channels, TLS handshakes) overlap the screen's first layout, and
-the first results are painted at once (later ones batch).  Enter opens a cell's
+short timer applies them by key, at most four times a second (each application redraws
+the rows it touches: on the first round that, not the probes, was the screen's main
+cost).  The first round starts when the screen is created, before its widgets are
+composed and laid out, so the probes' connections (jump-host channels, TLS handshakes)
+overlap the screen's first layout; the first results are painted at once, later ones
+batch, and a round's end is painted when it comes.  Enter opens a cell's
 drill-down; ``g`` starts or stops the VIP guard (issue 16) in a worker (it keeps running
 on other screens), whose swaps land in the transition log below the grid; Esc goes back
 to the console.
@@ -41,7 +43,7 @@ from tui.widgets.health_grid import HealthGrid
 
 VERDICT_STYLE = {Verdict.HEALTHY: "bold green", Verdict.DEGRADED: "bold yellow",
                  Verdict.DOWN: "bold red"}
-FLUSH_DELAY = 0.1
+FLUSH_DELAY = 0.25
 """Seconds between a probe's result and its cell's update (results batch meanwhile)."""
 FIRST_PAINT_DELAY = 0.01
 """The same for the screen's first results (nothing to batch with yet)."""
