@@ -162,10 +162,12 @@ class GuardInstall:
                 f"systemctl enable {UNIT_NAME}" if restart else
                 f"systemctl enable --now {UNIT_NAME}", *now]
 
-    def stop_commands(self) -> list[str]:
-        """Stop the service and disable it."""
+    def stop_commands(self, running: bool, enabled: bool) -> list[str]:
+        """Stop the service (when it runs) and disable it (when it is enabled): rc.d's
+        ``onestop`` and ``sysrc -x`` fail on a service that is not running or not set."""
         if self.service.kind is ServiceKind.RC_D:
-            return [f"service {RC_NAME} onestop", f"sysrc -x {RC_NAME}_enable"]
+            return ([f"service {RC_NAME} onestop"] if running else []) + \
+                ([f"sysrc -x {RC_NAME}_enable"] if enabled else [])
         return [f"systemctl disable --now {UNIT_NAME}"]
 
     async def _sh(self, command: str) -> None:
@@ -278,11 +280,14 @@ class GuardInstall:
                 return None
             return f"{name} is neither running nor enabled"
 
+        async def commands() -> list[str]:
+            return self.stop_commands(await self.running(), await self.enabled())
+
         async def preview(_host: str) -> Preview:
-            return Preview(commands=tuple(self.stop_commands()))
+            return Preview(commands=tuple(await commands()))
 
         async def apply(_host: str) -> str:
-            for command in self.stop_commands():
+            for command in await commands():
                 await self._sh(command)
             return "stopped and disabled"
 
