@@ -5,7 +5,12 @@ the poller ``hardway health`` uses).  Rows are the controllers, the VIP, the hyp
 and the DNS server; columns the probes.  The poller runs in a worker while the screen is
 shown (rounds never overlap; keys stay live; another screen in front pauses it, so the
 console's keys do not share the loop with the probes); its events mark cells dirty and a
-short timer applies them by key, at most ten times a second.  Enter opens a cell's
+short timer applies them by key, at most four times a second (each application redraws
+the rows it touches: on the first round that, not the probes, was the screen's main
+cost).  The first round starts when the screen is created, before its widgets are
+composed and laid out, so the probes' connections (jump-host channels, TLS handshakes)
+overlap the screen's first layout; the first results are painted at once, later ones
+batch, and a round's end is painted when it comes.  Enter opens a cell's
 drill-down; ``g`` starts or stops the VIP guard (issue 16) in a worker (it keeps running
 on other screens), whose swaps land in the transition log below the grid; Esc goes back
 to the console.
@@ -38,8 +43,10 @@ from tui.widgets.health_grid import HealthGrid
 
 VERDICT_STYLE = {Verdict.HEALTHY: "bold green", Verdict.DEGRADED: "bold yellow",
                  Verdict.DOWN: "bold red"}
-FLUSH_DELAY = 0.1
+FLUSH_DELAY = 0.25
 """Seconds between a probe's result and its cell's update (results batch meanwhile)."""
+FIRST_PAINT_DELAY = 0.01
+"""The same for the screen's first results (nothing to batch with yet)."""
 LOG_LINES = 50
 """Transition-log lines shown (the engine keeps more)."""
 GUARD_GROUP = "vip-guard"
@@ -78,8 +85,20 @@ class HealthScreen(Screen[None]):
         self._guard_worker: Worker[object] | None = None
         self._poll_worker: Worker[None] | None = None
         self._unsubscribe = self.work.subscribe(self._on_event)
+        self._painted = False
         self.failure: str | None = None
         """Why the probes could not start (shown instead of the grid)."""
+        self._start_early()
+
+    def _start_early(self) -> None:
+        """Start the first round now, before compose (a missing CA waits for on_mount,
+        which shows why)."""
+        try:
+            self.work.poller  # noqa: B018 - builds the probes; raises without a CA
+        except UserError:
+            return
+        self._poll_worker = self.run_worker(self._poll(), name="health rounds",
+                                            group="health-poll", exit_on_error=False)
 
     def compose(self) -> ComposeResult:
         """Header, summary, grid, transition log, footer."""
@@ -109,6 +128,8 @@ class HealthScreen(Screen[None]):
         self._render_summary()
         self._render_log()
         self._start_polling()
+        if self._dirty or self.report is not None:
+            self._schedule_flush()  # results that came in while the screen was composed
 
     def _start_polling(self) -> None:
         worker = self._poll_worker
@@ -157,12 +178,18 @@ class HealthScreen(Screen[None]):
     # -- events (on the app's loop) -------------------------------------------------------
 
     def _on_event(self, event: WorkEvent) -> None:
+        if not self.is_mounted:  # the first round started before compose
+            if isinstance(event, ProbeUpdated):
+                self._dirty.add(event.cell.key)
+            elif isinstance(event, RoundFinished):
+                self.report = event.report
+            return
         if isinstance(event, ProbeUpdated):
             self._dirty.add(event.cell.key)
             self._schedule_flush()
         elif isinstance(event, RoundFinished):
             self.report = event.report
-            self._schedule_flush()
+            self._flush_now()  # the round is complete: nothing left to batch with
         elif isinstance(event, StateChanged):
             self._render_log()
         elif isinstance(event, GuardEvent):
@@ -178,11 +205,18 @@ class HealthScreen(Screen[None]):
 
     def _schedule_flush(self) -> None:
         if self._flush_timer is None and self.is_mounted:
-            self._flush_timer = self.set_timer(FLUSH_DELAY, self._flush)
+            delay = FLUSH_DELAY if self._painted else FIRST_PAINT_DELAY
+            self._flush_timer = self.set_timer(delay, self._flush)
+
+    def _flush_now(self) -> None:
+        if self._flush_timer is not None:
+            self._flush_timer.stop()
+        self._flush()
 
     def _flush(self) -> None:
         """Apply the cells that changed since the last flush, by key."""
         self._flush_timer = None
+        self._painted = True
         dirty, self._dirty = self._dirty, set()
         cells = self.work.poller.cells
         with self.app.batch_update():

@@ -188,3 +188,86 @@ def test_dry_run_changes_nothing(lab: LabRunner, tmp_path: Path) -> None:
         guard.send_signal(signal.SIGTERM)
         guard.wait(timeout=30)
     assert guard.returncode == 0
+
+
+def _hardway(lab: LabRunner, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``hardway vip guard ARGS`` on the lab's inventory, as a user runs it."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "vip", "guard", "-i", str(lab.lab.inventory_path),
+         "--audit", str(tmp_path / "audit.jsonl"), *args],
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL)
+
+
+def _guard_command() -> str:
+    """This checkout's hardway, as the lab's hypervisor runs it (the project directory and
+    the interpreter are mounted there read-only at their own paths)."""
+    import shlex
+    import sys
+
+    from tui.lab.hypervisor import PROJECT
+
+    return shlex.join(["/usr/bin/env", f"PYTHONPATH={PROJECT}", sys.executable, "-m",
+                       "tui.cli"])
+
+
+async def _until(check: object, timeout: float = 30.0) -> None:
+    """Poll ``check()`` (a blocking callable) until true (the timeout only stops a hang)."""
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(check):  # type: ignore[arg-type]
+            await asyncio.sleep(0.3)
+
+
+def test_install_needs_hardway_on_the_hypervisor(lab: LabRunner, tmp_path: Path) -> None:
+    done = _hardway(lab, tmp_path, "--install", "--dry-run")
+    assert done.returncode == 2
+    assert "nucklehead has no /usr/local/bin/hardway" in done.stderr
+    assert "--guard-command" in done.stderr and "Traceback" not in done.stderr
+    rc_d = _hardway(lab, tmp_path, "--install", "--yes", "--service", "rc.d",
+                    "--guard-command", _guard_command())
+    assert rc_d.returncode == 2 and "Traceback" not in rc_d.stderr
+    assert "nucklehead lacks sysrc or service or /usr/sbin/daemon" in rc_d.stderr
+    assert ssh(lab, HYPERVISOR, "test -e /usr/local/etc/hardway").returncode == 1  # untouched
+
+
+async def test_the_guard_as_a_service_follows_readyz_and_uninstalls(lab: LabRunner,
+                                                                    tmp_path: Path) -> None:
+    command = ("--install", "--guard-command", _guard_command(), "--fall", "2")
+    before = ssh(lab, HYPERVISOR, "ipfw -S list").stdout
+    dry = await asyncio.to_thread(_hardway, lab, tmp_path, *command, "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "+ExecStart=/usr/bin/env" in dry.stdout and "vip guard --local" in dry.stdout
+    assert "$ systemctl enable --now hardway-guard.service" in dry.stdout
+    assert "Dry run: nothing was changed." in dry.stdout
+    assert ssh(lab, HYPERVISOR, "test -e /etc/hardway/guard").returncode == 1
+    try:
+        done = await asyncio.to_thread(_hardway, lab, tmp_path, *command, "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "guard service ... ok" in done.stdout
+        assert ssh(lab, HYPERVISOR, "systemctl is-active hardway-guard").stdout.strip() == \
+            "active"
+        processes = ssh(lab, HYPERVISOR, "ps -eo args").stdout
+        assert "vip guard --local -i /etc/hardway/guard/inventory.toml" in processes
+        assert ssh(lab, HYPERVISOR, "ipfw -S list").stdout == before
+        # the service, not this test, takes the stopped controller out and puts it back
+        apiserver(lab, "controller-1", "stop")
+        await _until(lambda: "10.10.0.11" not in ssh(lab, HYPERVISOR, "ipfw list").stdout)
+        assert await asyncio.to_thread(_vip_ok, lab, 100) == 100
+        apiserver(lab, "controller-1", "start")
+        await _until(lambda: "10.10.0.11" in ssh(lab, HYPERVISOR, "ipfw list").stdout)
+        log = ssh(lab, HYPERVISOR, "journalctl -u hardway-guard --no-pager").stdout
+        assert "controller-1 is DOWN" in log and "controller-1 added (UP)" in log
+        again = await asyncio.to_thread(_hardway, lab, tmp_path, *command, "--yes")
+        assert again.returncode == 0 and "Nothing to do" in again.stdout
+    finally:
+        apiserver(lab, "controller-1", "start")
+        gone = await asyncio.to_thread(_hardway, lab, tmp_path, "--uninstall", "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert "3 files moved away" in gone.stdout
+    assert ssh(lab, HYPERVISOR, "systemctl is-active hardway-guard").returncode != 0
+    assert "vip guard --local" not in ssh(lab, HYPERVISOR, "ps -eo args").stdout
+    assert ssh(lab, HYPERVISOR, "test -e /etc/systemd/system/hardway-guard.service"
+               ).returncode == 1
+    rerun = await asyncio.to_thread(_hardway, lab, tmp_path, "--uninstall", "--yes")
+    assert rerun.returncode == 0 and "Nothing to do" in rerun.stdout

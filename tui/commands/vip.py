@@ -100,7 +100,9 @@ controller down the guard keeps the rules and says so. A swap the hypervisor ref
 leaves the old rules in force; the guard says why and tries again on the next change.
 Every action is printed with its time and reason and recorded in the audit log.
 
-It runs in the foreground until Ctrl-C (or SIGTERM). --dry-run prints the swaps it
+It runs in the foreground until Ctrl-C (or SIGTERM); on a terminal its last line is a
+live status line (each controller's /readyz state and latency, rise/fall counters, who
+the VIP's rules send to, the round), redrawn every round. --dry-run prints the swaps it
 would make and changes nothing. Defaults: a probe every 1 s, rise 2, fall 2: a
 controller that stops answering is out of the rules about 2 s later.
 
@@ -180,6 +182,12 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     guard.add_argument("--pki", metavar="DIR",
                        help="the PKI directory holding ca.pem (default: pki/ beside the "
                             "inventory)")
+    guard.add_argument("--local", action="store_true",
+                       help="run on the hypervisor itself: ipfw runs here, the "
+                            "controllers are dialled directly (what the service does)")
+    from tui.commands.vip_guard import add_service_options
+
+    add_service_options(guard)
     guard.set_defaults(handler=run_guard)
     from tui.commands.vip_move import register_move
 
@@ -284,10 +292,12 @@ def run_rules(args: argparse.Namespace) -> int:
     return asyncio.run(_rules(ctx, args))
 
 
-def _hv(ctx: _Context, fleet: Fleet, args: argparse.Namespace) -> HypervisorIpfw:
-    from tui.core.lb.hypervisor import HypervisorIpfw
+def _hv(ctx: _Context, fleet: Fleet, args: argparse.Namespace, *,
+        local: bool = False) -> HypervisorIpfw:
+    from tui.core.lb.hypervisor import HypervisorIpfw, LocalIpfw
 
-    return HypervisorIpfw(fleet, ctx.hypervisor, ipfw=args.ipfw)
+    kind = LocalIpfw if local else HypervisorIpfw
+    return kind(fleet, ctx.hypervisor, ipfw=args.ipfw)
 
 
 async def _rules(ctx: _Context, args: argparse.Namespace) -> int:
@@ -417,6 +427,10 @@ def run_guard(args: argparse.Namespace) -> int:
         raise UserError("vip guard decides the backends itself; drop --without.")
     from tui.core.interrupt import Interrupted
 
+    if args.install or args.uninstall:
+        from tui.commands.vip_guard import run_service
+
+        return run_service(ctx, args)
     try:
         return run_interruptible(_guard(ctx, args))
     except (Interrupted, KeyboardInterrupt):
@@ -433,7 +447,13 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
     settings = GuardSettings(interval=args.interval, rise=args.rise, fall=args.fall,
                              timeout=args.timeout, dry_run=args.dry_run)
 
+    from tui.commands.vip_guard import LiveLine
+
+    live = LiveLine(ctx.out) if ctx.out.isatty() and not args.json else None
+
     def show(event: GuardEvent) -> None:
+        if live is not None:
+            live.clear()
         if args.json:
             ctx.out.write(json.dumps({"at": event.at, "action": event.action.value,
                                       "backends": list(event.backends),
@@ -448,7 +468,20 @@ async def _guard(ctx: _Context, args: argparse.Namespace) -> int:
 
     async with _fleet(ctx, args) as fleet:
         guard = VipGuard(ctx.inventory, fleet, credentials, settings,
-                         hypervisor=_hv(ctx, fleet, args), layout=ctx.layout)
+                         hypervisor=_hv(ctx, fleet, args, local=args.local),
+                         layout=ctx.layout)
         guard.subscribe(show)
-        await guard.run(args.rounds)
+        if live is not None:
+            from tui.core.health.poller import RoundFinished
+
+            guard.subscribe(lambda _event: live.draw(guard.status_line()))
+            guard.session.poller.subscribe(
+                lambda event: live.draw(guard.status_line())
+                if isinstance(event, RoundFinished) else None)
+        try:
+            await guard.run(args.rounds)
+        finally:
+            if live is not None:
+                live.clear()
     return 0
+

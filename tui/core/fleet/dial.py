@@ -65,7 +65,11 @@ class TunnelDialer:
     """Through the SSH connection of jump host ``jump``: a local forward per destination.
 
     Each connection to the forward opens a ``direct-tcpip`` channel on the jump host's
-    connection (as ``ssh -L`` does).  When the jump host refuses one (nothing listens
+    connection (as ``ssh -L`` does).  Destinations are set up concurrently (a lock per
+    destination, not one for all: the first health round asks for some twenty at once),
+    and the channel that checks a new destination is kept for the first connection to
+    its forward rather than closed, so a first request costs one channel round trip,
+    not two.  When the jump host refuses one (nothing listens
     there, the host is down), the next :meth:`endpoint` for that destination checks
     again first and raises :class:`OSError` with the jump host's reason, so callers
     report "connection refused by 10.10.0.12:2379 (through the jump host nucklehead)"
@@ -83,7 +87,9 @@ class TunnelDialer:
         self.open_timeout = open_timeout
         self._forwards: dict[tuple[str, int], tuple[object, asyncio.Server]] = {}
         self._failures: dict[tuple[str, int], str] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._spares: dict[tuple[str, int], tuple[object, asyncssh.SSHReader[bytes],
+                                                  asyncssh.SSHWriter[bytes]]] = {}
 
     async def endpoint(self, address: str, port: int) -> tuple[str, int]:
         """A ``127.0.0.1`` port forwarded to ``address:port`` by the jump host.
@@ -92,12 +98,12 @@ class TunnelDialer:
             OSError: the jump host cannot be reached, or refused this destination the last
                 time and still does (its reason).
         """
-        async with self._lock:
-            try:
-                conn = await self._fleet.jump_connection(self.jump)
-            except UserError as exc:
-                raise OSError(f"jump host {self.jump}: {exc}") from None
-            key = (address, port)
+        try:
+            conn = await self._fleet.jump_connection(self.jump)
+        except UserError as exc:
+            raise OSError(f"jump host {self.jump}: {exc}") from None
+        key = (address, port)
+        async with self._locks.setdefault(key, asyncio.Lock()):
             known = self._forwards.get(key)
             if key in self._failures or known is None or known[0] is not conn:
                 await self._recheck(conn, address, port)  # a reason now, not an EOF later
@@ -135,17 +141,32 @@ class TunnelDialer:
                        port: int) -> None:
         key = (address, port)
         try:
-            _reader, writer = await self._open(conn, address, port)
+            reader, writer = await self._open(conn, address, port)
         except OSError as exc:
             self._failures[key] = str(exc)
             raise
-        writer.close()
         self._failures.pop(key, None)
+        old = self._spares.pop(key, None)
+        if old is not None:
+            old[2].close()
+        self._spares[key] = (conn, reader, writer)  # the first connection's channel
+
+    def _take_spare(self, conn: asyncssh.SSHClientConnection, key: tuple[str, int]
+                    ) -> tuple[asyncssh.SSHReader[bytes], asyncssh.SSHWriter[bytes]] | None:
+        spare = self._spares.pop(key, None)
+        if spare is None:
+            return None
+        owner, reader, writer = spare
+        if owner is conn and not writer.is_closing() and not reader.at_eof():
+            return reader, writer
+        writer.close()
+        return None
 
     async def _forward(self, conn: asyncssh.SSHClientConnection, address: str, port: int,
                        reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            chan_reader, chan_writer = await self._open(conn, address, port)
+            spare = self._take_spare(conn, (address, port))
+            chan_reader, chan_writer = spare or await self._open(conn, address, port)
         except OSError as exc:
             self._failures[(address, port)] = str(exc)
             writer.close()
@@ -157,11 +178,13 @@ class TunnelDialer:
         await splice(reader, writer, chan_reader, chan_writer)
 
     async def close(self) -> None:
-        """Close every forward."""
-        async with self._lock:
-            for _conn, server in self._forwards.values():
-                server.close()
-            self._forwards.clear()
+        """Close every forward (and the channels kept for a first connection)."""
+        for _conn, server in self._forwards.values():
+            server.close()
+        self._forwards.clear()
+        for _owner, _reader, writer in self._spares.values():
+            writer.close()
+        self._spares.clear()
 
 
 def dialer_for(inventory: Inventory, fleet: Fleet) -> Dialer:

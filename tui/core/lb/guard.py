@@ -201,6 +201,34 @@ class VipGuard:
         rows = set(self.session.poller.rows_up(Kind.READYZ))
         return [b for b in self.backends if b.name in rows]
 
+    def status_line(self) -> str:
+        """The guard's state on one line, for a live status line: each controller's
+        ``/readyz`` (``UP 4ms``, ``UP 1/2 DOWN``, ``DOWN``, ``?``) and who is in the rules.
+
+        ``controller-0 UP 4ms · controller-1 DOWN · controller-2 UP 5ms · VIP ->
+        controller-0, controller-2 · round 42``
+        """
+        parts = []
+        for cell in self.session.poller.snapshot():
+            if cell.kind is not Kind.READYZ:
+                continue
+            if cell.state is State.UNKNOWN:
+                parts.append(f"{cell.row} ?")
+                continue
+            words = [cell.row, cell.state.value.upper()]
+            outcome = cell.outcome
+            if cell.state is State.UP and outcome is not None and outcome.latency is not None:
+                words.append(f"{outcome.latency * 1000:.0f}ms")
+            if cell.counter:
+                words.append(cell.counter)
+            parts.append(" ".join(words))
+        rules = self.in_rules
+        parts.append("VIP -> " + (", ".join(rules) or "none" if rules is not None else "?"))
+        if self.settings.dry_run:
+            parts.append("dry run")
+        parts.append(f"round {self.session.poller.round}")
+        return " · ".join(parts)
+
     async def read_rules(self) -> tuple[str, ...]:
         """The backends the hypervisor's active set forwards the VIP to now."""
         rules = await self.hypervisor.read_rules()

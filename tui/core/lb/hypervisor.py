@@ -8,6 +8,8 @@ other remote command.  The "move the VIP" plan uses the same class.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import shlex
 import time
@@ -115,30 +117,40 @@ class HypervisorIpfw:
     def _line(self, command: IpfwCommand) -> str:
         return shlex.join([*self.ipfw, *command.argv[1:]])
 
-    async def run(self, command: str) -> RemoteResult:
-        """Run one shell command on the hypervisor (audited).
+    async def run(self, command: str, *, input: str | None = None) -> RemoteResult:
+        """Run one shell command on the hypervisor (audited; ``input`` goes to its stdin
+        and is never recorded).
 
         Raises:
             UserError: the hypervisor cannot be reached.
         """
-        conn = await self.fleet.jump_connection(self.name)
         start = time.monotonic()
         try:
-            result = await conn.run(command, check=False, timeout=self.timeout)
+            status, stdout, stderr = await self._execute(command, input)
+        except UserError:
+            raise
         except Exception as exc:  # asyncssh errors, timeouts: one sentence for the user
-            if self.fleet.audit is not None:
-                self.fleet.audit.record(host=self.name, kind="exec", command=command,
-                                        status=None, duration=time.monotonic() - start,
-                                        error=str(exc) or type(exc).__name__)
+            self._audit(command, None, start, str(exc) or type(exc).__name__)
             raise UserError(f"{self.name}: `{command}` could not run: "
                             f"{str(exc) or type(exc).__name__}") from None
-        status = result.exit_status
-        if self.fleet.audit is not None:
-            self.fleet.audit.record(host=self.name, kind="exec", command=command,
-                                    status=status, duration=time.monotonic() - start)
+        self._audit(command, status, start)
+        return RemoteResult(command, status, stdout, stderr)
+
+    async def _execute(self, command: str, input: str | None
+                       ) -> tuple[int | None, str, str]:
+        conn = await self.fleet.jump_connection(self.name)
+        result = await conn.run(command, check=False, timeout=self.timeout, input=input)
         stdout = result.stdout if isinstance(result.stdout, str) else ""
         stderr = result.stderr if isinstance(result.stderr, str) else ""
-        return RemoteResult(command, status, stdout, stderr)
+        return result.exit_status, stdout, stderr
+
+    def _audit(self, command: str, status: int | None, start: float,
+               error: str | None = None) -> None:
+        if self.fleet.audit is None:
+            return
+        extra = {"error": error} if error is not None else {}
+        self.fleet.audit.record(host=self.name, kind="exec", command=command,
+                                status=status, duration=time.monotonic() - start, **extra)
 
     def commands(self, commands: Sequence[IpfwCommand]) -> list[str]:
         """The shell lines ``commands`` become with this hypervisor's ipfw."""
@@ -188,6 +200,30 @@ class HypervisorIpfw:
         return await self._run_all(rollback_commands(layout), layout, None)
 
 
+class LocalIpfw(HypervisorIpfw):
+    """The same on the hypervisor itself: commands run here, not over SSH (the guard
+    service, ``hardway vip guard --local``)."""
+
+    async def _execute(self, command: str, input: str | None
+                       ) -> tuple[int | None, str, str]:
+        process = await asyncio.create_subprocess_shell(
+            command, stdin=asyncio.subprocess.PIPE if input is not None else
+            asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            async with asyncio.timeout(self.timeout):
+                out, err = await process.communicate(
+                    input.encode() if input is not None else None)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise UserError(f"{self.name}: `{command}` did not finish within "
+                            f"{self.timeout:g} s") from None
+        return (process.returncode, out.decode(errors="replace"),
+                err.decode(errors="replace"))
+
+
 def ipfw_step(hv: HypervisorIpfw, layout: VipLayout, backends: Sequence[Backend], *,
               name: str | None = None) -> Step:
     """A plan step (on the hypervisor) that swaps the VIP's wanted rules in.
@@ -224,5 +260,6 @@ def ipfw_step(hv: HypervisorIpfw, layout: VipLayout, backends: Sequence[Backend]
                 preview=preview, apply=apply, verify=verify)
 
 
-__all__ = ["ApplyOutcome", "ApplyResult", "HypervisorIpfw", "RemoteResult", "ipfw_step",
+__all__ = ["ApplyOutcome", "ApplyResult", "HypervisorIpfw", "LocalIpfw", "RemoteResult",
+           "ipfw_step",
            "vip_backends", "vip_layout"]
