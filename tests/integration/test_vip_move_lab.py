@@ -521,6 +521,36 @@ def prepared(lab: LabRunner, before: ClusterState,
     return state(lab)
 
 
+async def test_the_health_grid_follows_a_move_and_its_rollback(
+        lab: LabRunner, before: ClusterState, tmp_path: Path) -> None:
+    """After a move from the screen the workbench kept the old inventory: the health grid
+    went on probing the old VIP (and a running guard would have swapped in rules for it)
+    until restart. The move's reload now reaches every engine built so far."""
+    from tui.core.health.model import Kind, Status
+    from tui.core.workbench import InventoryChanged
+
+    for was, now, rollback in ((OLD, NEW, False), (NEW, OLD, True)):
+        workbench, plan = await prepare(lab, tmp_path, rollback=rollback)
+        heard: list[object] = []
+        workbench.subscribe(heard.append)
+        async with workbench:
+            health = workbench.health
+            health.configure(rounds=1, interval=0.5)
+            cell = health.poller.cells[f"vip/{Kind.VIP_ADDRESS.value}"]
+            assert f"https://{was}:6443" in cell.probe.target
+            result = await plan.run()
+            assert result.ok, result.failed
+            moves = workbench.engine("vip")
+            assert isinstance(moves, VipMoves)
+            moves.reload()
+            assert str(workbench.inventory.api.vip) == now
+            assert [e.what for e in heard if isinstance(e, InventoryChanged)] == [
+                f"api.vip {was} -> {now}"]
+            assert f"https://{now}:6443" in cell.probe.target, cell.probe.target
+            await health.run()
+            assert cell.last is not None and cell.last.status is Status.OK, cell.last
+
+
 @pytest.mark.parametrize("breakage", LATE, ids=[b.step.value for b in LATE])
 async def test_a_failure_after_the_certificate_and_rollback(
         lab: LabRunner, prepared: ClusterState, tmp_path: Path, breakage: Breakage,

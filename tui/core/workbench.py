@@ -423,8 +423,11 @@ class Workbench:
         """
         from tui.core.inventory.load import load_inventory
 
-        inventory = load_inventory(self.inventory.path)
+        before = self.inventory
+        inventory = load_inventory(before.path)
         self.inventory = inventory
+        if not what and before.api.vip != inventory.api.vip:
+            what = f"api.vip {before.api.vip} -> {inventory.api.vip}"
         for engine in self._engines.values():
             changed = getattr(engine, "inventory_changed", None)
             if changed is not None:

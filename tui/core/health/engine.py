@@ -157,6 +157,7 @@ class HealthWork:
         self._wired = False
         self.guard: VipGuard | None = None
         self._rules_cache: tuple[float, tuple[str, ...]] | None = None
+        self._seams: Seams | None = None
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -181,6 +182,7 @@ class HealthWork:
             settings = self.settings
             credentials = Credentials.from_pki(self.pki_dir)
             seams = Seams(fleet=self.fleet, vip_backends=self._vip_backends_seam())
+            self._seams = seams
             self.session = HealthSession.open(
                 self.inventory, self.fleet, credentials,
                 ProbeOptions(kinds=settings.kinds, timeout=settings.timeout), seams=seams,
@@ -194,6 +196,19 @@ class HealthWork:
     def subscribe(self, listener: Callable[[WorkEvent], None]) -> Callable[[], None]:
         """Call ``listener`` with every :data:`WorkEvent`; returns its unsubscribe."""
         return self._listeners.subscribe(listener)
+
+    def inventory_changed(self, inventory: Inventory) -> None:
+        """The workbench read the inventory again (a VIP move): the grid's probes and the
+        guard follow the new addresses from the next round."""
+        self.inventory = inventory
+        self._rules_cache = None
+        if self.session is not None:
+            settings = self.settings
+            self.session.retarget(inventory, Credentials.from_pki(self.pki_dir),
+                                  ProbeOptions(kinds=settings.kinds, timeout=settings.timeout),
+                                  self._seams)
+        if self.guard is not None:
+            self.guard.inventory_changed(inventory)
 
     # -- polling --------------------------------------------------------------------------
 
@@ -299,9 +314,9 @@ class HealthWork:
 
         ipfw = HypervisorIpfw(fleet, inventory.hypervisor.name, ipfw=self.settings.ipfw,
                               timeout=5.0)
-        layout = vip_layout(inventory)
 
         async def backends() -> tuple[str, ...]:
+            layout = vip_layout(self.inventory)  # the VIP as now written (it may move)
             now = self.clock()
             cached = self._rules_cache
             if cached is not None and now - cached[0] < RULES_REFRESH:

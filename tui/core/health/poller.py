@@ -162,6 +162,17 @@ class Poller:
             except Exception:
                 log.exception("health listener failed")
 
+    def retarget(self, probes: Sequence[Probe]) -> int:
+        """Give cells the probe of the same key (same row and kind, a new target); keys
+        the grid does not have are left out. Returns how many cells changed."""
+        changed = 0
+        for probe in probes:
+            cell = self.cells.get(probe.key)
+            if cell is not None:
+                cell.probe = probe
+                changed += 1
+        return changed
+
     # -- state --------------------------------------------------------------------------
 
     def snapshot(self) -> tuple[CellSnapshot, ...]:

@@ -83,6 +83,16 @@ class HealthSession:
                                      if row in addresses]
         return cls(inventory, poller, client, dialer, owns)
 
+    def retarget(self, inventory: Inventory, credentials: Credentials,
+                 options: ProbeOptions | None = None, seams: Seams | None = None) -> int:
+        """Point the running probes at a rewritten inventory's addresses (a VIP move): each
+        cell keeps its key, state and history and probes the new target from the next
+        round.  Returns how many cells were retargeted."""
+        self.inventory = inventory
+        probes = build_probes(inventory, self.client, credentials, options,
+                              seams or Seams())
+        return self.poller.retarget(probes)
+
     async def close(self) -> None:
         """Stop the poller and close the connections (and the dialer when owned)."""
         await self.poller.stop()

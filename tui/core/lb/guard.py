@@ -146,6 +146,7 @@ class VipGuard:
         self.settings = settings or GuardSettings()
         self.hypervisor = hypervisor or HypervisorIpfw(fleet, inventory.hypervisor.name)
         self.layout = layout or vip_layout(inventory)
+        self._own_layout = layout is not None
         self.backends = vip_backends(inventory)
         self.session = HealthSession.open(
             inventory, fleet, credentials,
@@ -157,6 +158,14 @@ class VipGuard:
         self._lock = asyncio.Lock()
         self._pending: asyncio.Task[GuardEvent | None] | None = None
         self.events: list[GuardEvent] = []
+
+    def inventory_changed(self, inventory: Inventory) -> None:
+        """The inventory was read again (a VIP move): later swaps render rules for the new
+        VIP, never the old one."""
+        self.inventory = inventory
+        if not self._own_layout:
+            self.layout = vip_layout(inventory)
+        self.backends = vip_backends(inventory)
 
     # -- listeners ------------------------------------------------------------------------
 

@@ -249,6 +249,8 @@ class VipMoves:
         self.options = options or RolloutOptions()
         self.fault = fault
         self._dialer: object | None = None
+        self.on_reload: Callable[[], object] | None = None
+        """Read the inventory again for the whole workbench (set by :func:`open_engine`)."""
 
     def configure(self, *, ipfw: str | None = None, active_set: int | None = None,
                   spare_set: int | None = None, first_rule: int | None = None,
@@ -290,10 +292,19 @@ class VipMoves:
         return self._dialer
 
     def reload(self) -> None:
-        """Read the inventory file again (a finished move or rollback rewrote its VIP)."""
+        """Read the inventory file again (a finished move or rollback rewrote its VIP):
+        through the workbench when it gave ``on_reload`` (so every engine and view gets
+        it), else here."""
         from tui.core.inventory.load import load_inventory
 
+        if self.on_reload is not None:
+            self.on_reload()  # calls inventory_changed below
+            return
         self.inventory = load_inventory(self.inventory.path)
+
+    def inventory_changed(self, inventory: Inventory) -> None:
+        """The workbench read the inventory again."""
+        self.inventory = inventory
 
     async def survey(self) -> VipSurvey:
         """The zone's drift, the hypervisor's rules against the wanted ones, the journal."""
@@ -493,7 +504,9 @@ class VipMoves:
 
 def open_engine(workbench: Workbench) -> VipMoves:
     """The workbench's ``vip`` engine (see :data:`tui.core.workbench.ENGINES`)."""
-    return VipMoves(workbench.inventory, workbench.fleet, workbench.pki_dir)
+    moves = VipMoves(workbench.inventory, workbench.fleet, workbench.pki_dir)
+    moves.on_reload = workbench.reload_inventory
+    return moves
 
 
 __all__ = ["HostOutcome", "MoveAction", "MovePlan", "MoveResult", "StepOutcome", "StepResult",
