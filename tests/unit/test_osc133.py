@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tui.core.fleet.osc133 import MAX_MARKER, Marker, MarkerParser, Piece, strip_markers
+from tui.core.fleet.osc133 import (
+    MAX_MARKER,
+    Marker,
+    MarkerParser,
+    Piece,
+    integration_line,
+    strip_markers,
+)
 
 D0 = "\x1b]133;D;0;hw=0\x07"
 A = "\x1b]133;A\x07"
@@ -118,3 +126,18 @@ def test_a_million_lines_parse_whole() -> None:
             if isinstance(piece, str):
                 size += len(piece)
     assert size + len(parser.flush()) == len(text) + len("\x1b[1m\x1b[0m")
+
+
+@pytest.mark.parametrize("cut", [0, 1, 300, 1000, -1])
+def test_a_shell_that_exits_at_once_says_its_words_without_the_setup_echo(cut: int) -> None:
+    """A shell that exits at once (nologin, ForceCommand) races the echo of the setup
+    line: its words may land in the middle of the echo, which must not be reported as what
+    it said (the full suite saw the setup line's tail instead of the message)."""
+    from tui.core.fleet.shell import without_echo
+
+    setup = integration_line({"HOST_NAME": "controller-0"}).rstrip("\n")
+    said = "This account is currently not available.\r\n"
+    at = len(setup) if cut == -1 else cut
+    text = setup[:at] + said + setup[at:]
+    assert " ".join(without_echo(text, setup).split()) == said.strip()
+    assert without_echo("nothing of it here", setup) == "nothing of it here"

@@ -156,6 +156,23 @@ class ShellClosed:
 ShellEvent = ShellOutput | CommandStarted | CommandFinished | ShellClosed
 
 
+def without_echo(text: str, echo: str, least: int = 8) -> str:
+    """``text`` without the terminal's echo of ``echo`` (the setup line), also where
+    the shell's own words came in the middle of it (a shell that exits at once races the
+    echo): every stretch of at least ``least`` characters shared with it, in order, goes."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, text, echo, autojunk=False)
+    kept: list[str] = []
+    last = 0
+    for start, _at, size in matcher.get_matching_blocks():
+        if size >= least:
+            kept.append(text[last:start])
+            last = start + size
+    kept.append(text[last:])
+    return "".join(kept)
+
+
 def output_size(event: ShellEvent) -> int:
     """Characters an event adds to a backlog (only output counts)."""
     return len(event.data) if isinstance(event, ShellOutput) else 0
@@ -602,7 +619,7 @@ class Shell:
             self.preamble = hidden
             if state == ShellState.CLOSED:  # it never became usable
                 state = ShellState.FAILED
-                said = " ".join(hidden.replace(self._setup.rstrip("\n"), "").split())
+                said = " ".join(without_echo(hidden, self._setup.rstrip("\n")).split())
                 reason = f"{reason} while starting" + (f": {said[-300:]}" if said else "")
         self.state, self.reason = state, reason
         self._leave_inner(-1)
