@@ -149,9 +149,14 @@ class HostHandle:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def enter(self, cwd: str = "/") -> list[str]:
-        """The command prefix that runs a program inside this host (as its root)."""
-        return ["nsenter", "-t", str(self.pid), "--user", "--mount", "--net", "--pid",
-                "--uts", f"--wdns={cwd}", "--"]
+        """The command prefix that runs a program inside this host (as its root).
+
+        As an ordinary user the lab's user namespace maps only that user (to root) and
+        denies setgroups, so nsenter keeps the caller's credentials (which are the
+        host's root there) instead of setting them, which would fail with EPERM."""
+        keep = ["--preserve-credentials"] if os.geteuid() != 0 else []
+        return ["nsenter", "-t", str(self.pid), "--user", *keep, "--mount", "--net",
+                "--pid", "--uts", f"--wdns={cwd}", "--"]
 
     def _request(self, request: dict[str, object]) -> tuple[dict[str, object], int | None]:
         with self._lock, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
