@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,11 +146,27 @@ def before(lab: LabRunner) -> ClusterState:
 Fault = Callable[[MoveStepKind, str], Awaitable[None]]
 
 
+def workbench_on(lab: LabRunner, tmp_path: Path) -> Workbench:
+    """A fresh workbench on the lab, the inventory as the file says now."""
+    return Workbench(load_inventory(lab.lab.inventory_path), relay=False,
+                     user_ssh_files=False, audit_path=tmp_path / "audit.jsonl")
+
+
+async def open_dns_vip(pilot: Any) -> Any:
+    """ctrl+g v: the DNS/VIP screen, opened."""
+    from screens.dns_vip import DnsVipScreen
+
+    await pilot.press("ctrl+g", "v")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, DnsVipScreen)
+    return screen
+
+
 async def prepare(lab: LabRunner, tmp_path: Path, *, rollback: bool = False,
                   fault: Fault | None = None) -> tuple[Workbench, MovePlan]:
     """A fresh workbench (the inventory as the file says now) and its prepared plan."""
-    workbench = Workbench(load_inventory(lab.lab.inventory_path), relay=False,
-                          user_ssh_files=False, audit_path=tmp_path / "audit.jsonl")
+    workbench = workbench_on(lab, tmp_path)
     engine = workbench.engine("vip")
     assert isinstance(engine, VipMoves)
     engine.configure(fault=fault)
@@ -223,17 +240,11 @@ async def test_the_dns_vip_screen_reads_the_lab(lab: LabRunner, before: ClusterS
                                                tmp_path: Path) -> None:
     """ctrl+g v on the seed: the zone and the rules as the lab serves them, the VIP's
     placement called out; the app opens although the inventory has that lint error."""
-    from screens.dns_vip import DnsVipScreen
     from tui.app import create_app
 
-    app = create_app(Workbench(load_inventory(lab.lab.inventory_path), relay=False,
-                               user_ssh_files=False, audit_path=tmp_path / "audit.jsonl"),
-                     connect=False)
+    app = create_app(workbench_on(lab, tmp_path), connect=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+g", "v")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, DnsVipScreen)
+        screen = await open_dns_vip(pilot)
         screen.action_survey()
         await app.workers.wait_for_complete()
         survey = screen.survey
@@ -454,17 +465,12 @@ async def test_the_move_leaves_a_healthy_cluster_on_the_new_vip(
 async def test_rollback_of_the_finished_move_from_the_screen_restores_the_seed(
         lab: LabRunner, before: ClusterState, tmp_path: Path) -> None:
     """b on the DNS/VIP screen: the exact preview, confirmed, then every undo step done."""
-    from screens.dns_vip import DnsVipScreen, MovePreviewScreen
+    from screens.dns_vip import MovePreviewScreen
     from tui.app import create_app
 
-    app = create_app(Workbench(load_inventory(lab.lab.inventory_path), relay=False,
-                               user_ssh_files=False, audit_path=tmp_path / "audit.jsonl"),
-                     connect=False)
+    app = create_app(workbench_on(lab, tmp_path), connect=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.press("ctrl+g", "v")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, DnsVipScreen)
+        screen = await open_dns_vip(pilot)
         await pilot.press("b")
         async with asyncio.timeout(60):
             while not (isinstance(app.screen, MovePreviewScreen) and app.screen.is_mounted):

@@ -27,7 +27,7 @@ def help_table(section: HelpSection) -> Table:
     """A section as a two-column table (keys bold, meanings wrapped)."""
     table = Table(title=section.title, title_justify="left", title_style="bold",
                   show_header=False, box=None, padding=(0, 1), expand=True)
-    table.add_column("keys", style="bold", no_wrap=True, ratio=None)
+    table.add_column("keys", style="bold", no_wrap=True)
     table.add_column("meaning", ratio=1)
     for keys, meaning in section.rows:
         table.add_row(Text(keys), Text(meaning))

@@ -127,23 +127,26 @@ def _spill(directory: str, name: str, source: PemSource) -> Path:
 async def https_get(address: str, port: int, path: str, *, context: ssl.SSLContext,
                     timeout: float = DEFAULT_TIMEOUT,
                     headers: dict[str, str] | None = None,
-                    dialer: Dialer | None = None) -> HttpAnswer:
+                    dialer: Dialer | None = None, server_name: str | None = None,
+                    user_agent: str = "hardway-probe") -> HttpAnswer:
     """One ``GET`` over TLS to ``address:port``; no SNI is sent for an IP address.
 
     The connection goes where ``dialer`` says (default: directly); the certificate is
-    still checked against ``address``.
+    checked against ``server_name`` (the name sent as SNI and ``Host``) when given, else
+    against ``address``.
 
     Raises:
         OSError, ssl.SSLError, TimeoutError, ValueError: the exchange failed.
     """
     async with asyncio.timeout(timeout):
-        server_hostname = address if context.check_hostname else ""
+        name = server_name or address
+        server_hostname = name if context.check_hostname else ""
         host, real_port = await (dialer or DirectDialer()).endpoint(address, port)
         reader, writer = await asyncio.open_connection(
             host, real_port, ssl=context, server_hostname=server_hostname)
         try:
-            lines = [f"GET {path} HTTP/1.1", f"Host: {_host_header(address, port)}",
-                     "User-Agent: hardway-probe", "Accept: */*", "Connection: close"]
+            lines = [f"GET {path} HTTP/1.1", f"Host: {_host_header(name, port)}",
+                     f"User-Agent: {user_agent}", "Accept: */*", "Connection: close"]
             lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
             await writer.drain()

@@ -9,8 +9,6 @@ through a VIP verified against the cluster CA (by address, or by name).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -279,25 +277,14 @@ class MoveContext:
         Raises:
             StepFailed: no connection, TLS refused, or no HTTP answer.
         """
-        from tui.core.health.probes import read_answer
+        from tui.core.health.probes import https_get
 
         name = server_name or address
         port = self.inventory.api.port
         try:
-            async with asyncio.timeout(timeout):
-                host, real_port = await self.dialer.endpoint(address, port)
-                reader, writer = await asyncio.open_connection(
-                    host, real_port, ssl=self.ca_context(), server_hostname=name)
-                try:
-                    writer.write((f"GET {path} HTTP/1.1\r\nHost: {name}:{port}\r\n"
-                                  "User-Agent: hardway-vip-move\r\nConnection: close\r\n\r\n"
-                                  ).encode())
-                    await writer.drain()
-                    return await read_answer(reader)
-                finally:
-                    writer.close()
-                    with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                        await writer.wait_closed()
+            return await https_get(address, port, path, context=self.ca_context(),
+                                   timeout=timeout, dialer=self.dialer, server_name=name,
+                                   user_agent="hardway-vip-move")
         except ssl.SSLCertVerificationError as exc:
             raise StepFailed(f"https://{address}:{port}{path}: the certificate is not valid "
                              f"for {name} against {self.pki_dir / 'ca.pem'} "
