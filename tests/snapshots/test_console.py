@@ -257,9 +257,13 @@ def test_history_search(snap_compare: Any, snapshot_lab: LabRunner, tmp_path: Pa
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await _ready(pilot)
+        # typed earlier, not run here: the snapshot lab is not confined, and these lines
+        # would change the machine running the tests (/etc/etcd, systemd)
+        history = _screen(pilot).console.history
         for line in ("sudo mkdir -p /etc/etcd /var/lib/etcd", "echo {name}",
                      "sudo systemctl daemon-reload"):
-            await _broadcast(pilot, line)
+            history.add(line)
+        await _painted(pilot)
         await pilot.press("ctrl+r", *"etc")
         await _until(pilot, lambda: isinstance(pilot.app.screen, HistorySearchModal))
         await pilot.wait_for_scheduled_animations()
