@@ -12,6 +12,10 @@ tmux: ``tmux new-session`` with three panes, each running ``ssh -F LAB/ssh_confi
 **first frame** is when ``new-session`` has returned with the three panes split, **all
 connected** when every pane shows its host's prompt.
 
+The framework's floor: a minimal Textual app with the console's parts (header, three
+titled panels, an input, a footer) on the same terminal, first frame only: how much of
+hardway's first frame is Textual's own import and first paint.
+
 Each figure is the median of ``--rounds`` fresh processes (default 5).  The lab runs in
 this process, on its own thread (as ``hardway demo`` does).  Targets (design brief): first
 frame under 0.4 s, every lab host connected under 0.8 s.
@@ -58,6 +62,10 @@ def child(inventory: Path, started: float, stamps_path: Path,
         profiler = cProfile.Profile()
         profiler.enable()
 
+    from tui.core.startup_gc import hold_until_first_frame
+
+    hold_until_first_frame()  # as `hardway` does (tui/commands/app.py)
+
     async def run() -> None:
         from tui.core.workbench import Workbench
 
@@ -90,47 +98,94 @@ def child(inventory: Path, started: float, stamps_path: Path,
     stamps_path.write_text(json.dumps(stamps))
 
 
+def watch_terminal(argv: list[str], env: dict[str, str], started: float,
+                   mark: bytes = HEADER_MARK) -> tuple[float | None, bytes, int]:
+    """Run ``argv`` on a fresh 200x50 pseudo-terminal and read all it draws until it
+    exits: (seconds from ``started`` to ``mark`` appearing or None, what it drew up to
+    then, its exit code)."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                               start_new_session=True)
+    os.close(slave)
+    first: float | None = None
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            if not ready:
+                raise SystemExit(f"bench/startup.py: {argv[-1][:40]!r} drew nothing for 30 s")
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the program's side closed
+                break
+            if not data:
+                break
+            if first is None:
+                seen += data
+                if mark in seen:
+                    first = time.time() - started
+    finally:
+        os.close(master)
+        code = process.wait(timeout=60)
+    return first, seen, code
+
+
 def hardway_round(inventory: Path, scratch: Path,
                   profile: Path | None = None) -> dict[str, float]:
     """Start one fresh app process on a 200x50 pseudo-terminal and read its figures
     (``profile``: the child writes a cProfile there)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", COLORTERM="truecolor")
     stamps_path = scratch / f"stamps-{time.monotonic_ns()}.json"
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
     started = time.time()
-    process = subprocess.Popen(
+    first_frame, seen, code = watch_terminal(
         [sys.executable, str(Path(__file__)), "--child", str(inventory), "--started",
          repr(started), "--stamps", str(stamps_path),
-         *(["--profile", str(profile)] if profile is not None else [])],
-        stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
-    first_frame: float | None = None
-    seen = b""
-    try:
-        while True:  # read everything the app draws until it exits (or the pty closes)
-            ready, _, _ = select.select([master], [], [], 30)
-            if not ready:
-                raise SystemExit("bench/startup.py: the app drew nothing for 30 s")
-            try:
-                data = os.read(master, 65536)
-            except OSError:  # EIO: the app's side closed
-                break
-            if not data:
-                break
-            if first_frame is None:
-                seen += data
-                if HEADER_MARK in seen:
-                    first_frame = time.time() - started
-    finally:
-        os.close(master)
-        code = process.wait(timeout=60)
+         *(["--profile", str(profile)] if profile is not None else [])], env, started)
     if code != 0 or first_frame is None or not stamps_path.exists():
         raise SystemExit(f"bench/startup.py: the app failed (exit {code}):\n"
                          f"{seen[-2000:].decode(errors='replace')}")
     figures: dict[str, float] = json.loads(stamps_path.read_text())
     figures["first_frame"] = first_frame
     return figures
+
+
+FLOOR_APP = """
+from textual.app import App
+from textual.containers import Grid
+from textual.widgets import Footer, Header, Input, Static
+
+class Floor(App):
+    CSS = "Grid { grid-size: 3 1; } Static { border: round $accent; height: 1fr; }"
+    BINDINGS = [("f1", "app.bell", "One"), ("f2", "app.bell", "Two"), ("ctrl+q", "quit", "Quit")]
+
+    def compose(self):
+        yield Header()
+        with Grid():
+            for n in range(3):
+                panel = Static()
+                panel.border_title = f"controller-{n}"
+                yield panel
+        yield Input()
+        yield Footer()
+
+    def on_ready(self):
+        self.set_timer(0.2, self.exit)
+
+Floor().run()
+"""
+"""The framework's floor: a minimal Textual app with the console's parts (a header, three
+titled panels, an input, a footer), nothing of hardway's."""
+
+
+def floor_round() -> float:
+    """First frame (the first panel title on the terminal) of :data:`FLOOR_APP`."""
+    env = dict(os.environ, TERM="xterm-256color", COLORTERM="truecolor")
+    started = time.time()
+    first, _seen, _code = watch_terminal([sys.executable, "-c", FLOOR_APP], env, started)
+    if first is None:
+        raise SystemExit("bench/startup.py: the minimal Textual app drew no panel title")
+    return first
 
 
 def tmux_round(scratch: Path, ssh_config: Path) -> dict[str, float]:
@@ -198,6 +253,7 @@ def main() -> None:
             if args.profile is not None:
                 hardway_round(lab.inventory_path, scratch, args.profile)
                 print(f"  profile of one more round: {args.profile}", flush=True)
+            floor = [floor_round() for _ in range(args.rounds)]
             peer: list[dict[str, float]] = []
             if args.peer and shutil.which("tmux") and shutil.which("ssh"):
                 peer = [tmux_round(scratch, lab.ssh_config_path) for _ in range(args.rounds)]
@@ -210,6 +266,10 @@ def main() -> None:
     print(f"  {'hardway (app on a 200x50 pty)':<34}{h_first:>10.3f} s{h_conn:>13.3f} s   "
           f"first frame {verdict_first} (< {FIRST_FRAME_TARGET} s), "
           f"connected {verdict_conn} (< {CONNECTED_TARGET} s)")
+    f_first = statistics.median(floor)
+    print(f"  {'minimal Textual app (the floor)':<34}{f_first:>10.3f} s{'-':>15}   "
+          f"hardway's first frame is the floor + {h_first - f_first:.3f} s "
+          f"(ratio {h_first / f_first:.2f})")
     if peer:
         t_first = statistics.median(r["first_frame"] for r in peer)
         t_conn = statistics.median(r["connected"] for r in peer)

@@ -28,6 +28,7 @@ from tui.boundary import report_failure, running
 from tui.core.console.events import ConsoleChanged
 from tui.core.fleet.events import StateChanged
 from tui.core.paths import shown as shown_path
+from tui.core.startup_gc import first_frame_shown
 from tui.core.workbench import InventoryChanged, Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
@@ -167,8 +168,10 @@ class HardwayApp(DirectKeysApp):
             self._after_first_frame.append(callback)
 
     def on_ready(self) -> None:
-        """Textual's Ready: the first frame has been displayed."""
+        """Textual's Ready: the first frame has been displayed.  Collections are
+        automatic again (held since start-up) and the work that waited for it runs."""
         self._first_frame_shown = True
+        first_frame_shown()
         waiting, self._after_first_frame = self._after_first_frame, []
         for callback in waiting:
             self.call_later(callback)

@@ -11,6 +11,9 @@ them itself when nothing has been printed or typed for a moment -- or after
 Young-generation collections (a millisecond or two) stay automatic.  :meth:`QuietCollector.stop`
 (the console screen unmounting) undoes all of it: thresholds back, ``gc.unfreeze()``.
 
+Start-up has a policy of its own, in :mod:`tui.core.startup_gc` (the command that starts
+the app uses it before any view is imported).
+
 The policy relies on CPython's three-generation collector (``gc.freeze``, the gen-2
 threshold); it is tested on the Pythons ``requires-python`` claims.
 """

@@ -84,10 +84,10 @@ Path(sys.argv[3]).write_text(" ".join(order))
 
 def test_ssh_loads_after_the_first_frame_reaches_the_terminal(lab_runner: LabRunner,
                                                               tmp_path: Path) -> None:
-    """The console model (asyncssh with it, ~0.15 s) is built once the first frame is on a
-    real terminal (Textual's Ready). With the console as the default mode, waiting for a
-    screen refresh (twice) let SSH load before anything was drawn; headless tests cannot
-    see it, so the app runs on a pseudo-terminal here."""
+    """The console model is built once the first frame is on a real terminal (Textual's
+    Ready). With the console as the default mode, waiting for a screen refresh (twice)
+    let it load before anything was drawn; headless tests cannot see it, so the app runs
+    on a pseudo-terminal here."""
     import os
     import pty
     import select
@@ -128,3 +128,58 @@ def test_the_console_screen_loads_its_modals_when_they_open() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+SHELLS_FIRST = """
+import asyncio, json, sys
+from pathlib import Path
+from tui.core.workbench import Workbench
+
+async def main():
+    workbench = Workbench.from_path(Path(sys.argv[1]), host_keys="strict",
+                                    audit_path=Path(sys.argv[2]))
+    release = asyncio.Event()
+    load = workbench.load_fleet
+    async def held():
+        await release.wait()
+        return await load()
+    workbench.load_fleet = held
+    hosts = [h.name for h in workbench.inventory.hosts]
+    seen = {}
+    async with workbench:
+        console = workbench.console
+        starting = asyncio.ensure_future(workbench.start_console())
+        async def shells():
+            while not all(console.shell(h) for h in hosts):
+                await asyncio.sleep(0.01)
+        await asyncio.wait_for(shells(), 60)
+        seen["ssh loaded"] = "asyncssh" in sys.modules or workbench._fleet is not None
+        seen["counts"] = workbench.counts()
+        seen["pane"] = str(console.status(hosts[0]).state)
+        seen["fleet while loading"] = str(console.fleet.state(hosts[0]))
+        release.set()
+        await asyncio.wait_for(starting, 60)
+        seen["fleet"] = [str(workbench.fleet.state(h)) for h in hosts]
+    print(json.dumps(seen))
+asyncio.run(main())
+"""
+
+
+def test_console_shells_open_through_the_relay_before_the_app_loads_ssh(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """Every console shell is relayed: opening them needs neither asyncssh (~0.2 s of
+    imports) nor the app's own fleet, which loads meanwhile off the UI loop.  Here the
+    fleet's load is held until the shells are open: they open, the hosts count as
+    connected, and the fleet connects once released (a fresh interpreter, so that
+    ``sys.modules`` says what was imported)."""
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", SHELLS_FIRST, str(lab_runner.lab.inventory_path),
+         str(tmp_path / "audit.jsonl")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"ssh loaded": False, "counts": [3, 0, 3], "pane": "ready",
+                    "fleet while loading": "connecting", "fleet": ["ready"] * 3}

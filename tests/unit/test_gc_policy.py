@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tui import gc_policy
+from tui.core import startup_gc
 from tui.gc_policy import NO_AUTOMATIC_FULL, QuietCollector
 
 
@@ -76,3 +77,22 @@ def test_stop_undoes_the_freeze_and_the_thresholds() -> None:
     collector.stop()  # twice is harmless
     assert gc.get_threshold() == before
 
+
+
+def test_start_up_holds_collections_until_the_first_frame() -> None:
+    """``hardway`` turns automatic collections off while it starts and the app turns them
+    back on at its first frame; a collector someone else turned off stays off."""
+    assert gc.isenabled()
+    try:
+        startup_gc.hold_until_first_frame()
+        assert not gc.isenabled()
+        startup_gc.first_frame_shown()
+        assert gc.isenabled()
+        startup_gc.first_frame_shown()  # a second frame changes nothing
+        assert gc.isenabled()
+        gc.disable()
+        startup_gc.hold_until_first_frame()
+        startup_gc.first_frame_shown()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

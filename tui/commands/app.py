@@ -65,6 +65,9 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
 def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             lab_note: str | None = None, confirm_quit: bool = True) -> int:
     """Open the app on one workbench, closed (every session) when the app ends."""
+    from tui.core.startup_gc import hold_until_first_frame
+
+    hold_until_first_frame()  # the app turns collections back on after its first frame
     import asyncio
     import functools
     import signal

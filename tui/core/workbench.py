@@ -6,6 +6,11 @@ Everything a view needs is opened here, once, and closed here, in reverse order:
                                                         └─▶ engines (certs, etcd, health;
                                                             dns, lb next), opened lazily
 
+The relay and its RelayFleet see the fleet through a ``FleetSource`` that answers from
+the inventory until the fleet is built (:class:`_FleetSource`): the console's shells open
+without loading asyncssh in this process, while :meth:`Workbench.load_fleet` loads it on
+a worker thread.
+
 ``hardway run``, ``hardway certs`` and the app all build a :class:`Workbench` and use
 its parts; none of them wires a fleet, a policy or a relay of its own.  Where is the
 console's SSH relay started?  :meth:`Workbench.start_console` (the relay process is
@@ -39,6 +44,7 @@ raised into the engine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect
 import logging
@@ -69,7 +75,7 @@ if TYPE_CHECKING:
     from tui.core.fleet.fleet import Fleet
     from tui.core.fleet.hostkeys import Decision, HostKeyPolicy, HostKeyPrompt
     from tui.core.fleet.relay import ShellRelay
-    from tui.core.fleet.relaylaunch import RelayProcess
+    from tui.core.fleet.relaylaunch import RelayProcess, RelaySpec
     from tui.core.fleet.sftp import PutResult
     from tui.core.health.engine import HealthWork
     from tui.core.pki.usecase import CertificateWork
@@ -133,6 +139,64 @@ if TYPE_CHECKING:
     """Everything a workbench listener receives."""
 else:  # the console (and asyncssh) load after the first frame, not with this module
     WorkbenchEvent = object
+
+
+class _FleetSource:
+    """The workbench's fleet as the console's relay sees it
+    (:class:`~tui.core.fleet.relay.FleetSource`): answered from the inventory until the
+    fleet exists, so that the console's shells open without loading asyncssh in the app."""
+
+    def __init__(self, workbench: Workbench) -> None:
+        self._workbench = workbench
+        self.audit: AuditLog | None = workbench.audit
+        self._hosts: dict[str, Host] | None = None
+
+    def host(self, name: str) -> Host:
+        """The fleet's host called ``name`` (UserError as the fleet words it)."""
+        fleet = self._workbench._fleet
+        if fleet is not None:
+            return fleet.host(name)
+        from tui.core.fleet.defaults import fleet_hosts, host_named
+
+        if self._hosts is None:
+            workbench = self._workbench
+            self._hosts = {h.name: h for h in fleet_hosts(workbench.inventory,
+                                                          workbench.extra_hosts)}
+        return host_named(self._hosts, name)
+
+    def endpoint(self, name: str) -> str:
+        """``address:port`` dialled for ``name`` (the fleet's, once it resolved it)."""
+        fleet = self._workbench._fleet
+        if fleet is not None:
+            return fleet.endpoint(name)
+        host = self.host(name)
+        return f"{host.dial}:{host.ssh.port}"
+
+    def relay_spec(self) -> RelaySpec:
+        """What the fleet would be built from (:meth:`Workbench.relay_spec`)."""
+        return self._workbench.relay_spec()
+
+    def session_keys(self) -> list[tuple[str, int, str]]:
+        """Keys the user accepted for this session (none before the policy exists)."""
+        policy = self._workbench._policy
+        return policy.session_keys() if policy is not None else []
+
+    def built(self) -> Fleet | None:
+        """The fleet, if built."""
+        return self._workbench._fleet
+
+    async def load(self) -> Fleet:
+        """The fleet (:meth:`Workbench.load_fleet`)."""
+        return await self._workbench.load_fleet()
+
+    def subscribe(self, callback: Callable[[StateChanged], None]) -> Callable[[], None]:
+        """The fleet's StateChanged events, through the workbench's listeners (so a
+        subscription made before the fleet exists follows it once it does)."""
+        def states(event: object) -> None:
+            if isinstance(event, StateChanged):
+                callback(event)
+
+        return self._workbench.subscribe(states)
 
 
 class Workbench:
@@ -243,6 +307,23 @@ class Workbench:
             self._unsubscribe.append(self._fleet.subscribe(self._listeners.emit))
         return self._fleet
 
+    async def load_fleet(self) -> Fleet:
+        """The fleet, built now if need be, with its modules (asyncssh: ~0.2 s of
+        imports) loaded on a worker thread so that the UI loop keeps drawing and taking
+        keys meanwhile."""
+        if self._fleet is None:
+            await asyncio.to_thread(importlib.import_module, "tui.core.fleet.fleet")
+        return self.fleet
+
+    def relay_spec(self) -> RelaySpec:
+        """What the relay builds its fleet from: this workbench's fleet, described without
+        building it (same hosts, options and host-key files)."""
+        from tui.core.fleet.relaylaunch import RelaySpec
+
+        return RelaySpec.for_inventory(
+            self.inventory, fanout=self._fanout, connect_timeout=self._connect_timeout,
+            user_ssh_files=self._user_ssh_files, extra=self.extra_hosts)
+
     # -- events -----------------------------------------------------------------------------
 
     def subscribe(self, listener: Listener[WorkbenchEvent]) -> Callable[[], None]:
@@ -269,11 +350,14 @@ class Workbench:
         return await self.fleet.connect(names)
 
     def counts(self) -> tuple[int, int, int]:
-        """(connected, failed, all) hosts of the inventory."""
-        if self._fleet is None:
-            return 0, 0, len(self.inventory.hosts)
-        states = [self.fleet.state(h.name) for h in self.inventory.hosts]
-        return (states.count(ConnState.READY), states.count(ConnState.FAILED), len(states))
+        """(connected, failed, all) hosts of the inventory: a host is connected when the
+        fleet's connection or its console shell is open."""
+        names = [h.name for h in self.inventory.hosts]
+        live = set(self.live_hosts())
+        fleet = self._fleet
+        failed = 0 if fleet is None else sum(
+            fleet.state(n) == ConnState.FAILED for n in names if n not in live)
+        return len(live), failed, len(names)
 
     async def put_local(self, local_path: str, path: str, names: Iterable[str], *,
                         substitute_values: bool = False) -> list[PutResult]:
@@ -323,11 +407,9 @@ class Workbench:
 
     def live_hosts(self) -> list[str]:
         """Hosts with a live SSH connection or console shell (what quitting would close)."""
-        if self._fleet is None:
-            return []
-        console = self._console
+        fleet, console = self._fleet, self._console
         return [h.name for h in self.inventory.hosts
-                if self.fleet.state(h.name) == ConnState.READY
+                if (fleet is not None and fleet.state(h.name) == ConnState.READY)
                 or (console is not None and console.shell(h.name) is not None)]
 
     def shell_counts(self) -> tuple[int, int] | None:
@@ -353,10 +435,11 @@ class Workbench:
             return self.fleet
         from tui.core.fleet.relay import RelayFleet, ShellRelay
 
+        source = _FleetSource(self)
         if self._relay is None:
             early, self._early_relay = self._early_relay, None
-            self._relay = ShellRelay(self.fleet, early=early)
-        return RelayFleet(self.fleet, self._relay)
+            self._relay = ShellRelay(source, early=early)
+        return RelayFleet(source, self._relay)
 
     @property
     def console(self) -> Console:
@@ -384,12 +467,10 @@ class Workbench:
         if not self._use_relay or self._relay is not None or self._early_relay is not None \
                 or self._console_stopped:
             return
-        from tui.core.fleet.relaylaunch import RelaySpec, launch
+        from tui.core.fleet.relaylaunch import launch
 
-        spec = RelaySpec.for_inventory(
-            self.inventory, fanout=self._fanout, connect_timeout=self._connect_timeout,
-            user_ssh_files=self._user_ssh_files, extra=self.extra_hosts,
-            preconnect=tuple(h.name for h in self.inventory.hosts))
+        spec = dataclasses.replace(self.relay_spec(),
+                                   preconnect=tuple(h.name for h in self.inventory.hosts))
         self._early_relay = asyncio.ensure_future(launch(spec))
 
     def prestart_relay(self) -> None:

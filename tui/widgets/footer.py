@@ -121,18 +121,24 @@ class StableFooter(Footer):
             found = self.screen.active_bindings.get(self.app.COMMAND_PALETTE_BINDING)
             if found is not None:
                 _node, binding, enabled, _tooltip = found
+                # compact, as Textual's footer shows it (the class set now: see _keys)
                 yield FooterKey(binding.key, self.app.get_key_display(binding),
                                 binding.description, binding.action,
-                                classes="-command-palette", disabled=not enabled,
+                                classes="-command-palette -compact", disabled=not enabled,
                                 tooltip=binding.tooltip or binding.description)
 
     def _keys(self, rows: list[tuple[Binding, bool, str]], dropped: bool) -> Iterator[Any]:
         for binding, enabled, tooltip in rows:
             description = MORE if dropped and binding.id == "prefix" else binding.description
-            yield FooterKey(binding.key, self.app.get_key_display(binding), description,
+            key = FooterKey(binding.key, self.app.get_key_display(binding), description,
                             binding.action, disabled=not enabled,
-                            tooltip=tooltip or binding.tooltip).data_bind(
-                                compact=Footer.compact)
+                            tooltip=tooltip or binding.tooltip)
+            # A FooterKey starts compact and the binding below makes it follow the footer:
+            # set at once, a key's mount does not add then remove "-compact" (two style
+            # updates per key, 20 of the 25 before the console's first frame).
+            key.set_reactive(FooterKey.compact, self.compact)
+            key.set_class(self.compact, "-compact", update=False)
+            yield key.data_bind(compact=Footer.compact)
 
     def on_resize(self, event: events.Resize) -> None:
         """Recompose when the new width changes which keys fit."""

@@ -22,6 +22,7 @@ import asyncssh
 from tui.core.audit import AuditLog
 from tui.core.errors import UserError
 from tui.core.fleet import hostkeys
+from tui.core.fleet.errors import HostUnavailable as HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
 from tui.core.fleet.hostkeys import HostKeyPolicy, HostKeyPrompt
 from tui.core.fleet.sshconfig import OptionsFactory, Resolved, Target
@@ -30,14 +31,6 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
 MAX_CHANNELS = 8
 """Concurrent exec channels per connection (OpenSSH's MaxSessions defaults to 10)."""
-
-
-class HostUnavailable(Exception):
-    """The host cannot be used right now; ``reason`` says why in plain words."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass

@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tui.core.errors import UserError
 from tui.core.inventory.model import Host, Hypervisor, Inventory
 from tui.core.paths import state_dir
 
@@ -34,3 +35,17 @@ def fleet_hosts(inventory: Inventory, extra: Sequence[Host] = ()) -> list[Host]:
     """The hosts of a fleet for ``inventory``: its own, then ``extra`` ones not there."""
     names = {h.name for h in inventory.hosts}
     return list(inventory.hosts) + [h for h in extra if h.name not in names]
+
+
+def host_named(hosts: Mapping[str, Host], name: str) -> Host:
+    """The fleet host called ``name``.
+
+    Raises:
+        UserError: no such host (the message lists the fleet's hosts).
+    """
+    try:
+        return hosts[name]
+    except KeyError:
+        known = ", ".join(hosts) or "none"
+        raise UserError(f"There is no host called {name!r} in this fleet "
+                        f"(hosts: {known}).") from None

@@ -30,7 +30,7 @@ from tui.core.audit import AuditLog
 from tui.core.errors import UserError
 from tui.core.events import call
 from tui.core.fleet.connection import HostConnection, HostUnavailable
-from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, fleet_hosts, jump_hosts
+from tui.core.fleet.defaults import KEEPALIVE_INTERVAL, fleet_hosts, host_named, jump_hosts
 from tui.core.fleet.events import ConnState, Event, Exited, Failed, Output, StateChanged
 from tui.core.fleet.execute import ExecOptions, run_on_host
 from tui.core.fleet.hostkeys import HostKeyPolicy
@@ -235,12 +235,7 @@ class Fleet:
         Raises:
             UserError: no such host in this fleet.
         """
-        try:
-            return self._hosts[name]
-        except KeyError:
-            known = ", ".join(self._hosts) or "none"
-            raise UserError(f"There is no host called {name!r} in this fleet "
-                            f"(hosts: {known}).") from None
+        return host_named(self._hosts, name)
 
     def _connection(self, name: str) -> HostConnection:
         self.host(name)

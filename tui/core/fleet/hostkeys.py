@@ -262,6 +262,11 @@ class HostKeyPolicy:
         """Trust ``key`` for ``host``:``port`` until this process ends (not recorded)."""
         self._session.setdefault((host, port), []).append(key)
 
+    def session_keys(self) -> list[tuple[str, int, str]]:
+        """Every key trusted for this process only: (host, port, OpenSSH public key)."""
+        return [(host, port, key.export_public_key("openssh").decode())
+                for (host, port), keys in self._session.items() for key in keys]
+
     async def decide(self, prompt: HostKeyPrompt) -> Decision:
         """What to do with an unknown key: always ``refuse`` in strict mode."""
         if self.mode == "strict":

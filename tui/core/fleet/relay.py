@@ -26,15 +26,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from typing import IO, Any
-
-import asyncssh
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from tui.core.audit import AuditLog
 from tui.core.fleet import relaywire as wire
-from tui.core.fleet.connection import HostUnavailable
+from tui.core.fleet.errors import ChannelRefused, HostUnavailable
 from tui.core.fleet.events import ConnState, StateChanged
-from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.relaylaunch import (
     RelayError,
     RelayProcess,
@@ -43,6 +40,12 @@ from tui.core.fleet.relaylaunch import (
     launch,
 )
 from tui.core.fleet.shell import READY_TIMEOUT, ChannelLost, Shell, open_shell
+from tui.core.inventory.model import Host
+
+if TYPE_CHECKING:  # neither asyncssh nor the app fleet loads with the relay's shells
+    import asyncssh
+
+    from tui.core.fleet.fleet import Fleet
 
 log = logging.getLogger("hardway.fleet.relay")
 
@@ -52,13 +55,93 @@ STOP_WAIT = 5.0
 YIELD_SIZE = 64 * 1024
 """After handling output this large the reader lets the loop run other work (keys, frames)
 before the next frame."""
-__all__ = ["RelayError", "RelayFleet", "ShellRelay"]
+__all__ = ["BuiltFleet", "FleetSource", "RelayError", "RelayFleet", "ShellRelay"]
 
 
 def _quietly(task: asyncio.Future[None]) -> None:
     """Mark a background start's failure as seen (the next shell reports it)."""
     if not task.cancelled():
         task.exception()
+
+
+class FleetSource(Protocol):
+    """What the relay and :class:`RelayFleet` need of the app's fleet, answerable before
+    that fleet is built (building it loads asyncssh, ~0.2 s the console's first shells
+    need not wait for): :class:`BuiltFleet` wraps a fleet that exists; the workbench
+    gives one that builds its fleet off the UI loop on first use."""
+
+    audit: AuditLog | None
+
+    def host(self, name: str) -> Host:
+        """The host called ``name`` (UserError if the fleet has none)."""
+        ...
+
+    def endpoint(self, name: str) -> str:
+        """``address:port`` dialled for ``name``, for messages."""
+        ...
+
+    def relay_spec(self) -> RelaySpec:
+        """The specification the relay builds its own fleet from."""
+        ...
+
+    def session_keys(self) -> list[tuple[str, int, str]]:
+        """Host keys accepted for this session (host, port, OpenSSH text)."""
+        ...
+
+    def built(self) -> Fleet | None:
+        """The fleet, if it exists yet."""
+        ...
+
+    async def load(self) -> Fleet:
+        """The fleet, built now if need be."""
+        ...
+
+    def subscribe(self, callback: Callable[[StateChanged], None]) -> Callable[[], None]:
+        """Follow the fleet's StateChanged events (from when it is built)."""
+        ...
+
+
+class BuiltFleet:
+    """A :class:`FleetSource` over a fleet that exists."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.audit = fleet.audit
+
+    def host(self, name: str) -> Host:
+        """The fleet's host called ``name``."""
+        return self.fleet.host(name)
+
+    def endpoint(self, name: str) -> str:
+        """The fleet's endpoint of ``name``."""
+        return self.fleet.endpoint(name)
+
+    def relay_spec(self) -> RelaySpec:
+        """The fleet's hosts, options and host-key files."""
+        return RelaySpec.of(self.fleet)
+
+    def session_keys(self) -> list[tuple[str, int, str]]:
+        """The keys the fleet's policy accepted for this session."""
+        return self.fleet.policy.session_keys()
+
+    def built(self) -> Fleet:
+        """The fleet."""
+        return self.fleet
+
+    async def load(self) -> Fleet:
+        """The fleet."""
+        return self.fleet
+
+    def subscribe(self, callback: Callable[[StateChanged], None]) -> Callable[[], None]:
+        """The fleet's StateChanged events."""
+        return self.fleet.subscribe(callback)
+
+
+def as_source(fleet: Fleet | FleetSource) -> FleetSource:
+    """``fleet`` as a :class:`FleetSource` (a Fleet is wrapped)."""
+    if hasattr(fleet, "relay_spec"):
+        return cast("FleetSource", fleet)
+    return BuiltFleet(cast("Fleet", fleet))
 
 
 class RelayChannel:
@@ -108,7 +191,7 @@ class RelayConnection:
         """Open the shell's channel in the relay (asyncssh's signature, the parts used)."""
         channel = self._hc.channel
         if channel is None:
-            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "not connected")
+            raise ChannelRefused("not connected")
         session = factory()
         channel.session = session
         columns, rows = term_size
@@ -116,8 +199,7 @@ class RelayConnection:
             wire.OPEN, channel.number,
             {"term": term_type, "columns": columns, "rows": rows, "window": window}))
         if kind != wire.OPENED:
-            raise asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED,
-                                            str(wire.decode(payload)))
+            raise ChannelRefused(str(wire.decode(payload)))
         return channel, session
 
 
@@ -159,15 +241,16 @@ class ShellRelay:
     Create it on the app's loop; :meth:`stop` ends the process (its connections close).
 
     Args:
-        fleet: the app's fleet: the relay builds the same fleet (hosts, options, host-key
-            files) and trusts the keys this fleet's policy accepted for the session.
+        fleet: the app's fleet (or a :class:`FleetSource` for it, not built yet): the relay
+            builds the same fleet (hosts, options, host-key files) and trusts the keys
+            this fleet's policy accepted for the session.
         early: a process started before the console was built (``Workbench.warm_relay``),
             used by the first start instead of a new one.
     """
 
-    def __init__(self, fleet: Fleet,
+    def __init__(self, fleet: Fleet | FleetSource,
                  early: asyncio.Future[RelayProcess] | None = None) -> None:
-        self._fleet = fleet
+        self._fleet = as_source(fleet)
         self._early = early
         self._process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[None] | None = None
@@ -200,7 +283,7 @@ class ShellRelay:
         if self._stderr is not None:  # a previous relay's
             self._stderr.close()
         early, self._early = self._early, None
-        spec = RelaySpec.of(self._fleet)
+        spec = self._fleet.relay_spec()
         started = await early if early is not None else await launch()
         if started.spec is not None and started.spec != spec:  # warmed for another fleet
             started.discard()
@@ -250,8 +333,7 @@ class ShellRelay:
 
     def session_keys(self) -> list[tuple[str, int, str]]:
         """Host keys the user accepted for this session in the app (OpenSSH text)."""
-        return [(host, port, key.export_public_key("openssh").decode())
-                for (host, port), keys in self._fleet.policy._session.items() for key in keys]
+        return self._fleet.session_keys()
 
     def send(self, data: bytes) -> None:
         """Write frames to the relay (dropped when it is not running)."""
@@ -380,36 +462,57 @@ class ShellRelay:
 
 
 class RelayFleet:
-    """The console's fleet: the app fleet's states, the relay's shells."""
+    """The console's fleet: the app fleet's states, the relay's shells.
+
+    The app fleet is not needed to open the shells: until it is built (by :meth:`connect`,
+    off the UI loop, or by anyone asking the workbench for it) a host is IDLE, or
+    CONNECTING while a connect waits for the fleet to load.
+    """
 
     separate_shell_connections = True
     """The shells do not use the app fleet's connections: a failure of one of those does
     not end a shell (the shell reports its own loss)."""
 
-    def __init__(self, fleet: Fleet, relay: ShellRelay) -> None:
-        self._fleet = fleet
+    def __init__(self, fleet: Fleet | FleetSource, relay: ShellRelay) -> None:
+        self._fleet = as_source(fleet)
         self.relay = relay
-        self.audit = fleet.audit
+        self.audit = self._fleet.audit
+        self._loading: list[set[str] | None] = []
+        """The hosts of each connect waiting for the fleet to load (None: every host)."""
 
     def state(self, name: str) -> ConnState:
         """Connection state of ``name`` (the app fleet's)."""
-        return self._fleet.state(name)
+        fleet = self._fleet.built()
+        if fleet is not None:
+            return fleet.state(name)
+        self._fleet.host(name)  # UserError for an unknown host, as the fleet says it
+        waiting = any(names is None or name in names for names in self._loading)
+        return ConnState.CONNECTING if waiting else ConnState.IDLE
 
     def reason(self, name: str) -> str:
         """Why ``name`` is FAILED (the app fleet's)."""
-        return self._fleet.reason(name)
+        fleet = self._fleet.built()
+        return fleet.reason(name) if fleet is not None else ""
 
     def subscribe(self, callback: Callable[[StateChanged], None]) -> Callable[[], None]:
         """Follow the app fleet's StateChanged events."""
         return self._fleet.subscribe(callback)
 
     async def connect(self, names: Iterable[str] | None = None) -> dict[str, ConnState]:
-        """Connect the app fleet to ``names``."""
-        return await self._fleet.connect(names)
+        """Connect the app fleet to ``names`` (loading it first if need be)."""
+        selected = None if names is None else list(names)
+        waiting = None if selected is None else set(selected)
+        self._loading.append(waiting)
+        try:
+            fleet = await self._fleet.load()
+        finally:
+            self._loading.remove(waiting)
+        return await fleet.connect(selected)
 
     async def reconnect(self, name: str) -> ConnState:
         """Reconnect ``name`` on the app fleet and drop the relay's connection to it."""
-        state = await self._fleet.reconnect(name)
+        fleet = await self._fleet.load()
+        state = await fleet.reconnect(name)
         await self.relay.drop(name)
         return state
 

@@ -46,15 +46,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-
-import asyncssh
+from typing import TYPE_CHECKING
 
 from tui.core.audit import AuditLog
-from tui.core.fleet.connection import HostConnection, HostUnavailable
+from tui.core.fleet.errors import HostUnavailable, ssh_errors
 from tui.core.fleet.listeners import ReplayingListeners
 from tui.core.fleet.osc133 import ZSH_PROMPT_SP, Marker, MarkerParser, integration_line
 from tui.core.fleet.typed_line import TypedLine
 from tui.core.inventory.model import Host
+
+if TYPE_CHECKING:  # asyncssh loads with the first real connection, not with this module
+    import asyncssh
+
+    from tui.core.fleet.connection import HostConnection
 
 log = logging.getLogger("hardway.fleet.shell")
 
@@ -236,12 +240,40 @@ class _Level:
     commands: deque[_Command] = field(default_factory=deque)
 
 
-class _Session(asyncssh.SSHClientSession[bytes]):
+if TYPE_CHECKING:
+    _SessionBase = asyncssh.SSHClientSession[bytes]
+else:
+    _SessionBase = object
+
+
+class _Session(_SessionBase):
+    """The channel's session (asyncssh's ``SSHClientSession`` interface, written out so
+    that a relayed shell does not load asyncssh)."""
+
     def __init__(self, shell: Shell) -> None:
         self._shell = shell
 
-    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+    def connection_made(self, chan: object) -> None:
+        """The channel is open (the shell keeps it from ``create_session``)."""
+
+    def session_started(self) -> None:
+        """The shell request was accepted."""
+
+    def data_received(self, data: bytes, datatype: object) -> None:
         self._shell._received(data)
+
+    def eof_received(self) -> bool:
+        """The host sent EOF: let the channel close."""
+        return False
+
+    def pause_writing(self) -> None:
+        """Keystrokes are few: nothing to pause."""
+
+    def resume_writing(self) -> None:
+        """See :meth:`pause_writing`."""
+
+    def xon_xoff_requested(self, client_can_do: bool) -> None:
+        """The PTY's flow control stays with the host."""
 
     def exit_status_received(self, status: int) -> None:
         self._shell._exit = f"exited with status {status}"
@@ -328,7 +360,7 @@ class Shell:
             self._typed.keys_sent()
         try:
             chan.write(data.encode("utf-8"))
-        except (asyncssh.Error, OSError) as exc:
+        except ssh_errors() as exc:
             log.debug("write to the shell on %s failed: %s", self.host, exc)
 
     def send_line(self, line: str) -> CommandStarted | None:
@@ -365,7 +397,7 @@ class Shell:
         chan = self._chan
         if chan is None or self._gone.is_set():
             return
-        with contextlib.suppress(asyncssh.Error, OSError):
+        with contextlib.suppress(*ssh_errors()):
             chan.change_terminal_size(columns, rows)
 
     def interrupt(self) -> None:
@@ -412,7 +444,7 @@ class Shell:
             chan, _session = await conn.create_session(
                 lambda: _Session(self), None, encoding=None, request_pty="force",
                 term_type=self._term, term_size=self.size, window=SHELL_WINDOW)
-        except (asyncssh.Error, OSError) as exc:
+        except ssh_errors() as exc:
             self._finish(ShellState.FAILED, (
                 f"cannot open a shell on {self.host} ({self._hc.endpoint}): "
                 f"{getattr(exc, 'reason', None) or exc}"))

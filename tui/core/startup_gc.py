@@ -1,0 +1,30 @@
+"""Garbage collection while the app starts: off until its first frame.
+
+Everything the app makes while it imports its modules and builds its first screen lives
+as long as the app, so collecting it is wasted work: ~50 ms of a 0.5 s start on a 2-core
+machine (``bench/startup.py``).  ``hardway`` calls :func:`hold_until_first_frame` before
+it imports the engine; the app calls :func:`first_frame_shown` at Textual's Ready, after
+which :mod:`tui.gc_policy` (the console's quiet-moment collections) takes over.
+"""
+
+from __future__ import annotations
+
+import gc
+
+_held = False
+
+
+def hold_until_first_frame() -> None:
+    """No automatic collections until :func:`first_frame_shown` (the app's start-up)."""
+    global _held
+    if gc.isenabled():
+        gc.disable()
+        _held = True
+
+
+def first_frame_shown() -> None:
+    """Automatic collections again, if :func:`hold_until_first_frame` turned them off."""
+    global _held
+    if _held:
+        _held = False
+        gc.enable()
