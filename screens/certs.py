@@ -20,7 +20,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from tui.boundary import start_action
@@ -33,6 +32,7 @@ from tui.core.plan import PlanEvent, PlanResult
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
 from tui.widgets.footer import StableFooter
+from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.plan_preview import PlanPreviewScreen
 
 STYLE = {"ok": "green", "warning": "yellow", "error": "bold red", "absent": "dim",
@@ -83,7 +83,7 @@ STATE_STYLE = {"pending": "dim", "checking": "cyan", "skipped": "dim", "running"
                "done": "green", "failed": "bold red"}
 
 
-class CertsScreen(Screen[None]):
+class CertsScreen(BatchAwareScreen):
     """Certificates x hosts, the selected certificate in detail, findings in plain words."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

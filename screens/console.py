@@ -21,7 +21,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.reactive import Reactive
-from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Header, Input
 
@@ -37,6 +36,7 @@ from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
 from tui.widgets.footer import StableFooter
 from tui.widgets.host_pane import HostPane, PaneStatus
+from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.key_help import HelpSection
 from tui.widgets.terminal_view import TerminalView
 from tui.widgets.tiling import MIN_PANE_ROWS, tile
@@ -53,7 +53,7 @@ SEARCH_SCROLL_KEYS = frozenset({"pageup", "pagedown", "shift+pageup", "shift+pag
 """Keys that scroll around the hits without ending a search."""
 
 
-class ConsoleScreen(Screen[None]):
+class ConsoleScreen(BatchAwareScreen):
     """Every host's shell side by side, and one line to type into all of them."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

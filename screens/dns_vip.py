@@ -18,7 +18,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
 from tui.boundary import start_action
@@ -32,6 +31,7 @@ from tui.core.plan import PlanEvent
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
 from tui.widgets.footer import StableFooter
+from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.plan_preview import PlanPreviewScreen
 
 DRIFT_STYLE = {DriftKind.MISSING: "bold red", DriftKind.WRONG_VALUE: "bold red",
@@ -57,7 +57,7 @@ class MovePreviewScreen(PlanPreviewScreen):
             Text(display.stable("\n".join(self._lines))))
 
 
-class DnsVipScreen(Screen[None]):
+class DnsVipScreen(BatchAwareScreen):
     """DNS records with drift, the VIP's rules have vs wanted, the move plan's progress."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

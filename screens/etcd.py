@@ -30,7 +30,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 
@@ -51,6 +50,7 @@ from tui.core.plan import PlanEvent, PlanResult, StepPreview
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
 from tui.widgets.footer import StableFooter
+from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.plan_preview import PlanPreviewScreen
 from tui.widgets.step_matrix import StepDetail, StepMatrix
 
@@ -141,7 +141,7 @@ def failure_renderable(report: FailureReport, tail: int = JOURNAL_TAIL) -> Rende
     return Group(*parts)
 
 
-class EtcdScreen(Screen[None]):
+class EtcdScreen(BatchAwareScreen):
     """Bootstrap etcd on every controller and watch its members (module docstring)."""
 
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual)

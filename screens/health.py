@@ -24,7 +24,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker
@@ -40,6 +39,7 @@ from tui.core.lb.guard import GuardAction, GuardEvent
 from tui.core.workbench import Workbench
 from tui.widgets.footer import StableFooter
 from tui.widgets.health_grid import HealthGrid
+from tui.widgets.internals import BatchAwareScreen
 
 VERDICT_STYLE = {Verdict.HEALTHY: "bold green", Verdict.DEGRADED: "bold yellow",
                  Verdict.DOWN: "bold red"}
@@ -54,7 +54,7 @@ FIRST = (Group.ETCD, Group.APISERVER, Group.VIP)
 """Column families the summary names first (what an operator looks for)."""
 
 
-class HealthScreen(Screen[None]):
+class HealthScreen(BatchAwareScreen):
     """Probes x rows, a summary line, the transition log (see the module docstring)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -7,16 +7,16 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Header
 
 from tui.boundary import start_action
 from tui.core.workbench import Workbench
 from tui.widgets.footer import StableFooter
 from tui.widgets.host_table import HostTable
+from tui.widgets.internals import BatchAwareScreen
 
 
-class HostsScreen(Screen[None]):
+class HostsScreen(BatchAwareScreen):
     """Every host of the inventory and whether hardway holds a session to it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -81,13 +81,16 @@ def test_stop_undoes_the_freeze_and_the_thresholds() -> None:
 
 def test_start_up_holds_collections_until_the_first_frame() -> None:
     """``hardway`` turns automatic collections off while it starts and the app turns them
-    back on at its first frame; a collector someone else turned off stays off."""
+    back on at its first frame, with what exists frozen (no walk of it all at once); a
+    collector someone else turned off stays off."""
     assert gc.isenabled()
     try:
         startup_gc.hold_until_first_frame()
         assert not gc.isenabled()
+        made = [[] for _ in range(100)]  # what the start-up made: frozen, never walked
         startup_gc.first_frame_shown()
         assert gc.isenabled()
+        assert gc.get_freeze_count() >= len(made)
         startup_gc.first_frame_shown()  # a second frame changes nothing
         assert gc.isenabled()
         gc.disable()
@@ -95,4 +98,5 @@ def test_start_up_holds_collections_until_the_first_frame() -> None:
         startup_gc.first_frame_shown()
         assert not gc.isenabled()
     finally:
+        gc.unfreeze()
         gc.enable()

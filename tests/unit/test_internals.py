@@ -171,6 +171,43 @@ async def test_present_now_names() -> None:
         assert text.render().plain == "changed"  # type: ignore[union-attr]
 
 
+class Painted(internals.BatchAwareScreen):
+    """A BatchAwareScreen that counts the frames it renders."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.renders = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("painted", id="painted")
+
+    def _compositor_refresh(self) -> None:
+        if not self.app._batch_count:
+            self.renders += 1
+        super()._compositor_refresh()
+
+
+async def test_batch_aware_screen_renders_no_frame_inside_a_batch() -> None:
+    """``Screen._compositor_refresh`` is where a screen renders; inside a batch it would
+    render a frame ``App._display`` drops.  The screen asks for a whole repaint instead
+    (``Screen._repaint_required``), done after the batch."""
+    app = Probe()
+    async with app.run_test() as pilot:
+        screen = Painted()
+        await app.push_screen(screen)
+        await pilot.pause()
+        assert callable(screen._compositor_refresh)
+        before = screen.renders
+        with app.batch_update():
+            screen._compositor_refresh()
+            assert screen._repaint_required is True
+            assert screen.renders == before
+        screen.refresh()
+        await pilot.pause()
+        assert screen._repaint_required is False
+        assert screen.renders > before
+
+
 def _private_names() -> set[str]:
     """The private attribute names the internals module docstring lists (``X._name``)."""
     import re

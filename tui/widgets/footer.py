@@ -115,6 +115,11 @@ class StableFooter(Footer):
             return
         rows, dropped = self._layout()
         self._fitted = tuple(id(b) for b, _e, _t in rows)
+        # what is shown now: the next bindings_changed rebuilds only if it differs (the
+        # first compose comes from Footer's own bindings_changed, which set nothing, and
+        # the focus given right after then rebuilt the same keys, 17 ms before the first
+        # frame)
+        self._shown = self._signature(self.screen)
         self.styles.grid_size_columns = len(rows)
         yield from self._keys(rows, dropped)
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:

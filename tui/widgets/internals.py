@@ -23,6 +23,8 @@ Names used (the test file checks each):
 * ``Strip``'s slots (``_segments``, ``_cell_length``, ``_divide_cache``,
   ``_render_cache``, ``_link_ids``, ``_cell_count`` and the lazy caches):
   :func:`init_strip`, :data:`STRIP_LAZY_CACHES`.
+* ``Screen._compositor_refresh``, ``Screen._repaint_required``, ``App._batch_count``:
+  :class:`BatchAwareScreen` (no frame rendered only to be dropped).
 * ``App._batch_count``, ``App._display``, ``App._background_screens``,
   ``Screen._compositor``, ``Screen._layout_required``, ``Screen._scroll_required``,
   ``Screen._repaint_required``, ``Screen._recompose_required``,
@@ -40,6 +42,7 @@ from textual.cache import FIFOCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.message_pump import MessagePump
+from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Footer, Input
@@ -83,6 +86,24 @@ class DirectKeysApp(App[int]):
         if isinstance(error, WorkerFailed) and self.worker_failed(error.error):
             return
         super()._handle_exception(error)
+
+
+class BatchAwareScreen(Screen[None]):
+    """A Screen that renders no frame while the app batches updates.
+
+    Textual renders a screen's frame even inside ``App.batch_update`` (the whole app
+    start-up is one), then ``App._display`` drops it, yet its regions count as painted.
+    The first screen was rendered twice before its first frame (~20 ms), and what only the
+    dropped frame painted (the panes' titles) reached the terminal when it next changed.
+    Here the render waits: the screen asks for a whole repaint, which it does on its
+    first update after the batch.
+    """
+
+    def _compositor_refresh(self) -> None:
+        if self.app._batch_count and not self.app.is_inline:
+            self._repaint_required = True
+            return
+        super()._compositor_refresh()
 
 
 def queue_empty(node: MessagePump) -> bool:
