@@ -1,12 +1,14 @@
 """Start-up: first frame and every host connected, against tmux with three ssh panes.
 
 hardway: a fresh Python process per round (``python bench/startup.py --child INVENTORY``)
-opens the real app (``create_app(Workbench(...))``) headless at 200x50 on a 3-controller
-lab; it reports, in seconds since the parent started the process,
+runs the real command line, ``hardway -i INVENTORY`` (``tui.cli.main``: argument parsing,
+the inventory's checks, the log file, the workbench, the app), on a 200x50 pseudo-terminal
+with a 3-controller lab; it reports, in seconds since the parent started the process,
 
-* **first frame**: Textual's ``Ready`` (the first screen is composed and painted);
-* **all connected**: every host of the inventory connected and its console shell open
-  (the shells live in the relay process: its start is included).
+* **first frame**: the first pane title ("controller-0") arriving on the terminal;
+* **all connected**: every host's console shell open (the shells live in the relay
+  process: its start is included).  The app is then ended by SIGTERM, as a closed
+  terminal ends it.
 
 tmux: ``tmux new-session`` with three panes, each running ``ssh -F LAB/ssh_config HOST``;
 **first frame** is when ``new-session`` has returned with the three panes split, **all
@@ -32,6 +34,7 @@ import os
 import pty
 import select
 import shutil
+import signal
 import statistics
 import struct
 import subprocess
@@ -51,9 +54,13 @@ HEADER_MARK = b"controller-0"
 
 def child(inventory: Path, started: float, stamps_path: Path,
           profile: Path | None = None) -> None:
-    """One fresh app on this process's terminal: write {"imported": s, "connected": s}
-    (since ``started``) to ``stamps_path``; with ``profile``, a cProfile of the whole
-    run (until every host is connected) to that file."""
+    """One fresh ``hardway -i INVENTORY`` (the real command line, ``tui.cli.main``) on
+    this process's terminal: write {"connected": s} (since ``started``) to
+    ``stamps_path`` once every console shell is open, then end the app as a closed
+    terminal does (SIGTERM); with ``profile``, a cProfile of the whole run to that file."""
+    from tui.core.startup_gc import hold_until_first_frame
+
+    hold_until_first_frame()  # what tui.cli.main does first for the app
     stamps: dict[str, float] = {}
     profiler = None
     if profile is not None:
@@ -61,40 +68,36 @@ def child(inventory: Path, started: float, stamps_path: Path,
 
         profiler = cProfile.Profile()
         profiler.enable()
+    # the one hook: the workbench `hardway` builds, seen when it warms its relay (the
+    # module is imported here rather than by the app: the same import, a little earlier)
+    from tui.core.workbench import Workbench
 
-    from tui.core.startup_gc import hold_until_first_frame
+    warm = Workbench.warm_relay
 
-    hold_until_first_frame()  # as `hardway` does (tui/commands/app.py)
+    async def watch(workbench: Workbench) -> None:
+        while True:
+            console = workbench._console
+            if console is not None and all(console.shell(h) is not None for h in HOSTS):
+                stamps["connected"] = time.time() - started
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            await asyncio.sleep(0.005)
 
-    async def run() -> None:
-        from tui.core.workbench import Workbench
+    def warm_and_watch(workbench: Workbench) -> None:
+        warm(workbench)
+        watching.append(asyncio.ensure_future(watch(workbench)))
 
-        workbench = Workbench.from_path(inventory, host_keys="strict",
-                                        audit_path=Path(os.devnull))
-        workbench.warm_relay()  # as `hardway` does (tui/commands/app.py)
-        from tui.app import HardwayApp, create_app
+    watching: list[asyncio.Future[None]] = []
+    Workbench.warm_relay = warm_and_watch  # type: ignore[method-assign]
+    from tui.cli import main as hardway
 
-        stamps["imported"] = time.time() - started
-        app: HardwayApp = create_app(workbench)
-
-        async def watch() -> None:
-            while True:
-                console = workbench._console
-                if console is not None and all(console.shell(h) is not None for h in HOSTS):
-                    stamps["connected"] = time.time() - started
-                    app.exit(0)
-                    return
-                await asyncio.sleep(0.005)
-
-        watcher = asyncio.ensure_future(watch())
-        async with workbench:
-            await asyncio.wait_for(app.run_async(), 30)
-        watcher.cancel()
-
-    asyncio.run(run())
+    code = hardway(["-i", str(inventory), "--no-confirm"])
     if profiler is not None and profile is not None:
         profiler.disable()
         profiler.dump_stats(profile)
+    if code != 128 + signal.SIGTERM:
+        raise SystemExit(f"bench/startup.py: hardway ended with {code}, not by the SIGTERM "
+                         "sent once every shell was open")
     stamps_path.write_text(json.dumps(stamps))
 
 
@@ -135,7 +138,8 @@ def hardway_round(inventory: Path, scratch: Path,
                   profile: Path | None = None) -> dict[str, float]:
     """Start one fresh app process on a 200x50 pseudo-terminal and read its figures
     (``profile``: the child writes a cProfile there)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", COLORTERM="truecolor")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TERM="xterm-256color", COLORTERM="truecolor",
+               XDG_STATE_HOME=str(scratch / "state"))  # its log, history, known hosts
     stamps_path = scratch / f"stamps-{time.monotonic_ns()}.json"
     started = time.time()
     first_frame, seen, code = watch_terminal(
@@ -247,9 +251,8 @@ def main() -> None:
                   f"load {os.getloadavg()[0]:.2f}", flush=True)
             hardway = [hardway_round(lab.inventory_path, scratch) for _ in range(args.rounds)]
             for i, r in enumerate(hardway):
-                print(f"  hardway round {i + 1}: app imported {r['imported']:.3f} s, first "
-                      f"frame {r['first_frame']:.3f} s, all connected {r['connected']:.3f} s",
-                      flush=True)
+                print(f"  hardway round {i + 1}: first frame {r['first_frame']:.3f} s, "
+                      f"all connected {r['connected']:.3f} s", flush=True)
             if args.profile is not None:
                 hardway_round(lab.inventory_path, scratch, args.profile)
                 print(f"  profile of one more round: {args.profile}", flush=True)

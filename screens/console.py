@@ -26,7 +26,6 @@ from textual.widgets import Header, Input
 
 from tui.boundary import report_failure, start_action
 from tui.core.console.events import ConsoleChanged, HostState, ReconnectResult
-from tui.core.console.record import GatherReport
 from tui.core.errors import UserError
 from tui.core.hostset import fold
 from tui.core.paths import shown as shown_path
@@ -44,6 +43,7 @@ from tui.widgets.tiling import MIN_PANE_ROWS, tile
 if TYPE_CHECKING:  # the modals load when first opened: the first frame does not need them
     from tui.core.console import Console
     from tui.core.console.complete import Completion
+    from tui.core.console.record import GatherReport
     from tui.widgets.gather_view import GatherContent
     from tui.widgets.send_file_modal import SendRequest
 

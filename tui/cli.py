@@ -16,6 +16,14 @@ from tui import __version__
 from tui.core.errors import UserError
 
 COMMANDS = ("app", "inventory", "run", "lab", "certs", "etcd", "health", "vip", "dns")
+"""The modules of ``tui/commands`` that register subcommands (``app``: the app's options
+and ``demo``)."""
+SUBCOMMANDS = {"demo": "app", "inventory": "inventory", "run": "run", "lab": "lab",
+               "certs": "certs", "etcd": "etcd", "health": "health", "vip": "vip",
+               "dns": "dns"}
+"""Subcommand -> the module registering it."""
+VALUED = frozenset({"-i", "--inventory", "--log-level"})
+"""Top-level options that take the next word as their value."""
 
 DESCRIPTION = """\
 hardway keeps an SSH session to every controller of a hand-built Kubernetes cluster,
@@ -32,8 +40,14 @@ On your own cluster:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered, or, for ``command`` (what
+    :func:`wanted` found), the app's options and that subcommand alone ("" : none).
+
+    Registering them all imports every command module (the lab's scenarios among them)
+    and builds some thirty parsers: ~0.1 s that ``hardway`` alone, opening the app,
+    would pay before its first frame.
+    """
     parser = argparse.ArgumentParser(
         prog="hardway",
         description=DESCRIPTION,
@@ -41,16 +55,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hardway {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = importlib.import_module(f"tui.commands.{name}")
-        module.register(sub, parser)
+    if command is None:
+        names: tuple[str, ...] = COMMANDS
+    else:
+        module = SUBCOMMANDS.get(command, "app")
+        names = ("app",) if module == "app" else ("app", module)
+    for name in names:
+        loaded = importlib.import_module(f"tui.commands.{name}")
+        if name == "app" and command == "":
+            loaded.add_options(parser)
+        else:
+            loaded.register(sub, parser)
     return parser
+
+
+def wanted(args: Sequence[str]) -> str | None:
+    """The subcommand ``args`` ask for ("" : none, the app), or None when the whole parser
+    is needed (help, or a word that is no subcommand: argparse names the choices)."""
+    words = iter(args)
+    for word in words:
+        if word in ("-h", "--help"):
+            return None
+        if word == "--":
+            break
+        if word in VALUED:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word if word in SUBCOMMANDS else None
+    return ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hardway`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    command = wanted(args_list)
+    if command == "":  # the app: no collections until its first frame (startup_gc)
+        from tui.core.startup_gc import hold_until_first_frame
+
+        hold_until_first_frame()
+    parser = build_parser(command)
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:  # no subcommand: open the app

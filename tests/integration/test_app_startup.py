@@ -122,8 +122,11 @@ def test_the_console_screen_loads_its_modals_when_they_open() -> None:
     import sys
 
     modals = ("tui.widgets.gather_view", "tui.widgets.history_modal",
-              "tui.widgets.search_modal", "tui.widgets.send_file_modal")
-    code = ("import sys, screens.console; "
+              "tui.widgets.search_modal", "tui.widgets.send_file_modal",
+              # nor the console model's records, nor SSH: they load after the first frame
+              "tui.core.console.record", "tui.core.gather", "asyncssh",
+              "tui.core.fleet.fleet")
+    code = ("import sys, tui.app, screens.console; "
             f"print([m for m in {modals!r} if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60, check=True)

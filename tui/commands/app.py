@@ -26,20 +26,7 @@ examples:
 
 def register(sub: Any, parser: argparse.ArgumentParser) -> None:
     """Add the top-level app options and the `demo` subcommand."""
-    parser.add_argument("-i", "--inventory", metavar="FILE",
-                        help="inventory TOML (default: ./hardway.toml, then "
-                             "$XDG_CONFIG_HOME/hardway/inventory.toml)")
-    parser.add_argument("--accept-new", action="store_true",
-                        help="record unknown SSH host keys after showing their fingerprint "
-                             "(a changed key is always refused)")
-    parser.add_argument("--log-level", metavar="LEVEL", type=str.upper, default=None,
-                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="what goes to the log file $XDG_STATE_HOME/hardway/hardway.log "
-                             "(DEBUG, INFO, WARNING, ERROR; the app logs INFO by default, "
-                             "other commands only when this is given)")
-    no_confirm = ("quit at once on ctrl+q even with live SSH sessions (by default hardway "
-                  "asks once: q or Enter quits, Esc stays)")
-    parser.add_argument("--no-confirm", action="store_true", help=no_confirm)
+    add_options(parser)
     demo = sub.add_parser("demo", help="open hardway on the embedded lab",
                           description=DEMO_HELP,
                           formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,9 +44,29 @@ def register(sub: Any, parser: argparse.ArgumentParser) -> None:
 
     # SUPPRESS: `hardway --no-confirm demo` keeps working
     demo.add_argument("--no-confirm", action="store_true", default=argparse.SUPPRESS,
-                      help=no_confirm)
+                      help=NO_CONFIRM)
     add_scenario_options(demo, default="certs-pushed")
     demo.set_defaults(handler=run_demo)
+
+
+NO_CONFIRM = ("quit at once on ctrl+q even with live SSH sessions (by default hardway "
+              "asks once: q or Enter quits, Esc stays)")
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """Add the top-level app options (``hardway -i FILE`` opens the app)."""
+    parser.add_argument("-i", "--inventory", metavar="FILE",
+                        help="inventory TOML (default: ./hardway.toml, then "
+                             "$XDG_CONFIG_HOME/hardway/inventory.toml)")
+    parser.add_argument("--accept-new", action="store_true",
+                        help="record unknown SSH host keys after showing their fingerprint "
+                             "(a changed key is always refused)")
+    parser.add_argument("--log-level", metavar="LEVEL", type=str.upper, default=None,
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="what goes to the log file $XDG_STATE_HOME/hardway/hardway.log "
+                             "(DEBUG, INFO, WARNING, ERROR; the app logs INFO by default, "
+                             "other commands only when this is given)")
+    parser.add_argument("--no-confirm", action="store_true", help=NO_CONFIRM)
 
 
 def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,21 +42,33 @@ _VALUE = r"""(?P<value>'[^']*'|"[^"]*"|[^\s'"]+)"""
 _BARE = r"""(?P<value>'[^']*'|"[^"]*"|[^\s;,&|'"]+)"""
 
 
-@dataclass(frozen=True)
 class Rule:
     """One secret form: ``pattern``'s group ``value`` is what gets replaced.
 
+    The expression is compiled when first used, not when the module loads (the app's
+    start-up imports this module and has nothing to redact before its first frame).
+
     Attributes:
         name: what the form is (for tests and documentation).
-        pattern: a regular expression with a named group ``value``.
     """
 
-    name: str
-    pattern: re.Pattern[str]
+    __slots__ = ("_flags", "_pattern", "_source", "name")
+
+    def __init__(self, name: str, source: str, flags: int = 0) -> None:
+        self.name = name
+        self._source = source
+        self._flags = flags
+        self._pattern: re.Pattern[str] | None = None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """A regular expression with a named group ``value``."""
+        if self._pattern is None:
+            self._pattern = re.compile(self._source, self._flags)
+        return self._pattern
 
 
-def _rule(name: str, pattern: str, flags: int = 0) -> Rule:
-    return Rule(name, re.compile(pattern, flags))
+_rule = Rule
 
 
 RULES: tuple[Rule, ...] = (

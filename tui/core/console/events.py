@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from tui.core.console.record import Broadcast, LastExit
+if TYPE_CHECKING:  # the console's records load with the console, after the first frame
+    from tui.core.console.record import Broadcast, LastExit
 
 ChangeKind = Literal["host", "set", "broadcast", "mode"]
 
