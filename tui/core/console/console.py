@@ -74,6 +74,11 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+SHELLS_FIRST = 1.0
+"""Seconds :meth:`Console.start` lets relayed shells open before the app's own fleet starts
+to load and connect (a host that hangs delays that connect by this much at most)."""
+
+
 class Console:
     """The console model (see the module docstring).
 
@@ -130,9 +135,11 @@ class Console:
         """Connect every host and open a shell on each one that connected.
 
         A fleet whose shells have connections of their own (the relay, connecting since
-        the app started) opens the shells while the fleet connects; a shell refused
-        meanwhile (say, a host key the user has yet to accept) is tried again once its
-        host is connected.
+        the app started) opens the shells first and connects once they are open, or after
+        :data:`SHELLS_FIRST` seconds (loading the fleet, asyncssh with it, would otherwise
+        share the interpreter with the shells' start: ~80 ms later on the 3-host lab); a
+        shell refused meanwhile (say, a host key the user has yet to accept) is tried
+        again once its host is connected.
 
         Returns:
             host -> its shell's result, for every connected host (never raises per host).
@@ -141,12 +148,19 @@ class Console:
             await self.fleet.connect(self.hosts)
             return await self.open([n for n in self.hosts
                                     if self.fleet.state(n) == ConnState.READY])
-        connecting = asyncio.ensure_future(self.fleet.connect(self.hosts))
+        # the fleet's connect (loading SSH into this process first) waits for the shells,
+        # up to SHELLS_FIRST seconds: the two would share the UI loop's interpreter
+        opening = asyncio.ensure_future(self.open(self.hosts, quiet=True))
+        connecting: asyncio.Future[dict[str, ConnState]] | None = None
         try:
-            opened = await self.open(self.hosts, quiet=True)
+            await asyncio.wait([opening], timeout=SHELLS_FIRST)
+            connecting = asyncio.ensure_future(self.fleet.connect(self.hosts))
+            opened = await opening
             await connecting
         finally:
-            connecting.cancel()
+            opening.cancel()
+            if connecting is not None:
+                connecting.cancel()
         again = [n for n in self.hosts
                  if n not in opened and self.fleet.state(n) == ConnState.READY]
         return {**opened, **await self.open(again)}
