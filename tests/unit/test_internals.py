@@ -105,14 +105,6 @@ async def test_input_restart_blink() -> None:
         assert line._cursor_visible is True
 
 
-async def test_footer_bindings_ready() -> None:
-    app = Probe()
-    async with app.run_test() as pilot:
-        await pilot.pause()
-        assert internals.footer_ready(app.query_one(Footer)) is True
-    assert internals.footer_ready(Footer()) is False
-
-
 def test_footer_key() -> None:
     key = internals.FooterKey("f1", "f1", "Bar", "focus_bar")
     assert (key.key_display, key.description, key.action) == ("f1", "Bar", "focus_bar")
@@ -225,7 +217,7 @@ def test_no_private_textual_name_is_used_outside_the_internals_module() -> None:
     from pathlib import Path
 
     names = _private_names()
-    assert {"_bindings_ready", "_watch_value", "_batch_count", "_compositor"} <= names
+    assert {"_compositor_refresh", "_watch_value", "_batch_count", "_compositor"} <= names
     root = Path(internals.__file__).resolve().parents[2]
     found = []
     sources = [*root.joinpath("tui").rglob("*.py"), *root.joinpath("screens").rglob("*.py")]

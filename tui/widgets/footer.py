@@ -25,7 +25,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from tui.widgets.internals import FooterKey, footer_ready
+from tui.widgets.internals import FooterKey
 
 KEEP = frozenset({"quit", "prefix"})
 """Binding ids a footer never drops: the way out and the escape to everything else."""
@@ -64,6 +64,12 @@ class StableFooter(Footer):
 
     _shown: Hashable = None
     _fitted: tuple[int, ...] = ()
+    _composed = False
+    """True once the keys were composed (Textual's Footer waits for the screen's first
+    bindings update and composes after the next refresh: a second layout before the
+    first frame; this one composes its keys with the screen, from the screen's and the
+    app's bindings, and the first update then changes nothing unless the focus adds a
+    shown key)."""
 
     def _signature(self, screen: Screen[object]) -> Hashable:
         """What :meth:`Footer.compose` would show for ``screen``'s active bindings (the
@@ -79,7 +85,7 @@ class StableFooter(Footer):
 
     def bindings_changed(self, screen: Screen[object]) -> None:
         """Recompose (as Footer does) unless the shown bindings are unchanged."""
-        if footer_ready(self) and screen.app.app_focus and screen is self.screen:
+        if self._composed and screen.app.app_focus and screen is self.screen:
             signature = self._signature(screen)
             if signature == self._shown:
                 return
@@ -111,15 +117,12 @@ class StableFooter(Footer):
 
     def compose(self) -> ComposeResult:
         """Whole keys that fit, then the palette key (groups are not used here)."""
-        if not footer_ready(self):
-            return
         rows, dropped = self._layout()
         self._fitted = tuple(id(b) for b, _e, _t in rows)
-        # what is shown now: the next bindings_changed rebuilds only if it differs (the
-        # first compose comes from Footer's own bindings_changed, which set nothing, and
-        # the focus given right after then rebuilt the same keys, 17 ms before the first
-        # frame)
+        # what is shown now: the next bindings_changed rebuilds only if it differs (each
+        # rebuild of the same keys before the first frame cost 15-20 ms)
         self._shown = self._signature(self.screen)
+        self._composed = True
         self.styles.grid_size_columns = len(rows)
         yield from self._keys(rows, dropped)
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
@@ -147,7 +150,7 @@ class StableFooter(Footer):
 
     def on_resize(self, event: events.Resize) -> None:
         """Recompose when the new width changes which keys fit."""
-        if not footer_ready(self) or not self.is_attached:
+        if not self._composed or not self.is_attached:
             return
         rows, _dropped = self._layout()
         if tuple(id(b) for b, _e, _t in rows) != self._fitted:

@@ -90,10 +90,14 @@ class HostPane(Vertical):
             self._was_down or down) and status.state is not HostState.READY
         if status.state is HostState.READY:
             self._told.clear()
-        if down and old.state is HostState.READY:
+        lost = old.state is HostState.READY and status.state is not HostState.READY and (
+            down or bool(status.reason))
+        if lost:  # the session ended, whichever connection noticed first (the app fleet's
+            # reconnecting, or the shell's own closing)
             reason = status.reason or status.state
             self._told.add(reason)
-            again = ("reconnecting by itself with backoff; F5 tries now" if status.retry
+            again = ("reconnecting by itself with backoff; F5 tries now"
+                     if status.retry or status.state is HostState.CONNECTING
                      else "F5 reconnects")
             self.feed(f"\r\n\x1b[1;31m✖ session lost {clock()}: {reason}\x1b[0m\r\n"
                       f"\x1b[2m  {again}\x1b[0m\r\n")

@@ -14,7 +14,6 @@ Names used (the test file checks each):
   notification instead of an exit.
 * ``Input._watch_value``: :class:`QuietInput` stores the virtual size without a layout.
 * ``Input._restart_blink``: :func:`restart_blink`.
-* ``Footer._bindings_ready``: :func:`footer_ready`.
 * ``textual.widgets._footer.FooterKey``: :data:`FooterKey` (a footer that shows the
   keys that fit builds its own keys).
 * ``Widget._check_disabled``: :func:`scroll_disabled`.
@@ -45,7 +44,7 @@ from textual.message_pump import MessagePump
 from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 from textual.widgets._footer import FooterKey
 
 __all__ = ["FooterKey"]
@@ -134,11 +133,6 @@ class QuietInput(Input):
 def restart_blink(widget: Input) -> None:
     """Show the cursor and restart its blink cycle (as Input does on a key)."""
     widget._restart_blink()
-
-
-def footer_ready(footer: Footer) -> bool:
-    """True once the footer has composed its keys at least once."""
-    return bool(footer._bindings_ready)
 
 
 def scroll_disabled(widget: Widget) -> bool:
