@@ -176,6 +176,8 @@ class ConsoleScreen(BatchAwareScreen):
 
     def _open_console(self) -> None:
         self._model = self.workbench.console
+        for pane in self.query(HostPane):  # the shells start at their panes' size
+            self._model.set_size(pane.host.name, *pane.view.pty_size)
         self._unsubscribe = self.console.subscribe(self._on_change)
         self._retile()
         self._refresh_all()
@@ -443,8 +445,9 @@ class ConsoleScreen(BatchAwareScreen):
     @on(TerminalView.Resized)
     def _pane_resized(self, event: TerminalView.Resized) -> None:
         pane = event.view.parent
-        if isinstance(pane, HostPane):
-            shell = self.console.shell(pane.host.name) if self._model else None
+        if isinstance(pane, HostPane) and self._model is not None:
+            self._model.set_size(pane.host.name, event.columns, event.rows)
+            shell = self._model.shell(pane.host.name)
             if shell is not None:
                 shell.resize(event.columns, event.rows)
 

@@ -525,3 +525,28 @@ async def test_a_shell_refused_while_connecting_is_opened_once_its_host_connects
     assert results["controller-1"].ok and console.shell("controller-1") is not None
     assert "controller-1" not in console._closed  # never shown as closed
     await console.close()
+
+
+async def test_shells_open_at_the_size_of_their_panes(tmp_path: Path) -> None:
+    """A shell opened at 80x24 and resized when its pane is drawn gets SIGWINCH while it
+    prints its first prompt (bash then draws it twice); the console opens each shell at
+    its pane's size once the view has said it."""
+
+    class SizedFleet(FakeFleet):
+        def __init__(self) -> None:
+            super().__init__()
+            self.sizes: dict[str, tuple[int, int] | None] = {}
+
+        async def open_shell(self, name: str, **size: int) -> FakeShell:  # type: ignore[override]
+            self.sizes[name] = (size["columns"], size["rows"]) if size else None
+            return await super().open_shell(name)
+
+    fleet = SizedFleet()
+    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
+                      transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
+                      clock=lambda: NOW)
+    console.set_size("controller-0", 63, 41)
+    console.set_size("controller-1", 0, 0)  # a pane not laid out yet: no size
+    await console.start()
+    assert fleet.sizes["controller-0"] == (63, 41)
+    assert fleet.sizes["controller-1"] is None

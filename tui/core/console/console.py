@@ -116,6 +116,7 @@ class Console:
         self._last_exit: dict[str, LastExit] = {}
         self._sending: HostRun | None = None
         self._inflight: dict[str, deque[HostRun | None]] = {n: deque() for n in self.hosts}
+        self._sizes: dict[str, tuple[int, int]] = {}
         self._broadcasts: dict[int, Broadcast] = {}
         self._next_id = 1
         self._transcripts = TranscriptSet(inventory.name, transcripts, redact=redact)
@@ -181,8 +182,12 @@ class Console:
         async def one(name: str) -> tuple[str, ShellResult | None]:
             if name in self._shells:
                 return name, ShellResult(name, HostState.READY)
+            size = self._sizes.get(name)
             try:
-                shell = await self.fleet.open_shell(name)
+                if size is None:
+                    shell = await self.fleet.open_shell(name)
+                else:  # the pane's size from the start: no SIGWINCH redraw of the prompt
+                    shell = await self.fleet.open_shell(name, columns=size[0], rows=size[1])
             except (UserError, OSError, ConnectionError) as error:
                 reason = str(error) or type(error).__name__
             else:
@@ -197,6 +202,12 @@ class Console:
 
         return {name: result for name, result in await asyncio.gather(*(one(n) for n in selected))
                 if result is not None}
+
+    def set_size(self, name: str, columns: int, rows: int) -> None:
+        """The size of ``name``'s pane: shells opened from now on start at it (a shell
+        that is open follows its pane through ``resize``)."""
+        if columns > 0 and rows > 0:
+            self._sizes[name] = (columns, rows)
 
     def attach(self, shell: ConsoleShell) -> None:
         """Make ``shell`` its host's console shell (replacing a closed one)."""

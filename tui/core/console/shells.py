@@ -92,6 +92,7 @@ class ShellFleet(Protocol):
         """Drop and reopen ``name``'s connection now."""
         ...
 
-    def open_shell(self, name: str) -> Awaitable[Any]:
-        """Open a persistent interactive shell on ``name`` (a :class:`ConsoleShell`)."""
+    def open_shell(self, name: str, *, columns: int = 80, rows: int = 24) -> Awaitable[Any]:
+        """Open a persistent interactive shell on ``name`` (a :class:`ConsoleShell`) with
+        a terminal of ``columns`` x ``rows``."""
         ...

@@ -420,12 +420,14 @@ class ShellRelay:
             else:
                 session.connection_lost(ChannelLost(error))
 
-    async def open_shell(self, name: str, audit: AuditLog | None = None) -> Shell:
+    async def open_shell(self, name: str, audit: AuditLog | None = None, *,
+                         columns: int = 80, rows: int = 24) -> Shell:
         """Open ``name``'s shell through the relay (never raises for remote problems;
         check ``state`` and ``reason`` as for :func:`~tui.core.fleet.shell.open_shell`)."""
         hc = RelayHostConnection(self, name, self._fleet.endpoint(name))
         return await open_shell(hc, self._fleet.host(name),  # type: ignore[arg-type]
-                                ready_timeout=READY_TIMEOUT, audit=audit)
+                                columns=columns, rows=rows, ready_timeout=READY_TIMEOUT,
+                                audit=audit)
 
     async def drop(self, name: str) -> None:
         """Close the relay's connection to ``name`` (the next shell connects anew)."""
@@ -516,7 +518,7 @@ class RelayFleet:
         await self.relay.drop(name)
         return state
 
-    async def open_shell(self, name: str) -> Shell:
+    async def open_shell(self, name: str, *, columns: int = 80, rows: int = 24) -> Shell:
         """Open ``name``'s shell through the relay."""
         self._fleet.host(name)  # UserError for an unknown host, on this loop
-        return await self.relay.open_shell(name, self.audit)
+        return await self.relay.open_shell(name, self.audit, columns=columns, rows=rows)
