@@ -89,11 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hardway`` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     command = wanted(args_list)
-    if command == "":  # the app: no collections until its first frame (startup_gc)
-        from tui.core.startup_gc import hold_until_first_frame
+    if command != "":
+        return _main(build_parser(command), args_list)
+    from tui.core import startup_gc  # the app: no collections until its first frame
 
-        hold_until_first_frame()
-    parser = build_parser(command)
+    startup_gc.hold_until_first_frame()
+    try:
+        return _main(build_parser(command), args_list)
+    finally:
+        startup_gc.release()  # the app ended (or never drew): collections as usual
+
+
+def _main(parser: argparse.ArgumentParser, args_list: list[str]) -> int:
+    """Parse ``args_list`` and run the handler (one paragraph for a user error)."""
     args = parser.parse_args(args_list)
     handler = getattr(args, "handler", None)
     if handler is None:  # no subcommand: open the app

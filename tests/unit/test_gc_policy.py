@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -99,4 +100,17 @@ def test_start_up_holds_collections_until_the_first_frame() -> None:
         assert not gc.isenabled()
     finally:
         gc.unfreeze()
+        gc.enable()
+
+
+def test_start_up_hold_ends_with_hardway_even_without_a_frame(tmp_path: Path) -> None:
+    """`hardway -i FILE` that fails before the app draws (no inventory there) leaves the
+    collector on: the hold ends with ``main`` whatever happened."""
+    from tui.cli import main
+
+    assert gc.isenabled()
+    try:
+        assert main(["-i", str(tmp_path / "missing.toml")]) != 0
+        assert gc.isenabled()
+    finally:
         gc.enable()

@@ -72,9 +72,19 @@ def add_options(parser: argparse.ArgumentParser) -> None:
 def _launch(inventory_path: Path, *, accept_new: bool, log_level: str | None,
             lab_note: str | None = None, confirm_quit: bool = True) -> int:
     """Open the app on one workbench, closed (every session) when the app ends."""
-    from tui.core.startup_gc import hold_until_first_frame
+    from tui.core import startup_gc
 
-    hold_until_first_frame()  # the app turns collections back on after its first frame
+    startup_gc.hold_until_first_frame()  # the app turns them back on at its first frame
+    try:
+        return _open(inventory_path, accept_new=accept_new, log_level=log_level,
+                     lab_note=lab_note, confirm_quit=confirm_quit)
+    finally:
+        startup_gc.release()  # the app ended (or never drew): collections as usual
+
+
+def _open(inventory_path: Path, *, accept_new: bool, log_level: str | None,
+          lab_note: str | None, confirm_quit: bool) -> int:
+    """:func:`_launch`'s work: load and check the inventory, run the app on a workbench."""
     import asyncio
     import functools
     import signal

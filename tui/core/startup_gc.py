@@ -30,8 +30,15 @@ def first_frame_shown() -> None:
     otherwise walk every object of the start-up at once (20-30 ms, just before the first
     frame is written); frozen, they are never walked (the console's collector unfreezes
     them when it stops)."""
+    if _held:
+        gc.freeze()
+        release()
+
+
+def release() -> None:
+    """Automatic collections again if they are still held: the app ended (or failed)
+    before its first frame.  ``hardway`` calls it whatever happened."""
     global _held
     if _held:
         _held = False
-        gc.freeze()
         gc.enable()
