@@ -68,54 +68,51 @@ class Rule:
         return self._pattern
 
 
-_rule = Rule
-
-
 RULES: tuple[Rule, ...] = (
-    _rule("option with a secret value (--password x, --token=x, --tsig-secret x)",
+    Rule("option with a secret value (--password x, --token=x, --tsig-secret x)",
           r"(?<![\w-])--?(?:tsig-secret|client-secret|secret|password|passwd|token|"
           r"api-key|apikey|access-key|secret-key|auth-token)(?:=|\s+)" + _VALUE,
           re.IGNORECASE),
-    _rule("user:password option (curl -u, etcdctl --user, --user=)",
+    Rule("user:password option (curl -u, etcdctl --user, --user=)",
           r"(?<![\w-])(?:-u|--user|-U|--username|--proxy-user)(?:=|\s+)['\"]?[^\s:'\"]+:"
           r"(?P<value>[^\s'\"]+)"),
-    _rule("password in a URL (scheme://user:pw@host)",
+    Rule("password in a URL (scheme://user:pw@host)",
           r"\b[a-z][a-z0-9+.-]*://[^\s/:@]+:(?P<value>[^\s/@]+)(?=@)", re.IGNORECASE),
-    _rule("mysql -pSECRET",
+    Rule("mysql -pSECRET",
           r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^|;&\n]*?\s-p(?P<value>[^\s'\"]+|'[^']*'|"
           r"\"[^\"]*\")"),
-    _rule("sshpass -p / redis-cli -a / docker login -p",
+    Rule("sshpass -p / redis-cli -a / docker login -p",
           r"\b(?:sshpass\s+-p|redis-cli\b[^|;&\n]*?\s-a|(?:docker|podman)\s+login\b"
           r"[^|;&\n]*?\s-p)\s*" + _VALUE),
-    _rule("secret-looking assignment (X_SECRET=, X_TOKEN=, password=, secret: ...)",
+    Rule("secret-looking assignment (X_SECRET=, X_TOKEN=, password=, secret: ...)",
           r"(?<![\w.-])(?![\w.-]*(?:_file|_path|_dir|-file|-path|-dir)\s*[=:])"
           r"[\w.-]*(?:secret|password|passwd|token)[\w.-]*\s*[=:]\s*(?!\s)" + _BARE,
           re.IGNORECASE),
-    _rule("key assignment (AWS_ACCESS_KEY=, ENCRYPTION_KEY=, API_KEY=)",
+    Rule("key assignment (AWS_ACCESS_KEY=, ENCRYPTION_KEY=, API_KEY=)",
           r"(?<![\w.-])[A-Z0-9_]*_?KEY\s*=\s*(?![/~.]|\$\(|\$\{?[A-Z_])" + _BARE),
-    _rule("HTTP authorization (Authorization: SCHEME x, Bearer x, Basic x)",
+    Rule("HTTP authorization (Authorization: SCHEME x, Bearer x, Basic x)",
           r"(?:\bAuthorization:\s*[A-Za-z]+|\b(?:Bearer|Basic))\s+"
           r"(?=[A-Za-z0-9._~+/=-]{8,})(?P<value>[A-Za-z._~+/=-]*[0-9+/=_~][A-Za-z0-9._~+/=-]*)",
           re.IGNORECASE),
-    _rule("htpasswd -b FILE user pw",
+    Rule("htpasswd -b FILE user pw",
           r"\bhtpasswd\s+(?:-\w*b\w*\s+)(?:-\w+\s+)*(?:(?!-)\S+\s+){1,2}" + _VALUE),
-    _rule("openssl -k / -K key",
+    Rule("openssl -k / -K key",
           r"\bopenssl\b[^|;&\n]*?\s-[kK]\s+" + _VALUE),
-    _rule("openssl -pass pass:x (-passin, -passout)",
+    Rule("openssl -pass pass:x (-passin, -passout)",
           r"(?<![\w-])-pass(?:in|out|word)?\s+['\"]?pass:(?P<value>[^\s'\"]+)"),
-    _rule("echo pw | sudo -S",
+    Rule("echo pw | sudo -S",
           r"\b(?:echo|printf)\s+(?:-[neE]+\s+)?(?:'%s\\n'\s+)?" + _VALUE
           + r"(?=\s*\|\s*sudo\b[^|;&\n]*?\s-\w*S)"),
-    _rule("TSIG key on the command line (nsupdate -y, dig -y [alg:]name:secret)",
+    Rule("TSIG key on the command line (nsupdate -y, dig -y [alg:]name:secret)",
           r"\b(?:nsupdate|dig|kdig|drill|delv|host)\b[^|;&\n]*?\s-y\s+['\"]?"
           r"(?:hmac-[\w-]+:)?[^\s:'\"]+:(?P<value>[^\s'\"]+)"),
-    _rule("BIND secret clause (secret \"...\";)",
+    Rule("BIND secret clause (secret \"...\";)",
           r"\bsecret\s+(?P<value>\"[^\"]*\")", re.IGNORECASE),
-    _rule("netrc password (login u password p)",
+    Rule("netrc password (login u password p)",
           r"\blogin\s+\S+\s+password\s+" + _VALUE),
-    _rule("JSON web token (service account tokens)",
+    Rule("JSON web token (service account tokens)",
           r"\b(?P<value>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"),
-    _rule("GitHub / Slack / AWS token shapes",
+    Rule("GitHub / Slack / AWS token shapes",
           r"\b(?P<value>(?:gh[pousr]|github_pat)_[A-Za-z0-9_]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}"
           r"|AKIA[0-9A-Z]{16})\b"),
 )
