@@ -264,6 +264,9 @@ def test_port_in_use_fails_the_start_with_its_diagnosis(
     assert status == 1, out
     assert "start failed on controller-0" in out
     assert f"cannot listen on {lab_etcd.lab.network}.10:2379" in out
+    # told as soon as the unit says etcd exited, not after the whole start timeout
+    assert "controller-0: etcd exited (systemd restarts it" in out, out
+    assert "did not become healthy" not in out, out
     assert "ss -ltnp" in out
     status, out = run(capsys, "etcd", "bootstrap", "-i", inv, "--etcd-tarball", str(tarball),
                       "--yes")

@@ -61,6 +61,7 @@ class FakeShell:
         self.sent: list[str] = []
         self.written: list[str] = []
         self.interrupts = 0
+        self.resized: list[tuple[int, int]] = []
         self.closed = False
         self._listeners: list[Callable[[ShellEvent], None]] = []
         self._queue: list[str] = []
@@ -89,6 +90,9 @@ class FakeShell:
 
     def interrupt(self) -> None:
         self.interrupts += 1
+
+    def resize(self, columns: int, rows: int) -> None:
+        self.resized.append((columns, rows))
 
     async def close(self) -> None:
         self.closed = True
@@ -550,3 +554,32 @@ async def test_shells_open_at_the_size_of_their_panes(tmp_path: Path) -> None:
     await console.start()
     assert fleet.sizes["controller-0"] == (63, 41)
     assert fleet.sizes["controller-1"] is None
+
+
+async def test_a_pane_laid_out_again_while_its_shell_opens_resizes_it(tmp_path: Path) -> None:
+    """The screen re-tiles its panes once the console exists: a shell still opening then
+    has no ``resize`` to follow, so it would keep the old size for good (seen under load
+    as a prompt drawn twice in the twelve-host grid)."""
+    opening = asyncio.Event()
+    go_on = asyncio.Event()
+
+    class SlowFleet(FakeFleet):
+        async def open_shell(self, name: str, **size: int) -> FakeShell:  # type: ignore[override]
+            if name == "controller-0":
+                opening.set()
+                await go_on.wait()
+            return await super().open_shell(name)
+
+    fleet = SlowFleet()
+    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
+                      transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
+                      clock=lambda: NOW)
+    console.set_size("controller-0", 80, 24)
+    console.set_size("controller-1", 80, 24)
+    started = asyncio.ensure_future(console.start())
+    await opening.wait()
+    console.set_size("controller-0", 61, 11)  # the re-tile, while the shell opens
+    go_on.set()
+    await started
+    assert fleet.shells["controller-0"].resized == [(61, 11)]
+    assert fleet.shells["controller-1"].resized == []

@@ -192,6 +192,9 @@ class Console:
                 reason = str(error) or type(error).__name__
             else:
                 if str(shell.state) not in _GONE:
+                    pane = self._sizes.get(name)
+                    if pane is not None and pane != size:  # laid out again while opening
+                        shell.resize(*pane)
                     self.attach(shell)
                     return name, ShellResult(name, HostState.READY)
                 reason = shell.reason or f"shell {shell.state}"

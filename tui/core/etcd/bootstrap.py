@@ -357,16 +357,54 @@ def unit_step(ctx: EtcdContext) -> Step:
 
 # -- step 5: start ------------------------------------------------------------------------
 
+UNIT_CHECK = 1.0
+"""Seconds between looks at the unit's state while waiting for ``/health`` (the first one
+this long after the wait begins: a ``start --no-block`` may not have run yet)."""
+PROBE_TIMEOUT = 2.0
+"""The longest one ``/health`` probe may take while waiting (a port held by something that
+accepts and never answers would otherwise take the client's whole timeout)."""
+
+
+async def unit_exited(ctx: EtcdContext, name: str) -> str | None:
+    """How etcd's unit on ``name`` says its process is gone (failed, or exited and waiting
+    for ``Restart=on-failure``), or None while it runs or starts."""
+    status, out = await ctx.sh(name, f"systemctl show --property=ActiveState "
+                                     f"--property=SubState {SERVICE}", check=False)
+    if status != 0:
+        return None
+    state = dict(line.partition("=")[::2] for line in out.splitlines())
+    if state.get("ActiveState") == "failed":
+        return "etcd.service failed"
+    if state.get("SubState") == "auto-restart":
+        return "etcd exited (systemd restarts it after RestartSec)"
+    return None
+
+
 async def wait_healthy(ctx: EtcdContext, name: str, deadline: float) -> str:
     """Poll ``/health`` of ``name`` until ``deadline`` (monotonic); StepFailed with the
-    journal's diagnosis when it does not come."""
+    journal's diagnosis when it does not come, or as soon as the unit says etcd exited
+    and its journal says why (a port in use, a wrong flag: waiting changes nothing)."""
     address = str(ctx.host(name).address)
     last = ""
+    next_look = time.monotonic() + UNIT_CHECK
     while True:
-        health = await ctx.client.health(address)
-        if health.ok:
-            return f"healthy (/health answered in {health.rtt or 0:.2f} s)"
-        last = health.detail
+        probe = max(0.5, min(PROBE_TIMEOUT, deadline - time.monotonic()))
+        try:
+            health = await asyncio.wait_for(ctx.client.health(address), probe)
+        except TimeoutError:
+            last = f"https://{address}:2379/health gave no answer within {probe:.1f} s"
+        else:
+            if health.ok:
+                return f"healthy (/health answered in {health.rtt or 0:.2f} s)"
+            last = health.detail
+        now = time.monotonic()
+        if now >= next_look:
+            next_look = now + UNIT_CHECK
+            exited = await unit_exited(ctx, name)
+            found = await ctx.diagnose(name) if exited else []
+            if found:
+                why = "; ".join(d.summary for d in found)
+                raise StepFailed(f"{name}: {exited}; {why}")
         if time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.25)
