@@ -20,17 +20,19 @@ from typing import Any
 
 import pytest
 
+from tests.support import loopback
 from tui.lab.lab import LabRunner
 from tui.lab.server import LabAddressInUse
 
 
 def lab_network(attempt: int = 0) -> str:
-    """A loopback /24 for a test lab: 127.0.(100 + (pid + attempt) % 100).
+    """A loopback /24 for a test lab: 127.W.(100 + (pid + attempt) % 100), W the xdist
+    worker's number (:mod:`tests.support.loopback`).
 
     Different pytest processes (several engineers, CI) then rarely collide, and never
     with a demo lab on the default 127.0.10.
     """
-    return f"127.0.{100 + (os.getpid() + attempt) % 100}"
+    return loopback.network(100, 100, attempt)
 
 
 @contextlib.contextmanager

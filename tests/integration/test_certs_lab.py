@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 import socket
 import ssl
@@ -24,6 +23,7 @@ from typing import TypeVar
 
 import pytest
 
+from tests.support import loopback
 from tui.cli import main
 from tui.core.fleet.fleet import Fleet
 from tui.core.fleet.hostkeys import HostKeyPolicy
@@ -49,7 +49,7 @@ def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A 3-controller lab in the seed-cert-bug state, on its own 127.0.6x network."""
     directory = tmp_path_factory.mktemp("certs-lab")
     for attempt in range(5):
-        network = f"127.0.{60 + (os.getpid() + attempt) % 10}"
+        network = loopback.network(60, 10, attempt)
         runner = LabRunner(directory, controllers=3, network=network,
                            scenario="seed-cert-bug")
         try:

@@ -14,6 +14,7 @@ import pytest
 from textual.pilot import Pilot
 
 from screens.certs import CertsScreen
+from tests.support import loopback
 from tui.app import create_app
 from tui.core.inventory.load import load_inventory
 from tui.core.workbench import Workbench
@@ -25,7 +26,7 @@ from tui.widgets.plan_preview import PlanPreviewScreen
 def seed_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabRunner]:
     """A fresh seed-cert-bug lab for this test (the push changes it)."""
     for attempt in range(5):
-        network = f"127.0.{150 + attempt}"
+        network = loopback.network(150, 1, attempt)
         try:
             runner = LabRunner(tmp_path_factory.mktemp("seedscreen"), controllers=3,
                                network=network, scenario="seed-cert-bug")

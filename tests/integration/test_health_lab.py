@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.support import loopback
 from tui.cli import main
 from tui.core.fleet.fleet import Fleet
 from tui.core.health.catalog import Credentials, ProbeOptions, Seams, build_probes
@@ -84,12 +85,10 @@ def test_hardway_health_on_the_lab(lab_runner: LabRunner,
 @pytest.fixture(scope="module")
 def seed_lab(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A lab in the seed's broken state: kube-apiserver serves a self-signed certificate."""
-    import os
-
     from tui.lab.server import LabAddressInUse
 
     for attempt in range(5):
-        network = f"127.0.{20 + (os.getpid() + attempt) % 30}"
+        network = loopback.network(20, 30, attempt)
         runner = LabRunner(tmp_path_factory.mktemp("seed"), controllers=3, network=network,
                            scenario="seed-cert-bug")
         try:

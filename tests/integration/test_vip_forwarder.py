@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import os
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import loopback
 from tui.core.lb.ipfw import Backend, VipLayout, swap_commands
 from tui.lab.forwarder import Forwarder
 from tui.lab.ipfw import run
 
-NET = f"127.0.{30 + os.getpid() % 50}"
+NET = loopback.network(30, 50)
 
 
 class EchoBackend:

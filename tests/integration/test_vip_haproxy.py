@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import loopback
 from tui.core.lb.haproxy import HaproxySettings, check_config_local, render_config
 from tui.core.lb.ipfw import Backend
 from tui.core.pki.ca import CertificateAuthority
 from tui.core.pki.profiles import Profile
 
-NET = f"127.0.{80 + os.getpid() % 20}"
+NET = loopback.network(80, 20)
 VIP = f"{NET}.10"
 INTER_MS = 300
 

@@ -23,6 +23,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support import loopback
 from tui.core.etcd.client import EtcdClient
 from tui.core.etcd.unit import unit_flags
 from tui.core.inventory.load import load_inventory
@@ -52,8 +53,8 @@ def etcdctl_for(binary: Path) -> Path:
 
 
 def loopback_network(offset: int = 0) -> str:
-    """A loopback /24 for etcd tests: 127.0.(200 + (pid + offset) % 50)."""
-    return f"127.0.{200 + (os.getpid() + offset) % 50}"
+    """A loopback /24 for etcd tests: 127.W.(200 + (pid + offset) % 50)."""
+    return loopback.network(200, 50, offset)
 
 
 INVENTORY = """\

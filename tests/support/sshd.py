@@ -30,6 +30,7 @@ from pathlib import Path
 
 import asyncssh
 
+from tests.support import loopback
 from tui.lab.processes import children
 
 SSHD = Path("/usr/sbin/sshd")
@@ -46,8 +47,8 @@ def sshd_missing_reason() -> str | None:
 
 
 def loopback_network() -> str:
-    """A /24 prefix on loopback for this process (``127.0.200-249``), avoiding the lab's."""
-    return f"127.0.{200 + os.getpid() % 50}"
+    """A /24 prefix on loopback for this process (``127.W.200-249``), avoiding the lab's."""
+    return loopback.network(200, 50)
 
 
 def free_port(address: str) -> int:
