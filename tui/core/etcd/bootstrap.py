@@ -380,23 +380,28 @@ async def unit_exited(ctx: EtcdContext, name: str) -> str | None:
     return None
 
 
+async def probe_health(ctx: EtcdContext, name: str, timeout: float = PROBE_TIMEOUT,
+                       ) -> tuple[bool, str, float | None]:
+    """``/health`` of ``name`` within ``timeout``: (healthy, detail, round trip)."""
+    address = str(ctx.host(name).address)
+    try:
+        health = await asyncio.wait_for(ctx.client.health(address), timeout)
+    except TimeoutError:
+        return False, f"https://{address}:2379/health gave no answer within {timeout:.1f} s", \
+            None
+    return health.ok, health.detail, health.rtt
+
+
 async def wait_healthy(ctx: EtcdContext, name: str, deadline: float) -> str:
     """Poll ``/health`` of ``name`` until ``deadline`` (monotonic); StepFailed with the
     journal's diagnosis when it does not come, or as soon as the unit says etcd exited
     and its journal says why (a port in use, a wrong flag: waiting changes nothing)."""
-    address = str(ctx.host(name).address)
-    last = ""
     next_look = time.monotonic() + UNIT_CHECK
     while True:
         probe = max(0.5, min(PROBE_TIMEOUT, deadline - time.monotonic()))
-        try:
-            health = await asyncio.wait_for(ctx.client.health(address), probe)
-        except TimeoutError:
-            last = f"https://{address}:2379/health gave no answer within {probe:.1f} s"
-        else:
-            if health.ok:
-                return f"healthy (/health answered in {health.rtt or 0:.2f} s)"
-            last = health.detail
+        healthy, last, rtt = await probe_health(ctx, name, probe)
+        if healthy:
+            return f"healthy (/health answered in {rtt or 0:.2f} s)"
         now = time.monotonic()
         if now >= next_look:
             next_look = now + UNIT_CHECK
@@ -486,8 +491,10 @@ def bootstrap_plan(ctx: EtcdContext) -> Plan:
 async def pull_errors(ctx: EtcdContext) -> None:
     """Fill ``ctx.diagnoses`` for every controller whose etcd is not healthy."""
     async def one(name: str) -> None:
-        health = await ctx.client.health(str(ctx.host(name).address))
-        if not health.ok:
+        if ctx.diagnoses.get(name):  # the failed step has read its journal already
+            return
+        healthy, _detail, _rtt = await probe_health(ctx, name)
+        if not healthy:
             await ctx.diagnose(name)
 
     await asyncio.gather(*(one(n) for n in ctx.controllers))
