@@ -186,3 +186,53 @@ def test_console_shells_open_through_the_relay_before_the_app_loads_ssh(
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen == {"ssh loaded": False, "counts": [3, 0, 3], "pane": "ready",
                     "fleet while loading": "connecting", "fleet": ["ready"] * 3}
+
+
+RELAY_BEFORE_TEXTUAL = """
+import json, sys, types
+from tui.core.fleet import relaylaunch
+
+seen = []
+real_launch = relaylaunch.launch
+async def launch(spec=None):
+    seen.append("textual" in sys.modules)  # when the spawn really starts
+    return await real_launch(spec)
+relaylaunch.launch = launch
+
+class App:  # what `hardway` runs once tui.app is imported: end at once
+    return_code = 0
+    def exit(self, *args):
+        pass
+    async def run_async(self):
+        return 0
+def create_app(workbench, **options):
+    import textual.app  # what importing the real tui.app costs, synchronously
+    return App()
+fake = types.ModuleType("tui.app")
+fake.create_app = create_app
+sys.modules["tui.app"] = fake
+
+from tui.cli import main
+code = main(["-i", sys.argv[1], "--no-confirm"])
+print(json.dumps({"code": code, "textual loaded at the spawn": seen}))
+"""
+
+
+def test_the_relay_process_starts_before_the_app_imports_textual(
+        lab_runner: LabRunner, tmp_path: Path) -> None:
+    """The relay's own start (an interpreter, asyncssh: ~0.25 s) is what the console's
+    shells wait for, so `hardway` spawns it before importing Textual (~0.15 s), on the
+    other core.  ``warm_relay`` only schedules the spawn: without awaiting it, the spawn
+    ran after the import, and every shell opened ~0.2 s later."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"))
+    result = subprocess.run(
+        [sys.executable, "-c", RELAY_BEFORE_TEXTUAL, str(lab_runner.lab.inventory_path)],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen == {"code": 0, "textual loaded at the spawn": [False]}

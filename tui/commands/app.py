@@ -104,6 +104,7 @@ def _open(inventory_path: Path, *, accept_new: bool, log_level: str | None,
         async with Workbench(inventory,
                              host_keys="accept-new" if accept_new else "ask") as workbench:
             workbench.warm_relay()  # its interpreter starts while this one imports Textual
+            await workbench.relay_spawned()
             from tui.app import create_app
 
             app = create_app(workbench, lab_note=lab_note, confirm_quit=confirm_quit,

@@ -460,8 +460,9 @@ class Workbench:
         return self._console
 
     def warm_relay(self) -> None:
-        """Start the relay process now, before the app imports Textual, so its interpreter
-        and asyncssh load on the other core meanwhile, and have it connect every host at
+        """Start the relay process before the app imports Textual (the spawn runs on the
+        loop's next turn: :meth:`relay_spawned` waits for it), so its interpreter and
+        asyncssh load on the other core meanwhile, and have it connect every host at
         once: the console (built after the first frame) opens its shells on those
         connections.  Does nothing without a relay or when one exists."""
         if not self._use_relay or self._relay is not None or self._early_relay is not None \
@@ -472,6 +473,15 @@ class Workbench:
         spec = dataclasses.replace(self.relay_spec(),
                                    preconnect=tuple(h.name for h in self.inventory.hosts))
         self._early_relay = asyncio.ensure_future(launch(spec))
+
+    async def relay_spawned(self) -> None:
+        """Wait until the relay process :meth:`warm_relay` started exists (its INIT sent;
+        at once without one).  :meth:`warm_relay` only schedules the spawn: a caller that
+        goes on with a long synchronous step (importing Textual) would otherwise start the
+        relay after it, and the relay's own start is what the shells wait for."""
+        early = self._early_relay
+        if early is not None:
+            await asyncio.wait([early])  # a failure stays in the future for the console
 
     def prestart_relay(self) -> None:
         """Start the relay process in the background (its interpreter takes ~0.5 s), so it
