@@ -441,18 +441,25 @@ def start_step(ctx: EtcdContext) -> Step:
             f"{ctx.start_timeout:g} s",
             f"`{restart}` instead where etcd runs and step 3 or 4 changed a file"))
 
+    done: dict[str, str] = {}
+
     async def apply(name: str) -> str:
         if ctx._deadline is None:
             ctx._deadline = time.monotonic() + ctx.start_timeout
         if name in ctx.changed and await active(name):
             await ctx.sh(name, restart)
-            return "restarted (its files changed)"
-        await ctx.sh(name, command)
-        return "started"
+            done[name] = "restarted (its files changed)"
+        else:
+            await ctx.sh(name, command)
+            done[name] = "started"
+        return done[name]
 
     async def verify(name: str) -> str:
         deadline = ctx._deadline or time.monotonic() + ctx.start_timeout
-        return await wait_healthy(ctx, name, deadline)
+        try:
+            return await wait_healthy(ctx, name, deadline)
+        except StepFailed as exc:  # say whether it was restarted, then why it failed
+            raise StepFailed(f"{done[name]}; {exc}" if name in done else str(exc)) from None
 
     return Step("start", ctx.controllers, check=check, preview=preview, apply=apply,
                 verify=verify)
