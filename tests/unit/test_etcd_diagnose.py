@@ -100,3 +100,14 @@ def test_a_replaced_member_restarted_with_new_state() -> None:
     (found,) = diagnose_journal("controller-2", lines.splitlines())
     assert found.problem == Problem.NEW_STATE_REJOIN and "removed" in found.summary
     assert "hardway etcd replace controller-2" in found.fix
+
+
+def test_the_evidence_is_the_newest_line_of_a_repeated_failure() -> None:
+    """Restart=on-failure repeats a failed start every 5 s: the journal then holds the same
+    failure many times, and the line quoted must be the latest, not one minutes old."""
+    lines = [f"Dec 04 16:4{n}:24 controller-0 etcd[{100 + n}]: 2026-12-04 16:4{n}:24.858222 C "
+             "| etcdmain: listen tcp 10.10.0.10:2379: bind: address already in use"
+             for n in range(3)]
+    (found,) = diagnose_journal("controller-0", lines)
+    assert found.problem == Problem.PORT_IN_USE
+    assert found.evidence.startswith("Dec 04 16:42:24"), found.evidence

@@ -113,9 +113,10 @@ def diagnose_journal(host: str, lines: Iterable[str],
     bad_cert_line = ""
 
     def add(problem: Problem, concerns: str, summary: str, fix: str, evidence: str) -> None:
-        found.setdefault((problem, concerns),
-                         Diagnosis(problem, concerns, summary, fix, evidence.strip()[:400],
-                                   host))
+        # the newest line wins: after several failed starts the journal holds the same
+        # failure many times, and the evidence shown should be the latest one
+        found[(problem, concerns)] = Diagnosis(problem, concerns, summary, fix,
+                                               evidence.strip()[:400], host)
 
     for raw in lines:
         text = _text(raw)
@@ -175,7 +176,7 @@ def diagnose_journal(host: str, lines: Iterable[str],
             remote = _REMOTE.search(text)
             who = remote["addr"].rsplit(":", 1)[0] if remote else "a client"
             if "remote error: tls: bad certificate" in text:
-                bad_cert_line = bad_cert_line or text
+                bad_cert_line = text
                 continue
             add(Problem.CLIENT_CERT_REFUSED, host,
                 f"etcd on {host} refused a client from {who}: it sent no certificate or one "
@@ -194,7 +195,7 @@ def diagnose_journal(host: str, lines: Iterable[str],
             if m := _PEER_DOWN.search(text):
                 down[m["ip"]] = None
             if _QUORUM.search(text):
-                quorum_line = quorum_line or text
+                quorum_line = text
     if quorum_line:
         peers = ", ".join(_name_of(inventory, ip) for ip in down) or "its peers"
         add(Problem.NO_QUORUM, host,
