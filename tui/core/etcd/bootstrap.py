@@ -10,7 +10,8 @@ Steps (each with check -> preview -> apply -> verify per controller):
 4. ``unit``          etcd.service (diff preview), ``systemctl daemon-reload``, ``enable``
 5. ``start``         ``systemctl start --no-block etcd`` on all members at once (Type=notify:
                      a lone member waits for quorum), then wait for every member's
-                     ``/health`` under ONE overall deadline
+                     ``/health`` under ONE overall deadline (a member whose unit says
+                     etcd exited, with a cause in its journal, fails at once)
 6. ``verify``        over HTTPS with the client certificate: health, member list equals the
                      inventory, one leader, one cluster ID, versions
 
