@@ -139,6 +139,13 @@ class FakeFleet:
         return self.shells[name]
 
 
+def console_on(fleet: FakeFleet, tmp_path: Path) -> Console:
+    """A console on ``fleet`` with its history and transcripts under ``tmp_path``."""
+    return Console(make_inventory(), fleet, history=History(tmp_path / "history"),
+                   transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
+                   clock=lambda: NOW)
+
+
 @pytest.fixture
 def fleet() -> FakeFleet:
     return FakeFleet(down={"worker-0": "connection refused by 10.10.0.20:22"})
@@ -146,9 +153,7 @@ def fleet() -> FakeFleet:
 
 @pytest.fixture
 async def console(fleet: FakeFleet, tmp_path: Path) -> Console:
-    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
-                      transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
-                      clock=lambda: NOW)
+    console = console_on(fleet, tmp_path)
     results = await console.start()
     assert list(results) == CONTROLLERS and all(r.ok for r in results.values())
     return console
@@ -546,9 +551,7 @@ async def test_shells_open_at_the_size_of_their_panes(tmp_path: Path) -> None:
             return await super().open_shell(name)
 
     fleet = SizedFleet()
-    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
-                      transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
-                      clock=lambda: NOW)
+    console = console_on(fleet, tmp_path)
     console.set_size("controller-0", 63, 41)
     console.set_size("controller-1", 0, 0)  # a pane not laid out yet: no size
     await console.start()
@@ -571,9 +574,7 @@ async def test_a_pane_laid_out_again_while_its_shell_opens_resizes_it(tmp_path: 
             return await super().open_shell(name)
 
     fleet = SlowFleet()
-    console = Console(make_inventory(), fleet, history=History(tmp_path / "history"),
-                      transcripts=TranscriptStore("lab", tmp_path / "t", clock=lambda: NOW),
-                      clock=lambda: NOW)
+    console = console_on(fleet, tmp_path)
     console.set_size("controller-0", 80, 24)
     console.set_size("controller-1", 80, 24)
     started = asyncio.ensure_future(console.start())

@@ -432,7 +432,7 @@ def start_step(ctx: EtcdContext) -> Step:
     async def check(name: str) -> str | None:
         if name in ctx.changed:
             return None
-        if await active(name) and (await ctx.client.health(str(ctx.host(name).address))).ok:
+        if await active(name) and (await probe_health(ctx, name))[0]:
             return "etcd is active and healthy"
         return None
 
