@@ -459,8 +459,9 @@ def start_step(ctx: EtcdContext) -> Step:
         deadline = ctx._deadline or time.monotonic() + ctx.start_timeout
         try:
             return await wait_healthy(ctx, name, deadline)
-        except StepFailed as exc:  # say whether it was restarted, then why it failed
-            raise StepFailed(f"{done[name]}; {exc}" if name in done else str(exc)) from None
+        except StepFailed as exc:  # say that it was restarted, then why it failed
+            restarted = done.get(name, "").startswith("restarted")
+            raise StepFailed(f"{done[name]}; {exc}" if restarted else str(exc)) from None
 
     return Step("start", ctx.controllers, check=check, preview=preview, apply=apply,
                 verify=verify)
