@@ -32,7 +32,7 @@ from tui.core.startup_gc import first_frame_shown
 from tui.core.workbench import InventoryChanged, Workbench, WorkbenchEvent
 from tui.palette import HardwayCommands
 from tui.theme import HARDWAY_THEME
-from tui.widgets.internals import DirectKeysApp, queue_empty
+from tui.widgets.internals import DirectKeysApp, queue_empty, styles_are_current
 from tui.widgets.quit_modal import QuitModal
 
 if TYPE_CHECKING:
@@ -79,12 +79,13 @@ def prefix_help() -> str:
             + " · p palette · ? keys · q quit · g a literal ctrl+g · Esc nothing")
 
 
-def _screen_factory(spec: str, workbench: Workbench) -> Callable[[], Screen[Any]]:
+def _screen_factory(spec: str, app: HardwayApp) -> Callable[[], Screen[Any]]:
     module_name, _, class_name = spec.partition(":")
 
     def build() -> Screen[Any]:
         screen_class = getattr(importlib.import_module(module_name), class_name)
-        screen: Screen[Any] = screen_class(workbench)
+        screen: Screen[Any] = screen_class(app.workbench)
+        styles_are_current(screen, app)  # no re-parse of every stylesheet on first open
         return screen
 
     return build
@@ -128,6 +129,9 @@ class HardwayApp(DirectKeysApp):
         """
         super().__init__()
         self.register_theme(HARDWAY_THEME)
+        # Textual built the stylesheet's variables before the theme was registered (from
+        # its fallback theme); the console's first frame must not need a re-parse to fix them
+        self.stylesheet.set_variables(self.get_css_variables())
         self.notes = tuple(notes)
         self.lab_note = lab_note
         self.confirm_quit = confirm_quit
@@ -141,7 +145,7 @@ class HardwayApp(DirectKeysApp):
         self._first_frame_shown = False
         self._after_first_frame: list[Callable[[], object]] = []
         for mode, spec in SCREENS.items():
-            self.add_mode(mode, _screen_factory(spec, workbench))
+            self.add_mode(mode, _screen_factory(spec, self))
         self._unsubscribe = workbench.subscribe(self._on_workbench_event)
         workbench.ask_host_keys_with(self.ask_host_key)
 

@@ -4,9 +4,11 @@ work itself is counted (``bench/startup.py`` measures the times)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.css.stylesheet import Stylesheet
+from textual.screen import Screen
 
 from screens.console import ConsoleScreen
 from tui.app import HardwayApp, create_app
@@ -27,15 +29,23 @@ def _app(lab_runner: LabRunner, tmp_path: Path) -> tuple[Workbench, HardwayApp]:
 async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
         lab_runner: LabRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every re-parse reads every widget's CSS again (10-20 ms each on the first frame's
-    path): the console is the default mode and the theme is set before the app runs."""
+    path): the console is the default mode, the theme is set before the app runs, and
+    the first showing of a mode's screen neither re-parses nor styles its nodes twice."""
     reparsed: list[int] = []
+    restyled: list[str] = []
     original = Stylesheet.reparse
+    update_styles = Screen.update_node_styles
 
     def counting(self: Stylesheet) -> None:
         reparsed.append(1)
         original(self)
 
+    def counting_styles(self: Screen[Any], animate: bool = True) -> None:
+        restyled.append(type(self).__name__)
+        update_styles(self, animate)
+
     monkeypatch.setattr(Stylesheet, "reparse", counting)
+    monkeypatch.setattr(Screen, "update_node_styles", counting_styles)
     workbench, app = _app(lab_runner, tmp_path)
     async with workbench, app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -43,13 +53,17 @@ async def test_the_first_screen_is_styled_without_reparsing_the_stylesheets(
         assert app.current_mode == "console"
         assert app.current_theme.name == "hardway"
         assert app.get_css_variables()["background"] == "#1C1F24"
-        assert len(reparsed) <= 1, f"{len(reparsed)} full re-parses before the first frame"
+        assert reparsed == [], f"{len(reparsed)} full re-parses before the first frame"
+        assert restyled == [], f"screens styled again on their first showing: {restyled}"
         await pilot.press("ctrl+g", "o")
         await pilot.pause()
         assert app.current_mode == "hosts"
+        assert reparsed == []
+        restyled.clear()
         await pilot.press("ctrl+g", "c")
         await pilot.pause()
         assert app.current_mode == "console" and isinstance(app.screen, ConsoleScreen)
+        assert "ConsoleScreen" in restyled  # shown again: styled as Textual does
 
 
 ON_A_TERMINAL = """

@@ -200,6 +200,79 @@ async def test_batch_aware_screen_renders_no_frame_inside_a_batch() -> None:
         assert screen.renders > before
 
 
+class Modal(internals.BatchAwareScreen):
+    """A mode's screen, counting the times its nodes are styled again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restyled = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static("mode", id="mode")
+
+    def update_node_styles(self, animate: bool = True) -> None:
+        self.restyled += 1
+        super().update_node_styles(animate)
+
+
+class Modes(App[None]):
+    """An app whose mode ``extra`` builds its screen with :func:`styles_are_current`
+    (``plain``: without it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built: dict[str, Modal] = {}
+        self.add_mode("extra", lambda: self._build("extra", True))
+        self.add_mode("plain", lambda: self._build("plain", False))
+
+    def _build(self, name: str, current: bool) -> Modal:
+        screen = self.built[name] = Modal()
+        if current:
+            internals.styles_are_current(screen, self)
+        return screen
+
+
+async def test_css_update_counts_and_the_first_screen_resume(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Screen._css_update_count`` (-1 on a new screen) against ``App._css_update_count``
+    makes ``App._init_mode`` re-parse every stylesheet (``App.refresh_css``), and
+    ``Screen._on_screen_resume`` styles every node again unless the ScreenResume says
+    not to: :func:`styles_are_current` and :class:`BatchAwareScreen` avoid both on a
+    mode's first showing, and only then."""
+    from textual.screen import Screen
+
+    assert Screen().__dict__.get("_css_update_count") == -1, "Screen._css_update_count"
+    assert "refresh_styles" in inspect.getsource(Screen._on_screen_resume)
+    refreshed: list[str] = []
+    original = App.refresh_css
+
+    def counting(self: App[Any], animate: bool = True) -> None:
+        refreshed.append(self.current_mode)
+        original(self, animate)
+
+    monkeypatch.setattr(App, "refresh_css", counting)
+    app = Modes()
+    async with app.run_test() as pilot:
+        assert isinstance(app._css_update_count, int), "App._css_update_count"
+        await pilot.pause()
+        refreshed.clear()
+        await app.switch_mode("plain")
+        await pilot.pause()
+        assert "plain" in refreshed, "App._init_mode no longer refreshes a new screen's CSS"
+        plain_first = app.built["plain"].restyled
+        refreshed.clear()
+        await app.switch_mode("extra")
+        await pilot.pause()
+        assert "extra" not in refreshed
+        first = app.built["extra"].restyled
+        assert first < plain_first, "the first ScreenResume styled the nodes again"
+        await app.switch_mode("plain")
+        await app.switch_mode("extra")
+        await pilot.pause()
+        assert app.built["extra"].restyled > first  # shown again: styled as Textual does
+        assert app.screen.query_one("#mode", Static).styles.color is not None
+
+
 def _private_names() -> set[str]:
     """The private attribute names the internals module docstring lists (``X._name``)."""
     import re

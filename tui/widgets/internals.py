@@ -24,6 +24,11 @@ Names used (the test file checks each):
   :func:`init_strip`, :data:`STRIP_LAZY_CACHES`.
 * ``Screen._compositor_refresh``, ``Screen._repaint_required``, ``App._batch_count``:
   :class:`BatchAwareScreen` (no frame rendered only to be dropped).
+* ``Screen._css_update_count``, ``App._css_update_count``: :func:`styles_are_current`
+  (a screen built for a mode skips the whole-stylesheet re-parse ``App._init_mode``
+  does for it).
+* ``Screen._on_screen_resume``: :class:`BatchAwareScreen` (no second styling of a screen
+  on its first showing).
 * ``App._batch_count``, ``App._display``, ``App._background_screens``,
   ``Screen._compositor``, ``Screen._layout_required``, ``Screen._scroll_required``,
   ``Screen._repaint_required``, ``Screen._recompose_required``,
@@ -98,11 +103,37 @@ class BatchAwareScreen(Screen[None]):
     first update after the batch.
     """
 
+    _shown_before = False
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        """The first showing of a screen whose styles are current does not style every
+        node again: each got its styles as it mounted (~10 ms before the console's first
+        frame).  Later showings refresh them as Textual does."""
+        if not self._shown_before and self._css_update_count == self.app._css_update_count:
+            event.refresh_styles = False
+        self._shown_before = True
+        super()._on_screen_resume(event)
+
     def _compositor_refresh(self) -> None:
         if self.app._batch_count and not self.app.is_inline:
             self._repaint_required = True
             return
         super()._compositor_refresh()
+
+
+def styles_are_current(screen: Screen[Any], app: App[Any]) -> None:
+    """Tell Textual that ``screen`` (just built, not yet mounted) needs no CSS refresh.
+
+    ``App._init_mode`` calls ``App.refresh_css`` for every screen whose CSS update count
+    differs from the app's, and a new screen's is always -1: each mode's first opening
+    re-parsed every stylesheet from scratch (``Stylesheet.reparse`` keeps no cache), ~10 ms
+    before the console's first frame.  A new screen's widgets take their styles from the
+    stylesheet when they mount, and that stylesheet holds the current theme's variables
+    (``HardwayApp.__init__`` sets them; a theme change refreshes the CSS itself), so
+    there is nothing to refresh.  A screen with its own ``CSS`` or ``CSS_PATH`` still has
+    it loaded and parsed by ``App._load_screen_css``.
+    """
+    screen._css_update_count = app._css_update_count
 
 
 def queue_empty(node: MessagePump) -> bool:
