@@ -86,8 +86,21 @@ def wanted(args: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``hardway`` console script."""
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``hardway`` console script (``argv`` None: this process's own
+    arguments, and dataclass methods compiled through :mod:`tui.core.codecache`)."""
+    if argv is not None:
+        return _run(list(argv))
+    from tui.core import codecache
+
+    codecache.enable()
+    try:
+        return _run(sys.argv[1:])
+    finally:
+        codecache.save()
+
+
+def _run(args_list: list[str]) -> int:
+    """:func:`main` for ``args_list``: the subcommand's parser alone, or the app's."""
     command = wanted(args_list)
     if command != "":
         return _main(build_parser(command), args_list)

@@ -3,7 +3,7 @@
 A flood of output (``seq 1 1000000`` on three hosts) costs seconds of CPU in asyncssh
 (packet decryption and parsing).  In the app's process that work competes with the UI
 loop for the GIL: every keystroke and frame waited for it.  :class:`ShellRelay` starts
-``python -m tui.core.fleet.relayhost`` (see that module) which owns the console's SSH
+``python -m tui.core.fleet.relayentry`` (see ``relayhost``) which owns the console's SSH
 connections and forwards each PTY's raw output in batches, flow-controlled.
 
 In the app, each console shell is an ordinary :class:`~tui.core.fleet.shell.Shell` on

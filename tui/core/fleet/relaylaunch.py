@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from tui.core import codecache
 from tui.core.fleet import relaywire as wire
 from tui.core.fleet.defaults import (
     KEEPALIVE_INTERVAL,
@@ -36,6 +37,8 @@ from tui.core.inventory.model import Host, Hypervisor, Inventory
 if TYPE_CHECKING:
     from tui.core.fleet.fleet import Fleet
 
+ENTRY = "tui.core.fleet.relayentry"
+"""The relay process's module (``python -m``): the code cache, then the relay."""
 PACKAGE_ROOT = Path(__file__).resolve().parents[3]
 """The directory holding the ``tui`` package (put on the relay's PYTHONPATH)."""
 
@@ -86,7 +89,7 @@ class RelayProcess:
     """A started relay process, waiting for its INIT frame.
 
     Attributes:
-        process: the ``python -m tui.core.fleet.relayhost`` process (pipes on stdin/stdout).
+        process: the ``python -m tui.core.fleet.relayentry`` process (pipes on stdin/stdout).
         stderr: the file its complaints go to (never the terminal the app draws on).
         spec: the specification its INIT frame carried (None: no INIT sent yet).
     """
@@ -114,16 +117,19 @@ async def launch(spec: RelaySpec | None = None) -> RelayProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
+    cache = codecache.active()
+    if cache is not None:  # the relay compiles its dataclasses through the app's cache
+        env[codecache.ENV] = str(cache.path)
     stderr = tempfile.TemporaryFile(prefix="hardway-relay-")  # noqa: SIM115
     try:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.core.fleet.relayhost",
+            sys.executable, "-m", ENTRY,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=stderr, env=env, limit=wire.MAX_PAYLOAD)
     except OSError as exc:
         stderr.close()
         raise RelayError(f"cannot start the console's SSH relay ({sys.executable} -m "
-                         f"tui.core.fleet.relayhost): {exc.strerror or exc}") from None
+                         f"{ENTRY}): {exc.strerror or exc}") from None
     started = RelayProcess(process, stderr)
     if spec is not None:
         started.init(spec)
