@@ -440,6 +440,11 @@ class Shell:
             self._finish(ShellState.FAILED, exc.reason)
             return
         self._conn = conn
+        # Hidden from the channel's first byte, not only from the setup line: output can
+        # reach _received before this coroutine resumes (the relay's reader takes OPENED
+        # and the first DATA, the login shell's prompt, in one turn), and a prompt shown
+        # then stayed in front of the one after the setup line ("...:# root@h:# ").
+        self._hidden, self._hidden_size = [], 0
         try:
             chan, _session = await conn.create_session(
                 lambda: _Session(self), None, encoding=None, request_pty="force",
@@ -458,13 +463,15 @@ class Shell:
             self.state = ShellState.OPEN
 
     def _install(self) -> None:
-        """Type the setup line; hide output until the shell reports back."""
+        """Type the setup line; hide output until the shell reports back (still hidden
+        while opening: what the login shell printed so far stays in the preamble)."""
         ident = str(self._next_ident)
         self._next_ident += 1
         self._setup = integration_line(self._info.env(), ident)
         self._levels.append(_Level(ident))
         self._installing = ident
-        self._hidden, self._hidden_size = [], 0
+        if self._hidden is None:
+            self._hidden, self._hidden_size = [], 0
         self._ready.clear()
         self.write(self._setup)
 
