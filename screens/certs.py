@@ -31,7 +31,7 @@ from tui.core.pki.usecase import CertificateWork, PreparedPlan
 from tui.core.plan import PlanEvent, PlanResult
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.plan_preview import PlanPreviewScreen
 
@@ -130,7 +130,7 @@ class CertsScreen(BatchAwareScreen):
                     yield Static("", id="cert-findings-text")
             with VerticalScroll(id="cert-detail"):
                 yield Static("", id="cert-detail-text")
-        yield StableFooter()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Start the first survey."""

@@ -33,7 +33,7 @@ from tui.core.workbench import Workbench
 from tui.gc_policy import QuietCollector
 from tui.widgets import format
 from tui.widgets.broadcast_bar import BroadcastBar, BroadcastInput
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.host_pane import HostPane, PaneStatus
 from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.key_help import HelpSection
@@ -161,7 +161,7 @@ class ConsoleScreen(BatchAwareScreen):
             for host in inventory.hosts:
                 yield HostPane(host, scrollback=scrollback)
         yield BroadcastBar()
-        yield StableFooter()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Focus the broadcast bar; right after the first frame, build the console model

@@ -30,7 +30,7 @@ from tui.core.lb.move_view import plan_lines
 from tui.core.plan import PlanEvent
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.plan_preview import PlanPreviewScreen
 
@@ -103,7 +103,7 @@ class DnsVipScreen(BatchAwareScreen):
                 yield DataTable(id="move-steps", cursor_type="row")
                 with VerticalScroll(id="move-detail"):
                     yield Static("", id="move-detail-text")
-        yield StableFooter()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Titles, empty tables, then the first survey."""

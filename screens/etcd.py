@@ -49,7 +49,7 @@ from tui.core.pki.report import render_preview
 from tui.core.plan import PlanEvent, PlanResult, StepPreview
 from tui.core.workbench import Workbench
 from tui.widgets import format as display
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.internals import BatchAwareScreen
 from tui.widgets.plan_preview import PlanPreviewScreen
 from tui.widgets.step_matrix import StepDetail, StepMatrix
@@ -219,7 +219,7 @@ class EtcdScreen(BatchAwareScreen):
                 yield DataTable(id="etcd-members", cursor_type="row", show_cursor=False)
             with ScrollableContainer(id="etcd-side"):
                 yield Static("", id="etcd-side-text")
-        yield StableFooter()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Empty matrix of the bootstrap's steps; then the first preview and one round of

@@ -37,7 +37,7 @@ from tui.core.health.poller import ProbeUpdated, RoundFinished, RoundStarted, St
 from tui.core.health.report import RoundReport, Verdict
 from tui.core.lb.guard import GuardAction, GuardEvent
 from tui.core.workbench import Workbench
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.health_grid import HealthGrid
 from tui.widgets.internals import BatchAwareScreen
 
@@ -107,7 +107,7 @@ class HealthScreen(BatchAwareScreen):
         yield HealthGrid(id="health-grid")
         with VerticalScroll(id="health-log"):
             yield Static("", id="health-log-text")
-        yield StableFooter()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Build the grid from the probes and start polling in a worker."""

@@ -22,7 +22,7 @@ from tui.core.health.engine import HealthWork, LogEntry, WorkEvent
 from tui.core.health.model import Status
 from tui.core.health.poller import ProbeUpdated
 from tui.core.lb.guard import GuardEvent
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.health_grid import cell_text, latency_text
 
 STATUS_STYLE = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "bold red"}
@@ -94,7 +94,7 @@ class ProbeDetailScreen(ModalScreen[None]):
         """The probe's details in a scrolling pane."""
         with VerticalScroll(id="health-detail"):
             yield Static(detail_renderable(self.work, self.key), id="health-detail-text")
-        yield StableFooter()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         """Title the pane and follow the probe."""

@@ -11,7 +11,7 @@ from textual.widgets import Header
 
 from tui.boundary import start_action
 from tui.core.workbench import Workbench
-from tui.widgets.footer import StableFooter
+from tui.widgets.footer import KeyFooter
 from tui.widgets.host_table import HostTable
 from tui.widgets.internals import BatchAwareScreen
 
@@ -35,7 +35,7 @@ class HostsScreen(BatchAwareScreen):
         """Header, host table, footer."""
         yield Header(icon="⎈")
         yield HostTable(self.workbench.inventory, self.workbench.fleet)
-        yield StableFooter()
+        yield KeyFooter()
 
     def action_reconnect(self) -> None:
         """Reconnect the host under the cursor, or every failed host (in a worker)."""

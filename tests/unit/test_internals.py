@@ -105,11 +105,6 @@ async def test_input_restart_blink() -> None:
         assert line._cursor_visible is True
 
 
-def test_footer_key() -> None:
-    key = internals.FooterKey("f1", "f1", "Bar", "focus_bar")
-    assert (key.key_display, key.description, key.action) == ("f1", "Bar", "focus_bar")
-
-
 async def test_widget_check_disabled() -> None:
     app = Probe()
     async with app.run_test():

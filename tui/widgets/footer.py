@@ -1,31 +1,33 @@
-"""StableFooter: Textual's Footer, rebuilt only when what it shows changes.
+"""KeyFooter: the screen's keys on the bottom row, drawn by one widget.
 
-Textual's Footer recomposes (removes and mounts a dozen FooterKey widgets, then lays out
-the whole screen) every time the screen's bindings are updated, which happens on every
-focus change.  On the console that is moving between panes: each rebuild cost 40-100 ms
-of the UI loop while hosts stream output.  Most focus changes leave the footer's keys as
-they were (in another order, at most); this footer compares which keys it would show
-and skips the rebuild when they are the same.
+Textual's Footer is a container of one FooterKey widget per key (a dozen on the
+console) and recomposes them, then lays out the whole screen, every time the screen's
+bindings are updated, which happens on every focus change: 40-100 ms of the UI loop while
+hosts stream output, and a dozen more widgets to mount, style, arrange and render before
+the first frame.  This footer draws the same row itself: each key as Textual's footer
+shows it (the key bold in ``$footer-key-foreground``, its description, the command
+palette's key docked right behind a thin bar), hover, tooltip and click included.  An
+update whose keys are the same (in another order, at most) changes nothing; others only
+repaint the row.
 
 It also shows only what fits: Textual's Footer cuts the row wherever the width ends
 ("f5 Reco"), hiding quit and the ctrl+g escape at 80 columns.  This one keeps whole keys,
-in the screen's order, drops from the end the ones that do not fit (never quit and the
-escape, whose description then says more keys are behind it), and recomposes when the
-width changes what fits.
+in the screen's order, and drops from the end the ones that do not fit (never quit and
+the escape, whose description then says more keys are behind it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator
-from typing import Any
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import ClassVar
 
+from rich.style import Style
+from rich.text import Text
 from textual import events
-from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer
-
-from tui.widgets.internals import FooterKey
+from textual.widget import Widget
 
 KEEP = frozenset({"quit", "prefix"})
 """Binding ids a footer never drops: the way out and the escape to everything else."""
@@ -33,9 +35,12 @@ KEEP = frozenset({"quit", "prefix"})
 MORE = "More…"
 """The escape's description once keys were dropped (ctrl+g ? lists them all)."""
 
+PALETTE_BAR = "▏"
+"""Drawn left of the command palette's key (Textual's footer: a ``vkey`` border)."""
+
 
 def key_width(key_display: str, description: str, compact: bool) -> int:
-    """Cells a FooterKey takes: key and description with their padding."""
+    """Cells a key takes: key and description with their padding."""
     return len(key_display) + len(description) + (1 if compact else 3)
 
 
@@ -58,101 +63,193 @@ def fit(items: list[tuple[Binding, str, int]], width: int) -> tuple[list[int], b
     return kept, len(kept) < len(items)
 
 
-class StableFooter(Footer):
-    """A Footer that recomposes only when its keys, labels or enabled states change, and
-    shows the keys that fit its width."""
+@dataclass(frozen=True)
+class FooterItem:
+    """One key on the row: where it is and what it does."""
 
-    _shown: Hashable = None
-    _fitted: tuple[int, ...] = ()
-    _composed = False
-    """True once the keys were composed (Textual's Footer waits for the screen's first
-    bindings update and composes after the next refresh: a second layout before the
-    first frame; this one composes its keys with the screen, from the screen's and the
-    app's bindings, and the first update then changes nothing unless the focus adds a
-    shown key)."""
+    key: str
+    """The key pressed when the item is clicked."""
+    display: str
+    description: str
+    tooltip: str
+    enabled: bool
+    start: int
+    """First cell of the item on the row."""
+    width: int
+    palette: bool = False
+    """The command palette's key (docked right, compact, behind :data:`PALETTE_BAR`)."""
+
+    def text(self, key: Style, description: Style) -> Text:
+        """The item's cells: `` f5 Reconnect `` (the palette's: ``▏f12 Palette ``)."""
+        if self.palette:
+            return Text.assemble((self.display, key), (f" {self.description} ", description))
+        return Text.assemble((f" {self.display} ", key), (f"{self.description} ", description))
+
+
+class KeyFooter(Widget, can_focus=False):
+    """The active bindings that fit the bottom row, drawn by this one widget."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "key-footer--key", "key-footer--description", "key-footer--hover",
+        "key-footer--bar"}
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        color: $footer-foreground;
+        background: $footer-background;
+        & > .key-footer--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+        }
+        & > .key-footer--description {
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        & > .key-footer--hover {
+            color: $footer-key-foreground;
+            background: $block-hover-background;
+        }
+        & > .key-footer--bar {
+            color: $foreground 20%;
+        }
+    }
+    """
+
+    def __init__(self, *, show_command_palette: bool = True, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.show_command_palette = show_command_palette
+        self._shown: Hashable = None
+        self._hover: FooterItem | None = None
+
+    def on_mount(self) -> None:
+        """Follow the screen's bindings (they change with the focus)."""
+        self.screen.bindings_updated_signal.subscribe(self, self.bindings_changed)
+        self._shown = self._signature(self.screen)
+
+    def on_unmount(self) -> None:
+        """Stop following the screen's bindings."""
+        self.screen.bindings_updated_signal.unsubscribe(self)
 
     def _signature(self, screen: Screen[object]) -> Hashable:
-        """What :meth:`Footer.compose` would show for ``screen``'s active bindings (the
-        shown ones and the command palette's key)."""
+        """What the row shows for ``screen``'s active bindings (the shown ones and the
+        command palette's key)."""
         palette = self.app.COMMAND_PALETTE_BINDING
         # A set: the order of active bindings follows the focus (a focused Input binds
-        # ctrl+e itself), and a footer whose keys jump around on every focus change is
-        # no better than one rebuilt each time.
+        # ctrl+e itself), and a row whose keys jump around on every focus change is no
+        # better than one redrawn each time.
         return frozenset(
             (key, binding.action, binding.description, binding.group, enabled, tooltip)
             for key, (_, binding, enabled, tooltip) in screen.active_bindings.items()
-            if binding.show or key == palette) | {("width", self._fitted)}
+            if binding.show or key == palette)
 
     def bindings_changed(self, screen: Screen[object]) -> None:
-        """Recompose (as Footer does) unless the shown bindings are unchanged."""
-        if self._composed and screen.app.app_focus and screen is self.screen:
-            signature = self._signature(screen)
-            if signature == self._shown:
-                return
-            self._shown = signature
-        super().bindings_changed(screen)
-
-    def _rows(self) -> list[tuple[Binding, bool, str]]:
-        """The shown bindings, one per action, in the screen's order."""
-        seen: dict[str, tuple[Binding, bool, str]] = {}
-        for _node, binding, enabled, tooltip in self.screen.active_bindings.values():
-            if binding.show and binding.action not in seen:
-                seen[binding.action] = (binding, enabled, tooltip)
-        return list(seen.values())
-
-    def _layout(self) -> tuple[list[tuple[Binding, bool, str]], bool]:
-        """The rows that fit the current width, and whether some were dropped."""
-        rows = self._rows()
-        width = self.size.width or self.app.size.width
-        palette = self.screen.active_bindings.get(self.app.COMMAND_PALETTE_BINDING)
-        if palette is not None and self.show_command_palette:
-            binding = palette[1]
-            width -= key_width(self.app.get_key_display(binding), binding.description,
-                               False)
-        items = [(b, self.app.get_key_display(b),
-                  key_width(self.app.get_key_display(b), b.description, self.compact))
-                 for b, _e, _t in rows]
-        kept, dropped = fit(items, width)
-        return [rows[i] for i in kept], dropped
-
-    def compose(self) -> ComposeResult:
-        """Whole keys that fit, then the palette key (groups are not used here)."""
-        rows, dropped = self._layout()
-        self._fitted = tuple(id(b) for b, _e, _t in rows)
-        # what is shown now: the next bindings_changed rebuilds only if it differs (each
-        # rebuild of the same keys before the first frame cost 15-20 ms)
-        self._shown = self._signature(self.screen)
-        self._composed = True
-        self.styles.grid_size_columns = len(rows)
-        yield from self._keys(rows, dropped)
-        if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
-            found = self.screen.active_bindings.get(self.app.COMMAND_PALETTE_BINDING)
-            if found is not None:
-                _node, binding, enabled, _tooltip = found
-                # compact, as Textual's footer shows it (the class set now: see _keys)
-                yield FooterKey(binding.key, self.app.get_key_display(binding),
-                                binding.description, binding.action,
-                                classes="-command-palette -compact", disabled=not enabled,
-                                tooltip=binding.tooltip or binding.description)
-
-    def _keys(self, rows: list[tuple[Binding, bool, str]], dropped: bool) -> Iterator[Any]:
-        for binding, enabled, tooltip in rows:
-            description = MORE if dropped and binding.id == "prefix" else binding.description
-            key = FooterKey(binding.key, self.app.get_key_display(binding), description,
-                            binding.action, disabled=not enabled,
-                            tooltip=tooltip or binding.tooltip)
-            # A FooterKey starts compact and the binding below makes it follow the footer:
-            # set at once, a key's mount does not add then remove "-compact" (two style
-            # updates per key, 20 of the 25 before the console's first frame).
-            key.set_reactive(FooterKey.compact, self.compact)
-            key.set_class(self.compact, "-compact", update=False)
-            yield key.data_bind(compact=Footer.compact)
-
-    def on_resize(self, event: events.Resize) -> None:
-        """Recompose when the new width changes which keys fit."""
-        if not self._composed or not self.is_attached:
+        """Repaint when the keys shown for ``screen`` changed (nothing to lay out)."""
+        if screen is not self.screen or not self.is_attached:
             return
-        rows, _dropped = self._layout()
-        if tuple(id(b) for b, _e, _t in rows) != self._fitted:
-            self._shown = None
-            self.call_later(self.recompose)
+        signature = self._signature(screen)
+        if signature != self._shown:
+            self._shown = signature
+            self._hover = None
+            self.refresh()
+
+    def items(self) -> list[FooterItem]:
+        """The keys on the row at the current width, left to right, the palette's last."""
+        screen = self.screen
+        width = self.size.width or self.app.size.width
+        rows: dict[str, tuple[Binding, bool, str]] = {}
+        for _node, binding, enabled, tooltip in screen.active_bindings.values():
+            if binding.show and binding.action not in rows:
+                rows[binding.action] = (binding, enabled, tooltip)
+        palette: FooterItem | None = None
+        found = screen.active_bindings.get(self.app.COMMAND_PALETTE_BINDING)
+        if found is not None and self.show_command_palette and \
+                self.app.ENABLE_COMMAND_PALETTE:
+            _node, binding, enabled, _tooltip = found
+            display = self.app.get_key_display(binding)
+            cells = len(display) + len(binding.description) + 3  # bar, space, padding
+            palette = FooterItem(binding.key, display, binding.description,
+                                 binding.tooltip or binding.description, enabled,
+                                 max(0, width - cells), cells, palette=True)
+            width -= key_width(display, binding.description, False)
+        shown = list(rows.values())
+        kept, dropped = fit([(b, self.app.get_key_display(b),
+                              key_width(self.app.get_key_display(b), b.description, False))
+                             for b, _e, _t in shown], width)
+        items: list[FooterItem] = []
+        start = 0
+        for index in kept:
+            binding, enabled, tooltip = shown[index]
+            display = self.app.get_key_display(binding)
+            description = MORE if dropped and binding.id == "prefix" else binding.description
+            cells = key_width(display, description, False)
+            items.append(FooterItem(binding.key, display, description,
+                                    tooltip or binding.tooltip, enabled, start, cells))
+            start += cells
+        if palette is not None:
+            items.append(palette)
+        return items
+
+    def render(self) -> Text:
+        """The row: each key, blank footer between them and the palette's key."""
+        width = self.size.width
+        key = self.get_component_rich_style("key-footer--key")
+        description = self.get_component_rich_style("key-footer--description")
+        hover = self.get_component_rich_style("key-footer--hover")
+        bar = self.get_component_rich_style("key-footer--bar")
+        row = Text(no_wrap=True, overflow="crop", end="")
+        hovered = self._hover
+        for item in self.items():
+            if item.start > len(row):
+                row.append(" " * (item.start - len(row)))
+            part = item.text(key, description)
+            if hovered is not None and (hovered.key, hovered.start) == (item.key, item.start):
+                part.stylize(Style(bgcolor=hover.bgcolor))  # under the pointer
+            if not item.enabled:
+                part.stylize(Style(dim=True))
+            if item.palette:
+                row.append(PALETTE_BAR, bar)
+            row.append_text(part)
+        if len(row) < width:
+            row.append(" " * (width - len(row)))
+        row.truncate(width)
+        return row
+
+    def item_at(self, x: int) -> FooterItem | None:
+        """The item covering cell ``x`` of the row (None: blank footer)."""
+        for item in self.items():
+            if item.start <= x < item.start + item.width:
+                return item
+        return None
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        """Highlight the key under the pointer and show its tooltip."""
+        item = self.item_at(event.x)
+        if item != self._hover:
+            self._hover = item
+            self.tooltip = item.tooltip if item is not None and item.tooltip else None
+            self.refresh()
+
+    def on_leave(self, _event: events.Leave) -> None:
+        """No key is highlighted once the pointer leaves the row."""
+        if self._hover is not None:
+            self._hover = None
+            self.tooltip = None
+            self.refresh()
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        """A click presses the key under the pointer (a bell for a disabled one)."""
+        item = self.item_at(event.x)
+        if item is None:
+            return
+        if item.enabled:
+            self.app.simulate_key(item.key)
+        else:
+            self.app.bell()
+
+    def on_resize(self, _event: events.Resize) -> None:
+        """What fits depends on the width."""
+        self._hover = None
+        self.refresh()

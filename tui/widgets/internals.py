@@ -14,8 +14,6 @@ Names used (the test file checks each):
   notification instead of an exit.
 * ``Input._watch_value``: :class:`QuietInput` stores the virtual size without a layout.
 * ``Input._restart_blink``: :func:`restart_blink`.
-* ``textual.widgets._footer.FooterKey``: :data:`FooterKey` (a footer that shows the
-  keys that fit builds its own keys).
 * ``Widget._check_disabled``: :func:`scroll_disabled`.
 * ``Widget._styles_cache``: :func:`styles_cache`.
 * ``rich.style.Style._link_id``: :func:`has_link`.
@@ -50,9 +48,6 @@ from textual.screen import Screen
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Input
-from textual.widgets._footer import FooterKey
-
-__all__ = ["FooterKey"]
 
 if TYPE_CHECKING:
     from textual import events
