@@ -111,3 +111,48 @@ def test_the_evidence_is_the_newest_line_of_a_repeated_failure() -> None:
     (found,) = diagnose_journal("controller-0", lines)
     assert found.problem == Problem.PORT_IN_USE
     assert found.evidence.startswith("Dec 04 16:42:24"), found.evidence
+
+
+def _journal(*entries: tuple[str, str]) -> list[str]:
+    """Journal lines (journalctl's short format) of ``(ident, message)`` entries."""
+    return [f"Dec 04 17:{n:02d}:00 controller-0 {ident}: {message}"
+            for n, (ident, message) in enumerate(entries)]
+
+
+PORT = ("etcd[100]", "2026-12-04 17:00:00.000000 C | etcdmain: listen tcp "
+        "10.10.0.10:2379: bind: address already in use")
+NAME = ("etcd[200]", '{"level":"fatal","msg":"discovery failed","error":"couldn\'t find local '
+        'name \\"etcd-0\\" in the initial cluster configuration"}')
+
+
+def test_a_failure_fixed_since_an_earlier_start_is_not_diagnosed() -> None:
+    """The port was freed, then the next start failed on its --name: only that is said."""
+    lines = _journal(("systemd[1]", "Starting etcd..."), PORT,
+                     ("systemd[1]", "etcd.service: Main process exited, code=exited, "
+                                    "status=1/FAILURE"),
+                     ("systemd[1]", "Stopped etcd."), ("systemd[1]", "Starting etcd..."), NAME)
+    assert [d.problem for d in diagnose_journal("controller-0", lines)] == \
+        [Problem.NAME_MISMATCH]
+    both = diagnose_journal("controller-0", [line for line in lines if "Starting" not in line])
+    assert {d.problem for d in both} == {Problem.PORT_IN_USE, Problem.NAME_MISMATCH}
+
+
+def test_a_restart_that_has_logged_nothing_yet_keeps_the_failure_before_it() -> None:
+    lines = _journal(("systemd[1]", "Starting etcd..."), PORT,
+                     ("systemd[1]", "etcd.service: Scheduled restart job, restart counter "
+                                    "is at 3."),
+                     ("systemd[1]", "Starting etcd..."))
+    assert [d.problem for d in diagnose_journal("controller-0", lines)] == \
+        [Problem.PORT_IN_USE]
+
+
+def test_lines_before_started_belong_to_the_same_start() -> None:
+    """Type=notify: "Starting etcd..." then etcd's lines, "Started etcd." once it is
+    ready; the lines between are that start's."""
+    lines = _journal(("systemd[1]", "Starting etcd..."), PORT,
+                     ("systemd[1]", "Started etcd."), ("etcd[100]", "ready to serve"))
+    assert [d.problem for d in diagnose_journal("controller-0", lines)] == \
+        [Problem.PORT_IN_USE]
+    simple = _journal(PORT, ("systemd[1]", "Started etcd."), NAME)  # unannounced starts
+    assert [d.problem for d in diagnose_journal("controller-0", simple)] == \
+        [Problem.NAME_MISMATCH]

@@ -294,6 +294,8 @@ class Service:
             await self._run_oneshot()
             return
         self._set_state("activating", "start")
+        if definition.service_type not in ("simple", "idle"):  # starts systemd waits for
+            self.journal.systemd(self.name, f"Starting {definition.description}...")
         notify = self._notify_socket() if definition.service_type == "notify" else None
         try:
             if not await self._spawn(definition.exec_start[0], notify):
@@ -446,6 +448,8 @@ class Service:
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if received not in done:
                         received.cancel()
+                        self.journal.systemd(self.name, "Failed to start "
+                                                        f"{self.definition.description}.")
                         raise ServiceError(self._job_failed(
                             "control process exited with error code"), 1)
                     if b"READY=1" in received.result().split(b"\n"):

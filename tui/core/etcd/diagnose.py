@@ -104,9 +104,48 @@ _SKEW = re.compile(r"clock difference against peer (?P<peer>[0-9a-f]+) is too hi
                    r"(?P<peer2>[0-9a-f]+).*?clock-drift=(?P<drift2>\S+)")
 
 
+_STARTING = re.compile(r"\bsystemd\[1\]: Starting \S.*\.\.\.\s*$")
+"""systemd's own line as it starts a unit ("Starting etcd...")."""
+_STARTED = re.compile(r"\bsystemd\[1\]: Started \S.*\.\s*$")
+"""systemd's line once the start is done (the only one for a unit it does not report as
+starting beforehand)."""
+_SYSTEMD = re.compile(r"\bsystemd\[1\]: ")
+"""A line of systemd's own (not etcd's)."""
+
+
+def latest_run(lines: Iterable[str]) -> list[str]:
+    """The lines of the newest start that etcd logged anything in, and those after it.
+
+    A journal tail holds earlier starts too: a failure fixed since (a port freed, a flag
+    corrected) must not be diagnosed beside the current one.  A start that has printed
+    nothing of etcd's yet (systemd restarting it a moment ago) does not count: the
+    failure it is about to repeat is the one before.  Without systemd's start lines, all
+    of ``lines``."""
+    kept = list(lines)
+    starts: list[int] = []
+    starting = False
+    for index, line in enumerate(kept):
+        if _STARTING.search(line):
+            starts.append(index)
+            starting = True
+        elif _STARTED.search(line):
+            if not starting:  # a start systemd did not announce: it begins here
+                starts.append(index)
+            starting = False
+    if not starts:
+        return kept
+    ends = [*starts[1:], len(kept)]
+    for begin, end in reversed(list(zip(starts, ends, strict=True))):
+        if any(not _SYSTEMD.search(line) for line in kept[begin + 1:end]):
+            return kept[begin:]
+    return kept
+
+
 def diagnose_journal(host: str, lines: Iterable[str],
                      inventory: Inventory | None = None) -> list[Diagnosis]:
-    """Diagnose the journal ``lines`` of controller ``host``."""
+    """Diagnose the journal ``lines`` of controller ``host``: the newest start etcd logged
+    in (:func:`latest_run`)."""
+    lines = latest_run(lines)
     found: dict[tuple[Problem, str], Diagnosis] = {}
     down: dict[str, None] = {}
     quorum_line = ""
