@@ -179,3 +179,19 @@ def test_hardway_writes_its_cache_once_and_then_reads_it(tmp_path: Path) -> None
     before = written.stat().st_mtime_ns
     subprocess.run(command, env=env, capture_output=True, timeout=60, check=False)
     assert written.stat().st_mtime_ns == before
+
+
+def test_no_home_directory_means_no_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without $XDG_CACHE_HOME and with no home to be found, hardway starts uncached."""
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def nowhere() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(Path, "home", staticmethod(nowhere))
+    try:
+        assert codecache.enable() is None
+        assert codecache.active() is None
+        assert codecache.save() is False
+    finally:
+        codecache.disable()

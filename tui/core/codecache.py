@@ -115,7 +115,12 @@ def enable(path: Path | None = None) -> CodeCache | None:
         return _active
     if current is not builtins.exec:  # someone else's hook: leave it alone
         return None
-    _active = CodeCache(path or cache_path())
+    if path is None:
+        try:
+            path = cache_path()
+        except (RuntimeError, KeyError, OSError):  # no home directory to speak of
+            return None
+    _active = CodeCache(path)
     dataclasses.exec = _active.exec  # type: ignore[attr-defined]
     return _active
 
