@@ -409,7 +409,14 @@ class Lab:
                               f"`journalctl -u kube-apiserver` on {name}.")
 
     async def stop(self) -> None:
-        """Stop every host and kill every process the lab started."""
+        """Stop every host and kill every process the lab started.
+
+        The lab is going away, so every process of every host is killed at once first
+        (:func:`processes.kill_everywhere`); each host then stops as a host dies, with
+        nothing left to wait for."""
+        await processes.kill_everywhere(
+            [host.spec.root for host in self._hosts.values()],
+            [processes.MARKER, SERVICE_MARKER])
         await asyncio.gather(*(host.stop() for host in self._hosts.values()))
         self._hosts.clear()
         self.services_running = False

@@ -36,9 +36,15 @@ def marked_pids(root: Path, marker: str = MARKER) -> list[int]:
     supervisor's ``HARDWAY_LAB_SERVICE`` (services).  Zombies are not listed (their
     environment is empty).  Returns ``[]`` where ``/proc`` is missing.
     """
+    return pids_marked_with([f"{marker}={root}"])
+
+
+def pids_marked_with(marks: Iterable[str]) -> list[int]:
+    """Live processes whose environment holds any of ``marks`` (``VARIABLE=value``), found
+    in one pass over ``/proc`` (``[]`` where it is missing)."""
     if not has_proc():
         return []
-    needle = f"{marker}={root}".encode() + b"\0"
+    needles = [mark.encode() + b"\0" for mark in marks]
     me = os.getpid()
     found: list[int] = []
     for entry in _PROC.iterdir():
@@ -48,9 +54,32 @@ def marked_pids(root: Path, marker: str = MARKER) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:  # gone, or not ours to read
             continue
-        if environ.startswith(needle) or (b"\0" + needle) in environ:
+        if any(environ.startswith(n) or (b"\0" + n) in environ for n in needles):
             found.append(int(entry.name))
     return sorted(found)
+
+
+async def kill_everywhere(roots: Iterable[Path], markers: Iterable[str],
+                          timeout: float = 5.0) -> list[int]:
+    """SIGKILL every process marked (with any of ``markers``) for any of host ``roots``,
+    and wait until none is left (at most ``timeout``): the lab going away.
+
+    One pass over ``/proc`` per round for every host at once: stopping 30 hosts one by one,
+    each polling ``/proc`` for its own processes, kept the lab's loop busy for a minute
+    while 30 etcd members lost their quorum and elected leaders on two cores.
+
+    Returns the pids that were alive when it started.
+    """
+    marks = [f"{marker}={root}" for root in roots for marker in markers]
+    pids = pids_marked_with(marks)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    left = pids
+    while left and loop.time() < deadline:
+        signal_pids(left, signal.SIGKILL)
+        await asyncio.sleep(0.05)
+        left = pids_marked_with(marks)
+    return pids
 
 
 def process_stats() -> Iterator[tuple[int, list[str]]]:
