@@ -195,3 +195,32 @@ def test_no_home_directory_means_no_cache(monkeypatch: pytest.MonkeyPatch) -> No
         assert codecache.save() is False
     finally:
         codecache.disable()
+
+
+def test_namedtuples_are_built_through_the_cache_too(cache_file: Path) -> None:
+    """``collections.namedtuple`` compiles each class's ``__new__`` with ``eval``."""
+    import collections
+    from typing import NamedTuple
+
+    cache = codecache.enable(cache_file)
+    assert cache is not None
+    point = collections.namedtuple("point", "x y", defaults=(0,))
+
+    class Size(NamedTuple):
+        width: int
+        height: int = 1
+
+    assert point(1) == (1, 0) and point(x=2, y=3).y == 3
+    assert Size(4) == (4, 1) and Size(4)._replace(height=5).height == 5
+    assert point.__new__.__code__.co_filename == "<string>"
+    assert any(key.startswith(codecache.EVAL_KEY) for key in cache.added)
+    with pytest.raises(TypeError):
+        point()  # type: ignore[call-arg]  # x has no default
+    assert codecache.save()
+    codecache.disable()
+    assert "eval" not in collections.__dict__
+
+    again = codecache.enable(cache_file)
+    assert again is not None
+    collections.namedtuple("point", "x y", defaults=(0,))
+    assert again.added == {}
