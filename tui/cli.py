@@ -87,7 +87,7 @@ def wanted(args: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hardway`` console script (``argv`` None: this process's own
-    arguments, and dataclass methods compiled through :mod:`tui.core.codecache`)."""
+    arguments, with generated class code compiled through :mod:`tui.core.codecache`)."""
     if argv is not None:
         return _run(list(argv))
     from tui.core import codecache

@@ -205,7 +205,7 @@ class KeyFooter(Widget, can_focus=False):
             if item.start > len(row):
                 row.append(" " * (item.start - len(row)))
             part = item.text(key, description)
-            if hovered is not None and (hovered.key, hovered.start) == (item.key, item.start):
+            if item == hovered:
                 part.stylize(Style(bgcolor=hover.bgcolor))  # under the pointer
             if not item.enabled:
                 part.stylize(Style(dim=True))
