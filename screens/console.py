@@ -291,7 +291,8 @@ class ConsoleScreen(BatchAwareScreen):
     @on(Input.Submitted, "#broadcast-input")
     def _submitted(self, event: Input.Submitted) -> None:
         line = event.value
-        event.input.value = ""
+        if event.input.value == line:  # BroadcastInput.submit_now emptied it already
+            event.input.value = ""
         self._hits = {}  # typing returns the panes to the tail: the search is over
         if self._pasted is None and not self._half_typed_confirmed(line, event.input):
             return
@@ -303,8 +304,7 @@ class ConsoleScreen(BatchAwareScreen):
         except UserError as error:
             self.notify(str(error), severity="error", timeout=8)
             if block is None:  # the line stays in the bar, to send again or edit
-                event.input.value = line
-                event.input.cursor_position = len(line)
+                _put_back(event.input, line)
             else:
                 self._pasted = block
                 self.query_one(BroadcastBar).show_pending(self._pasted_summary(block))
@@ -332,8 +332,7 @@ class ConsoleScreen(BatchAwareScreen):
             self.console.clear_half_typed(partial)
             return True
         self._confirm = line
-        bar.value = line
-        bar.cursor_position = len(line)
+        _put_back(bar, line)
         self.notify(f"{', '.join(partial)} {'has' if len(partial) == 1 else 'have'} a "
                     "half-typed line (typed into the pane); this line would be added to it. "
                     "Enter again clears it (^U) and sends; edit the line to cancel.",
@@ -702,3 +701,11 @@ def _gather_content(report: GatherReport) -> GatherContent:
         else "raw outputs"
     return GatherContent(f"{report.broadcast.line} — {report.summary}", blocks,
                          report.diff, rows, how)
+
+
+def _put_back(bar: Input, line: str) -> None:
+    """Show ``line`` in the bar again (to edit or send again), unless something was
+    typed after its Enter: that stays, and the notification names the line."""
+    if not bar.value:
+        bar.value = line
+        bar.cursor_position = len(line)

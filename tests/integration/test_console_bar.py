@@ -3,6 +3,7 @@ item 1) and Tab (item 8). The files on every host are checked, not only the scre
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tui.core.inventory.load import load_inventory
 from tui.core.workbench import Workbench
 from tui.lab.lab import LabRunner
 from tui.widgets.broadcast_bar import BroadcastBar
+from tui.widgets.host_pane import HostPane
 
 # KTHW's shape (in the home directory: the test lab is not confined): an unquoted
 # heredoc piped into sudo tee, with a shell expansion inside, a
@@ -636,3 +638,29 @@ async def test_a_pasted_block_of_commands_is_one_command_until_its_last_line(
     report = await _finished(pilot)
     assert {row.host: row.status for row in report.rows} == dict.fromkeys(HOSTS, 0)
     assert [b.lines for b in report.blocks] == [("after",)]
+
+
+async def test_lines_typed_ahead_of_their_enter_stay_lines(
+        console: tuple[HardwayApp, Pilot[Any]]) -> None:
+    """``@none`` Enter ``+controller-1`` Enter ``echo ...`` Enter arriving at once (a paste
+    without brackets, ``tmux send-keys``, a fast typist): each Enter ends its own line.
+    Before, Input's Enter binding ran only once the key had bubbled up to the app, after
+    the keys behind it were in the bar: one line, ``@none+controller-1echo ...``."""
+    app, pilot = console
+    screen = _screen(app)
+    bar = screen.query_one(BroadcastBar).input
+    bar.focus()
+    await pilot.pause()
+    keys = [events.Key(c, c) for c in "@none"] + [events.Key("enter", "\r")]
+    keys += [events.Key(c, c) for c in "+controller-1"] + [events.Key("enter", "\r")]
+    keys += [events.Key(c, c) for c in "echo ahead-$((6*7))"] + [events.Key("enter", "\r")]
+    # as the driver's thread hands them over: one task per key, none waiting for another
+    tasks = [asyncio.ensure_future(app._post_message(key)) for key in keys]
+    await asyncio.gather(*tasks)
+    pane = screen.query_one("#pane-controller-1", HostPane)
+    await _until(pilot, lambda: "ahead-42" in pane.terminal.text())
+    assert screen.console.broadcast_set.members == ["controller-1"]
+    assert bar.value == ""
+    for other in ("controller-0", "controller-2"):
+        text = screen.query_one(f"#pane-{other}", HostPane).terminal.text()
+        assert "ahead-42" not in text

@@ -83,11 +83,16 @@ class BroadcastInput(QuietInput):
                 self.post_message(self.Pasted(text, self.type_through))
 
     def on_key(self, event: events.Key) -> None:
-        """Type-through keys and history (Input's own key handler runs after this one
-        unless the key was taken here)."""
+        """Enter (:meth:`submit_now`), type-through keys and history (Input's own key
+        handler runs after this one unless the key was taken here)."""
         if event.key.startswith("f") and event.key[1:].isdigit():
             return  # function keys are the console's
-        if self.pending is not None and event.key != "enter":
+        if event.key == "enter" and not self.type_through:
+            event.stop()
+            event.prevent_default()
+            self.submit_now()
+            return
+        if self.pending is not None:
             # a pasted block waits: Enter sends it, Esc drops it, other keys do nothing
             event.stop()
             event.prevent_default()
@@ -117,6 +122,20 @@ class BroadcastInput(QuietInput):
             event.stop()
             event.prevent_default()
             self.post_message(self.History(-1 if event.key == "up" else 1))
+
+    def submit_now(self) -> None:
+        """Submit the line and empty the bar at once, in the order keys arrive.
+
+        Input's Enter is a binding, run when the key has bubbled up to the app, and the
+        console emptied the bar when the screen handled ``Submitted``: keys typed right
+        after Enter (a paste, ``tmux send-keys``, a fast typist) were inserted before
+        either, so ``@none`` Enter ``+c1`` Enter ``echo`` Enter became one line,
+        ``@none+c1echo``.  Here Enter is handled in the bar's own key order: whatever
+        follows it starts the next line."""
+        value = self.value
+        result = self.validate(value) if "submitted" in self.validate_on else None
+        self.value = ""
+        self.post_message(self.Submitted(self, value, result))
 
     def take_key(self, event: events.Key) -> bool:
         """Insert a printable key now, as Input does, and show it in a frame of its own
